@@ -1,0 +1,195 @@
+/**
+ * The differentiable ops users call: each runs its kernel (kernels/) and records itself on the
+ * active tape (autograd/tape.ts) so that its VJP rule (autograd/rules.ts) can run in the backward
+ * pass. Outside `valueAndGrad` the recording is a no-op.
+ *
+ * Binary ops take numbers on either side (`mul(x, 2)`, `sub(1, x)`): the number travels in the
+ * kernel's uniforms, so it costs no upload. Comparisons return f32 masks (1 / 0) and carry no
+ * gradient.
+ */
+
+import { binary, type BinaryOp, where as whereKernel } from "../kernels/binary.ts";
+import { matmul as matmulKernel, type MatmulOptions } from "../kernels/matmul.ts";
+import * as mv from "../kernels/movement.ts";
+import { reduce } from "../kernels/reduce.ts";
+import { normalizeAxes, type Shape } from "../kernels/shape.ts";
+import type { Tensor } from "../kernels/tensor.ts";
+import { unary, type UnaryOp } from "../kernels/unary.ts";
+import { type Operand, record } from "./tape.ts";
+
+const un = (op: Exclude<UnaryOp, "sign" | "pow">) => (x: Tensor): Tensor => record(op, [x], unary(op, x));
+
+/** -x */
+export const neg: (x: Tensor) => Tensor = un("neg");
+/** |x| */
+export const abs: (x: Tensor) => Tensor = un("abs");
+/** e^x */
+export const exp: (x: Tensor) => Tensor = un("exp");
+/** Natural logarithm. */
+export const log: (x: Tensor) => Tensor = un("log");
+/** log(1 + x), accurate for small x. */
+export const log1p: (x: Tensor) => Tensor = un("log1p");
+/** e^x - 1, accurate for small x. */
+export const expm1: (x: Tensor) => Tensor = un("expm1");
+/** Square root. */
+export const sqrt: (x: Tensor) => Tensor = un("sqrt");
+/** x * x */
+export const square: (x: Tensor) => Tensor = un("square");
+/** 1 / x */
+export const reciprocal: (x: Tensor) => Tensor = un("reciprocal");
+/** max(x, 0) */
+export const relu: (x: Tensor) => Tensor = un("relu");
+/** 1 / (1 + e^-x), stable for large |x|. */
+export const sigmoid: (x: Tensor) => Tensor = un("sigmoid");
+/** log(1 + e^x), stable for large |x|. */
+export const softplus: (x: Tensor) => Tensor = un("softplus");
+/** Hyperbolic tangent. */
+export const tanh: (x: Tensor) => Tensor = un("tanh");
+
+/** sign(x) in {-1, 0, 1}; no gradient. */
+export function sign(x: Tensor): Tensor {
+  return unary("sign", x);
+}
+
+/** x^p for a scalar exponent p (negative x allowed for integer p). */
+export function pow(x: Tensor, p: number): Tensor {
+  return record("pow", [x], unary("pow", x, p), { p });
+}
+
+const bin =
+  (op: BinaryOp & ("add" | "sub" | "mul" | "div" | "maximum" | "minimum")) => (a: Operand, b: Operand) =>
+    record(op, [a, b], binary(op, a, b));
+
+/** a + b, broadcasting. */
+export const add: (a: Operand, b: Operand) => Tensor = bin("add");
+/** a - b, broadcasting. */
+export const sub: (a: Operand, b: Operand) => Tensor = bin("sub");
+/** a * b, broadcasting. */
+export const mul: (a: Operand, b: Operand) => Tensor = bin("mul");
+/** a / b, broadcasting. */
+export const div: (a: Operand, b: Operand) => Tensor = bin("div");
+/** Elementwise max; on ties the gradient is split evenly. */
+export const maximum: (a: Operand, b: Operand) => Tensor = bin("maximum");
+/** Elementwise min; on ties the gradient is split evenly. */
+export const minimum: (a: Operand, b: Operand) => Tensor = bin("minimum");
+
+/** 1 where a > b, else 0 (f32 mask; no gradient). */
+export const greater = (a: Operand, b: Operand): Tensor => binary("greater", a, b);
+/** 1 where a >= b, else 0. */
+export const greaterEqual = (a: Operand, b: Operand): Tensor => binary("greaterEqual", a, b);
+/** 1 where a < b, else 0. */
+export const less = (a: Operand, b: Operand): Tensor => binary("less", a, b);
+/** 1 where a <= b, else 0. */
+export const lessEqual = (a: Operand, b: Operand): Tensor => binary("lessEqual", a, b);
+/** 1 where a == b, else 0. */
+export const equal = (a: Operand, b: Operand): Tensor => binary("equal", a, b);
+/** 1 where a != b, else 0. */
+export const notEqual = (a: Operand, b: Operand): Tensor => binary("notEqual", a, b);
+
+/** cond != 0 ? a : b, broadcasting all three; a and b may be numbers. */
+export function where(cond: Tensor, a: Operand, b: Operand): Tensor {
+  return record("where", [cond, a, b], whereKernel(cond, a, b));
+}
+
+type Axes = number | readonly number[] | undefined;
+
+/** Sum over `axes` (all by default). */
+export function sum(x: Tensor, axes?: Axes, keepdims = false): Tensor {
+  return record("sum", [x], reduce("sum", x, axes, keepdims), { axes, keepdims });
+}
+
+/** Mean over `axes` (all by default). */
+export function mean(x: Tensor, axes?: Axes, keepdims = false): Tensor {
+  const ax = normalizeAxes(axes, x.rank, "mean");
+  const n = ax.reduce((acc, a) => acc * x.shape[a], 1);
+  return record("mean", [x], reduce("sum", x, axes, keepdims, n > 0 ? 1 / n : NaN), { axes, keepdims });
+}
+
+/** Max over `axes` (all by default); the gradient is split evenly between tied maxima. */
+export function max(x: Tensor, axes?: Axes, keepdims = false): Tensor {
+  return record("max", [x], reduce("max", x, axes, keepdims), { axes, keepdims });
+}
+
+/** log(sum(exp(x))) over `axes`, computed as m + log(sum(exp(x - m))) with m the max. */
+export function logsumexp(x: Tensor, axes?: Axes, keepdims = false): Tensor {
+  const m = reduce("max", x, axes, true);
+  const shifted = binary("sub", x, m);
+  const e = unary("exp", shifted);
+  const s = reduce("sum", e, axes, true);
+  const ls = unary("log", s);
+  const y = binary("add", ls, m);
+  for (const tmp of [m, shifted, e, s, ls]) tmp.dispose();
+  let out = y;
+  if (!keepdims) {
+    const ax = normalizeAxes(axes, x.rank, "logsumexp");
+    out = mv.reshape(y, x.shape.filter((_, i) => !ax.includes(i)));
+    y.dispose();
+  }
+  return record("logsumexp", [x], out, { axes, keepdims });
+}
+
+/** Same data, new shape (one entry may be -1); a view, no copy. */
+export function reshape(x: Tensor, shape: Shape): Tensor {
+  return record("reshape", [x], mv.reshape(x, shape));
+}
+
+/** out.shape[i] = x.shape[perm[i]]. */
+export function permute(x: Tensor, perm: readonly number[]): Tensor {
+  return record("permute", [x], mv.permute(x, perm), { perm: [...perm] });
+}
+
+/** Swaps the last two axes (or the two given). */
+export function transpose(x: Tensor, axis1 = -2, axis2 = -1): Tensor {
+  const [a, b] = [axis1 < 0 ? axis1 + x.rank : axis1, axis2 < 0 ? axis2 + x.rank : axis2];
+  const perm = x.shape.map((_, i) => i === a ? b : i === b ? a : i);
+  return permute(x, perm);
+}
+
+/** Materialises x broadcast to `shape`. */
+export function broadcastTo(x: Tensor, shape: Shape): Tensor {
+  return record("broadcastTo", [x], mv.broadcastTo(x, shape));
+}
+
+/** x[begin:end] per axis (negative indices count from the end). */
+export function slice(x: Tensor, begin: readonly number[], end?: readonly (number | undefined)[]): Tensor {
+  const { start } = mv.resolveSlice(x, begin, end);
+  return record("slice", [x], mv.slice(x, begin, end), { start });
+}
+
+/** Pads each axis with [before, after] elements of `value`. */
+export function pad(x: Tensor, pads: readonly (readonly [number, number])[], value = 0): Tensor {
+  return record("pad", [x], mv.pad(x, pads, value), { pads: pads.map(([a, b]) => [a, b]) });
+}
+
+/** Joins tensors along `axis`. */
+export function concat(parts: readonly Tensor[], axis = 0): Tensor {
+  const out = mv.concat(parts, axis);
+  return record("concat", parts, out, { axis: axis < 0 ? axis + parts[0].rank : axis });
+}
+
+/** op(a) @ op(b) over the last two axes, broadcasting batch axes (see kernels/matmul.ts). */
+export function matmul(a: Tensor, b: Tensor, options: Omit<MatmulOptions, "tiling"> = {}): Tensor {
+  const transA = options.transA ?? false;
+  const transB = options.transB ?? false;
+  return record("matmul", [a, b], matmulKernel(a, b, { transA, transB }), { transA, transB });
+}
+
+/** The same values (a view) with no gradient flowing back through them: it is simply not recorded. */
+export function stopGradient(x: Tensor): Tensor {
+  return mv.reshape(x, x.shape);
+}
+
+/** A tensor of `shape` filled with `value`. */
+export function full(shape: Shape, value: number, dtype: "f32" | "u32" = "f32"): Tensor {
+  return mv.full(shape, value, dtype);
+}
+
+/** Zeros of `shape`. */
+export function zeros(shape: Shape): Tensor {
+  return mv.full(shape, 0);
+}
+
+/** Ones of `shape`. */
+export function ones(shape: Shape): Tensor {
+  return mv.full(shape, 1);
+}

@@ -1,0 +1,42 @@
+/**
+ * The one path from an op to the GPU: compile (cached) the kernel variant, bind the tensors'
+ * buffers, and record the dispatch. Also the grid helpers every elementwise kernel shares.
+ */
+
+import { compile, type KernelSpec, type UniformValues } from "./runtime/program.ts";
+import { getRecorder } from "./runtime/recorder.ts";
+import { gpu } from "./runtime/device.ts";
+import type { Tensor } from "./tensor.ts";
+
+/** Records `spec` reading `inputs` and writing `outputs`. */
+export function launch(
+  spec: KernelSpec,
+  inputs: readonly Tensor[],
+  outputs: readonly Tensor[],
+  uniforms: UniformValues,
+  workgroups: readonly [number, number?, number?],
+  label = spec.key,
+): void {
+  if (workgroups.some((w) => w === 0)) return;
+  const kernel = compile(spec);
+  const buffers = [...inputs.map((t) => t.buffer), ...outputs.map((t) => t.buffer)];
+  getRecorder().dispatch(kernel, buffers, uniforms, workgroups, label);
+}
+
+/**
+ * A 2-D grid of `groups` workgroups that respects the per-dimension limit (65535 on most GPUs).
+ * Kernels recover the linear group index with `GROUP_INDEX` below.
+ */
+export function grid(groups: number): [number, number] {
+  const max = gpu().maxWorkgroupsPerDimension;
+  if (groups <= max) return [groups, 1];
+  const y = Math.ceil(groups / max);
+  return [Math.ceil(groups / y), y];
+}
+
+/** WGSL: the linear workgroup index for a `grid()` launch. Needs `wid` and `nwg` builtins in scope. */
+export const GROUP_INDEX = "(wid.x + wid.y * nwg.x)";
+
+/** WGSL entry-point parameters that `GROUP_INDEX` uses. */
+export const GRID_BUILTINS =
+  "@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32";

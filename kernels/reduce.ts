@@ -1,0 +1,163 @@
+/**
+ * Reductions (sum, max) over any set of axes, with keepdims, and a scale for means.
+ *
+ * Every reduction is brought to the canonical form [outer, R, inner] (reduce the middle axis):
+ * reduced axes that sit next to each other merge into one block; otherwise a permute first moves
+ * them to the end. Two variants of one template:
+ *   serial  one thread per output, looping over its R elements (many outputs, short rows);
+ *   group   one 64-thread workgroup per output, strided partial sums then a tree in workgroup
+ *           memory (few outputs, long rows).
+ * Very long rows (R >= 8192) are split into chunks of 2048 reduced by a first pass, then the
+ * chunk partials by a second: a full-tensor sum does not serialise on one workgroup.
+ */
+
+import { wgsl } from "wgsl-preprocessor";
+import { grid, GRID_BUILTINS, GROUP_INDEX, launch } from "./launch.ts";
+import { permute } from "./movement.ts";
+import type { KernelSpec } from "./runtime/program.ts";
+import { normalizeAxes, sizeOf } from "./shape.ts";
+import { emptyTensor, type Tensor, viewOf } from "./tensor.ts";
+
+export type ReduceOp = "sum" | "max";
+
+const IDENTITY = { sum: "0.0", max: "bitcast<f32>(0xff800000u)" } as const;
+const COMBINE = {
+  sum: (a: string, b: string) => `${a} + ${b}`,
+  max: (a: string, b: string) => `max(${a}, ${b})`,
+};
+
+const GROUP = 64;
+const SERIAL_WORKGROUP = 64;
+const CHUNK = 2048;
+
+function reduceSpec(op: ReduceOp, group: boolean): KernelSpec {
+  const combine = COMBINE[op];
+  return {
+    key: `reduce:${op}:${group ? "group" : "serial"}`,
+    uniforms: [["outer", "u32"], ["R", "u32"], ["inner", "u32"], ["chunk", "u32"], ["chunks", "u32"], [
+      "scale",
+      "f32",
+    ]],
+    inputs: [["X", "f32"]],
+    outputs: [["Out", "f32"]],
+    body: wgsl`
+#if ${group}
+var<workgroup> partial: array<f32, ${GROUP}>;
+#endif
+@compute @workgroup_size(${group ? GROUP : SERIAL_WORKGROUP})
+fn main(${GRID_BUILTINS}) {
+#if ${group}
+  let o = ${GROUP_INDEX};
+#else
+  let o = ${GROUP_INDEX} * ${SERIAL_WORKGROUP}u + lid;
+#endif
+  let total = P.outer * P.chunks * P.inner;
+  if (o >= total) { return; }
+  let ii = o % P.inner;
+  let t = o / P.inner;
+  let c = t % P.chunks;
+  let oo = t / P.chunks;
+  let start = c * P.chunk;
+  let stop = min(P.R, start + P.chunk);
+  let base = oo * P.R * P.inner + ii;
+  var acc = ${IDENTITY[op]};
+#if ${group}
+  for (var r = start + lid; r < stop; r += ${GROUP}u) {
+    acc = ${combine("acc", "X[base + r * P.inner]")};
+  }
+  partial[lid] = acc;
+  workgroupBarrier();
+  for (var width = ${GROUP / 2}u; width > 0u; width = width / 2u) {
+    if (lid < width) {
+      partial[lid] = ${combine("partial[lid]", "partial[lid + width]")};
+    }
+    workgroupBarrier();
+  }
+  if (lid == 0u) { Out[o] = partial[0] * P.scale; }
+#else
+  for (var r = start; r < stop; r++) {
+    acc = ${combine("acc", "X[base + r * P.inner]")};
+  }
+  Out[o] = acc * P.scale;
+#endif
+}
+`,
+  };
+}
+
+const specs = new Map<string, KernelSpec>();
+function spec(op: ReduceOp, group: boolean): KernelSpec {
+  const key = `${op}:${group}`;
+  let s = specs.get(key);
+  if (!s) specs.set(key, s = reduceSpec(op, group));
+  return s;
+}
+
+/** Reduces [outer, R, inner] to [outer, inner] with one or two passes; returns a flat tensor. */
+function reduceCanonical(
+  op: ReduceOp,
+  x: Tensor,
+  outer: number,
+  R: number,
+  inner: number,
+  scale: number,
+): Tensor {
+  const chunks = R >= 4 * CHUNK ? Math.ceil(R / CHUNK) : 1;
+  const chunk = chunks > 1 ? CHUNK : Math.max(R, 1);
+  const outputs = outer * chunks * inner;
+  const out = emptyTensor([outputs], "f32", op);
+  const group = chunk >= 256 && outputs < 8192;
+  const groups = group ? outputs : Math.ceil(outputs / SERIAL_WORKGROUP);
+  launch(
+    spec(op, group),
+    [x],
+    [out],
+    { outer, R, inner, chunk, chunks, scale: chunks > 1 ? 1 : scale },
+    grid(groups),
+    op,
+  );
+  if (chunks === 1) return out;
+  const second = reduceCanonical(op, out, outer, chunks, inner, scale);
+  out.dispose();
+  return second;
+}
+
+/** Reduces `axes` (all when undefined) of x with `op`, multiplying the result by `scale`. */
+export function reduce(
+  op: ReduceOp,
+  x: Tensor,
+  axes?: number | readonly number[],
+  keepdims = false,
+  scale = 1,
+): Tensor {
+  if (x.dtype !== "f32") throw new Error(`${op}: expected an f32 tensor, got ${x}`);
+  const ax = normalizeAxes(axes, x.rank, op);
+  const outShape = keepdims
+    ? x.shape.map((d, i) => ax.includes(i) ? 1 : d)
+    : x.shape.filter((_, i) => !ax.includes(i));
+  if (op === "max" && ax.some((a) => x.shape[a] === 0)) {
+    throw new Error(`max: cannot reduce an empty axis of ${x}`);
+  }
+  let source = x;
+  let outer: number, R: number, inner: number;
+  const contiguous = ax.length === 0 || ax[ax.length - 1] - ax[0] === ax.length - 1;
+  if (contiguous) {
+    const first = ax[0] ?? x.rank;
+    const last = ax[ax.length - 1] ?? x.rank - 1;
+    outer = sizeOf(x.shape.slice(0, first));
+    R = sizeOf(x.shape.slice(first, last + 1));
+    inner = sizeOf(x.shape.slice(last + 1));
+  } else {
+    const kept = x.shape.map((_, i) => i).filter((i) => !ax.includes(i));
+    source = permute(x, [...kept, ...ax]);
+    outer = sizeOf(kept.map((i) => x.shape[i]));
+    R = sizeOf(ax.map((i) => x.shape[i]));
+    inner = 1;
+  }
+  const flat = reduceCanonical(op, source, outer, R, inner, scale);
+  if (source !== x) source.dispose();
+  // reduceCanonical returns a flat vector: view its storage with the output shape.
+  const out = viewOf(flat, outShape);
+  flat.dispose();
+  return out;
+}

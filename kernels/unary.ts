@@ -1,0 +1,138 @@
+/**
+ * Elementwise unary ops and their derivative kernels, from one table.
+ *
+ * Each row gives the forward expression `f` (of `x` and the scalar parameter `p`) and the
+ * vector-Jacobian product `vjp` (of the cotangent `g`, the input `x`, the output `y` and `p`). One
+ * WGSL template serves every row, forward or backward, selected by a preprocessor branch; the
+ * pipeline key is `unary:<op>` or `unary-vjp:<op>`. Numerically careful forms where the naive one
+ * fails in float32: log1p/expm1 (Goldberg's correction), softplus/sigmoid (no overflow for large |x|),
+ * tanh (no inf/inf). The autodiff rules in autograd/rules.ts call `unaryVjp`.
+ */
+
+import { wgsl } from "wgsl-preprocessor";
+import { grid, GRID_BUILTINS, GROUP_INDEX, launch } from "./launch.ts";
+import type { KernelSpec } from "./runtime/program.ts";
+import { emptyTensor, type Tensor } from "./tensor.ts";
+
+/** WGSL helpers shared by the elementwise kernels. */
+export const MATH_WGSL = /* wgsl */ `
+fn log1p_(x: f32) -> f32 {
+  let u = 1.0 + x;
+  if (u == 1.0) { return x; }
+  return log(u) * x / (u - 1.0);
+}
+fn expm1_(x: f32) -> f32 {
+  let u = exp(x);
+  if (u == 1.0) { return x; }
+  let um1 = u - 1.0;
+  if (um1 == -1.0) { return -1.0; }
+  if (abs(x) > 0.5) { return um1; }
+  return um1 * x / log(u);
+}
+fn sigmoid_(x: f32) -> f32 {
+  let e = exp(-abs(x));
+  let s = 1.0 / (1.0 + e);
+  return select(e * s, s, x >= 0.0);
+}
+fn softplus_(x: f32) -> f32 {
+  return max(x, 0.0) + log1p_(exp(-abs(x)));
+}
+fn tanh_(x: f32) -> f32 {
+  let t = exp(-2.0 * abs(x));
+  return sign(x) * (1.0 - t) / (1.0 + t);
+}
+fn pow_(x: f32, p: f32) -> f32 {
+  if (p == 0.0) { return 1.0; }
+  let m = pow(abs(x), p);
+  if (x >= 0.0) { return m; }
+  if (fract(p) != 0.0) { return bitcast<f32>(0x7fc00000u); }
+  return select(m, -m, fract(p * 0.5) != 0.0);
+}
+`;
+
+interface UnaryRow {
+  /** Forward: WGSL expression of x (and p). */
+  f: string;
+  /** VJP: WGSL expression of g, x, y (and p); absent for ops with zero or undefined derivative. */
+  vjp?: string;
+}
+
+export const UNARY = {
+  neg: { f: "-x", vjp: "-g" },
+  abs: { f: "abs(x)", vjp: "g * sign(x)" },
+  sign: { f: "sign(x)" },
+  exp: { f: "exp(x)", vjp: "g * y" },
+  log: { f: "log(x)", vjp: "g / x" },
+  log1p: { f: "log1p_(x)", vjp: "g / (1.0 + x)" },
+  expm1: { f: "expm1_(x)", vjp: "g * (y + 1.0)" },
+  sqrt: { f: "sqrt(x)", vjp: "g * 0.5 / y" },
+  square: { f: "x * x", vjp: "2.0 * g * x" },
+  reciprocal: { f: "1.0 / x", vjp: "-g * y * y" },
+  relu: { f: "max(x, 0.0)", vjp: "select(0.0, g, x > 0.0)" },
+  sigmoid: { f: "sigmoid_(x)", vjp: "g * y * (1.0 - y)" },
+  softplus: { f: "softplus_(x)", vjp: "g * sigmoid_(x)" },
+  tanh: { f: "tanh_(x)", vjp: "g * (1.0 - y * y)" },
+  /** x^p for a scalar p; negative x allowed for integer p. */
+  pow: { f: "pow_(x, p)", vjp: "g * p * pow_(x, p - 1.0)" },
+} satisfies Record<string, UnaryRow>;
+
+export type UnaryOp = keyof typeof UNARY;
+
+const WORKGROUP = 256;
+
+function unarySpec(op: UnaryOp, backward: boolean): KernelSpec {
+  const row: UnaryRow = UNARY[op];
+  if (backward && !row.vjp) throw new Error(`unary ${op} has no derivative kernel`);
+  return {
+    key: `unary${backward ? "-vjp" : ""}:${op}`,
+    uniforms: [["n", "u32"], ["p", "f32"]],
+    inputs: backward ? [["G", "f32"], ["X", "f32"], ["Y", "f32"]] : [["X", "f32"]],
+    outputs: [["Out", "f32"]],
+    body: wgsl`${MATH_WGSL}
+@compute @workgroup_size(${WORKGROUP})
+fn main(${GRID_BUILTINS}) {
+  let i = ${GROUP_INDEX} * ${WORKGROUP}u + lid;
+  if (i >= P.n) { return; }
+  let p = P.p;
+  let x = X[i];
+#if ${backward}
+  let g = G[i];
+  let y = Y[i];
+  Out[i] = ${row.vjp ?? "0.0"};
+#else
+  Out[i] = ${row.f};
+#endif
+}
+`,
+  };
+}
+
+const specs = new Map<string, KernelSpec>();
+function cachedSpec(op: UnaryOp, backward: boolean): KernelSpec {
+  const key = `${op}:${backward}`;
+  let spec = specs.get(key);
+  if (!spec) specs.set(key, spec = unarySpec(op, backward));
+  return spec;
+}
+
+/** y = f(x) elementwise (`p` is the exponent of `pow`). */
+export function unary(op: UnaryOp, x: Tensor, p = 0): Tensor {
+  if (x.dtype !== "f32") throw new Error(`${op}: expected an f32 tensor, got ${x}`);
+  const out = emptyTensor(x.shape, "f32", op);
+  launch(cachedSpec(op, false), [x], [out], { n: x.size, p }, grid(Math.ceil(x.size / WORKGROUP)), op);
+  return out;
+}
+
+/** The cotangent of x for y = f(x), given the cotangent g of y: g * f'(x), one kernel. */
+export function unaryVjp(op: UnaryOp, g: Tensor, x: Tensor, y: Tensor, p = 0): Tensor {
+  const out = emptyTensor(x.shape, "f32", `${op}-vjp`);
+  launch(
+    cachedSpec(op, true),
+    [g, x, y],
+    [out],
+    { n: x.size, p },
+    grid(Math.ceil(x.size / WORKGROUP)),
+    `${op}-vjp`,
+  );
+  return out;
+}

@@ -1,0 +1,18 @@
+/**
+ * Plain stochastic gradient descent over a parameter tree, functional: returns new parameters
+ * p - lr * g and leaves the old ones to the caller. (Adam, fused into one kernel per parameter
+ * buffer, arrives with the VAE kernels.)
+ */
+
+import { mul, sub } from "../autograd/ops.ts";
+import { isTensor, type Tensor } from "../kernels/tensor.ts";
+import { flatten, type Tree } from "../kernels/tree.ts";
+
+export function sgdStep<P extends Tree<Tensor>>(params: P, grads: P, lr: number): P {
+  const p = flatten(params, isTensor);
+  const g = flatten(grads, isTensor);
+  if (p.leaves.length !== g.leaves.length) {
+    throw new Error(`sgdStep: ${p.leaves.length} parameters but ${g.leaves.length} gradients`);
+  }
+  return p.rebuild(p.leaves.map((x, i) => sub(x, mul(g.leaves[i], lr)))) as P;
+}
