@@ -31,7 +31,12 @@ let pool: BufferPool | null = null;
 
 /** The process-wide buffer pool. */
 export function getPool(): BufferPool {
-  return pool ??= new BufferPool(gpu().device);
+  if (!pool) {
+    const created = new BufferPool(gpu().device);
+    getRecorder().afterSubmit.push(() => created.destroyDoomed());
+    pool = created;
+  }
+  return pool;
 }
 
 let nextId = 1;

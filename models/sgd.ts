@@ -8,9 +8,9 @@ import { mul, sub } from "../autograd/ops.ts";
 import { isTensor, type Tensor } from "../kernels/tensor.ts";
 import { flatten, type Tree } from "../kernels/tree.ts";
 
-export function sgdStep<P extends Tree<Tensor>>(params: P, grads: P, lr: number): P {
-  const p = flatten(params, isTensor);
-  const g = flatten(grads, isTensor);
+export function sgdStep<P>(params: P, grads: P, lr: number): P {
+  const p = flatten(params as Tree<Tensor>, isTensor);
+  const g = flatten(grads as Tree<Tensor>, isTensor);
   if (p.leaves.length !== g.leaves.length) {
     throw new Error(`sgdStep: ${p.leaves.length} parameters but ${g.leaves.length} gradients`);
   }

@@ -14,6 +14,8 @@
  * A buffer released while a not-yet-submitted dispatch still reads it may be handed out again as
  * the *output* of a later dispatch: GPU command order makes that safe. It must not be the target of
  * `queue.writeBuffer` before the pending work is submitted; the recorder flushes before uploads.
+ * Nor may it be destroyed then (a recorded command would use a dead buffer): surplus buffers wait in
+ * `#doomed` until `destroyDoomed()`, which the recorder calls after each submit.
  */
 
 export const STORAGE_USAGE = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
@@ -42,6 +44,7 @@ export interface PoolStats {
 
 export class BufferPool {
   #free = new Map<number, GPUBuffer[]>();
+  #doomed: GPUBuffer[] = [];
   #stats: PoolStats = {
     bytesInUse: 0,
     bytesPooled: 0,
@@ -80,17 +83,23 @@ export class BufferPool {
       list.push(buffer);
       this.#stats.bytesPooled += size;
     } else {
-      buffer.destroy();
+      this.#doomed.push(buffer);
       this.#stats.bytesAllocated -= size;
     }
   }
 
-  /** Destroys every free buffer (memory pressure, or the end of a benchmark). */
+  /** Drops every free buffer (memory pressure, or the end of a benchmark); destroyed after the next submit. */
   trim(): void {
-    for (const list of this.#free.values()) for (const b of list) b.destroy();
+    for (const list of this.#free.values()) this.#doomed.push(...list);
     this.#stats.bytesAllocated -= this.#stats.bytesPooled;
     this.#stats.bytesPooled = 0;
     this.#free.clear();
+  }
+
+  /** Destroys the buffers dropped so far. Only safe once every command that used them is submitted. */
+  destroyDoomed(): void {
+    for (const b of this.#doomed) b.destroy();
+    this.#doomed.length = 0;
   }
 
   stats(): PoolStats {

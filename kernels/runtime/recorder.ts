@@ -51,6 +51,8 @@ export class Recorder {
   /** One submit and error scope per dispatch; errors name the op. */
   debug = false;
   readonly counters: RecorderCounters = { dispatches: 0, submits: 0, readbacks: 0, uploads: 0 };
+  /** Called after every submit (the pool destroys surplus buffers there, once no recorded command uses them). */
+  readonly afterSubmit: (() => void)[] = [];
 
   #device: GPUDevice;
   #slot: number;
@@ -150,6 +152,7 @@ export class Recorder {
     this.counters.submits++;
     this.#encoder = null;
     this.#pending = 0;
+    for (const hook of this.afterSubmit) hook();
   }
 
   /** Call before `queue.writeBuffer` into a pooled buffer: orders the write after all recorded work. */

@@ -1,0 +1,128 @@
+/** Movement ops: reshape, permute, transpose, broadcastTo, slice, pad, concat; values and gradients. */
+
+import * as ops from "../autograd/ops.ts";
+import { checkOp, createRng, gpuTest, randomNd, toTensor } from "./helpers.ts";
+import * as ref from "./reference.ts";
+
+function expectError(fn: () => unknown, pattern: RegExp): void {
+  try {
+    fn();
+  } catch (e) {
+    if (!pattern.test((e as Error).message)) throw new Error(`wrong message: ${(e as Error).message}`);
+    return;
+  }
+  throw new Error(`expected an error matching ${pattern}`);
+}
+
+gpuTest("reshape: views with -1, gradient reshaped back", async () => {
+  const rng = createRng(41);
+  await checkOp({
+    name: "reshape",
+    inputs: [randomNd(rng, [2, 3, 4])],
+    gpu: (x) => ops.reshape(x, [4, -1]),
+    ref: (x) => ref.reshape(x, [4, 6]),
+    tol: { rtol: 0, atol: 0 },
+  });
+  const x = toTensor(randomNd(rng, [2, 3]));
+  expectError(() => ops.reshape(x, [4, 2]), /reshape: .*\[2, 3\].*6 elements.*needs 8/);
+  expectError(() => ops.reshape(x, [-1, -1]), /more than one -1/);
+});
+
+gpuTest("permute and transpose: all permutations of rank 3, rank 5", async () => {
+  const rng = createRng(43);
+  const perms = [[0, 1, 2], [0, 2, 1], [1, 0, 2], [1, 2, 0], [2, 0, 1], [2, 1, 0]];
+  for (const perm of perms) {
+    await checkOp({
+      name: `permute ${perm}`,
+      inputs: [randomNd(rng, [2, 3, 4])],
+      gpu: (x) => ops.permute(x, perm),
+      ref: (x) => ref.permute(x, perm),
+      tol: { rtol: 0, atol: 0 },
+    });
+  }
+  await checkOp({
+    name: "permute rank 5",
+    inputs: [randomNd(rng, [2, 1, 3, 2, 2])],
+    gpu: (x) => ops.permute(x, [4, 2, 0, 3, 1]),
+    ref: (x) => ref.permute(x, [4, 2, 0, 3, 1]),
+    tol: { rtol: 0, atol: 0 },
+  });
+  await checkOp({
+    name: "transpose",
+    inputs: [randomNd(rng, [3, 2, 5])],
+    gpu: (x) => ops.transpose(x),
+    ref: (x) => ref.permute(x, [0, 2, 1]),
+    tol: { rtol: 0, atol: 0 },
+  });
+  expectError(
+    () => ops.permute(toTensor(randomNd(rng, [2, 3])), [0, 0]),
+    /permute: \[0,0\] is not a permutation/,
+  );
+});
+
+gpuTest("broadcastTo: size-1 axes and new leading axes; gradient sums back", async () => {
+  const rng = createRng(47);
+  for (const [from, to] of [[[3], [2, 3]], [[2, 1, 4], [3, 2, 5, 4]], [[1], [6]], [[], [2, 2]]]) {
+    await checkOp({
+      name: `broadcastTo ${JSON.stringify(from)} -> ${JSON.stringify(to)}`,
+      inputs: [randomNd(rng, from)],
+      gpu: (x) => ops.broadcastTo(x, to),
+      ref: (x) => ref.broadcastTo(x, to),
+      tol: { rtol: 0, atol: 0 },
+    });
+  }
+  expectError(() => ops.broadcastTo(toTensor(randomNd(rng, [3])), [2, 4]), /cannot be broadcast/);
+});
+
+gpuTest("slice: offsets, negative indices, empty ranges; gradient pads with zeros", async () => {
+  const rng = createRng(53);
+  await checkOp({
+    name: "slice 2d",
+    inputs: [randomNd(rng, [5, 6])],
+    gpu: (x) => ops.slice(x, [1, 2], [4, -1]),
+    ref: (x) => ref.slice(x, [1, 2], [4, 5]),
+    tol: { rtol: 0, atol: 0 },
+  });
+  await checkOp({
+    name: "slice 3d begin only",
+    inputs: [randomNd(rng, [3, 4, 5])],
+    gpu: (x) => ops.slice(x, [0, 1, 3]),
+    ref: (x) => ref.slice(x, [0, 1, 3], [3, 4, 5]),
+    tol: { rtol: 0, atol: 0 },
+  });
+  expectError(
+    () => ops.slice(toTensor(randomNd(rng, [3])), [2], [5]),
+    /slice: axis 0 range \[2, 5\) is invalid/,
+  );
+});
+
+gpuTest("pad: asymmetric per-axis padding with a value; gradient slices the interior", async () => {
+  const rng = createRng(59);
+  const pads: [number, number][] = [[0, 1], [2, 1], [1, 0]];
+  await checkOp({
+    name: "pad",
+    inputs: [randomNd(rng, [2, 3, 4])],
+    gpu: (x) => ops.pad(x, pads, 0.5),
+    ref: (x) => ref.pad(x, pads, 0.5),
+    tol: { rtol: 0, atol: 0 },
+  });
+  expectError(() => ops.pad(toTensor(randomNd(rng, [3])), [[1, 1], [0, 0]]), /pad: .* each axis/);
+});
+
+gpuTest("concat: along each axis, uneven parts; gradient splits", async () => {
+  const rng = createRng(61);
+  for (const axis of [0, 1, 2]) {
+    const shapes = [[2, 3, 4], [2, 3, 4], [2, 3, 4]].map((s, i) => s.map((d, j) => j === axis ? d + i : d));
+    await checkOp({
+      name: `concat axis ${axis}`,
+      inputs: shapes.map((s) => randomNd(rng, s)),
+      gpu: (...xs) => ops.concat(xs, axis),
+      ref: (...xs) => ref.concat(xs, axis),
+      tol: { rtol: 0, atol: 0 },
+    });
+  }
+  expectError(
+    () => ops.concat([toTensor(randomNd(rng, [2, 3])), toTensor(randomNd(rng, [3, 3]))], 1),
+    /concat: .* do not match outside axis 1/,
+  );
+});

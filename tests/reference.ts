@@ -1,0 +1,257 @@
+/**
+ * Float64 reference implementations of every engine op, in plain loops: the oracle the GPU kernels
+ * are tested against, and the function finite differences are taken of. Deliberately written
+ * independently of the kernels (no shared tables), so a wrong formula cannot hide in both.
+ */
+
+export interface Nd {
+  shape: number[];
+  data: Float64Array;
+}
+
+export function nd(shape: readonly number[], data: ArrayLike<number>): Nd {
+  const size = shape.reduce((a, b) => a * b, 1);
+  if (data.length !== size) throw new Error(`nd: ${data.length} values for shape [${shape}]`);
+  return { shape: [...shape], data: Float64Array.from(data) };
+}
+
+const sizeOf = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
+
+function strides(shape: readonly number[]): number[] {
+  const s = new Array(shape.length).fill(1);
+  for (let i = shape.length - 2; i >= 0; i--) s[i] = s[i + 1] * shape[i + 1];
+  return s;
+}
+
+function unravel(i: number, shape: readonly number[]): number[] {
+  const idx = new Array(shape.length).fill(0);
+  for (let d = shape.length - 1; d >= 0; d--) {
+    idx[d] = i % shape[d];
+    i = Math.floor(i / shape[d]);
+  }
+  return idx;
+}
+
+/** Reads `x` at the output index `idx` of a broadcast result. */
+function atBroadcast(x: Nd, idx: readonly number[]): number {
+  const lead = idx.length - x.shape.length;
+  const s = strides(x.shape);
+  let off = 0;
+  for (let d = 0; d < x.shape.length; d++) off += (x.shape[d] === 1 ? 0 : idx[lead + d]) * s[d];
+  return x.data[off];
+}
+
+export function broadcastShape(...shapes: number[][]): number[] {
+  const rank = Math.max(...shapes.map((s) => s.length));
+  const out = new Array(rank).fill(1);
+  for (const s of shapes) {
+    s.forEach((d, i) => {
+      const j = rank - s.length + i;
+      if (d !== 1) out[j] = d;
+    });
+  }
+  return out;
+}
+
+export const unaryRef: Record<string, (x: number, p: number) => number> = {
+  neg: (x) => -x,
+  abs: Math.abs,
+  sign: Math.sign,
+  exp: Math.exp,
+  log: Math.log,
+  log1p: Math.log1p,
+  expm1: Math.expm1,
+  sqrt: Math.sqrt,
+  square: (x) => x * x,
+  reciprocal: (x) => 1 / x,
+  relu: (x) => Math.max(x, 0),
+  sigmoid: (x) => 1 / (1 + Math.exp(-x)),
+  softplus: (x) => Math.log1p(Math.exp(-Math.abs(x))) + Math.max(x, 0),
+  tanh: Math.tanh,
+  pow: (x, p) => Math.pow(x, p),
+};
+
+export function unary(op: string, x: Nd, p = 0): Nd {
+  const f = unaryRef[op];
+  return { shape: [...x.shape], data: x.data.map((v) => f(v, p)) };
+}
+
+export const binaryRef: Record<string, (a: number, b: number) => number> = {
+  add: (a, b) => a + b,
+  sub: (a, b) => a - b,
+  mul: (a, b) => a * b,
+  div: (a, b) => a / b,
+  maximum: Math.max,
+  minimum: Math.min,
+  greater: (a, b) => +(a > b),
+  greaterEqual: (a, b) => +(a >= b),
+  less: (a, b) => +(a < b),
+  lessEqual: (a, b) => +(a <= b),
+  equal: (a, b) => +(a === b),
+  notEqual: (a, b) => +(a !== b),
+};
+
+const asNd = (x: Nd | number): Nd => typeof x === "number" ? nd([], [x]) : x;
+
+export function binary(op: string, a: Nd | number, b: Nd | number): Nd {
+  const A = asNd(a), B = asNd(b);
+  const shape = broadcastShape(A.shape, B.shape);
+  const out = new Float64Array(sizeOf(shape));
+  for (let i = 0; i < out.length; i++) {
+    const idx = unravel(i, shape);
+    out[i] = binaryRef[op](atBroadcast(A, idx), atBroadcast(B, idx));
+  }
+  return { shape, data: out };
+}
+
+export function where(c: Nd, a: Nd | number, b: Nd | number): Nd {
+  const A = asNd(a), B = asNd(b);
+  const shape = broadcastShape(c.shape, A.shape, B.shape);
+  const out = new Float64Array(sizeOf(shape));
+  for (let i = 0; i < out.length; i++) {
+    const idx = unravel(i, shape);
+    out[i] = atBroadcast(c, idx) !== 0 ? atBroadcast(A, idx) : atBroadcast(B, idx);
+  }
+  return { shape, data: out };
+}
+
+function normAxes(axes: number | number[] | undefined, rank: number): number[] {
+  if (axes === undefined) return [...Array(rank).keys()];
+  return (typeof axes === "number" ? [axes] : axes).map((a) => a < 0 ? a + rank : a);
+}
+
+/** Reduction by folding `combine` over the reduced elements, then `finish(acc, count)`. */
+function reduceWith(
+  x: Nd,
+  axes: number | number[] | undefined,
+  keepdims: boolean,
+  init: number,
+  combine: (acc: number, v: number) => number,
+  finish: (acc: number, count: number) => number = (a) => a,
+): Nd {
+  const ax = normAxes(axes, x.shape.length);
+  const kept = x.shape.map((d, i) => ax.includes(i) ? 1 : d);
+  const acc = new Float64Array(sizeOf(kept)).fill(init);
+  const ks = strides(kept);
+  for (let i = 0; i < x.data.length; i++) {
+    const idx = unravel(i, x.shape);
+    let o = 0;
+    idx.forEach((v, d) => o += (ax.includes(d) ? 0 : v) * ks[d]);
+    acc[o] = combine(acc[o], x.data[i]);
+  }
+  const count = ax.reduce((n, a) => n * x.shape[a], 1);
+  const data = acc.map((a) => finish(a, count));
+  const shape = keepdims ? kept : x.shape.filter((_, i) => !ax.includes(i));
+  return { shape, data };
+}
+
+export const sum = (x: Nd, axes?: number | number[], keepdims = false) =>
+  reduceWith(x, axes, keepdims, 0, (a, v) => a + v);
+export const mean = (x: Nd, axes?: number | number[], keepdims = false) =>
+  reduceWith(x, axes, keepdims, 0, (a, v) => a + v, (a, n) => a / n);
+export const max = (x: Nd, axes?: number | number[], keepdims = false) =>
+  reduceWith(x, axes, keepdims, -Infinity, Math.max);
+
+export function logsumexp(x: Nd, axes?: number | number[], keepdims = false): Nd {
+  const m = max(x, axes, true);
+  const shifted = binary("sub", x, m);
+  const s = sum(unary("exp", shifted), axes, true);
+  const y = binary("add", unary("log", s), m);
+  const ax = normAxes(axes, x.shape.length);
+  return keepdims ? y : { shape: x.shape.filter((_, i) => !ax.includes(i)), data: y.data };
+}
+
+export function reshape(x: Nd, shape: number[]): Nd {
+  return { shape: [...shape], data: x.data.slice() };
+}
+
+export function permute(x: Nd, perm: number[]): Nd {
+  const shape = perm.map((p) => x.shape[p]);
+  const xs = strides(x.shape);
+  const out = new Float64Array(x.data.length);
+  for (let i = 0; i < out.length; i++) {
+    const idx = unravel(i, shape);
+    out[i] = x.data[idx.reduce((o, v, d) => o + v * xs[perm[d]], 0)];
+  }
+  return { shape, data: out };
+}
+
+export function broadcastTo(x: Nd, shape: number[]): Nd {
+  const out = new Float64Array(sizeOf(shape));
+  for (let i = 0; i < out.length; i++) out[i] = atBroadcast(x, unravel(i, shape));
+  return { shape: [...shape], data: out };
+}
+
+export function slice(x: Nd, begin: number[], end: number[]): Nd {
+  const shape = x.shape.map((_, d) => end[d] - begin[d]);
+  const xs = strides(x.shape);
+  const out = new Float64Array(sizeOf(shape));
+  for (let i = 0; i < out.length; i++) {
+    const idx = unravel(i, shape);
+    out[i] = x.data[idx.reduce((o, v, d) => o + (v + begin[d]) * xs[d], 0)];
+  }
+  return { shape, data: out };
+}
+
+export function pad(x: Nd, pads: [number, number][], value = 0): Nd {
+  const shape = x.shape.map((d, i) => d + pads[i][0] + pads[i][1]);
+  const xs = strides(x.shape);
+  const out = new Float64Array(sizeOf(shape));
+  for (let i = 0; i < out.length; i++) {
+    const idx = unravel(i, shape).map((v, d) => v - pads[d][0]);
+    const inside = idx.every((v, d) => v >= 0 && v < x.shape[d]);
+    out[i] = inside ? x.data[idx.reduce((o, v, d) => o + v * xs[d], 0)] : value;
+  }
+  return { shape, data: out };
+}
+
+export function concat(parts: Nd[], axis: number): Nd {
+  const shape = [...parts[0].shape];
+  shape[axis] = parts.reduce((n, p) => n + p.shape[axis], 0);
+  const out = new Float64Array(sizeOf(shape));
+  for (let i = 0; i < out.length; i++) {
+    const idx = unravel(i, shape);
+    let k = idx[axis];
+    let part = 0;
+    while (k >= parts[part].shape[axis]) k -= parts[part++].shape[axis];
+    const p = parts[part];
+    const ps = strides(p.shape);
+    out[i] = p.data[idx.reduce((o, v, d) => o + (d === axis ? k : v) * ps[d], 0)];
+  }
+  return { shape, data: out };
+}
+
+/** Batched op(A) @ op(B) with broadcasting batch axes. */
+export function matmul(a: Nd, b: Nd, transA = false, transB = false): Nd {
+  const ra = a.shape.length, rb = b.shape.length;
+  const M = transA ? a.shape[ra - 1] : a.shape[ra - 2];
+  const K = transA ? a.shape[ra - 2] : a.shape[ra - 1];
+  const N = transB ? b.shape[rb - 2] : b.shape[rb - 1];
+  const batch = broadcastShape(a.shape.slice(0, -2), b.shape.slice(0, -2));
+  const shape = [...batch, M, N];
+  const out = new Float64Array(sizeOf(shape));
+  const aBatch = a.shape.slice(0, -2), bBatch = b.shape.slice(0, -2);
+  for (let bi = 0; bi < sizeOf(batch); bi++) {
+    const idx = unravel(bi, batch);
+    const offA = batchOffset(idx, aBatch) * a.shape[ra - 1] * a.shape[ra - 2];
+    const offB = batchOffset(idx, bBatch) * b.shape[rb - 1] * b.shape[rb - 2];
+    for (let m = 0; m < M; m++) {
+      for (let n = 0; n < N; n++) {
+        let acc = 0;
+        for (let k = 0; k < K; k++) {
+          const av = a.data[offA + (transA ? k * M + m : m * K + k)];
+          const bv = b.data[offB + (transB ? n * K + k : k * N + n)];
+          acc += av * bv;
+        }
+        out[bi * M * N + m * N + n] = acc;
+      }
+    }
+  }
+  return { shape, data: out };
+}
+
+function batchOffset(idx: number[], batch: number[]): number {
+  const lead = idx.length - batch.length;
+  const s = strides(batch);
+  return batch.reduce((o, d, i) => o + (d === 1 ? 0 : idx[lead + i]) * s[i], 0);
+}
