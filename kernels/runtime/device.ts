@@ -75,7 +75,22 @@ export function initGpu(options: { powerPreference?: GPUPowerPreference } = {}):
   return pending;
 }
 
+/**
+ * Mesa's Vulkan loader prints "XDG_RUNTIME_DIR is invalid or not set" on headless machines; the
+ * variable only matters for windowing, so point it at the temp dir when it is missing.
+ */
+function quietMesa(): void {
+  try {
+    if (Deno.build.os === "linux" && !Deno.env.get("XDG_RUNTIME_DIR")) {
+      Deno.env.set("XDG_RUNTIME_DIR", Deno.env.get("TMPDIR") ?? "/tmp");
+    }
+  } catch {
+    // No --allow-env: leave the environment alone (the warning is harmless).
+  }
+}
+
 async function requestContext(options: { powerPreference?: GPUPowerPreference }): Promise<GpuContext> {
+  quietMesa();
   if (typeof navigator === "undefined" || !("gpu" in navigator) || !navigator.gpu) {
     throw new GpuUnavailableError(
       `navigator.gpu is missing: this runtime has no WebGPU. ${HOW_TO_GET_A_GPU}`,

@@ -1,0 +1,233 @@
+/**
+ * `deno task bench`: kernel and training-step benchmarks, one JSON object per line.
+ *
+ * Method (shared/notes/engine-anchors.md, section 6.7): inputs are random data uploaded once (never
+ * lazy constants); each measurement records `reps` repetitions of the work and ends with one readback,
+ * so the ~11 ms Deno sync floor is paid once per run, not per op, and is reported on its own line;
+ * the figure is the median of `runs` runs after one warm-up run. Every line carries the adapter.
+ *
+ * Flags: --filter SUBSTRING (run only matching benchmarks), --runs N (default 5).
+ */
+
+import { parseArgs } from "node:util";
+import * as ops from "../autograd/ops.ts";
+import { valueAndGrad } from "../autograd/tape.ts";
+import { adapterInfo, configure, engineStats, sync } from "../kernels/engine.ts";
+import { matmul as matmulKernel } from "../kernels/matmul.ts";
+import { GpuUnavailableError, initGpu } from "../kernels/runtime/device.ts";
+import { dispose, keep, readAll, scope, type Tensor, tensor } from "../kernels/tensor.ts";
+import { dense, initDense } from "../models/dense.ts";
+import { createRng } from "../models/rng.ts";
+import { sgdStep } from "../models/sgd.ts";
+
+const USAGE = "usage: deno task bench [--filter SUBSTRING] [--runs N]";
+
+let args;
+try {
+  args = parseArgs({
+    args: Deno.args,
+    options: {
+      filter: { type: "string", default: "" },
+      runs: { type: "string", default: "5" },
+      help: { type: "boolean" },
+    },
+  }).values;
+} catch (error) {
+  console.error(`bench: ${(error as Error).message}\n${USAGE}`);
+  Deno.exit(2);
+}
+if (args.help) {
+  console.log(USAGE);
+  Deno.exit(0);
+}
+const runs = Number(args.runs);
+if (!Number.isInteger(runs) || runs < 1) {
+  console.error(`bench: --runs must be a positive integer, got '${args.runs}'\n${USAGE}`);
+  Deno.exit(2);
+}
+
+try {
+  await initGpu();
+} catch (error) {
+  if (error instanceof GpuUnavailableError) {
+    console.error(`bench: ${error.message}`);
+    Deno.exit(1);
+  }
+  throw error;
+}
+const adapter = adapterInfo().description;
+const rng = createRng(12345);
+
+function random(shape: number[]): Tensor {
+  const n = shape.reduce((a, b) => a * b, 1);
+  const data = new Float32Array(n);
+  for (let i = 0; i < n; i++) data[i] = rng.uniform() * 2 - 1;
+  return tensor(data, shape);
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)];
+}
+
+/** Times `reps` calls of `work` (each returns a tensor) ending in one readback; ms per call. */
+async function measure(work: () => Tensor, reps: number): Promise<number> {
+  const once = async () => {
+    const t0 = performance.now();
+    let last: Tensor | null = null;
+    for (let r = 0; r < reps; r++) {
+      last?.dispose();
+      last = scope(work);
+    }
+    await readAll([last!]);
+    last!.dispose();
+    return (performance.now() - t0) / reps;
+  };
+  await once();
+  const times: number[] = [];
+  for (let i = 0; i < runs; i++) times.push(await once());
+  return median(times);
+}
+
+function emit(record: Record<string, unknown>): void {
+  console.log(JSON.stringify({ ...record, adapter }));
+}
+
+const wanted = (name: string) => name.includes(args.filter);
+
+// The Deno sync floor: one tiny readback.
+if (wanted("sync")) {
+  const x = random([1]);
+  const ms = await measure(() => ops.add(x, 1), 1);
+  emit({ name: "sync-floor", shape: [1], ms: +ms.toFixed(3), note: "one dispatch plus one readback" });
+  x.dispose();
+}
+
+// Matmul: the 512^3 headline and the shapes of a dense layer on a 64x7x7 feature map at batch 128,
+// forward (x W), input gradient (g W^T) and weight gradient (x^T g).
+const MATMULS: {
+  name: string;
+  a: number[];
+  b: number[];
+  transA?: boolean;
+  transB?: boolean;
+  reps: number;
+}[] = [
+  { name: "matmul", a: [512, 512], b: [512, 512], reps: 3 },
+  { name: "matmul-dense-fwd", a: [128, 3136], b: [3136, 64], reps: 5 },
+  { name: "matmul-dense-dx", a: [128, 64], b: [3136, 64], transB: true, reps: 5 },
+  { name: "matmul-dense-dw", a: [128, 3136], b: [128, 64], transA: true, reps: 5 },
+  { name: "matmul-batched", a: [16, 128, 64], b: [16, 64, 128], reps: 5 },
+];
+for (const m of MATMULS) {
+  if (!wanted(m.name)) continue;
+  const a = random(m.a), b = random(m.b);
+  const M = m.transA ? m.a[m.a.length - 1] : m.a[m.a.length - 2];
+  const K = m.transA ? m.a[m.a.length - 2] : m.a[m.a.length - 1];
+  const N = m.transB ? m.b[m.b.length - 2] : m.b[m.b.length - 1];
+  const batch = m.a.length > 2 ? m.a[0] : 1;
+  const ms = await measure(() => matmulKernel(a, b, { transA: m.transA, transB: m.transB }), m.reps);
+  const flops = 2 * batch * M * N * K;
+  emit({
+    name: m.name,
+    shape: { batch, M, N, K },
+    ms: +ms.toFixed(3),
+    gflops: +(flops / ms / 1e6).toFixed(3),
+  });
+  dispose([a, b]);
+}
+
+// Memory-bound elementwise work on 4M elements: bytes moved per second.
+const N4M = 4 * 1024 * 1024;
+if (wanted("elementwise")) {
+  const x = random([N4M]);
+  const ms = await measure(() => ops.exp(x), 5);
+  emit({ name: "elementwise-exp", shape: [N4M], ms: +ms.toFixed(3), gbps: +(8 * N4M / ms / 1e6).toFixed(3) });
+  const y = random([N4M]);
+  const ms2 = await measure(() => ops.add(x, y), 5);
+  emit({
+    name: "elementwise-add",
+    shape: [N4M],
+    ms: +ms2.toFixed(3),
+    gbps: +(12 * N4M / ms2 / 1e6).toFixed(3),
+  });
+  const row = random([1024]);
+  const xm = ops.reshape(x, [4096, 1024]);
+  const ms3 = await measure(() => ops.add(xm, row), 5);
+  emit({
+    name: "elementwise-add-broadcast",
+    shape: [[4096, 1024], [1024]],
+    ms: +ms3.toFixed(3),
+    gbps: +(8 * N4M / ms3 / 1e6).toFixed(3),
+  });
+  const ms4 = await measure(() => ops.sum(x), 5);
+  emit({
+    name: "reduce-sum-all",
+    shape: [N4M],
+    ms: +ms4.toFixed(3),
+    gbps: +(4 * N4M / ms4 / 1e6).toFixed(3),
+  });
+  const ms5 = await measure(() => ops.sum(xm, 0), 5);
+  emit({
+    name: "reduce-sum-axis0",
+    shape: [4096, 1024],
+    ms: +ms5.toFixed(3),
+    gbps: +(4 * N4M / ms5 / 1e6).toFixed(3),
+  });
+  dispose([x, y, row, xm]);
+}
+
+// Per-dispatch cost: 512 tiny dependent ops, submitted every `flushEvery` dispatches.
+if (wanted("dispatch")) {
+  const x = random([64]);
+  for (const flushEvery of [1, 16, 64, 512]) {
+    const previous = configure({ flushEvery });
+    const ms = await measure(() => {
+      let acc = x;
+      for (let i = 0; i < 512; i++) acc = ops.mul(acc, 1.0001);
+      return acc;
+    }, 1);
+    configure(previous);
+    emit({
+      name: "dispatch-cost",
+      shape: { ops: 512, flushEvery },
+      ms: +ms.toFixed(3),
+      usPerOp: +(ms * 1000 / 512).toFixed(1),
+    });
+  }
+  x.dispose();
+}
+
+// A training step of an MLP on MNIST-sized inputs: forward, backward, SGD update, one readback.
+if (wanted("train-step-mlp")) {
+  const batch = 128;
+  let params = keep({ l1: initDense(784, 256, rng), l2: initDense(256, 10, rng) });
+  const x = random([batch, 784]);
+  const y = random([batch, 10]);
+  const vg = valueAndGrad((p: typeof params) =>
+    ops.mean(ops.square(ops.sub(dense(p.l2, ops.relu(dense(p.l1, x))), y)))
+  );
+  const before = engineStats();
+  const ms = await measure(() => {
+    const next = scope(() => {
+      const { value, grads } = vg(params);
+      return { value, params: sgdStep(params, grads, 0.01) };
+    });
+    dispose(params);
+    params = keep(next.params); // outlives measure()'s scope, which releases all but the value
+    return next.value;
+  }, 5);
+  const after = engineStats();
+  const steps = 5 * (runs + 1);
+  emit({
+    name: "train-step-mlp",
+    shape: { batch, layers: [784, 256, 10] },
+    ms: +ms.toFixed(3),
+    imagesPerSecond: +(batch * 1000 / ms).toFixed(1),
+    dispatchesPerStep: +((after.dispatches - before.dispatches) / steps).toFixed(1),
+    submitsPerStep: +((after.submits - before.submits) / steps).toFixed(2),
+  });
+  dispose([params, x, y]);
+}
+
+await sync();
