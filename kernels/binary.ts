@@ -11,8 +11,8 @@
  */
 
 import { wgsl } from "wgsl-preprocessor";
-import { grid, GRID_BUILTINS, GROUP_INDEX, launch } from "./launch.ts";
-import type { KernelSpec } from "./runtime/program.ts";
+import { elementwiseGrid, elementwiseMain, launch } from "./launch.ts";
+import { type KernelSpec, memoSpec } from "./runtime/program.ts";
 import { broadcastShapes, broadcastStrides, sameShape, type Shape, sizeOf } from "./shape.ts";
 import { emptyTensor, Tensor } from "./tensor.ts";
 
@@ -33,8 +33,6 @@ export const BINARY = {
 
 export type BinaryOp = keyof typeof BINARY;
 type Mode = "same" | "scalarA" | "scalarB" | "bcast";
-
-const WORKGROUP = 256;
 
 /**
  * WGSL statements that unravel the linear index `i` over the uniform shape `shape` (rank `rank`)
@@ -73,10 +71,7 @@ function binarySpec(op: BinaryOp, mode: Mode): KernelSpec {
       : [["A", "f32"], ["B", "f32"]],
     outputs: [["Out", "f32"]],
     body: wgsl`
-@compute @workgroup_size(${WORKGROUP})
-fn main(${GRID_BUILTINS}) {
-  let i = ${GROUP_INDEX} * ${WORKGROUP}u + lid;
-  if (i >= P.n) { return; }
+${elementwiseMain()}
 #if ${bcast}
 ${bcast ? stridedOffsets(["A", "B"]) : ""}
   let a = A[off_A];
@@ -95,13 +90,6 @@ ${bcast ? stridedOffsets(["A", "B"]) : ""}
 }
 `,
   };
-}
-
-const specs = new Map<string, KernelSpec>();
-function cachedSpec<K extends string>(key: K, make: () => KernelSpec): KernelSpec {
-  let spec = specs.get(key);
-  if (!spec) specs.set(key, spec = make());
-  return spec;
 }
 
 function checkF32(op: string, t: Tensor): void {
@@ -145,8 +133,8 @@ export function binary(op: BinaryOp, a: Tensor | number, b: Tensor | number): Te
   }
   const out = emptyTensor(shape, "f32", op);
   uniforms.n = sizeOf(shape);
-  const spec = cachedSpec(`${op}:${mode}`, () => binarySpec(op, mode));
-  launch(spec, inputs, [out], uniforms, grid(Math.ceil(uniforms.n / WORKGROUP)), op);
+  const spec = memoSpec(`binary:${op}:${mode}`, () => binarySpec(op, mode));
+  launch(spec, inputs, [out], uniforms, elementwiseGrid(uniforms.n), op);
   return out;
 }
 
@@ -170,10 +158,7 @@ function whereSpec(aScalar: boolean, bScalar: boolean): KernelSpec {
     inputs,
     outputs: [["Out", "f32"]],
     body: wgsl`
-@compute @workgroup_size(${WORKGROUP})
-fn main(${GRID_BUILTINS}) {
-  let i = ${GROUP_INDEX} * ${WORKGROUP}u + lid;
-  if (i >= P.n) { return; }
+${elementwiseMain()}
 ${stridedOffsets(operands)}
 #if ${aScalar}
   let a = P.sa;
@@ -203,7 +188,10 @@ export function where(cond: Tensor, a: Tensor | number, b: Tensor | number): Ten
   const inputs = [cond, ...(aScalar ? [] : [a as Tensor]), ...(bScalar ? [] : [b as Tensor])];
   const out = emptyTensor(shape, "f32", "where");
   const n = sizeOf(shape);
-  const spec = cachedSpec(`where:${aScalar}:${bScalar}`, () => whereSpec(aScalar, bScalar));
+  const spec = memoSpec(
+    `where:${aScalar ? "s" : "t"}${bScalar ? "s" : "t"}`,
+    () => whereSpec(aScalar, bScalar),
+  );
   launch(
     spec,
     inputs,
@@ -218,7 +206,7 @@ export function where(cond: Tensor, a: Tensor | number, b: Tensor | number): Ten
       AStr: aScalar ? [] : broadcastStrides((a as Tensor).shape, shape),
       BStr: bScalar ? [] : broadcastStrides((b as Tensor).shape, shape),
     },
-    grid(Math.ceil(n / WORKGROUP)),
+    elementwiseGrid(n),
     "where",
   );
   return out;

@@ -34,6 +34,25 @@ export function grid(groups: number): [number, number] {
   return [Math.ceil(groups / y), y];
 }
 
+/** Threads per workgroup of the one-thread-per-element kernels. */
+export const ELEMENTWISE_WORKGROUP = 256;
+
+/** The grid for `n` elements, one thread each. */
+export function elementwiseGrid(n: number): [number, number] {
+  return grid(Math.ceil(n / ELEMENTWISE_WORKGROUP));
+}
+
+/**
+ * WGSL: the opening of a one-thread-per-element entry point: `i` is the element index, and
+ * threads past `P.n` return. The caller writes the rest of the body and the closing brace.
+ */
+export function elementwiseMain(): string {
+  return `@compute @workgroup_size(${ELEMENTWISE_WORKGROUP})
+fn main(${GRID_BUILTINS}) {
+  let i = ${GROUP_INDEX} * ${ELEMENTWISE_WORKGROUP}u + lid;
+  if (i >= P.n) { return; }`;
+}
+
 /** WGSL: the linear workgroup index for a `grid()` launch. Needs `wid` and `nwg` builtins in scope. */
 export const GROUP_INDEX = "(wid.x + wid.y * nwg.x)";
 

@@ -17,7 +17,7 @@
 
 import { wgsl } from "wgsl-preprocessor";
 import { launch } from "./launch.ts";
-import type { KernelSpec } from "./runtime/program.ts";
+import { type KernelSpec, memoSpec } from "./runtime/program.ts";
 import { broadcastShapes, shapeString, sizeOf } from "./shape.ts";
 import { emptyTensor, type Tensor } from "./tensor.ts";
 import { broadcastTo } from "./movement.ts";
@@ -62,7 +62,7 @@ function matmulSpec(transA: boolean, transB: boolean, t: MatmulTiling): KernelSp
     }
   }
   return {
-    key: `matmul:tA${+transA}:tB${+transB}:${WM}x${WN}x${TM}x${TN}x${TK}`,
+    key: matmulKey(transA, transB, t),
     uniforms: [["M", "u32"], ["N", "u32"], ["K", "u32"], ["sA", "u32"], ["sB", "u32"]],
     inputs: [["A", "f32"], ["B", "f32"]],
     outputs: [["C", "f32"]],
@@ -140,13 +140,13 @@ ${stores.join("\n")}
   };
 }
 
-const specs = new Map<string, KernelSpec>();
-function spec(transA: boolean, transB: boolean, tiling: MatmulTiling): KernelSpec {
-  const key = `${transA}:${transB}:${JSON.stringify(tiling)}`;
-  let s = specs.get(key);
-  if (!s) specs.set(key, s = matmulSpec(transA, transB, tiling));
-  return s;
+/** The pipeline key: transpose flags and tiling, everything that changes the WGSL. */
+function matmulKey(transA: boolean, transB: boolean, t: MatmulTiling): string {
+  return `matmul:tA${+transA}:tB${+transB}:${t.WM}x${t.WN}x${t.TM}x${t.TN}x${t.TK}`;
 }
+
+const spec = (transA: boolean, transB: boolean, t: MatmulTiling): KernelSpec =>
+  memoSpec(matmulKey(transA, transB, t), () => matmulSpec(transA, transB, t));
 
 export interface MatmulOptions {
   /** Read A as its last two axes swapped ([..., K, M]). */

@@ -8,7 +8,7 @@
  * serves f32 and u32 alike.
  */
 
-import { grid, GRID_BUILTINS, GROUP_INDEX, launch } from "./launch.ts";
+import { elementwiseGrid, elementwiseMain, launch } from "./launch.ts";
 import type { KernelSpec } from "./runtime/program.ts";
 import { stridedOffsets } from "./binary.ts";
 import {
@@ -21,8 +21,6 @@ import {
   stridesOf,
 } from "./shape.ts";
 import { emptyTensor, type Tensor, viewOf } from "./tensor.ts";
-
-const WORKGROUP = 256;
 
 const COPY: KernelSpec = {
   key: "copy-strided",
@@ -38,10 +36,7 @@ const COPY: KernelSpec = {
   inputs: [["Src", "u32"]],
   outputs: [["Dst", "u32"]],
   body: `
-@compute @workgroup_size(${WORKGROUP})
-fn main(${GRID_BUILTINS}) {
-  let i = ${GROUP_INDEX} * ${WORKGROUP}u + lid;
-  if (i >= P.n) { return; }
+${elementwiseMain()}
 ${stridedOffsets(["S", "D"])}
   Dst[P.dstOff + off_D] = Src[P.srcOff + off_S];
 }
@@ -54,10 +49,7 @@ const FILL: KernelSpec = {
   inputs: [],
   outputs: [["Dst", "u32"]],
   body: `
-@compute @workgroup_size(${WORKGROUP})
-fn main(${GRID_BUILTINS}) {
-  let i = ${GROUP_INDEX} * ${WORKGROUP}u + lid;
-  if (i >= P.n) { return; }
+${elementwiseMain()}
   Dst[i] = P.bits;
 }
 `,
@@ -88,7 +80,7 @@ export function copyStrided(
       SStr: srcStrides,
       DStr: dstStrides,
     },
-    grid(Math.ceil(n / WORKGROUP)),
+    elementwiseGrid(n),
     label,
   );
 }
@@ -115,7 +107,7 @@ export function fillInto(out: Tensor, value: number): void {
     [],
     [out],
     { n: out.size, bits: bitsOf(value, out.dtype) },
-    grid(Math.ceil(out.size / WORKGROUP)),
+    elementwiseGrid(out.size),
     "fill",
   );
 }

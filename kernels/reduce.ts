@@ -14,7 +14,7 @@
 import { wgsl } from "wgsl-preprocessor";
 import { grid, GRID_BUILTINS, GROUP_INDEX, launch } from "./launch.ts";
 import { permute } from "./movement.ts";
-import type { KernelSpec } from "./runtime/program.ts";
+import { type KernelSpec, memoSpec } from "./runtime/program.ts";
 import { normalizeAxes, sizeOf } from "./shape.ts";
 import { emptyTensor, type Tensor, viewOf } from "./tensor.ts";
 
@@ -85,13 +85,8 @@ fn main(${GRID_BUILTINS}) {
   };
 }
 
-const specs = new Map<string, KernelSpec>();
-function spec(op: ReduceOp, group: boolean): KernelSpec {
-  const key = `${op}:${group}`;
-  let s = specs.get(key);
-  if (!s) specs.set(key, s = reduceSpec(op, group));
-  return s;
-}
+const spec = (op: ReduceOp, group: boolean): KernelSpec =>
+  memoSpec(`reduce:${op}:${group ? "group" : "serial"}`, () => reduceSpec(op, group));
 
 /** Reduces [outer, R, inner] to [outer, inner] with one or two passes; returns a flat tensor. */
 function reduceCanonical(

@@ -10,8 +10,8 @@
  */
 
 import { wgsl } from "wgsl-preprocessor";
-import { grid, GRID_BUILTINS, GROUP_INDEX, launch } from "./launch.ts";
-import type { KernelSpec } from "./runtime/program.ts";
+import { elementwiseGrid, elementwiseMain, launch } from "./launch.ts";
+import { type KernelSpec, memoSpec } from "./runtime/program.ts";
 import { emptyTensor, type Tensor } from "./tensor.ts";
 
 /** WGSL helpers shared by the elementwise kernels. */
@@ -81,8 +81,6 @@ export const UNARY = {
 
 export type UnaryOp = keyof typeof UNARY;
 
-const WORKGROUP = 256;
-
 function unarySpec(op: UnaryOp, backward: boolean): KernelSpec {
   const row: UnaryRow = UNARY[op];
   if (backward && !row.vjp) throw new Error(`unary ${op} has no derivative kernel`);
@@ -92,10 +90,7 @@ function unarySpec(op: UnaryOp, backward: boolean): KernelSpec {
     inputs: backward ? [["G", "f32"], ["X", "f32"], ["Y", "f32"]] : [["X", "f32"]],
     outputs: [["Out", "f32"]],
     body: wgsl`${MATH_WGSL}
-@compute @workgroup_size(${WORKGROUP})
-fn main(${GRID_BUILTINS}) {
-  let i = ${GROUP_INDEX} * ${WORKGROUP}u + lid;
-  if (i >= P.n) { return; }
+${elementwiseMain()}
   let p = P.p;
   let x = X[i];
 #if ${backward}
@@ -110,19 +105,14 @@ fn main(${GRID_BUILTINS}) {
   };
 }
 
-const specs = new Map<string, KernelSpec>();
-function cachedSpec(op: UnaryOp, backward: boolean): KernelSpec {
-  const key = `${op}:${backward}`;
-  let spec = specs.get(key);
-  if (!spec) specs.set(key, spec = unarySpec(op, backward));
-  return spec;
-}
+const specFor = (op: UnaryOp, backward: boolean): KernelSpec =>
+  memoSpec(`unary${backward ? "-vjp" : ""}:${op}`, () => unarySpec(op, backward));
 
 /** y = f(x) elementwise (`p` is the exponent of `pow`). */
 export function unary(op: UnaryOp, x: Tensor, p = 0): Tensor {
   if (x.dtype !== "f32") throw new Error(`${op}: expected an f32 tensor, got ${x}`);
   const out = emptyTensor(x.shape, "f32", op);
-  launch(cachedSpec(op, false), [x], [out], { n: x.size, p }, grid(Math.ceil(x.size / WORKGROUP)), op);
+  launch(specFor(op, false), [x], [out], { n: x.size, p }, elementwiseGrid(x.size), op);
   return out;
 }
 
@@ -130,11 +120,11 @@ export function unary(op: UnaryOp, x: Tensor, p = 0): Tensor {
 export function unaryVjp(op: UnaryOp, g: Tensor, x: Tensor, y: Tensor, p = 0): Tensor {
   const out = emptyTensor(x.shape, "f32", `${op}-vjp`);
   launch(
-    cachedSpec(op, true),
+    specFor(op, true),
     [g, x, y],
     [out],
     { n: x.size, p },
-    grid(Math.ceil(x.size / WORKGROUP)),
+    elementwiseGrid(x.size),
     `${op}-vjp`,
   );
   return out;

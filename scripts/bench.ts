@@ -9,52 +9,23 @@
  * Flags: --filter SUBSTRING (run only matching benchmarks), --runs N (default 5).
  */
 
-import { parseArgs } from "node:util";
 import * as ops from "../autograd/ops.ts";
 import { valueAndGrad } from "../autograd/tape.ts";
 import { adapterInfo, configure, engineStats, sync } from "../kernels/engine.ts";
 import { matmul as matmulKernel } from "../kernels/matmul.ts";
-import { GpuUnavailableError, initGpu } from "../kernels/runtime/device.ts";
 import { dispose, keep, readAll, scope, type Tensor, tensor } from "../kernels/tensor.ts";
 import { dense, initDense } from "../models/dense.ts";
 import { createRng } from "../models/rng.ts";
 import { sgdStep } from "../models/sgd.ts";
+import { initGpuOrExit, intFlag, parseFlags } from "./cli.ts";
 
 const USAGE = "usage: deno task bench [--filter SUBSTRING] [--runs N]";
-
-let args;
-try {
-  args = parseArgs({
-    args: Deno.args,
-    options: {
-      filter: { type: "string", default: "" },
-      runs: { type: "string", default: "5" },
-      help: { type: "boolean" },
-    },
-  }).values;
-} catch (error) {
-  console.error(`bench: ${(error as Error).message}\n${USAGE}`);
-  Deno.exit(2);
-}
-if (args.help) {
-  console.log(USAGE);
-  Deno.exit(0);
-}
-const runs = Number(args.runs);
-if (!Number.isInteger(runs) || runs < 1) {
-  console.error(`bench: --runs must be a positive integer, got '${args.runs}'\n${USAGE}`);
-  Deno.exit(2);
-}
-
-try {
-  await initGpu();
-} catch (error) {
-  if (error instanceof GpuUnavailableError) {
-    console.error(`bench: ${error.message}`);
-    Deno.exit(1);
-  }
-  throw error;
-}
+const args = parseFlags("bench", USAGE, {
+  filter: { type: "string", default: "" },
+  runs: { type: "string", default: "5" },
+});
+const runs = intFlag("bench", USAGE, "runs", args.runs, 1);
+await initGpuOrExit("bench");
 const adapter = adapterInfo().description;
 const rng = createRng(12345);
 

@@ -4,15 +4,7 @@
  */
 
 import { adapterInfo } from "../kernels/engine.ts";
-import { GpuUnavailableError, initGpu } from "../kernels/runtime/device.ts";
+import { initGpuOrExit } from "./cli.ts";
 
-try {
-  await initGpu();
-} catch (error) {
-  if (error instanceof GpuUnavailableError) {
-    console.error(`info: ${error.message}`);
-    Deno.exit(1);
-  }
-  throw error;
-}
+await initGpuOrExit("info");
 console.log(JSON.stringify({ ...adapterInfo(), deno: Deno.version }, null, 2));

@@ -5,58 +5,28 @@
  * functional autodiff API, printing the loss as it falls.
  */
 
-import { parseArgs } from "node:util";
 import { mean, relu, square, sub } from "../autograd/ops.ts";
 import { valueAndGrad } from "../autograd/tape.ts";
 import { adapterInfo } from "../kernels/engine.ts";
-import { GpuUnavailableError, initGpu } from "../kernels/runtime/device.ts";
 import { dispose, keep, readScalar, scope, tensor } from "../kernels/tensor.ts";
 import { dense, initDense } from "../models/dense.ts";
 import { createRng } from "../models/rng.ts";
 import { sgdStep } from "../models/sgd.ts";
+import { initGpuOrExit, intFlag, parseFlags } from "./cli.ts";
 
 const USAGE = "usage: deno task train [--steps N] [--seed N]";
-let flags;
-try {
-  flags = parseArgs({
-    args: Deno.args,
-    options: {
-      steps: { type: "string", default: "300" },
-      seed: { type: "string", default: "1" },
-      help: { type: "boolean" },
-    },
-  }).values;
-} catch (error) {
-  console.error(`train: ${(error as Error).message}\n${USAGE}`);
-  Deno.exit(2);
-}
-if (flags.help) {
-  console.log(USAGE);
-  Deno.exit(0);
-}
-const steps = Number(flags.steps), seed = Number(flags.seed);
-if (!Number.isInteger(steps) || steps < 1) {
-  console.error(`train: --steps must be a positive integer, got '${flags.steps}'\n${USAGE}`);
-  Deno.exit(2);
-}
-if (!Number.isInteger(seed)) {
-  console.error(`train: --seed must be an integer, got '${flags.seed}'\n${USAGE}`);
-  Deno.exit(2);
-}
+const flags = parseFlags("train", USAGE, {
+  steps: { type: "string", default: "300" },
+  seed: { type: "string", default: "1" },
+});
+const steps = intFlag("train", USAGE, "steps", flags.steps, 1);
+const seed = intFlag("train", USAGE, "seed", flags.seed);
 
 console.log(
   "train: the hierarchical VAE and its training are not implemented yet (next issues: VAE kernels,\n" +
     "       then the model, data pipeline and training). Meanwhile this run checks the engine end to end.",
 );
-try {
-  await initGpu();
-} catch (error) {
-  if (error instanceof GpuUnavailableError) {
-    console.error(`train: ${error.message}`);
-    Deno.exit(1);
-  }
-  throw error;
-}
+await initGpuOrExit("train");
 console.log(`train: adapter ${adapterInfo().description}`);
 
 // Target: y = sin(3 x0) + x1 x2 on 256 random points in [-1, 1]^3.

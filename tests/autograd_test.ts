@@ -3,21 +3,12 @@
  * accumulation over fan-out, parameter trees, aux outputs, stop-gradient, and misuse errors.
  */
 
+import assert from "node:assert/strict";
 import * as ops from "../autograd/ops.ts";
 import { grad, noGrad, valueAndGrad, valueAndGradWithAux } from "../autograd/tape.ts";
 import { read, readScalar, scope, type Tensor } from "../kernels/tensor.ts";
 import { assertClose, createRng, gpuTest, randomNd, toTensor } from "./helpers.ts";
 import type { Nd } from "./reference.ts";
-
-function expectThrows(fn: () => unknown, pattern: RegExp): void {
-  try {
-    fn();
-  } catch (e) {
-    if (!pattern.test((e as Error).message)) throw new Error(`wrong message: ${(e as Error).message}`);
-    return;
-  }
-  throw new Error(`expected an error matching ${pattern}`);
-}
 
 /** Row-major helpers for the hand-derived MLP gradients. */
 const at = (x: Nd, i: number, j: number) => x.data[i * x.shape[1] + j];
@@ -121,15 +112,15 @@ gpuTest("autograd: aux outputs pass through; stopGradient and noGrad cut the gra
 
 gpuTest("autograd: misuse is a clear error", () => {
   const w = toTensor(randomNd(createRng(7), [3]));
-  expectThrows(
+  assert.throws(
     () => valueAndGrad((p: Tensor) => valueAndGrad((q: Tensor) => ops.sum(q))(p).value)(w),
     /nested differentiation is not supported/,
   );
-  expectThrows(
+  assert.throws(
     () => valueAndGrad((p: Tensor) => ops.mul(p, 2))(w),
     /one-element tensor, got Tensor#\d+\(f32 \[3\]\)/,
   );
-  expectThrows(
+  assert.throws(
     () => valueAndGrad(((p: Tensor) => Promise.resolve(ops.sum(p))) as unknown as (p: Tensor) => Tensor)(w),
     /f must be synchronous/,
   );

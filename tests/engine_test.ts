@@ -4,6 +4,7 @@
  * dispatch, pipelines are cached per variant, and GPU errors name the op or kernel.
  */
 
+import assert from "node:assert/strict";
 import * as ops from "../autograd/ops.ts";
 import { valueAndGrad } from "../autograd/tape.ts";
 import { configure, engineStats, sync } from "../kernels/engine.ts";
@@ -13,16 +14,6 @@ import { dense, initDense } from "../models/dense.ts";
 import { sgdStep } from "../models/sgd.ts";
 import { dispose, keep } from "../kernels/tensor.ts";
 import { assertClose, createRng, gpuTest, randomNd, toTensor } from "./helpers.ts";
-
-async function expectRejects(fn: () => Promise<unknown>, pattern: RegExp): Promise<void> {
-  try {
-    await fn();
-  } catch (e) {
-    if (!pattern.test((e as Error).message)) throw new Error(`wrong message: ${(e as Error).message}`);
-    return;
-  }
-  throw new Error(`expected an error matching ${pattern}`);
-}
 
 gpuTest(
   "scope: temporaries released, results kept and moved to the parent, disposed tensors refuse use",
@@ -200,7 +191,7 @@ gpuTest("errors: a bad kernel names itself; debug mode names the failing op", as
     {},
     [1],
   );
-  await expectRejects(() => sync(), /kernel test:broken failed to compile/);
+  await assert.rejects(() => sync(), /kernel test:broken failed to compile/);
 
   const ok = {
     key: "test:ok",
@@ -213,7 +204,7 @@ gpuTest("errors: a bad kernel names itself; debug mode names the failing op", as
   const previous = configure({ debug: true });
   try {
     launch(ok, [], [out], {}, [1 << 20], "oversized-grid"); // beyond maxComputeWorkgroupsPerDimension
-    await expectRejects(() => sync(), /op oversized-grid \(kernel test:ok\)/);
+    await assert.rejects(() => sync(), /op oversized-grid \(kernel test:ok\)/);
   } finally {
     configure(previous);
   }

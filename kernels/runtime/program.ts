@@ -90,6 +90,22 @@ export function kernelHeader(spec: KernelSpec): string {
   return lines.join("\n") + "\n";
 }
 
+const specs = new Map<string, KernelSpec>();
+
+/**
+ * The spec for `key`, built by `make` on first use. Kernel files keep no caches of their own; `key`
+ * must be the key of the spec `make` returns.
+ */
+export function memoSpec(key: string, make: () => KernelSpec): KernelSpec {
+  let spec = specs.get(key);
+  if (!spec) {
+    spec = make();
+    if (spec.key !== key) throw new Error(`memoSpec: asked for '${key}', built '${spec.key}'`);
+    specs.set(key, spec);
+  }
+  return spec;
+}
+
 const layouts = new Map<string, GPUBindGroupLayout>();
 const kernels = new Map<string, CompiledKernel>();
 const compileErrors: string[] = [];

@@ -1,0 +1,49 @@
+/**
+ * What every command line shares: strict flag parsing that turns a bad flag into a usage error
+ * (exit 2), integer flags with their name in the error, and GPU start-up that explains itself.
+ */
+
+import { parseArgs, type ParseArgsConfig } from "node:util";
+import { GpuUnavailableError, initGpu } from "../kernels/runtime/device.ts";
+
+type Options = NonNullable<ParseArgsConfig["options"]>;
+
+/** Parses `Deno.args` strictly; prints usage and exits 0 on --help, 2 on a bad flag. */
+export function parseFlags<O extends Options>(tool: string, usage: string, options: O) {
+  if (Deno.args.includes("--help") || Deno.args.includes("-h")) {
+    console.log(usage);
+    Deno.exit(0);
+  }
+  try {
+    return parseArgs({ args: Deno.args, options }).values;
+  } catch (error) {
+    usageError(tool, usage, (error as Error).message);
+  }
+}
+
+/** Prints `message` and the usage, then exits with status 2. */
+export function usageError(tool: string, usage: string, message: string): never {
+  console.error(`${tool}: ${message}\n${usage}`);
+  Deno.exit(2);
+}
+
+/** Reads an integer flag (at least `min`), or exits with a usage error naming it. */
+export function intFlag(tool: string, usage: string, name: string, raw: unknown, min = -Infinity): number {
+  const value = Number(raw);
+  if (typeof raw !== "string" || !Number.isInteger(value) || value < min) {
+    const what = min === 1 ? "a positive integer" : min === 0 ? "a non-negative integer" : "an integer";
+    usageError(tool, usage, `--${name} must be ${what}, got '${raw}'`);
+  }
+  return value;
+}
+
+/** Starts the GPU, or prints why it could not (and how to fix it) and exits with status 1. */
+export async function initGpuOrExit(tool: string): Promise<void> {
+  try {
+    await initGpu();
+  } catch (error) {
+    if (!(error instanceof GpuUnavailableError)) throw error;
+    console.error(`${tool}: ${error.message}`);
+    Deno.exit(1);
+  }
+}
