@@ -10,6 +10,13 @@
 
 import { binary, type BinaryOp, where as whereKernel } from "../kernels/binary.ts";
 import { matmul as matmulKernel, type MatmulOptions } from "../kernels/matmul.ts";
+import {
+  conv2dGeometry,
+  type Conv2dOptions,
+  conv2dTransposeGeometry,
+  convBackwardInput,
+  convForward,
+} from "../kernels/conv.ts";
 import * as mv from "../kernels/movement.ts";
 import { reduce } from "../kernels/reduce.ts";
 import { normalizeAxes, type Shape } from "../kernels/shape.ts";
@@ -192,4 +199,34 @@ export function zeros(shape: Shape): Tensor {
 /** Ones of `shape`. */
 export function ones(shape: Shape): Tensor {
   return mv.full(shape, 1);
+}
+
+/**
+ * 2-D convolution of NHWC input x [B, H, W, Ci] with filter w [kh, kw, Ci, Co], plus bias [Co].
+ * See kernels/conv.ts for the layout and the padding rules.
+ */
+export function conv2d(
+  x: Tensor,
+  w: Tensor,
+  bias: Tensor | null = null,
+  options: Conv2dOptions = {},
+): Tensor {
+  const geometry = conv2dGeometry(x.shape, w.shape, bias?.shape ?? null, options);
+  const inputs = bias ? [x, w, bias] : [x, w];
+  return record("conv2d", inputs, convForward(x, w, bias, geometry), { geometry });
+}
+
+/**
+ * Transposed 2-D convolution of x [B, H, W, Cin] with filter w [kh, kw, Cout, Cin] (TensorFlow's
+ * layout), plus bias [Cout]: output [B, (H - 1) s + kh - crop, ..., Cout].
+ */
+export function conv2dTranspose(
+  x: Tensor,
+  w: Tensor,
+  bias: Tensor | null = null,
+  options: Conv2dOptions = {},
+): Tensor {
+  const geometry = conv2dTransposeGeometry(x.shape, w.shape, bias?.shape ?? null, options);
+  const inputs = bias ? [x, w, bias] : [x, w];
+  return record("conv2dTranspose", inputs, convBackwardInput(x, w, bias, geometry), { geometry });
 }

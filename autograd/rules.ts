@@ -9,6 +9,13 @@
 
 import { binary, where } from "../kernels/binary.ts";
 import { matmul } from "../kernels/matmul.ts";
+import {
+  convBackwardBias,
+  convBackwardFilter,
+  convBackwardInput,
+  convForward,
+  type ConvGeometry,
+} from "../kernels/conv.ts";
 import { broadcastTo, pad, permute, reshape, slice } from "../kernels/movement.ts";
 import { reduce } from "../kernels/reduce.ts";
 import { broadcastAxes, normalizeAxes, type Shape, sizeOf } from "../kernels/shape.ts";
@@ -170,6 +177,27 @@ export const VJP = {
       dB = sumTo(dB, B.shape);
     }
     return [dA, dB];
+  },
+
+  // y = conv(x, w) + b: dx is the transposed convolution of g with w, dw correlates x with g over
+  // batch and pixels, db sums g over batch and pixels (kernels/conv.ts).
+  conv2d: ({ g, inputs: [x, w], attrs, needs }) => {
+    const geometry = attrs.geometry as ConvGeometry;
+    return [
+      needs[0] ? convBackwardInput(g, t(w), null, geometry) : null,
+      needs[1] ? convBackwardFilter(t(x), g, geometry) : null,
+      needs[2] ? convBackwardBias(g) : null,
+    ];
+  },
+  // y = conv^T(x, w) + b is the adjoint of a convolution whose input is y: dx = conv(g, w),
+  // dw correlates g (that convolution's input) with x (its output), db sums g.
+  conv2dTranspose: ({ g, inputs: [x, w], attrs, needs }) => {
+    const geometry = attrs.geometry as ConvGeometry;
+    return [
+      needs[0] ? convForward(g, t(w), null, geometry) : null,
+      needs[1] ? convBackwardFilter(g, t(x), geometry) : null,
+      needs[2] ? convBackwardBias(g) : null,
+    ];
   },
 } satisfies Record<string, Rule>;
 

@@ -255,3 +255,125 @@ function batchOffset(idx: number[], batch: number[]): number {
   const s = strides(batch);
   return batch.reduce((o, d, i) => o + (d === 1 ? 0 : idx[lead + i]) * s[i], 0);
 }
+
+/** Geometry of a reference convolution: strides and explicit [top, bottom] / [left, right] padding. */
+export interface ConvRefOptions {
+  stride: [number, number];
+  pads: [[number, number], [number, number]];
+}
+
+/** y[b, oh, ow, co] = sum x[b, oh*sy + ky - top, ow*sx + kx - left, ci] w[ky, kx, ci, co] + bias[co]. */
+export function conv2d(x: Nd, w: Nd, bias: Nd | null, o: ConvRefOptions): Nd {
+  const [B, H, W, Ci] = x.shape;
+  const [kh, kw, , Co] = w.shape;
+  const [[pT, pB], [pL, pR]] = o.pads;
+  const [sy, sx] = o.stride;
+  const oH = Math.floor((H + pT + pB - kh) / sy) + 1, oW = Math.floor((W + pL + pR - kw) / sx) + 1;
+  const out = new Float64Array(B * oH * oW * Co);
+  for (let b = 0; b < B; b++) {
+    for (let oh = 0; oh < oH; oh++) {
+      for (let ow = 0; ow < oW; ow++) {
+        for (let co = 0; co < Co; co++) {
+          let acc = bias ? bias.data[co] : 0;
+          for (let ky = 0; ky < kh; ky++) {
+            const ih = oh * sy + ky - pT;
+            if (ih < 0 || ih >= H) continue;
+            for (let kx = 0; kx < kw; kx++) {
+              const iw = ow * sx + kx - pL;
+              if (iw < 0 || iw >= W) continue;
+              for (let ci = 0; ci < Ci; ci++) {
+                acc += x.data[((b * H + ih) * W + iw) * Ci + ci] *
+                  w.data[((ky * kw + kx) * Ci + ci) * Co + co];
+              }
+            }
+          }
+          out[((b * oH + oh) * oW + ow) * Co + co] = acc;
+        }
+      }
+    }
+  }
+  return { shape: [B, oH, oW, Co], data: out };
+}
+
+/** The adjoint of `conv2d` by mechanically reversing its loop: dx, dw, db from the cotangent g. */
+export function conv2dVjp(x: Nd, w: Nd, g: Nd, o: ConvRefOptions): { dx: Nd; dw: Nd; db: Nd } {
+  const [B, H, W, Ci] = x.shape;
+  const [kh, kw, , Co] = w.shape;
+  const [, oH, oW] = g.shape;
+  const [sy, sx] = o.stride;
+  const [[pT], [pL]] = o.pads;
+  const dx = new Float64Array(x.data.length), dw = new Float64Array(w.data.length), db = new Float64Array(Co);
+  for (let b = 0; b < B; b++) {
+    for (let oh = 0; oh < oH; oh++) {
+      for (let ow = 0; ow < oW; ow++) {
+        for (let co = 0; co < Co; co++) {
+          const gv = g.data[((b * oH + oh) * oW + ow) * Co + co];
+          db[co] += gv;
+          for (let ky = 0; ky < kh; ky++) {
+            const ih = oh * sy + ky - pT;
+            if (ih < 0 || ih >= H) continue;
+            for (let kx = 0; kx < kw; kx++) {
+              const iw = ow * sx + kx - pL;
+              if (iw < 0 || iw >= W) continue;
+              for (let ci = 0; ci < Ci; ci++) {
+                const xi = ((b * H + ih) * W + iw) * Ci + ci, wi = ((ky * kw + kx) * Ci + ci) * Co + co;
+                dx[xi] += gv * w.data[wi];
+                dw[wi] += gv * x.data[xi];
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+  return {
+    dx: { shape: [...x.shape], data: dx },
+    dw: { shape: [...w.shape], data: dw },
+    db: { shape: [Co], data: db },
+  };
+}
+
+/**
+ * Transposed convolution by its own definition: every input pixel scatters x * w into the full
+ * (H - 1) s + k output, which is then cropped by [top, bottom] / [left, right] (a negative bottom or
+ * right crop extends it with zeros). Filter [kh, kw, Cout, Cin].
+ */
+export function conv2dTranspose(x: Nd, w: Nd, bias: Nd | null, o: ConvRefOptions): Nd {
+  const [B, H, W, Cin] = x.shape;
+  const [kh, kw, Cout] = w.shape;
+  const [sy, sx] = o.stride;
+  const [[cT, cB], [cL, cR]] = o.pads;
+  const fH = (H - 1) * sy + kh, fW = (W - 1) * sx + kw;
+  const full = new Float64Array(B * fH * fW * Cout);
+  for (let b = 0; b < B; b++) {
+    for (let ih = 0; ih < H; ih++) {
+      for (let iw = 0; iw < W; iw++) {
+        for (let ci = 0; ci < Cin; ci++) {
+          const xv = x.data[((b * H + ih) * W + iw) * Cin + ci];
+          for (let ky = 0; ky < kh; ky++) {
+            for (let kx = 0; kx < kw; kx++) {
+              for (let co = 0; co < Cout; co++) {
+                full[((b * fH + ih * sy + ky) * fW + iw * sx + kx) * Cout + co] += xv *
+                  w.data[((ky * kw + kx) * Cout + co) * Cin + ci];
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+  const oH = fH - cT - cB, oW = fW - cL - cR;
+  const out = new Float64Array(B * oH * oW * Cout);
+  for (let b = 0; b < B; b++) {
+    for (let oh = 0; oh < oH; oh++) {
+      for (let ow = 0; ow < oW; ow++) {
+        for (let co = 0; co < Cout; co++) {
+          const fh = oh + cT, fw = ow + cL;
+          const v = fh < fH && fw < fW ? full[((b * fH + fh) * fW + fw) * Cout + co] : 0;
+          out[((b * oH + oh) * oW + ow) * Cout + co] = v + (bias ? bias.data[co] : 0);
+        }
+      }
+    }
+  }
+  return { shape: [B, oH, oW, Cout], data: out };
+}

@@ -1,0 +1,497 @@
+/**
+ * 2-D convolution in three directions: forward, input gradient, weight gradient. Transposed
+ * convolutions are the same three kernels used the other way round (see `conv2dTranspose` below).
+ *
+ * Layout: activations NHWC, filters HWIO ([kh, kw, Ci, Co]). Why channels-last: the GEMM view of a
+ * convolution has K = (ky, kx, ci) and N = co; with NHWC the innermost input index is ci, so the
+ * A-operand loads of consecutive k are consecutive in memory, the output [B*oH*oW, Co] is exactly
+ * the row-major GEMM result (no transpose), and flattening for a dense layer is free. Channel
+ * counts in the model (1, 8, 16, 64) are small, which is where NCHW loses most.
+ *
+ * Each direction is an implicit GEMM on kernels/gemm.ts (index math in the loads, no im2col buffer):
+ *   forward  Y[m = (b, oh, ow), co] = sum_{k = (ky, kx, ci)} X[b, oh*s + ky - pad, ow*s + kx - pad, ci] W[k, co] (+ bias)
+ *   dX       dX[m = (b, ih, iw), ci] = sum_{k = (ky, kx, co)} dY[b, (ih + pad - ky)/s, (iw + pad - kx)/s, co] W[ky, kx, ci, co]
+ *            (taps where the division is not exact, or out of range, contribute 0)
+ *   dW       dW[m = (ky, kx, ci), co] = sum_{k = (b, oh, ow)} X[b, oh*s + ky - pad, ...ci] dY[k, co]
+ *            K = batch x pixels is huge and M x N small, so it is split over workgroups (split-K)
+ *            into partial sums that a reduction adds up: never one thread per weight over the batch.
+ * A naive direct kernel for each direction (one thread per output element) is kept as an on-GPU
+ * oracle: `setConvImplementation("naive")` routes every convolution through it.
+ *
+ * Only the top/left padding enters the index math; the output size carries the rest, which is how
+ * TF-"same" asymmetric padding and transposed-convolution crops are both expressed.
+ */
+
+import { wgsl } from "wgsl-preprocessor";
+import { DEFAULT_TILING, gemmGrid, gemmSpec, tilingKey } from "./gemm.ts";
+import { elementwiseGrid, elementwiseMain, launch } from "./launch.ts";
+import { reduce } from "./reduce.ts";
+import { type KernelSpec, memoSpec, type UniformType } from "./runtime/program.ts";
+import { emptyTensor, type Tensor, viewOf } from "./tensor.ts";
+import { type Shape, shapeString } from "./shape.ts";
+
+/** Everything the index math needs; batch B, input H x W x Ci, output oH x oW x Co. */
+export interface ConvGeometry {
+  B: number;
+  H: number;
+  W: number;
+  Ci: number;
+  oH: number;
+  oW: number;
+  Co: number;
+  kh: number;
+  kw: number;
+  sy: number;
+  sx: number;
+  padT: number;
+  padL: number;
+}
+
+const GEOMETRY_UNIFORMS: [string, UniformType][] = [
+  "B",
+  "H",
+  "W",
+  "Ci",
+  "oH",
+  "oW",
+  "Co",
+  "kh",
+  "kw",
+  "sy",
+  "sx",
+  "padT",
+  "padL",
+].map((name) => [name, "u32"]);
+
+/**
+ * WGSL shared by every conv kernel, GEMM or naive: the three ways of reading an operand.
+ * Bindings X (input), DY (output gradient) and Wt (filter) are whichever a kernel declares.
+ */
+const inputAt = /* wgsl */ `
+// X at the input pixel that output (oh, ow) sees through tap (ky, kx); 0 in the padding.
+fn inputAt(b: u32, oh: u32, ow: u32, ky: u32, kx: u32, ci: u32) -> f32 {
+  let ih = i32(oh * P.sy + ky) - i32(P.padT);
+  let iw = i32(ow * P.sx + kx) - i32(P.padL);
+  if (ih < 0 || iw < 0 || ih >= i32(P.H) || iw >= i32(P.W)) { return 0.0; }
+  return X[((b * P.H + u32(ih)) * P.W + u32(iw)) * P.Ci + ci];
+}`;
+const gradOutAt = /* wgsl */ `
+// DY at the output pixel that input (ih, iw) feeds through tap (ky, kx); 0 when no output uses it.
+fn gradOutAt(b: u32, ih: u32, iw: u32, ky: u32, kx: u32, co: u32) -> f32 {
+  let nh = i32(ih + P.padT) - i32(ky);
+  let nw = i32(iw + P.padL) - i32(kx);
+  if (nh < 0 || nw < 0) { return 0.0; }
+  let oh = u32(nh) / P.sy;
+  let ow = u32(nw) / P.sx;
+  if (oh * P.sy != u32(nh) || ow * P.sx != u32(nw) || oh >= P.oH || ow >= P.oW) { return 0.0; }
+  return DY[((b * P.oH + oh) * P.oW + ow) * P.Co + co];
+}`;
+const weightAt = /* wgsl */ `
+fn weightAt(ky: u32, kx: u32, ci: u32, co: u32) -> f32 {
+  return Wt[((ky * P.kw + kx) * P.Ci + ci) * P.Co + co];
+}`;
+
+/** Splits a flat index into (outer, middle, inner) for row-major sizes (., mid, inner). */
+const split3 = /* wgsl */ `
+fn split3(i: u32, mid: u32, inner: u32) -> vec3<u32> {
+  return vec3<u32>(i / (mid * inner), (i / inner) % mid, i % inner);
+}`;
+
+export type ConvImplementation = "gemm" | "naive";
+let implementation: ConvImplementation = "gemm";
+
+/** Routes all convolutions through the implicit-GEMM kernels (default) or the naive oracle kernels. */
+export function setConvImplementation(which: ConvImplementation): ConvImplementation {
+  const previous = implementation;
+  implementation = which;
+  return previous;
+}
+
+// ---------------------------------------------------------------- implicit-GEMM variants
+
+function forwardSpec(bias: boolean): KernelSpec {
+  return gemmSpec({
+    key: `conv-fwd:bias${+bias}`,
+    uniforms: GEOMETRY_UNIFORMS,
+    inputs: bias ? [["X", "f32"], ["Wt", "f32"], ["Bias", "f32"]] : [["X", "f32"], ["Wt", "f32"]],
+    outputs: [["Y", "f32"]],
+    functions: wgsl`${inputAt}${split3}
+fn loadA(z: u32, m: u32, k: u32) -> f32 {
+  let o = split3(m, P.oH, P.oW);
+  let t = split3(k, P.kw, P.Ci);
+  return inputAt(o.x, o.y, o.z, t.x, t.y, t.z);
+}
+fn loadB(z: u32, k: u32, n: u32) -> f32 { return Wt[k * P.Co + n]; }
+fn storeC(z: u32, m: u32, n: u32, v: f32) {
+#if ${bias}
+  Y[m * P.Co + n] = v + Bias[n];
+#else
+  Y[m * P.Co + n] = v;
+#endif
+}`,
+    aContiguous: "k",
+    bContiguous: "n",
+  });
+}
+
+function backwardInputSpec(bias: boolean): KernelSpec {
+  return gemmSpec({
+    key: `conv-dx:bias${+bias}`,
+    uniforms: GEOMETRY_UNIFORMS,
+    inputs: bias ? [["DY", "f32"], ["Wt", "f32"], ["Bias", "f32"]] : [["DY", "f32"], ["Wt", "f32"]],
+    outputs: [["DX", "f32"]],
+    functions: wgsl`${gradOutAt}${weightAt}${split3}
+fn loadA(z: u32, m: u32, k: u32) -> f32 {
+  let i = split3(m, P.H, P.W);
+  let t = split3(k, P.kw, P.Co);
+  return gradOutAt(i.x, i.y, i.z, t.x, t.y, t.z);
+}
+fn loadB(z: u32, k: u32, n: u32) -> f32 {
+  let t = split3(k, P.kw, P.Co);
+  return weightAt(t.x, t.y, n, t.z);
+}
+fn storeC(z: u32, m: u32, n: u32, v: f32) {
+#if ${bias}
+  DX[m * P.Ci + n] = v + Bias[n];
+#else
+  DX[m * P.Ci + n] = v;
+#endif
+}`,
+    aContiguous: "k",
+    bContiguous: "k",
+  });
+}
+
+function backwardFilterSpec(): KernelSpec {
+  return gemmSpec({
+    key: "conv-dw",
+    uniforms: GEOMETRY_UNIFORMS,
+    inputs: [["X", "f32"], ["DY", "f32"]],
+    outputs: [["Partial", "f32"]],
+    functions: `${inputAt}${split3}
+fn loadA(z: u32, m: u32, k: u32) -> f32 {
+  let t = split3(m, P.kw, P.Ci);
+  let o = split3(k, P.oH, P.oW);
+  return inputAt(o.x, o.y, o.z, t.x, t.y, t.z);
+}
+fn loadB(z: u32, k: u32, n: u32) -> f32 { return DY[k * P.Co + n]; }
+fn storeC(z: u32, m: u32, n: u32, v: f32) { Partial[(z * P.M + m) * P.N + n] = v; }`,
+    aContiguous: "m",
+    bContiguous: "n",
+    splitK: true,
+  });
+}
+
+// ---------------------------------------------------------------- naive oracle variants
+
+function naiveSpec(direction: "fwd" | "dx" | "dw", bias: boolean): KernelSpec {
+  const inputs: [string, "f32"][] = direction === "fwd"
+    ? [["X", "f32"], ["Wt", "f32"]]
+    : direction === "dx"
+    ? [["DY", "f32"], ["Wt", "f32"]]
+    : [["X", "f32"], ["DY", "f32"]];
+  if (bias) inputs.push(["Bias", "f32"]);
+  return {
+    key: `conv-naive-${direction}:bias${+bias}`,
+    uniforms: [["n", "u32"], ...GEOMETRY_UNIFORMS],
+    inputs,
+    outputs: [["Out", "f32"]],
+    body: wgsl`${direction === "dx" ? "" : inputAt}${direction === "dw" ? "" : weightAt}${
+      direction === "fwd" ? "" : gradOutAt
+    }${split3}
+${elementwiseMain()}
+  var acc = 0.0;
+#if ${direction === "fwd"}
+  let co = i % P.Co;
+  let o = split3(i / P.Co, P.oH, P.oW);
+  for (var ky = 0u; ky < P.kh; ky++) { for (var kx = 0u; kx < P.kw; kx++) { for (var ci = 0u; ci < P.Ci; ci++) {
+    acc += inputAt(o.x, o.y, o.z, ky, kx, ci) * weightAt(ky, kx, ci, co);
+  } } }
+#if ${bias}
+  acc += Bias[co];
+#endif
+#elif ${direction === "dx"}
+  let ci = i % P.Ci;
+  let p = split3(i / P.Ci, P.H, P.W);
+  for (var ky = 0u; ky < P.kh; ky++) { for (var kx = 0u; kx < P.kw; kx++) { for (var co = 0u; co < P.Co; co++) {
+    acc += gradOutAt(p.x, p.y, p.z, ky, kx, co) * weightAt(ky, kx, ci, co);
+  } } }
+#if ${bias}
+  acc += Bias[ci];
+#endif
+#else
+  let co = i % P.Co;
+  let t = split3(i / P.Co, P.kw, P.Ci);
+  for (var b = 0u; b < P.B; b++) { for (var oh = 0u; oh < P.oH; oh++) { for (var ow = 0u; ow < P.oW; ow++) {
+    acc += inputAt(b, oh, ow, t.x, t.y, t.z) * DY[((b * P.oH + oh) * P.oW + ow) * P.Co + co];
+  } } }
+#endif
+  Out[i] = acc;
+}
+`,
+  };
+}
+
+const TILES = tilingKey(DEFAULT_TILING);
+const forward = (bias: boolean) => memoSpec(`conv-fwd:bias${+bias}:${TILES}`, () => forwardSpec(bias));
+const backwardInput = (bias: boolean) =>
+  memoSpec(`conv-dx:bias${+bias}:${TILES}`, () => backwardInputSpec(bias));
+const backwardFilter = () => memoSpec(`conv-dw:${TILES}`, backwardFilterSpec);
+const naive = (d: "fwd" | "dx" | "dw", bias: boolean) =>
+  memoSpec(`conv-naive-${d}:bias${+bias}`, () => naiveSpec(d, bias));
+
+function geometryUniforms(g: ConvGeometry): Record<string, number> {
+  return { ...g };
+}
+
+/** Y[B, oH, oW, Co] = conv(X[B, H, W, Ci], W[kh, kw, Ci, Co]) (+ bias[Co]); no validation (see ops). */
+export function convForward(x: Tensor, w: Tensor, bias: Tensor | null, g: ConvGeometry): Tensor {
+  const y = emptyTensor([g.B, g.oH, g.oW, g.Co], "f32", "conv2d");
+  const inputs = bias ? [x, w, bias] : [x, w];
+  if (implementation === "naive") {
+    launch(
+      naive("fwd", !!bias),
+      inputs,
+      [y],
+      { n: y.size, ...geometryUniforms(g) },
+      elementwiseGrid(y.size),
+      "conv2d",
+    );
+    return y;
+  }
+  const M = g.B * g.oH * g.oW, N = g.Co, K = g.kh * g.kw * g.Ci;
+  launch(
+    forward(!!bias),
+    inputs,
+    [y],
+    { M, N, K, kChunk: 0, ...geometryUniforms(g) },
+    gemmGrid(M, N, 1),
+    "conv2d",
+  );
+  return y;
+}
+
+/** dX[B, H, W, Ci] from dY[B, oH, oW, Co] and W (+ bias[Ci], for transposed convolutions). */
+export function convBackwardInput(dy: Tensor, w: Tensor, bias: Tensor | null, g: ConvGeometry): Tensor {
+  const dx = emptyTensor([g.B, g.H, g.W, g.Ci], "f32", "conv2d-dx");
+  const inputs = bias ? [dy, w, bias] : [dy, w];
+  if (implementation === "naive") {
+    launch(
+      naive("dx", !!bias),
+      inputs,
+      [dx],
+      { n: dx.size, ...geometryUniforms(g) },
+      elementwiseGrid(dx.size),
+      "conv2d-dx",
+    );
+    return dx;
+  }
+  const M = g.B * g.H * g.W, N = g.Ci, K = g.kh * g.kw * g.Co;
+  launch(
+    backwardInput(!!bias),
+    inputs,
+    [dx],
+    { M, N, K, kChunk: 0, ...geometryUniforms(g) },
+    gemmGrid(M, N, 1),
+    "conv2d-dx",
+  );
+  return dx;
+}
+
+/**
+ * How many K slices the weight gradient uses: enough workgroups to fill a GPU (~512) when the
+ * output tiles alone are few, each slice at least 256 long, at most 64 slices.
+ */
+export function filterSplits(M: number, N: number, K: number): number {
+  const tiles = gemmGrid(M, N, 1).reduce((a, b) => a * b, 1);
+  return Math.max(1, Math.min(64, Math.floor(K / 256), Math.ceil(512 / tiles)));
+}
+
+/** dW[kh, kw, Ci, Co] from X and dY: split-K GEMM, then a sum over the slices. */
+export function convBackwardFilter(x: Tensor, dy: Tensor, g: ConvGeometry): Tensor {
+  const M = g.kh * g.kw * g.Ci, N = g.Co, K = g.B * g.oH * g.oW;
+  if (implementation === "naive") {
+    const dw = emptyTensor([g.kh, g.kw, g.Ci, g.Co], "f32", "conv2d-dw");
+    launch(
+      naive("dw", false),
+      [x, dy],
+      [dw],
+      { n: dw.size, ...geometryUniforms(g) },
+      elementwiseGrid(dw.size),
+      "conv2d-dw",
+    );
+    return dw;
+  }
+  const splits = filterSplits(M, N, K);
+  const TK = DEFAULT_TILING.TK;
+  const kChunk = Math.ceil(Math.ceil(K / splits) / TK) * TK;
+  const slices = Math.ceil(K / kChunk);
+  const partial = emptyTensor(slices === 1 ? [g.kh, g.kw, g.Ci, g.Co] : [slices, M, N], "f32", "conv2d-dw");
+  launch(
+    backwardFilter(),
+    [x, dy],
+    [partial],
+    { M, N, K, kChunk, ...geometryUniforms(g) },
+    gemmGrid(M, N, slices),
+    "conv2d-dw",
+  );
+  if (slices === 1) return partial;
+  const summed = reduce("sum", partial, 0);
+  partial.dispose();
+  const dw = viewOf(summed, [g.kh, g.kw, g.Ci, g.Co]);
+  summed.dispose();
+  return dw;
+}
+
+/** d(bias)[Co] = sum of dY over batch and pixels. */
+export function convBackwardBias(dy: Tensor): Tensor {
+  return reduce("sum", dy, [0, 1, 2]);
+}
+
+// ---------------------------------------------------------------- geometry and validation
+
+/** Per-side padding [[top, bottom], [left, right]], or a rule. */
+export type Padding2d =
+  | "same"
+  | "valid"
+  | number
+  | readonly [readonly [number, number], readonly [number, number]];
+
+export interface Conv2dOptions {
+  /** One stride for both axes, or [sy, sx]. Default 1. */
+  stride?: number | readonly [number, number];
+  /**
+   * Convolution: zero padding. "same" is TensorFlow's rule: output ceil(in / s), total padding
+   * max(0, (out - 1) s + k - in) with the odd element at the bottom/right. Default "valid".
+   * Transposed convolution: the crop of the full (in - 1) s + k output, which may be negative at the
+   * bottom/right to extend it (PyTorch's output_padding); "same" gives output in x s.
+   */
+  padding?: Padding2d;
+}
+
+function strides2(stride: Conv2dOptions["stride"], op: string): [number, number] {
+  const [sy, sx] = typeof stride === "number" || stride === undefined ? [stride ?? 1, stride ?? 1] : stride;
+  if (![sy, sx].every((v) => Number.isInteger(v) && v > 0)) {
+    throw new Error(
+      `${op}: stride must be a positive integer or a pair of them, got ${JSON.stringify(stride)}`,
+    );
+  }
+  return [sy, sx];
+}
+
+/** TensorFlow "same": [before, after] for input n, kernel k, stride s. */
+export function samePadding(n: number, k: number, s: number): [number, number] {
+  const out = Math.ceil(n / s);
+  const total = Math.max(0, (out - 1) * s + k - n);
+  return [Math.floor(total / 2), total - Math.floor(total / 2)];
+}
+
+function explicitPads(padding: Padding2d, op: string): [[number, number], [number, number]] | null {
+  if (padding === "same" || padding === "valid") return null;
+  const pads = typeof padding === "number" ? [[padding, padding], [padding, padding]] : padding;
+  if (
+    !Array.isArray(pads) || pads.length !== 2 || pads.some((p) => !Array.isArray(p) || p.length !== 2) ||
+    pads.flat().some((v) => !Number.isInteger(v))
+  ) {
+    throw new Error(
+      `${op}: padding must be "same", "valid", an integer or [[top, bottom], [left, right]], got ${
+        JSON.stringify(padding)
+      }`,
+    );
+  }
+  return [[pads[0][0], pads[0][1]], [pads[1][0], pads[1][1]]];
+}
+
+function checkNhwc(x: Shape, w: Shape, op: string, wName: string): void {
+  if (x.length !== 4) {
+    throw new Error(`${op}: input must be NHWC [batch, height, width, channels], got ${shapeString(x)}`);
+  }
+  if (w.length !== 4) throw new Error(`${op}: filter must be ${wName}, got ${shapeString(w)}`);
+}
+
+function checkBias(bias: Shape | null, channels: number, op: string): void {
+  if (bias && (bias.length !== 1 || bias[0] !== channels)) {
+    throw new Error(`${op}: bias must have shape [${channels}], got ${shapeString(bias)}`);
+  }
+}
+
+/** Validates a convolution's arguments and returns its geometry; errors name the op and the shapes. */
+export function conv2dGeometry(
+  x: Shape,
+  w: Shape,
+  bias: Shape | null,
+  options: Conv2dOptions = {},
+  op = "conv2d",
+): ConvGeometry {
+  checkNhwc(x, w, op, "[kh, kw, in_channels, out_channels]");
+  const [B, H, W, Ci] = x;
+  const [kh, kw, wCi, Co] = w;
+  if (wCi !== Ci) {
+    throw new Error(
+      `${op}: input ${shapeString(x)} has ${Ci} channels but filter ${shapeString(w)} expects ${wCi}`,
+    );
+  }
+  checkBias(bias, Co, op);
+  const [sy, sx] = strides2(options.stride, op);
+  const padding = options.padding ?? "valid";
+  let pads = explicitPads(padding, op);
+  if (padding === "same") pads = [samePadding(H, kh, sy), samePadding(W, kw, sx)];
+  if (padding === "valid") pads = [[0, 0], [0, 0]];
+  const [[pT, pB], [pL, pR]] = pads!;
+  if ([pT, pB, pL, pR].some((v) => v < 0)) throw new Error(`${op}: negative padding ${JSON.stringify(pads)}`);
+  if (H + pT + pB < kh || W + pL + pR < kw || kh < 1 || kw < 1) {
+    throw new Error(
+      `${op}: filter ${shapeString(w)} (${kh}x${kw}) is larger than the padded input ` +
+        `${H + pT + pB}x${W + pL + pR} of ${shapeString(x)}`,
+    );
+  }
+  const oH = Math.floor((H + pT + pB - kh) / sy) + 1;
+  const oW = Math.floor((W + pL + pR - kw) / sx) + 1;
+  return { B, H, W, Ci, oH, oW, Co, kh, kw, sy, sx, padT: pT, padL: pL };
+}
+
+/**
+ * Validates a transposed convolution (filter [kh, kw, out_channels, in_channels], TensorFlow's
+ * convention: the filter of the convolution it is the adjoint of) and returns the geometry of that
+ * convolution: its input is the transposed convolution's output.
+ */
+export function conv2dTransposeGeometry(
+  x: Shape,
+  w: Shape,
+  bias: Shape | null,
+  options: Conv2dOptions = {},
+  op = "conv2dTranspose",
+): ConvGeometry {
+  checkNhwc(x, w, op, "[kh, kw, out_channels, in_channels]");
+  const [B, H, W, Cin] = x;
+  const [kh, kw, Cout, wCin] = w;
+  if (wCin !== Cin) {
+    throw new Error(
+      `${op}: input ${shapeString(x)} has ${Cin} channels but filter ${shapeString(w)} expects ${wCin}`,
+    );
+  }
+  checkBias(bias, Cout, op);
+  const [sy, sx] = strides2(options.stride, op);
+  const padding = options.padding ?? "valid";
+  let crops = explicitPads(padding, op);
+  if (padding === "valid") crops = [[0, 0], [0, 0]];
+  if (padding === "same") {
+    const crop = (k: number, s: number): [number, number] => {
+      const c = k - s; // full output (n - 1) s + k, target n s
+      return c >= 0 ? [Math.floor(c / 2), c - Math.floor(c / 2)] : [0, c];
+    };
+    crops = [crop(kh, sy), crop(kw, sx)];
+  }
+  const [[cT, cB], [cL, cR]] = crops!;
+  if (cT < 0 || cL < 0) throw new Error(`${op}: top/left crop must be >= 0, got ${JSON.stringify(crops)}`);
+  const oH = (H - 1) * sy + kh - cT - cB;
+  const oW = (W - 1) * sx + kw - cL - cR;
+  if (oH < 1 || oW < 1 || kh < 1 || kw < 1) {
+    throw new Error(
+      `${op}: crop ${JSON.stringify(crops)} leaves no output for ${shapeString(x)} and filter ${
+        shapeString(w)
+      }`,
+    );
+  }
+  return { B, H: oH, W: oW, Ci: Cout, oH: H, oW: W, Co: Cin, kh, kw, sy, sx, padT: cT, padL: cL };
+}

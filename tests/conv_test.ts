@@ -1,0 +1,249 @@
+/**
+ * Convolutions and transposed convolutions: forward, input gradient, weight gradient and bias
+ * gradient, exact on small integers (every product and sum is an integer below 2^24, so any index
+ * mistake shows as a wrong number, not a tolerance miss), for both the implicit-GEMM kernels and
+ * the naive oracle kernels; gradients end to end against finite differences; argument errors.
+ */
+
+import assert from "node:assert/strict";
+import * as ops from "../autograd/ops.ts";
+import {
+  conv2dGeometry,
+  type Conv2dOptions,
+  conv2dTransposeGeometry,
+  convBackwardBias,
+  convBackwardFilter,
+  convBackwardInput,
+  convForward,
+  filterSplits,
+  samePadding,
+  setConvImplementation,
+} from "../kernels/conv.ts";
+import { read } from "../kernels/tensor.ts";
+import { assertClose, checkOp, createRng, gpuTest, randomNd, toTensor } from "./helpers.ts";
+import * as ref from "./reference.ts";
+
+interface Case {
+  B: number;
+  H: number;
+  W: number;
+  Ci: number;
+  Co: number;
+  k: number;
+  s: number;
+  padding: Conv2dOptions["padding"];
+}
+
+/** Kernel 1/3/5, stride 1/2, symmetric and TF-same asymmetric padding, odd sizes, batch 1, Ci 1/3/4/8, Co 1/4/64. */
+const CONV_CASES: Case[] = [
+  { B: 1, H: 5, W: 7, Ci: 1, Co: 4, k: 3, s: 1, padding: 1 },
+  { B: 2, H: 6, W: 6, Ci: 3, Co: 1, k: 5, s: 2, padding: "same" },
+  { B: 1, H: 7, W: 5, Ci: 4, Co: 64, k: 1, s: 1, padding: "valid" },
+  { B: 2, H: 8, W: 8, Ci: 8, Co: 4, k: 3, s: 2, padding: "same" },
+  { B: 1, H: 9, W: 9, Ci: 8, Co: 64, k: 5, s: 2, padding: 2 },
+  { B: 1, H: 4, W: 4, Ci: 1, Co: 1, k: 5, s: 1, padding: "same" },
+  { B: 2, H: 28, W: 28, Ci: 1, Co: 8, k: 5, s: 2, padding: "same" },
+  { B: 1, H: 14, W: 14, Ci: 64, Co: 64, k: 3, s: 1, padding: "same" },
+  { B: 3, H: 7, W: 7, Ci: 16, Co: 16, k: 3, s: 2, padding: [[0, 1], [1, 0]] },
+  // K = 4 x 16 x 16 = 1024 batch-pixels: the weight gradient runs split-K over 4 slices.
+  { B: 4, H: 16, W: 16, Ci: 4, Co: 4, k: 3, s: 1, padding: "same" },
+];
+
+function refOptions(c: Case, H: number, W: number): ref.ConvRefOptions {
+  const pads: [[number, number], [number, number]] = c.padding === "same"
+    ? [samePadding(H, c.k, c.s), samePadding(W, c.k, c.s)]
+    : c.padding === "valid"
+    ? [[0, 0], [0, 0]]
+    : typeof c.padding === "number"
+    ? [[c.padding, c.padding], [c.padding, c.padding]]
+    : c.padding as [[number, number], [number, number]];
+  return { stride: [c.s, c.s], pads };
+}
+
+const int = { low: -3, high: 3, integer: true };
+const exact = { rtol: 0, atol: 0 };
+
+for (const impl of ["gemm", "naive"] as const) {
+  gpuTest(
+    `conv2d (${impl}): forward, dX, dW, db exact on integers over ${CONV_CASES.length} geometries`,
+    async () => {
+      const previous = setConvImplementation(impl);
+      let splitKSeen = impl === "naive";
+      try {
+        const rng = createRng(301);
+        for (const c of CONV_CASES) {
+          const label = `${impl} ${JSON.stringify(c)}`;
+          const x = randomNd(rng, [c.B, c.H, c.W, c.Ci], int);
+          const w = randomNd(rng, [c.k, c.k, c.Ci, c.Co], int);
+          const bias = randomNd(rng, [c.Co], int);
+          const o = refOptions(c, c.H, c.W);
+          const y = ref.conv2d(x, w, bias, o);
+          const g = randomNd(rng, y.shape, int);
+          const vjp = ref.conv2dVjp(x, w, g, o);
+          const [tx, tw, tb, tg] = [x, w, bias, g].map(toTensor);
+          const geometry = conv2dGeometry(tx.shape, tw.shape, tb.shape, { stride: c.s, padding: c.padding });
+          const ty = convForward(tx, tw, tb, geometry);
+          assert.deepEqual(ty.shape, y.shape, `${label}: output shape`);
+          assertClose(await read(ty), y.data, exact, `${label} forward`);
+          assertClose(
+            await read(convBackwardInput(tg, tw, null, geometry)),
+            vjp.dx.data,
+            exact,
+            `${label} dX`,
+          );
+          const slices = filterSplits(c.k * c.k * c.Ci, c.Co, c.B * geometry.oH * geometry.oW);
+          assertClose(
+            await read(convBackwardFilter(tx, tg, geometry)),
+            vjp.dw.data,
+            exact,
+            `${label} dW (${slices} K slices)`,
+          );
+          splitKSeen ||= impl === "gemm" && slices > 1;
+          assertClose(await read(convBackwardBias(tg)), vjp.db.data, exact, `${label} db`);
+        }
+        assert.ok(splitKSeen, "no case exercised the split-K weight gradient");
+      } finally {
+        setConvImplementation(previous);
+      }
+    },
+  );
+}
+
+interface TCase {
+  B: number;
+  H: number;
+  W: number;
+  Cin: number;
+  Cout: number;
+  k: number;
+  s: number;
+  crop: [[number, number], [number, number]] | "same" | "valid";
+}
+
+/** The reference backbone's crop rule (k5 s2: 14 -> 31 -> crop 1/2 -> 28; k3 s2: 7 -> 15 -> 0/1 -> 14), output padding, odd sizes. */
+const TRANSPOSE_CASES: TCase[] = [
+  { B: 1, H: 3, W: 4, Cin: 2, Cout: 3, k: 3, s: 2, crop: [[1, 0], [1, 0]] },
+  { B: 2, H: 7, W: 7, Cin: 4, Cout: 4, k: 3, s: 2, crop: "same" },
+  { B: 1, H: 14, W: 14, Cin: 8, Cout: 8, k: 5, s: 2, crop: "same" },
+  { B: 1, H: 5, W: 5, Cin: 3, Cout: 1, k: 1, s: 1, crop: "valid" },
+  { B: 1, H: 4, W: 3, Cin: 2, Cout: 5, k: 4, s: 2, crop: [[1, 1], [0, 0]] },
+  { B: 2, H: 3, W: 3, Cin: 1, Cout: 2, k: 2, s: 2, crop: [[0, -1], [0, -1]] },
+  { B: 1, H: 7, W: 7, Cin: 64, Cout: 64, k: 3, s: 2, crop: "same" },
+];
+
+function cropOf(c: TCase): [[number, number], [number, number]] {
+  if (c.crop === "valid") return [[0, 0], [0, 0]];
+  if (c.crop === "same") {
+    const total = c.k - c.s;
+    const one: [number, number] = [Math.floor(total / 2), total - Math.floor(total / 2)];
+    return [one, one];
+  }
+  return c.crop;
+}
+
+for (const impl of ["gemm", "naive"] as const) {
+  gpuTest(`conv2dTranspose (${impl}): forward, dX, dW exact on integers, crop rule included`, async () => {
+    const previous = setConvImplementation(impl);
+    try {
+      const rng = createRng(307);
+      for (const c of TRANSPOSE_CASES) {
+        const label = `${impl} ${JSON.stringify(c)}`;
+        const x = randomNd(rng, [c.B, c.H, c.W, c.Cin], int);
+        const w = randomNd(rng, [c.k, c.k, c.Cout, c.Cin], int);
+        const bias = randomNd(rng, [c.Cout], int);
+        const o: ref.ConvRefOptions = { stride: [c.s, c.s], pads: cropOf(c) };
+        const y = ref.conv2dTranspose(x, w, bias, o);
+        const [tx, tw, tb] = [x, w, bias].map(toTensor);
+        const geometry = conv2dTransposeGeometry(tx.shape, tw.shape, tb.shape, {
+          stride: c.s,
+          padding: c.crop,
+        });
+        const ty = convBackwardInput(tx, tw, tb, geometry);
+        assert.deepEqual(ty.shape, y.shape, `${label}: output shape`);
+        assertClose(await read(ty), y.data, exact, `${label} forward`);
+        // A transposed convolution is the adjoint of the convolution whose input it produces:
+        // dx = conv(g, w) with the crop as padding, dw from that convolution's filter gradient.
+        const g = randomNd(rng, y.shape, int);
+        const adjoint = ref.conv2dVjp(g, w, x, o);
+        const tg = toTensor(g);
+        assertClose(
+          await read(convForward(tg, tw, null, geometry)),
+          ref.conv2d(g, w, null, o).data,
+          exact,
+          `${label} dX`,
+        );
+        assertClose(await read(convBackwardFilter(tg, tx, geometry)), adjoint.dw.data, exact, `${label} dW`);
+      }
+    } finally {
+      setConvImplementation(previous);
+    }
+  });
+}
+
+gpuTest("conv2d and conv2dTranspose: gradients of x, w and bias against finite differences", async () => {
+  const rng = createRng(311);
+  const cases: [number[], number[], Conv2dOptions][] = [
+    [[2, 5, 4, 2], [3, 3, 2, 3], { stride: 1, padding: "same" }],
+    [[1, 6, 5, 3], [5, 5, 3, 2], { stride: 2, padding: "same" }],
+    [[1, 4, 4, 1], [1, 1, 1, 2], { stride: 2 }],
+  ];
+  for (const [xs, ws, options] of cases) {
+    const pads = conv2dGeometry(xs, ws, null, options);
+    const o: ref.ConvRefOptions = {
+      stride: [pads.sy, pads.sx],
+      pads: [[pads.padT, (pads.oH - 1) * pads.sy + pads.kh - pads.H - pads.padT], [
+        pads.padL,
+        (pads.oW - 1) * pads.sx + pads.kw - pads.W - pads.padL,
+      ]],
+    };
+    await checkOp({
+      name: `conv2d ${JSON.stringify(xs)} * ${JSON.stringify(ws)} ${JSON.stringify(options)}`,
+      inputs: [randomNd(rng, xs), randomNd(rng, ws), randomNd(rng, [ws[3]])],
+      gpu: (x, w, b) => ops.conv2d(x, w, b, options),
+      ref: (x, w, b) => ref.conv2d(x, w, b, o),
+      tol: { rtol: 1e-5, atol: 1e-5 },
+    });
+  }
+  const tcases: [number[], number[], Conv2dOptions, [[number, number], [number, number]]][] = [
+    [[1, 3, 3, 2], [3, 3, 2, 2], { stride: 2, padding: [[1, 0], [1, 0]] }, [[1, 0], [1, 0]]],
+    [[2, 2, 3, 1], [5, 5, 3, 1], { stride: 2, padding: "same" }, [[1, 2], [1, 2]]],
+  ];
+  for (const [xs, ws, options, pads] of tcases) {
+    await checkOp({
+      name: `conv2dTranspose ${JSON.stringify(xs)} * ${JSON.stringify(ws)}`,
+      inputs: [randomNd(rng, xs), randomNd(rng, ws), randomNd(rng, [ws[2]])],
+      gpu: (x, w, b) => ops.conv2dTranspose(x, w, b, options),
+      ref: (x, w, b) =>
+        ref.conv2dTranspose(x, w, b, { stride: [options.stride as number, options.stride as number], pads }),
+      tol: { rtol: 1e-5, atol: 1e-5 },
+    });
+  }
+});
+
+gpuTest("conv2d: bad arguments name the op and the shapes", () => {
+  const rng = createRng(313);
+  const x = toTensor(randomNd(rng, [1, 4, 4, 3]));
+  const w = toTensor(randomNd(rng, [3, 3, 2, 5]));
+  assert.throws(
+    () => ops.conv2d(x, w),
+    /conv2d: input \[1, 4, 4, 3\] has 3 channels but filter \[3, 3, 2, 5\] expects 2/,
+  );
+  const w5 = toTensor(randomNd(rng, [5, 5, 3, 1]));
+  assert.throws(
+    () => ops.conv2d(x, w5),
+    /conv2d: filter \[5, 5, 3, 1\] \(5x5\) is larger than the padded input 4x4/,
+  );
+  assert.throws(
+    () => ops.conv2d(x, w5, null, { stride: 0, padding: 2 }),
+    /conv2d: stride must be a positive integer/,
+  );
+  assert.throws(() => ops.conv2d(toTensor(randomNd(rng, [4, 4, 3])), w5), /conv2d: input must be NHWC/);
+  assert.throws(
+    () => ops.conv2d(x, w5, toTensor(randomNd(rng, [2])), { padding: "same" }),
+    /conv2d: bias must have shape \[1\], got \[2\]/,
+  );
+  assert.throws(
+    () => ops.conv2dTranspose(x, toTensor(randomNd(rng, [3, 3, 2, 4]))),
+    /conv2dTranspose: input \[1, 4, 4, 3\] has 3 channels but filter \[3, 3, 2, 4\] expects 4/,
+  );
+});
