@@ -7,7 +7,7 @@
  * first. Shapes are uniforms; the pipeline key is the transpose flags plus the tiling.
  */
 
-import { DEFAULT_TILING, gemmGrid, gemmSpec, type GemmTiling, tilingKey } from "./gemm.ts";
+import { gemmGrid, gemmSpec, type GemmTiling, tilingFor, tilingKey } from "./gemm.ts";
 import { launch } from "./launch.ts";
 import { type KernelSpec, memoSpec } from "./runtime/program.ts";
 import { broadcastShapes, shapeString, sizeOf } from "./shape.ts";
@@ -46,7 +46,7 @@ export interface MatmulOptions {
   transA?: boolean;
   /** Read B as its last two axes swapped ([..., N, K]). */
   transB?: boolean;
-  /** Tile configuration (benchmarks and tests; the default suits most shapes). */
+  /** Tile configuration (benchmarks and tests); by default chosen from N (`tilingFor`). */
   tiling?: GemmTiling;
 }
 
@@ -55,7 +55,7 @@ export interface MatmulOptions {
  * A is [..., M, K] (or [..., K, M] with transA), B is [..., K, N] (or [..., N, K] with transB).
  */
 export function matmul(a: Tensor, b: Tensor, options: MatmulOptions = {}): Tensor {
-  const { transA = false, transB = false, tiling = DEFAULT_TILING } = options;
+  const { transA = false, transB = false } = options;
   if (a.rank < 2 || b.rank < 2) {
     throw new Error(`matmul: operands need rank >= 2, got ${a} and ${b}`);
   }
@@ -76,6 +76,7 @@ export function matmul(a: Tensor, b: Tensor, options: MatmulOptions = {}): Tenso
     );
   }
   const K = Ka;
+  const tiling = options.tiling ?? tilingFor(N);
   const batchA = a.shape.slice(0, -2);
   const batchB = b.shape.slice(0, -2);
   const batch = broadcastShapes("matmul (batch axes)", batchA, batchB);

@@ -104,7 +104,15 @@ export function isTensor(x: unknown): x is Tensor {
 /** @internal A fresh, uninitialised tensor whose storage a kernel will write. */
 export function emptyTensor(shape: Shape, dtype: DType = "f32", op = "empty"): Tensor {
   checkShape(shape, op);
-  const buffer = getPool().acquire(Math.max(4, sizeOf(shape) * 4), op);
+  const bytes = sizeOf(shape) * 4;
+  const limit = gpu().maxStorageBindingSize;
+  if (bytes > limit) {
+    throw new Error(
+      `${op}: a tensor of shape ${shapeString(shape)} needs ${bytes} bytes, more than this device binds ` +
+        `(${limit} bytes); use a smaller batch`,
+    );
+  }
+  const buffer = getPool().acquire(Math.max(4, bytes), op);
   return new Tensor([...shape], dtype, new Storage(buffer));
 }
 

@@ -13,6 +13,15 @@ import * as ops from "../autograd/ops.ts";
 import { valueAndGrad } from "../autograd/tape.ts";
 import { adapterInfo, configure, engineStats, sync } from "../kernels/engine.ts";
 import { matmul as matmulKernel } from "../kernels/matmul.ts";
+import {
+  conv2dGeometry,
+  type Conv2dOptions,
+  conv2dTransposeGeometry,
+  convBackwardFilter,
+  convBackwardInput,
+  convForward,
+  setConvImplementation,
+} from "../kernels/conv.ts";
 import { dispose, keep, readAll, scope, type Tensor, tensor } from "../kernels/tensor.ts";
 import { dense, initDense } from "../models/dense.ts";
 import { createRng } from "../models/rng.ts";
@@ -41,22 +50,27 @@ function median(xs: number[]): number {
   return s[Math.floor(s.length / 2)];
 }
 
-/** Times `reps` calls of `work` (each returns a tensor) ending in one readback; ms per call. */
-async function measure(work: () => Tensor, reps: number): Promise<number> {
-  const once = async () => {
+/**
+ * Times `reps` calls of `work` (each returns a tensor) ending in one readback; ms per call. With
+ * reps = "auto", the warm-up run decides: enough calls for >= 200 ms per run (at most 50), so that
+ * the readback floor is a small part of the figure.
+ */
+async function measure(work: () => Tensor, reps: number | "auto"): Promise<number> {
+  const once = async (count: number) => {
     const t0 = performance.now();
     let last: Tensor | null = null;
-    for (let r = 0; r < reps; r++) {
+    for (let r = 0; r < count; r++) {
       last?.dispose();
       last = scope(work);
     }
     await readAll([last!]);
     last!.dispose();
-    return (performance.now() - t0) / reps;
+    return (performance.now() - t0) / count;
   };
-  await once();
+  const first = await once(reps === "auto" ? 1 : reps);
+  const count = reps === "auto" ? Math.max(1, Math.min(50, Math.ceil(200 / first))) : reps;
   const times: number[] = [];
-  for (let i = 0; i < runs; i++) times.push(await once());
+  for (let i = 0; i < runs; i++) times.push(await once(count));
   return median(times);
 }
 
@@ -106,6 +120,173 @@ for (const m of MATMULS) {
     gflops: +(flops / ms / 1e6).toFixed(3),
   });
   dispose([a, b]);
+}
+
+// Convolutions at batch 128: the reference backbone "havtorn3" (64 channels; SPEC section 2) and the
+// CPU preset "small" (16 channels). Each line times one direction; a transposed convolution's
+// forward is the input-gradient kernel and its input gradient the forward kernel.
+interface ConvBench {
+  preset: string;
+  what: string;
+  x: [number, number, number, number];
+  w: [number, number, number, number];
+  options: Conv2dOptions;
+  transposed?: boolean;
+}
+const B = 128;
+const CONVS: ConvBench[] = [
+  {
+    preset: "havtorn3",
+    what: "input 1->64 k5",
+    x: [B, 28, 28, 1],
+    w: [5, 5, 1, 64],
+    options: { padding: "same" },
+  },
+  {
+    preset: "havtorn3",
+    what: "64ch 28x28 k5",
+    x: [B, 28, 28, 64],
+    w: [5, 5, 64, 64],
+    options: { padding: "same" },
+  },
+  {
+    preset: "havtorn3",
+    what: "64ch 28->14 k5 s2",
+    x: [B, 28, 28, 64],
+    w: [5, 5, 64, 64],
+    options: { stride: 2, padding: "same" },
+  },
+  {
+    preset: "havtorn3",
+    what: "64ch 14x14 k3",
+    x: [B, 14, 14, 64],
+    w: [3, 3, 64, 64],
+    options: { padding: "same" },
+  },
+  {
+    preset: "havtorn3",
+    what: "64ch 14->7 k3 s2",
+    x: [B, 14, 14, 64],
+    w: [3, 3, 64, 64],
+    options: { stride: 2, padding: "same" },
+  },
+  {
+    preset: "havtorn3",
+    what: "64ch 7x7 k3",
+    x: [B, 7, 7, 64],
+    w: [3, 3, 64, 64],
+    options: { padding: "same" },
+  },
+  {
+    preset: "havtorn3",
+    what: "transposed 64ch 7->14 k3 s2",
+    x: [B, 7, 7, 64],
+    w: [3, 3, 64, 64],
+    options: { stride: 2, padding: "same" },
+    transposed: true,
+  },
+  {
+    preset: "havtorn3",
+    what: "transposed 64ch 14->28 k5 s2",
+    x: [B, 14, 14, 64],
+    w: [5, 5, 64, 64],
+    options: { stride: 2, padding: "same" },
+    transposed: true,
+  },
+  {
+    preset: "havtorn3",
+    what: "output 64->1 k3",
+    x: [B, 28, 28, 64],
+    w: [3, 3, 64, 1],
+    options: { padding: "same" },
+  },
+  {
+    preset: "small",
+    what: "input 1->16 k5 s2",
+    x: [B, 28, 28, 1],
+    w: [5, 5, 1, 16],
+    options: { stride: 2, padding: 2 },
+  },
+  { preset: "small", what: "16ch 14x14 k3", x: [B, 14, 14, 16], w: [3, 3, 16, 16], options: { padding: 1 } },
+  {
+    preset: "small",
+    what: "16ch 14->7 k3 s2",
+    x: [B, 14, 14, 16],
+    w: [3, 3, 16, 16],
+    options: { stride: 2, padding: 1 },
+  },
+  { preset: "small", what: "16ch 7x7 k3", x: [B, 7, 7, 16], w: [3, 3, 16, 16], options: { padding: 1 } },
+  {
+    preset: "small",
+    what: "transposed 16ch 7->14 k3 s2",
+    x: [B, 7, 7, 16],
+    w: [3, 3, 16, 16],
+    options: { stride: 2, padding: [[1, 0], [1, 0]] },
+    transposed: true,
+  },
+  { preset: "small", what: "output 16->1 k3", x: [B, 28, 28, 16], w: [3, 3, 16, 1], options: { padding: 1 } },
+];
+for (const c of CONVS) {
+  const name = `conv ${c.preset} ${c.what}`;
+  if (!wanted(name) && !wanted("conv-" + c.preset)) continue;
+  const g = c.transposed
+    ? conv2dTransposeGeometry(c.x, c.w, null, c.options)
+    : conv2dGeometry(c.x, c.w, null, c.options);
+  // In the geometry's own terms: "input" [B, H, W, Ci] -> "output" [B, oH, oW, Co].
+  const input = random([g.B, g.H, g.W, g.Ci]);
+  const output = random([g.B, g.oH, g.oW, g.Co]);
+  const w = random(c.w);
+  const flops = 2 * g.B * g.oH * g.oW * g.Co * g.kh * g.kw * g.Ci;
+  const directions: [string, () => Tensor][] = c.transposed
+    ? [
+      ["fwd", () => convBackwardInput(output, w, null, g)],
+      ["dx", () => convForward(input, w, null, g)],
+      ["dw", () => convBackwardFilter(input, output, g)],
+    ]
+    : [
+      ["fwd", () => convForward(input, w, null, g)],
+      ["dx", () => convBackwardInput(output, w, null, g)],
+      ["dw", () => convBackwardFilter(input, output, g)],
+    ];
+  for (const [direction, work] of directions) {
+    const ms = await measure(work, "auto");
+    emit({
+      name: `conv-${direction}`,
+      preset: c.preset,
+      shape: { what: c.what, x: c.x, w: c.w, ...c.options },
+      ms: +ms.toFixed(2),
+      gflops: +(flops / ms / 1e6).toFixed(3),
+    });
+  }
+  dispose([input, output, w]);
+}
+
+// The naive direct kernels (the on-GPU oracle) at one shape, for scale.
+if (wanted("conv-naive")) {
+  const g = conv2dGeometry([B, 14, 14, 16], [3, 3, 16, 16], null, { padding: 1 });
+  const input = random([g.B, g.H, g.W, g.Ci]),
+    output = random([g.B, g.oH, g.oW, g.Co]),
+    w = random([3, 3, 16, 16]);
+  const flops = 2 * g.B * g.oH * g.oW * g.Co * g.kh * g.kw * g.Ci;
+  const previous = setConvImplementation("naive");
+  for (
+    const [direction, work] of [
+      ["fwd", () => convForward(input, w, null, g)],
+      ["dx", () => convBackwardInput(output, w, null, g)],
+      ["dw", () => convBackwardFilter(input, output, g)],
+    ] as [string, () => Tensor][]
+  ) {
+    const ms = await measure(work, "auto");
+    emit({
+      name: `conv-naive-${direction}`,
+      preset: "small",
+      shape: { what: "16ch 14x14 k3" },
+      ms: +ms.toFixed(2),
+      gflops: +(flops / ms / 1e6).toFixed(3),
+    });
+  }
+  setConvImplementation(previous);
+  dispose([input, output, w]);
 }
 
 // Memory-bound elementwise work on 4M elements: bytes moved per second.
