@@ -1,0 +1,132 @@
+/**
+ * Random tensors from the counter-based generator (kernels/philox.ts): raw bits, uniform, standard
+ * normal, Bernoulli, and the dynamic binarisation of byte images, x ~ Bernoulli(pixel / 255).
+ *
+ * Element i of a draw uses Philox block (i, offset) under key (seed, stream). None of these carries a
+ * gradient (the reparameterised Gaussian, which does, lives in kernels/distributions.ts).
+ */
+
+import { wgsl } from "wgsl-preprocessor";
+import { elementwiseGrid, elementwiseMain, launch } from "./launch.ts";
+import { KEYED_BLOCK_WGSL, keyUniforms, PHILOX_WGSL, type RandomKey } from "./philox.ts";
+import { type KernelSpec, memoSpec } from "./runtime/program.ts";
+import { checkShape, type Shape, sizeOf } from "./shape.ts";
+import { emptyTensor, type Tensor } from "./tensor.ts";
+
+const KEY_UNIFORMS = [["seed", "u32"], ["stream", "u32"], ["offLo", "u32"], ["offHi", "u32"]] as const;
+
+type Draw = "bits" | "uniform" | "normal" | "bernoulli";
+
+function drawSpec(draw: Draw): KernelSpec {
+  return {
+    key: `random:${draw}`,
+    uniforms: [["n", "u32"], ...KEY_UNIFORMS],
+    inputs: draw === "bernoulli" ? [["Prob", "f32"]] : [],
+    outputs: [["Out", draw === "bits" ? "u32" : "f32"]],
+    body: wgsl`${PHILOX_WGSL}${KEYED_BLOCK_WGSL}
+${elementwiseMain()}
+#if ${draw === "bits"}
+  // Four words per element: Out is [n, 4].
+  let block = keyedBlock(i);
+  Out[4u * i] = block.x;
+  Out[4u * i + 1u] = block.y;
+  Out[4u * i + 2u] = block.z;
+  Out[4u * i + 3u] = block.w;
+#elif ${draw === "uniform"}
+  Out[i] = uniform01(keyedBlock(i).x);
+#elif ${draw === "normal"}
+  let block = keyedBlock(i);
+  Out[i] = boxMuller(block.x, block.y);
+#else
+  Out[i] = select(0.0, 1.0, uniform01(keyedBlock(i).x) < Prob[i]);
+#endif
+}
+`,
+  };
+}
+
+const spec = (draw: Draw) => memoSpec(`random:${draw}`, () => drawSpec(draw));
+
+function draw(kind: Draw, shape: Shape, key: RandomKey, inputs: Tensor[] = []): Tensor {
+  checkShape(shape, kind);
+  const n = sizeOf(shape);
+  const out = emptyTensor(kind === "bits" ? [...shape, 4] : shape, kind === "bits" ? "u32" : "f32", kind);
+  launch(spec(kind), inputs, [out], { n, ...keyUniforms(key, kind) }, elementwiseGrid(n), kind);
+  return out;
+}
+
+/** The raw Philox blocks: u32 [...shape, 4], four words per element. */
+export function randomBits(shape: Shape, key: RandomKey): Tensor {
+  return draw("bits", shape, key);
+}
+
+/** Uniform in [0, 1) (24-bit resolution). */
+export function uniform(shape: Shape, key: RandomKey): Tensor {
+  return draw("uniform", shape, key);
+}
+
+/** Standard normal (Box-Muller). */
+export function normal(shape: Shape, key: RandomKey): Tensor {
+  return draw("normal", shape, key);
+}
+
+/** 1 with probability p (elementwise), else 0. */
+export function bernoulli(p: Tensor, key: RandomKey): Tensor {
+  if (p.dtype !== "f32") throw new Error(`bernoulli: probabilities must be f32, got ${p}`);
+  return draw("bernoulli", p.shape, key, [p]);
+}
+
+const BINARIZE: KernelSpec = {
+  key: "binarize",
+  uniforms: [["n", "u32"], ["rowBytes", "u32"], ...KEY_UNIFORMS],
+  inputs: [["Bytes", "u32"], ["Index", "u32"]],
+  outputs: [["Out", "f32"]],
+  body: `${PHILOX_WGSL}${KEYED_BLOCK_WGSL}
+${elementwiseMain()}
+  let row = i / P.rowBytes;
+  let j = i % P.rowBytes;
+  let image = Index[row];
+  // The pixel's own index keys its draw: the same image gets the same bits in any batch.
+  let pixel = image * P.rowBytes + j;
+  let byte = (Bytes[pixel / 4u] >> (8u * (pixel % 4u))) & 0xffu;
+  // u < byte / 255 exactly, in integers: u24 * 255 < byte * 2^24.
+  let u24 = keyedBlock(pixel).x >> 8u;
+  Out[i] = select(0.0, 1.0, u24 * 255u < (byte << 24u));
+}
+`,
+};
+
+/**
+ * Dynamic binarisation: for each image index in `rows` (u32 [B]), the `rowBytes` pixels of that
+ * image in `bytes` (u8 values packed little-endian into u32 words) become 1 with probability
+ * pixel / 255. Returns f32 [B, rowBytes]. Draws are keyed by the pixel's index in the whole image
+ * set, so one key binarises each image the same way in every batch; change `key.offset` for fresh
+ * bits (every epoch or step of training). Indices are not checked on the GPU: every entry of `rows`
+ * must be below the number of images in `bytes`.
+ */
+export function binarize(bytes: Tensor, rows: Tensor, rowBytes: number, key: RandomKey): Tensor {
+  if (bytes.dtype !== "u32" || rows.dtype !== "u32" || rows.rank !== 1) {
+    throw new Error(`binarize: expected packed u32 bytes and a u32 index vector, got ${bytes} and ${rows}`);
+  }
+  if (!Number.isInteger(rowBytes) || rowBytes < 1) {
+    throw new Error(`binarize: rowBytes must be >= 1, got ${rowBytes}`);
+  }
+  const out = emptyTensor([rows.size, rowBytes], "f32", "binarize");
+  const n = rows.size * rowBytes;
+  launch(
+    BINARIZE,
+    [bytes, rows],
+    [out],
+    { n, rowBytes, ...keyUniforms(key, "binarize") },
+    elementwiseGrid(n),
+    "binarize",
+  );
+  return out;
+}
+
+/** Packs u8 values into u32 words, little-endian (the layout `binarize` reads; hosts are little-endian). */
+export function packBytes(values: Uint8Array): Uint32Array {
+  const words = new Uint32Array(Math.ceil(values.length / 4));
+  new Uint8Array(words.buffer).set(values);
+  return words;
+}
