@@ -19,6 +19,8 @@ import {
 } from "../kernels/conv.ts";
 import * as mv from "../kernels/movement.ts";
 import { reduce } from "../kernels/reduce.ts";
+import { distribution, type DistributionOp, SIGMA_LOG2, type SigmaMap } from "../kernels/distributions.ts";
+import type { RandomKey } from "../kernels/philox.ts";
 import { normalizeAxes, type Shape } from "../kernels/shape.ts";
 import type { Tensor } from "../kernels/tensor.ts";
 import { unary, type UnaryOp } from "../kernels/unary.ts";
@@ -229,4 +231,57 @@ export function conv2dTranspose(
   const geometry = conv2dTransposeGeometry(x.shape, w.shape, bias?.shape ?? null, options);
   const inputs = bias ? [x, w, bias] : [x, w];
   return record("conv2dTranspose", inputs, convBackwardInput(x, w, bias, geometry), { geometry });
+}
+
+function dist(op: DistributionOp, inputs: Tensor[], sigma: SigmaMap, key?: RandomKey): Tensor {
+  return record("distribution", inputs, distribution(op, inputs, sigma, key), { op, sigma, key });
+}
+
+/** The Gaussian scale sigma(u) from a raw head output (see kernels/distributions.ts for the map). */
+export function sigma(u: Tensor, map: SigmaMap = SIGMA_LOG2): Tensor {
+  return dist("sigma", [u], map);
+}
+
+/**
+ * z = mu + sigma(u) * eps with eps ~ N(0, 1) drawn from `key` (element index as counter). The
+ * backward pass regenerates eps from the key; nothing is stored.
+ */
+export function reparameterize(mu: Tensor, u: Tensor, key: RandomKey, map: SigmaMap = SIGMA_LOG2): Tensor {
+  return dist("reparameterize", [mu, u], map, key);
+}
+
+/** log N(z; mu, sigma(u)^2) per element. */
+export function gaussianLogProb(z: Tensor, mu: Tensor, u: Tensor, map: SigmaMap = SIGMA_LOG2): Tensor {
+  return dist("gaussianLogProb", [z, mu, u], map);
+}
+
+/** Analytic KL(N(mq, sigma(uq)^2) || N(mp, sigma(up)^2)) per element, differentiable in all four. */
+export function gaussianKl(
+  mq: Tensor,
+  uq: Tensor,
+  mp: Tensor,
+  up: Tensor,
+  map: SigmaMap = SIGMA_LOG2,
+): Tensor {
+  return dist("gaussianKl", [mq, uq, mp, up], map);
+}
+
+/**
+ * log q(z) - log p(z) per element: the single-sample Monte-Carlo estimate of the KL at a sample z
+ * (the reference implementation's estimator; `gaussianKl` is the analytic alternative).
+ */
+export function gaussianLogRatio(
+  z: Tensor,
+  mq: Tensor,
+  uq: Tensor,
+  mp: Tensor,
+  up: Tensor,
+  map: SigmaMap = SIGMA_LOG2,
+): Tensor {
+  return sub(gaussianLogProb(z, mq, uq, map), gaussianLogProb(z, mp, up, map));
+}
+
+/** log p(x | logits) = x l - softplus(l) per element, for x in {0, 1}. */
+export function bernoulliLogLik(logits: Tensor, x: Tensor): Tensor {
+  return dist("bernoulliLogLik", [logits, x], SIGMA_LOG2);
 }

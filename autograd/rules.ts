@@ -18,6 +18,8 @@ import {
 } from "../kernels/conv.ts";
 import { broadcastTo, pad, permute, reshape, slice } from "../kernels/movement.ts";
 import { reduce } from "../kernels/reduce.ts";
+import { type DistributionOp, distributionVjp, type SigmaMap } from "../kernels/distributions.ts";
+import type { RandomKey } from "../kernels/philox.ts";
 import { broadcastAxes, normalizeAxes, type Shape, sizeOf } from "../kernels/shape.ts";
 import { isTensor, type Tensor } from "../kernels/tensor.ts";
 import { UNARY, unary, type UnaryOp, unaryVjp } from "../kernels/unary.ts";
@@ -198,6 +200,14 @@ export const VJP = {
       needs[1] ? convBackwardFilter(g, t(x), geometry) : null,
       needs[2] ? convBackwardBias(g) : null,
     ];
+  },
+
+  // The fused probability primitives: each input's VJP expression is in the table of
+  // kernels/distributions.ts; one kernel computes all that are needed, then broadcasting is undone.
+  distribution: ({ g, inputs, attrs, needs }) => {
+    const { op, sigma, key } = attrs as { op: DistributionOp; sigma: SigmaMap; key?: RandomKey };
+    const grads = distributionVjp(op, g, inputs.map(t), needs, sigma, key);
+    return grads.map((d, k) => d ? sumTo(d, t(inputs[k]).shape) : null);
   },
 } satisfies Record<string, Rule>;
 

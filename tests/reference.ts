@@ -377,3 +377,20 @@ export function conv2dTranspose(x: Nd, w: Nd, bias: Nd | null, o: ConvRefOptions
   }
   return { shape: [B, oH, oW, Cout], data: out };
 }
+
+/** sigma(u) = max(softplus(beta u) / beta + offset, floor). */
+export function sigmaOf(u: number, m: { beta: number; offset: number; floor: number }): number {
+  const bu = m.beta * u;
+  return Math.max((Math.max(bu, 0) + Math.log1p(Math.exp(-Math.abs(bu)))) / m.beta + m.offset, m.floor);
+}
+
+/** Elementwise map over broadcast inputs (the shape rules of the engine's fused ops). */
+export function mapBroadcast(inputs: Nd[], f: (xs: number[], i: number) => number): Nd {
+  const shape = broadcastShape(...inputs.map((x) => x.shape));
+  const out = new Float64Array(sizeOf(shape));
+  for (let i = 0; i < out.length; i++) {
+    const idx = unravel(i, shape);
+    out[i] = f(inputs.map((x) => atBroadcast(x, idx)), i);
+  }
+  return { shape, data: out };
+}

@@ -1,0 +1,222 @@
+/**
+ * The VAE's probability primitives as fused elementwise kernels, from one table: each row names its
+ * inputs, gives the forward expression and, per input, the expression of its vector-Jacobian
+ * product. One template renders a row's forward kernel (one output) and its backward kernel (one
+ * output per input that needs a gradient, all in one dispatch). Inputs broadcast like NumPy.
+ *
+ * The scale of every Gaussian comes from a raw head output u through a softplus-type map
+ *   sigma(u) = max(softplus(beta * u) / beta + offset, floor),
+ * with dsigma/du = sigmoid(beta * u) (0 where the floor binds). Two maps are used:
+ *   SIGMA_LOG2: beta = ln 2, offset 0, floor 1e-6  ->  sigma = log2(1 + 2^u), sigma(0) = 1; the
+ *               reference backbone's (Havtorn et al.; shared/notes/paper-anchors.md section 3.1);
+ *   SIGMA_SOFTPLUS: beta 1, offset 1e-3, floor 0   ->  softplus(u) + 1e-3; the `small` preset's.
+ *
+ * Rows (all per element; sum over a layer's elements with `sum`):
+ *   sigma            sigma(u)
+ *   reparameterize   z = mu + sigma(u) eps, eps ~ N(0, 1) from Philox keyed by the element index:
+ *                    the backward pass regenerates eps from the same key instead of storing it
+ *   gaussianLogProb  log N(z; mu, sigma(u)^2)
+ *   gaussianKl       KL(N(mq, sq^2) || N(mp, sp^2)) = log(sp/sq) + (sq^2 + (mq - mp)^2) / (2 sp^2) - 1/2
+ *   bernoulliLogLik  x l - softplus(l), the log-likelihood of x in {0, 1} under logits l (stable)
+ */
+
+import { wgsl } from "wgsl-preprocessor";
+import { stridedOffsets } from "./binary.ts";
+import { elementwiseGrid, elementwiseMain, launch } from "./launch.ts";
+import { KEYED_BLOCK_WGSL, keyUniforms, PHILOX_WGSL, type RandomKey } from "./philox.ts";
+import { type KernelSpec, memoSpec, type UniformType } from "./runtime/program.ts";
+import { broadcastShapes, broadcastStrides, sameShape, type Shape, sizeOf } from "./shape.ts";
+import { emptyTensor, type Tensor } from "./tensor.ts";
+import { MATH_WGSL } from "./unary.ts";
+
+/** sigma(u) = max(softplus(beta u) / beta + offset, floor). */
+export interface SigmaMap {
+  beta: number;
+  offset: number;
+  floor: number;
+}
+
+/** log2(1 + 2^u), floored at 1e-6: sigma(0) = 1 (the reference backbone's map). */
+export const SIGMA_LOG2: SigmaMap = { beta: Math.LN2, offset: 0, floor: 1e-6 };
+/** softplus(u) + 1e-3 (the `small` preset's map). */
+export const SIGMA_SOFTPLUS: SigmaMap = { beta: 1, offset: 1e-3, floor: 0 };
+
+interface Row {
+  inputs: readonly string[];
+  /** WGSL statements shared by forward and backward (may use the inputs, `i` and `g` is not yet defined). */
+  pre?: string;
+  f: string;
+  vjp: Record<string, string>;
+  random?: boolean;
+}
+
+export const DISTRIBUTIONS = {
+  sigma: {
+    inputs: ["u"],
+    f: "sigma_(u)",
+    vjp: { u: "g * dsigma_(u)" },
+  },
+  reparameterize: {
+    inputs: ["mu", "u"],
+    random: true,
+    pre: "let block = keyedBlock(i); let e = boxMuller(block.x, block.y);",
+    f: "mu + sigma_(u) * e",
+    vjp: { mu: "g", u: "g * e * dsigma_(u)" },
+  },
+  gaussianLogProb: {
+    inputs: ["z", "mu", "u"],
+    pre: "let s = sigma_(u); let d = (z - mu) / s;",
+    // -log(sqrt(2 pi)) - log s - d^2 / 2
+    f: "-0.9189385332046727 - log(s) - 0.5 * d * d",
+    vjp: { z: "-g * d / s", mu: "g * d / s", u: "g * (d * d - 1.0) / s * dsigma_(u)" },
+  },
+  gaussianKl: {
+    inputs: ["mq", "uq", "mp", "up"],
+    pre: "let sq = sigma_(uq); let sp = sigma_(up); let dm = mq - mp; let vp = sp * sp;",
+    f: "log(sp) - log(sq) + (sq * sq + dm * dm) / (2.0 * vp) - 0.5",
+    vjp: {
+      mq: "g * dm / vp",
+      mp: "-g * dm / vp",
+      uq: "g * (sq / vp - 1.0 / sq) * dsigma_(uq)",
+      up: "g * (1.0 / sp - (sq * sq + dm * dm) / (vp * sp)) * dsigma_(up)",
+    },
+  },
+  bernoulliLogLik: {
+    inputs: ["l", "x"],
+    f: "x * l - softplus_(l)",
+    vjp: { l: "g * (x - sigmoid_(l))", x: "g * l" },
+  },
+} satisfies Record<string, Row>;
+
+export type DistributionOp = keyof typeof DISTRIBUTIONS;
+
+const SIGMA_WGSL = /* wgsl */ `
+fn sigma_(u: f32) -> f32 { return max(softplus_(P.beta * u) / P.beta + P.offset, P.floor); }
+fn dsigma_(u: f32) -> f32 {
+  return select(0.0, sigmoid_(P.beta * u), softplus_(P.beta * u) / P.beta + P.offset > P.floor);
+}`;
+
+const MAX_INPUTS = 4;
+
+/** Forward (`grads` empty) or backward (one output per name in `grads`) kernel of a row. */
+function distributionSpec(op: DistributionOp, same: boolean, grads: readonly string[]): KernelSpec {
+  const row: Row = DISTRIBUTIONS[op];
+  const backward = grads.length > 0;
+  const names = row.inputs.map((_, k) => `In${k}`);
+  const uniforms: [string, UniformType][] = [
+    ["n", "u32"],
+    ["rank", "u32"],
+    ["beta", "f32"],
+    ["offset", "f32"],
+    ["floor", "f32"],
+    ["seed", "u32"],
+    ["stream", "u32"],
+    ["offLo", "u32"],
+    ["offHi", "u32"],
+    ["shape", "u32x8"],
+    ...names.map((n): [string, UniformType] => [`${n}Str`, "u32x8"]),
+  ];
+  const loads = row.inputs.map((name, k) => `  let ${name} = In${k}[${same ? "i" : `off_In${k}`}];`).join(
+    "\n",
+  );
+  const stores = grads.map((name, k) => `  D${k}[i] = ${row.vjp[name]};`).join("\n");
+  return {
+    key: `dist:${op}:${same ? "same" : "bcast"}:${backward ? `vjp-${grads.join("-")}` : "fwd"}`,
+    uniforms,
+    inputs: [...(backward ? [["G", "f32"] as const] : []), ...names.map((n) => [n, "f32"] as const)],
+    outputs: backward ? grads.map((_, k) => [`D${k}`, "f32"] as const) : [["Out", "f32"]],
+    body: wgsl`${MATH_WGSL}${SIGMA_WGSL}${row.random ? PHILOX_WGSL + KEYED_BLOCK_WGSL : ""}
+${elementwiseMain()}
+${same ? "" : stridedOffsets(names)}
+${loads}
+  ${row.pre ?? ""}
+#if ${backward}
+  let g = G[i];
+${stores}
+#else
+  Out[i] = ${row.f};
+#endif
+}
+`,
+  };
+}
+
+function broadcastInfo(
+  op: string,
+  inputs: readonly Tensor[],
+): { shape: number[]; same: boolean; strides: Record<string, number[]> } {
+  for (const t of inputs) if (t.dtype !== "f32") throw new Error(`${op}: expected f32 inputs, got ${t}`);
+  const shape = broadcastShapes(op, ...inputs.map((t) => t.shape));
+  const same = inputs.every((t) => sameShape(t.shape, shape));
+  const strides: Record<string, number[]> = {};
+  inputs.forEach((t, k) => strides[`In${k}Str`] = broadcastStrides(t.shape, shape));
+  return { shape, same, strides };
+}
+
+const NO_KEY: RandomKey = { seed: 0, stream: 0, offset: 0 };
+
+function uniformsFor(
+  shape: Shape,
+  strides: Record<string, number[]>,
+  sigma: SigmaMap,
+  key: RandomKey,
+  op: string,
+) {
+  if (!(sigma.beta > 0) || !(sigma.floor >= 0) || !Number.isFinite(sigma.offset)) {
+    throw new Error(`${op}: sigma map ${JSON.stringify(sigma)} needs beta > 0, floor >= 0`);
+  }
+  return { n: sizeOf(shape), rank: shape.length, shape, ...strides, ...sigma, ...keyUniforms(key, op) };
+}
+
+/** Forward value of a distribution row, elementwise with broadcasting. */
+export function distribution(
+  op: DistributionOp,
+  inputs: readonly Tensor[],
+  sigma: SigmaMap = SIGMA_LOG2,
+  key: RandomKey = NO_KEY,
+): Tensor {
+  const row: Row = DISTRIBUTIONS[op];
+  if (inputs.length !== row.inputs.length || inputs.length > MAX_INPUTS) {
+    throw new Error(
+      `${op}: expected ${row.inputs.length} inputs (${row.inputs.join(", ")}), got ${inputs.length}`,
+    );
+  }
+  const { shape, same, strides } = broadcastInfo(op, inputs);
+  const spec = memoSpec(`dist:${op}:${same ? "same" : "bcast"}:fwd`, () => distributionSpec(op, same, []));
+  const out = emptyTensor(shape, "f32", op);
+  launch(spec, inputs, [out], uniformsFor(shape, strides, sigma, key, op), elementwiseGrid(out.size), op);
+  return out;
+}
+
+/**
+ * Cotangents of the inputs flagged in `needs`, each of the broadcast output's shape (the caller
+ * sums them back to the input shapes); null where not needed. One dispatch for all of them.
+ */
+export function distributionVjp(
+  op: DistributionOp,
+  g: Tensor,
+  inputs: readonly Tensor[],
+  needs: readonly boolean[],
+  sigma: SigmaMap = SIGMA_LOG2,
+  key: RandomKey = NO_KEY,
+): (Tensor | null)[] {
+  const row: Row = DISTRIBUTIONS[op];
+  const grads = row.inputs.filter((_, k) => needs[k]);
+  if (grads.length === 0) return inputs.map(() => null);
+  const { shape, same, strides } = broadcastInfo(op, inputs);
+  const spec = memoSpec(
+    `dist:${op}:${same ? "same" : "bcast"}:vjp-${grads.join("-")}`,
+    () => distributionSpec(op, same, grads),
+  );
+  const outs = grads.map(() => emptyTensor(shape, "f32", `${op}-vjp`));
+  launch(
+    spec,
+    [g, ...inputs],
+    outs,
+    uniformsFor(shape, strides, sigma, key, op),
+    elementwiseGrid(sizeOf(shape)),
+    `${op}-vjp`,
+  );
+  let k = 0;
+  return row.inputs.map((_, j) => needs[j] ? outs[k++] : null);
+}
