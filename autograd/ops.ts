@@ -21,6 +21,8 @@ import * as mv from "../kernels/movement.ts";
 import { reduce } from "../kernels/reduce.ts";
 import { distribution, type DistributionOp, SIGMA_LOG2, type SigmaMap } from "../kernels/distributions.ts";
 import type { RandomKey } from "../kernels/philox.ts";
+import { avgPoolForward, type PoolDivisor } from "../kernels/avgpool.ts";
+import { weightNormForward } from "../kernels/weightnorm.ts";
 import { normalizeAxes, type Shape } from "../kernels/shape.ts";
 import type { Tensor } from "../kernels/tensor.ts";
 import { unary, type UnaryOp } from "../kernels/unary.ts";
@@ -284,4 +286,34 @@ export function gaussianLogRatio(
 /** log p(x | logits) = x l - softplus(l) per element, for x in {0, 1}. */
 export function bernoulliLogLik(logits: Tensor, x: Tensor): Tensor {
   return dist("bernoulliLogLik", [logits, x], SIGMA_LOG2);
+}
+
+export interface AvgPool2dOptions extends Conv2dOptions {
+  /** Window size: one number or [kh, kw]. */
+  kernel: number | readonly [number, number];
+  /** "window": divide by kh * kw even where the window overlaps padding (default); "valid": by the taps inside. */
+  divisor?: PoolDivisor;
+}
+
+/** Average pooling of NHWC x over kh x kw windows (stride defaults to the window size). */
+export function avgPool2d(x: Tensor, options: AvgPool2dOptions): Tensor {
+  const [kh, kw] = typeof options.kernel === "number" ? [options.kernel, options.kernel] : options.kernel;
+  if (x.rank !== 4) throw new Error(`avgPool2d: input must be NHWC, got ${x}`);
+  if (![kh, kw].every((k) => Number.isInteger(k) && k > 0)) {
+    throw new Error(
+      `avgPool2d: kernel must be a positive integer or a pair of them, got ${JSON.stringify(options.kernel)}`,
+    );
+  }
+  const C = x.shape[3];
+  const geometry = conv2dGeometry(x.shape, [kh, kw, C, C], null, {
+    stride: options.stride ?? [kh, kw],
+    padding: options.padding,
+  }, "avgPool2d");
+  const divisor = options.divisor ?? "window";
+  return record("avgPool2d", [x], avgPoolForward(x, geometry, divisor), { geometry, divisor });
+}
+
+/** Weight normalisation: w = g * v / ||v|| with one norm per output unit (the last axis of v). */
+export function weightNorm(v: Tensor, g: Tensor): Tensor {
+  return record("weightNorm", [v, g], weightNormForward(v, g));
 }

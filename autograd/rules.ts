@@ -20,6 +20,8 @@ import { broadcastTo, pad, permute, reshape, slice } from "../kernels/movement.t
 import { reduce } from "../kernels/reduce.ts";
 import { type DistributionOp, distributionVjp, type SigmaMap } from "../kernels/distributions.ts";
 import type { RandomKey } from "../kernels/philox.ts";
+import { avgPoolBackward, type PoolDivisor } from "../kernels/avgpool.ts";
+import { weightNormBackward } from "../kernels/weightnorm.ts";
 import { broadcastAxes, normalizeAxes, type Shape, sizeOf } from "../kernels/shape.ts";
 import { isTensor, type Tensor } from "../kernels/tensor.ts";
 import { UNARY, unary, type UnaryOp, unaryVjp } from "../kernels/unary.ts";
@@ -200,6 +202,16 @@ export const VJP = {
       needs[1] ? convBackwardFilter(g, t(x), geometry) : null,
       needs[2] ? convBackwardBias(g) : null,
     ];
+  },
+
+  // Average pooling is linear: its VJP spreads each output cotangent over its window, divided alike.
+  avgPool2d: ({ g, attrs }) => [
+    avgPoolBackward(g, attrs.geometry as ConvGeometry, attrs.divisor as PoolDivisor),
+  ],
+  // w = g v / ||v||: dg = <dw, v> / ||v||, dv = (g / ||v||) (dw - v <dw, v> / ||v||^2).
+  weightNorm: ({ g, inputs: [v, gain], needs }) => {
+    const [dv, dg] = weightNormBackward(t(v), t(gain), g);
+    return [needs[0] ? dv : null, needs[1] ? dg : null];
   },
 
   // The fused probability primitives: each input's VJP expression is in the table of

@@ -394,3 +394,49 @@ export function mapBroadcast(inputs: Nd[], f: (xs: number[], i: number) => numbe
   }
   return { shape, data: out };
 }
+
+/** Average pooling (NHWC) with explicit padding; divisor kh*kw ("window") or in-bounds taps ("valid"). */
+export function avgPool2d(
+  x: Nd,
+  kh: number,
+  kw: number,
+  o: ConvRefOptions,
+  divisor: "window" | "valid",
+): Nd {
+  const [B, H, W, C] = x.shape;
+  const [sy, sx] = o.stride;
+  const [[pT, pB], [pL, pR]] = o.pads;
+  const oH = Math.floor((H + pT + pB - kh) / sy) + 1, oW = Math.floor((W + pL + pR - kw) / sx) + 1;
+  const out = new Float64Array(B * oH * oW * C);
+  for (let b = 0; b < B; b++) {
+    for (let oh = 0; oh < oH; oh++) {
+      for (let ow = 0; ow < oW; ow++) {
+        for (let c = 0; c < C; c++) {
+          let acc = 0, count = 0;
+          for (let ky = 0; ky < kh; ky++) {
+            for (let kx = 0; kx < kw; kx++) {
+              const ih = oh * sy + ky - pT, iw = ow * sx + kx - pL;
+              if (ih < 0 || iw < 0 || ih >= H || iw >= W) continue;
+              acc += x.data[((b * H + ih) * W + iw) * C + c];
+              count++;
+            }
+          }
+          out[((b * oH + oh) * oW + ow) * C + c] = acc / (divisor === "window" ? kh * kw : count);
+        }
+      }
+    }
+  }
+  return { shape: [B, oH, oW, C], data: out };
+}
+
+/** w = g v / ||v||, norms over all axes but the last. */
+export function weightNorm(v: Nd, g: Nd): Nd {
+  const C = v.shape[v.shape.length - 1], R = v.data.length / C;
+  const out = new Float64Array(v.data.length);
+  for (let c = 0; c < C; c++) {
+    let sq = 0;
+    for (let r = 0; r < R; r++) sq += v.data[r * C + c] ** 2;
+    for (let r = 0; r < R; r++) out[r * C + c] = g.data[c] * v.data[r * C + c] / Math.sqrt(sq);
+  }
+  return { shape: [...v.shape], data: out };
+}

@@ -1,0 +1,122 @@
+/**
+ * Average pooling over NHWC windows, and its adjoint.
+ *
+ *   forward   y[b, oh, ow, c] = (1 / d) sum_{ky, kx in bounds} x[b, oh*sy + ky - top, ow*sx + kx - left, c]
+ *   backward  dx[b, ih, iw, c] = sum over the windows that cover (ih, iw) of g[b, oh, ow, c] / d
+ * The divisor d is either the window size kh * kw whatever the padding ("window": zero padding
+ * counts, as in the reference backbone's residual shortcut, AvgPool k3 s2 with TF-"same" padding and
+ * divisor 9), or the number of taps inside the image ("valid"). Geometry and padding rules are the
+ * convolution's (kernels/conv.ts), with Ci = Co = channels.
+ */
+
+import { wgsl } from "wgsl-preprocessor";
+import type { ConvGeometry } from "./conv.ts";
+import { elementwiseGrid, elementwiseMain, launch } from "./launch.ts";
+import { type KernelSpec, memoSpec, type UniformType } from "./runtime/program.ts";
+import { emptyTensor, type Tensor } from "./tensor.ts";
+
+export type PoolDivisor = "window" | "valid";
+
+const GEOMETRY: [string, UniformType][] = [
+  "B",
+  "H",
+  "W",
+  "Ci",
+  "oH",
+  "oW",
+  "kh",
+  "kw",
+  "sy",
+  "sx",
+  "padT",
+  "padL",
+]
+  .map((n) => [n, "u32"]);
+
+function poolSpec(backward: boolean, divisor: PoolDivisor): KernelSpec {
+  return {
+    key: `avgpool:${backward ? "vjp" : "fwd"}:${divisor}`,
+    uniforms: [["n", "u32"], ...GEOMETRY],
+    inputs: [["X", "f32"]],
+    outputs: [["Out", "f32"]],
+    body: wgsl`
+// The divisor of the window of output (oh, ow).
+fn divisor(oh: u32, ow: u32) -> f32 {
+#if ${divisor === "window"}
+  return f32(P.kh * P.kw);
+#else
+  let h0 = i32(oh * P.sy) - i32(P.padT);
+  let w0 = i32(ow * P.sx) - i32(P.padL);
+  let rows = min(i32(P.H), h0 + i32(P.kh)) - max(0, h0);
+  let cols = min(i32(P.W), w0 + i32(P.kw)) - max(0, w0);
+  return f32(rows * cols);
+#endif
+}
+${elementwiseMain()}
+  let c = i % P.Ci;
+  var acc = 0.0;
+#if ${backward}
+  // X is the output cotangent [B, oH, oW, C]; i runs over the input [B, H, W, C].
+  let iw = (i / P.Ci) % P.W;
+  let ih = (i / (P.Ci * P.W)) % P.H;
+  let b = i / (P.Ci * P.W * P.H);
+  for (var ky = 0u; ky < P.kh; ky++) {
+    let nh = i32(ih + P.padT) - i32(ky);
+    if (nh < 0 || u32(nh) % P.sy != 0u || u32(nh) / P.sy >= P.oH) { continue; }
+    let oh = u32(nh) / P.sy;
+    for (var kx = 0u; kx < P.kw; kx++) {
+      let nw = i32(iw + P.padL) - i32(kx);
+      if (nw < 0 || u32(nw) % P.sx != 0u || u32(nw) / P.sx >= P.oW) { continue; }
+      let ow = u32(nw) / P.sx;
+      acc += X[((b * P.oH + oh) * P.oW + ow) * P.Ci + c] / divisor(oh, ow);
+    }
+  }
+#else
+  let ow = (i / P.Ci) % P.oW;
+  let oh = (i / (P.Ci * P.oW)) % P.oH;
+  let b = i / (P.Ci * P.oW * P.oH);
+  for (var ky = 0u; ky < P.kh; ky++) {
+    let ih = i32(oh * P.sy + ky) - i32(P.padT);
+    if (ih < 0 || ih >= i32(P.H)) { continue; }
+    for (var kx = 0u; kx < P.kw; kx++) {
+      let iw = i32(ow * P.sx + kx) - i32(P.padL);
+      if (iw < 0 || iw >= i32(P.W)) { continue; }
+      acc += X[((b * P.H + u32(ih)) * P.W + u32(iw)) * P.Ci + c];
+    }
+  }
+  acc = acc / divisor(oh, ow);
+#endif
+  Out[i] = acc;
+}
+`,
+  };
+}
+
+const spec = (backward: boolean, divisor: PoolDivisor) =>
+  memoSpec(`avgpool:${backward ? "vjp" : "fwd"}:${divisor}`, () => poolSpec(backward, divisor));
+
+function uniforms(g: ConvGeometry, n: number): Record<string, number> {
+  const { B, H, W, Ci, oH, oW, kh, kw, sy, sx, padT, padL } = g;
+  return { n, B, H, W, Ci, oH, oW, kh, kw, sy, sx, padT, padL };
+}
+
+/** y [B, oH, oW, C] = average pool of x [B, H, W, C]. */
+export function avgPoolForward(x: Tensor, g: ConvGeometry, divisor: PoolDivisor): Tensor {
+  const y = emptyTensor([g.B, g.oH, g.oW, g.Ci], "f32", "avgPool2d");
+  launch(spec(false, divisor), [x], [y], uniforms(g, y.size), elementwiseGrid(y.size), "avgPool2d");
+  return y;
+}
+
+/** dx [B, H, W, C] from the cotangent of the pooled output. */
+export function avgPoolBackward(g: Tensor, geometry: ConvGeometry, divisor: PoolDivisor): Tensor {
+  const dx = emptyTensor([geometry.B, geometry.H, geometry.W, geometry.Ci], "f32", "avgPool2d-vjp");
+  launch(
+    spec(true, divisor),
+    [g],
+    [dx],
+    uniforms(geometry, dx.size),
+    elementwiseGrid(dx.size),
+    "avgPool2d-vjp",
+  );
+  return dx;
+}
