@@ -6,9 +6,12 @@
  * This module is the public API and re-exports only:
  * - the GPU: `initGpu` (call once, first), `adapterInfo`, `configure`, `engineStats`, `flush`, `sync`;
  * - tensors and their lifetimes: `tensor`, `read`, `readAll`, `readScalar`, `scope`, `keep`, `dispose`;
- * - differentiable ops (elementwise, broadcasting binary, reductions, movement, matmul);
+ * - differentiable ops: elementwise, broadcasting binary, reductions, movement, matmul, convolution
+ *   and transposed convolution (NHWC), average pooling, weight normalisation, and the VAE's fused
+ *   probability primitives (reparameterisation, Gaussian log-density and KL, Bernoulli log-likelihood);
+ * - random tensors from a counter-based generator (Philox-4x32-10) and the binarisation of byte images;
  * - autodiff: `valueAndGrad`, `valueAndGradWithAux`, `grad`, `noGrad`, `stopGradient`;
- * - layers and optimisers from `models/`.
+ * - layers and optimisers (Adam, SGD) from `models/`.
  *
  * @example
  * ```ts
@@ -48,13 +51,21 @@ export { flatten, type Tree } from "./kernels/tree.ts";
 export {
   abs,
   add,
+  avgPool2d,
+  type AvgPool2dOptions,
+  bernoulliLogLik,
   broadcastTo,
   concat,
+  conv2d,
+  conv2dTranspose,
   div,
   equal,
   exp,
   expm1,
   full,
+  gaussianKl,
+  gaussianLogProb,
+  gaussianLogRatio,
   greater,
   greaterEqual,
   less,
@@ -76,7 +87,9 @@ export {
   pow,
   reciprocal,
   relu,
+  reparameterize,
   reshape,
+  sigma,
   sigmoid,
   sign,
   slice,
@@ -88,9 +101,21 @@ export {
   sum,
   tanh,
   transpose,
+  weightNorm,
   where,
   zeros,
 } from "./autograd/ops.ts";
+export {
+  type Conv2dOptions,
+  type ConvImplementation,
+  type Padding2d,
+  samePadding,
+  setConvImplementation,
+} from "./kernels/conv.ts";
+export { SIGMA_LOG2, SIGMA_SOFTPLUS, type SigmaMap } from "./kernels/distributions.ts";
+export type { PoolDivisor } from "./kernels/avgpool.ts";
+export { philox, type RandomKey } from "./kernels/philox.ts";
+export { bernoulli, binarize, normal, packBytes, randomBits, uniform } from "./kernels/random.ts";
 export type { Operand } from "./autograd/tape.ts";
 export {
   grad,
@@ -103,3 +128,4 @@ export {
 export { dense, type DenseParams, initDense } from "./models/dense.ts";
 export { createRng, type Rng } from "./models/rng.ts";
 export { sgdStep } from "./models/sgd.ts";
+export { adamInit, type AdamOptions, type AdamState, adamUpdate, globalNorm } from "./models/adam.ts";
