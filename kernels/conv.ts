@@ -135,28 +135,46 @@ fn storeC(z: u32, m: u32, n: u32, v: f32) {
   });
 }
 
+/**
+ * The input gradient for one phase (py, px) of the stride: the input pixels ih with
+ * (ih + padT) mod sy = py, i.e. ih = ih0 + sy * t for t < Hz, receive exactly the taps
+ * ky = py + sy * j (j < Jy); other taps would multiply structural zeros. So a stride-s input gradient
+ * is s^2 GEMMs with K smaller by about s^2 (the tfjs/XLA trick); stride 1 is the single phase.
+ */
 function backwardInputSpec(bias: boolean, tiling: GemmTiling): KernelSpec {
   return gemmSpec({
     tiling,
     key: `conv-dx:bias${+bias}`,
-    uniforms: GEOMETRY_UNIFORMS,
+    uniforms: [
+      ...GEOMETRY_UNIFORMS,
+      ...["py", "px", "ih0", "iw0", "Hz", "Wz", "Jx"].map((n): [string, UniformType] => [n, "u32"]),
+    ],
     inputs: bias ? [["DY", "f32"], ["Wt", "f32"], ["Bias", "f32"]] : [["DY", "f32"], ["Wt", "f32"]],
     outputs: [["DX", "f32"]],
-    functions: wgsl`${gradOutAt}${weightAt}${split3}
+    functions: wgsl`${weightAt}${split3}
 fn loadA(z: u32, m: u32, k: u32) -> f32 {
-  let i = split3(m, P.H, P.W);
-  let t = split3(k, P.kw, P.Co);
-  return gradOutAt(i.x, i.y, i.z, t.x, t.y, t.z);
+  let p = split3(m, P.Hz, P.Wz);
+  let t = split3(k, P.Jx, P.Co);
+  // (ih + padT - ky) is a multiple of the stride by construction of the phase.
+  let nh = i32(P.ih0 + p.y * P.sy + P.padT) - i32(P.py + t.x * P.sy);
+  let nw = i32(P.iw0 + p.z * P.sx + P.padL) - i32(P.px + t.y * P.sx);
+  if (nh < 0 || nw < 0) { return 0.0; }
+  let oh = u32(nh) / P.sy;
+  let ow = u32(nw) / P.sx;
+  if (oh >= P.oH || ow >= P.oW) { return 0.0; }
+  return DY[((p.x * P.oH + oh) * P.oW + ow) * P.Co + t.z];
 }
 fn loadB(z: u32, k: u32, n: u32) -> f32 {
-  let t = split3(k, P.kw, P.Co);
-  return weightAt(t.x, t.y, n, t.z);
+  let t = split3(k, P.Jx, P.Co);
+  return weightAt(P.py + t.x * P.sy, P.px + t.y * P.sx, n, t.z);
 }
 fn storeC(z: u32, m: u32, n: u32, v: f32) {
+  let p = split3(m, P.Hz, P.Wz);
+  let at = ((p.x * P.H + P.ih0 + p.y * P.sy) * P.W + P.iw0 + p.z * P.sx) * P.Ci + n;
 #if ${bias}
-  DX[m * P.Ci + n] = v + Bias[n];
+  DX[at] = v + Bias[n];
 #else
-  DX[m * P.Ci + n] = v;
+  DX[at] = v;
 #endif
 }`,
     aContiguous: "k",
@@ -302,16 +320,28 @@ export function convBackwardInput(dy: Tensor, w: Tensor, bias: Tensor | null, g:
     );
     return dx;
   }
-  const M = g.B * g.H * g.W, N = g.Ci, K = g.kh * g.kw * g.Co;
+  const N = g.Ci;
   const t = tilingFor(N);
-  launch(
-    backwardInput(!!bias, t),
-    inputs,
-    [dx],
-    { M, N, K, kChunk: 0, ...geometryUniforms(g) },
-    gemmGrid(M, N, 1, t),
-    "conv2d-dx",
-  );
+  // One GEMM per phase of the stride (see backwardInputSpec); every input pixel is in one phase.
+  const count = (size: number, first: number, s: number) => first < size ? Math.ceil((size - first) / s) : 0;
+  for (let py = 0; py < g.sy; py++) {
+    for (let px = 0; px < g.sx; px++) {
+      const ih0 = (((py - g.padT) % g.sy) + g.sy) % g.sy;
+      const iw0 = (((px - g.padL) % g.sx) + g.sx) % g.sx;
+      const Hz = count(g.H, ih0, g.sy), Wz = count(g.W, iw0, g.sx);
+      const Jy = count(g.kh, py, g.sy), Jx = count(g.kw, px, g.sx);
+      const M = g.B * Hz * Wz, K = Jy * Jx * g.Co;
+      if (M === 0) continue;
+      launch(
+        backwardInput(!!bias, t),
+        inputs,
+        [dx],
+        { M, N, K, kChunk: 0, ...geometryUniforms(g), py, px, ih0, iw0, Hz, Wz, Jx },
+        gemmGrid(M, N, 1, t),
+        "conv2d-dx",
+      );
+    }
+  }
   return dx;
 }
 

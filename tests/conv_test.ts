@@ -45,6 +45,10 @@ const CONV_CASES: Case[] = [
   { B: 2, H: 28, W: 28, Ci: 1, Co: 8, k: 5, s: 2, padding: "same" },
   { B: 1, H: 14, W: 14, Ci: 64, Co: 64, k: 3, s: 1, padding: "same" },
   { B: 3, H: 7, W: 7, Ci: 16, Co: 16, k: 3, s: 2, padding: [[0, 1], [1, 0]] },
+  // Stride 3 with padding 2: phase offsets where (p - pad) and (p + pad) differ mod the stride.
+  { B: 1, H: 10, W: 11, Ci: 8, Co: 8, k: 5, s: 3, padding: 2 },
+  // k1 s2: input pixels of odd phases receive no tap at all (an empty GEMM must still write zeros).
+  { B: 2, H: 7, W: 6, Ci: 8, Co: 8, k: 1, s: 2, padding: "valid" },
   // K = 4 x 16 x 16 = 1024 batch-pixels: the weight gradient runs split-K over 4 slices.
   { B: 4, H: 16, W: 16, Ci: 4, Co: 4, k: 3, s: 1, padding: "same" },
 ];
