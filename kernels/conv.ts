@@ -1,6 +1,7 @@
 /**
  * 2-D convolution in three directions: forward, input gradient, weight gradient. Transposed
- * convolutions are the same three kernels used the other way round (see `conv2dTranspose` below).
+ * convolutions are the same three kernels used the other way round (`conv2dTransposeGeometry`
+ * below; the rules in autograd/rules.ts).
  *
  * Layout: activations NHWC, filters HWIO ([kh, kw, Ci, Co]). Why channels-last: the GEMM view of a
  * convolution has K = (ky, kx, ci) and N = co; with NHWC the innermost input index is ci, so the
@@ -11,12 +12,15 @@
  * Each direction is an implicit GEMM on kernels/gemm.ts (index math in the loads, no im2col buffer):
  *   forward  Y[m = (b, oh, ow), co] = sum_{k = (ky, kx, ci)} X[b, oh*s + ky - pad, ow*s + kx - pad, ci] W[k, co] (+ bias)
  *   dX       dX[m = (b, ih, iw), ci] = sum_{k = (ky, kx, co)} dY[b, (ih + pad - ky)/s, (iw + pad - kx)/s, co] W[ky, kx, ci, co]
- *            (taps where the division is not exact, or out of range, contribute 0)
+ *            (taps where the division is not exact, or out of range, contribute 0; so the pixels are
+ *            split by stride phase into s^2 GEMMs that visit only the taps reaching them)
  *   dW       dW[m = (ky, kx, ci), co] = sum_{k = (b, oh, ow)} X[b, oh*s + ky - pad, ...ci] dY[k, co]
  *            K = batch x pixels is huge and M x N small, so it is split over workgroups (split-K)
  *            into partial sums that a reduction adds up: never one thread per weight over the batch.
  * A naive direct kernel for each direction (one thread per output element) is kept as an on-GPU
- * oracle: `setConvImplementation("naive")` routes every convolution through it.
+ * oracle: `setConvImplementation("naive")` routes every convolution through it. The same kernels
+ * serve matrix-vector shapes (<= 4 output columns, e.g. the 64 -> 1 likelihood conv), where a GEMM
+ * tile would be nearly all padding; the weight gradient there is still split over K.
  *
  * Only the top/left padding enters the index math; the output size carries the rest, which is how
  * TF-"same" asymmetric padding and transposed-convolution crops are both expressed.
