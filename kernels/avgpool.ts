@@ -10,33 +10,17 @@
  */
 
 import { wgsl } from "wgsl-preprocessor";
-import type { ConvGeometry } from "./conv.ts";
+import { type ConvGeometry, GEOMETRY_UNIFORMS } from "./conv.ts";
 import { elementwiseGrid, elementwiseMain, launch } from "./launch.ts";
-import { type KernelSpec, memoSpec, type UniformType } from "./runtime/program.ts";
+import { type KernelSpec, memoSpec } from "./runtime/program.ts";
 import { emptyTensor, type Tensor } from "./tensor.ts";
 
 export type PoolDivisor = "window" | "valid";
 
-const GEOMETRY: [string, UniformType][] = [
-  "B",
-  "H",
-  "W",
-  "Ci",
-  "oH",
-  "oW",
-  "kh",
-  "kw",
-  "sy",
-  "sx",
-  "padT",
-  "padL",
-]
-  .map((n) => [n, "u32"]);
-
 function poolSpec(backward: boolean, divisor: PoolDivisor): KernelSpec {
   return {
     key: `avgpool:${backward ? "vjp" : "fwd"}:${divisor}`,
-    uniforms: [["n", "u32"], ...GEOMETRY],
+    uniforms: [["n", "u32"], ...GEOMETRY_UNIFORMS],
     inputs: [["X", "f32"]],
     outputs: [["Out", "f32"]],
     body: wgsl`
@@ -96,8 +80,7 @@ const spec = (backward: boolean, divisor: PoolDivisor) =>
   memoSpec(`avgpool:${backward ? "vjp" : "fwd"}:${divisor}`, () => poolSpec(backward, divisor));
 
 function uniforms(g: ConvGeometry, n: number): Record<string, number> {
-  const { B, H, W, Ci, oH, oW, kh, kw, sy, sx, padT, padL } = g;
-  return { n, B, H, W, Ci, oH, oW, kh, kw, sy, sx, padT, padL };
+  return { n, ...g };
 }
 
 /** y [B, oH, oW, C] = average pool of x [B, H, W, C]. */

@@ -51,7 +51,8 @@ export interface ConvGeometry {
   padL: number;
 }
 
-const GEOMETRY_UNIFORMS: [string, UniformType][] = [
+/** The uniforms of a ConvGeometry, in its field order (shared by the pooling kernels). */
+export const GEOMETRY_UNIFORMS: [string, UniformType][] = [
   "B",
   "H",
   "W",
@@ -277,10 +278,6 @@ const GEMV_COLUMNS = 4;
 const naive = (d: "fwd" | "dx" | "dw", bias: boolean) =>
   memoSpec(`conv-naive-${d}:bias${+bias}`, () => naiveSpec(d, bias));
 
-function geometryUniforms(g: ConvGeometry): Record<string, number> {
-  return { ...g };
-}
-
 /** Y[B, oH, oW, Co] = conv(X[B, H, W, Ci], W[kh, kw, Ci, Co]) (+ bias[Co]); no validation (see ops). */
 export function convForward(x: Tensor, w: Tensor, bias: Tensor | null, g: ConvGeometry): Tensor {
   const y = emptyTensor([g.B, g.oH, g.oW, g.Co], "f32", "conv2d");
@@ -290,7 +287,7 @@ export function convForward(x: Tensor, w: Tensor, bias: Tensor | null, g: ConvGe
       naive("fwd", !!bias),
       inputs,
       [y],
-      { n: y.size, kChunk: 0, ...geometryUniforms(g) },
+      { n: y.size, kChunk: 0, ...g },
       elementwiseGrid(y.size),
       "conv2d",
     );
@@ -302,7 +299,7 @@ export function convForward(x: Tensor, w: Tensor, bias: Tensor | null, g: ConvGe
     forward(!!bias, t),
     inputs,
     [y],
-    { M, N, K, kChunk: 0, ...geometryUniforms(g) },
+    { M, N, K, kChunk: 0, ...g },
     gemmGrid(M, N, 1, t),
     "conv2d",
   );
@@ -318,7 +315,7 @@ export function convBackwardInput(dy: Tensor, w: Tensor, bias: Tensor | null, g:
       naive("dx", !!bias),
       inputs,
       [dx],
-      { n: dx.size, kChunk: 0, ...geometryUniforms(g) },
+      { n: dx.size, kChunk: 0, ...g },
       elementwiseGrid(dx.size),
       "conv2d-dx",
     );
@@ -340,7 +337,7 @@ export function convBackwardInput(dy: Tensor, w: Tensor, bias: Tensor | null, g:
         backwardInput(!!bias, t),
         inputs,
         [dx],
-        { M, N, K, kChunk: 0, ...geometryUniforms(g), py, px, ih0, iw0, Hz, Wz, Jx },
+        { M, N, K, kChunk: 0, ...g, py, px, ih0, iw0, Hz, Wz, Jx },
         gemmGrid(M, N, 1, t),
         "conv2d-dx",
       );
@@ -382,7 +379,7 @@ export function convBackwardFilter(x: Tensor, dy: Tensor, g: ConvGeometry): Tens
       naive("dw", false),
       [x, dy],
       [partial],
-      { n: partial.size, kChunk, ...geometryUniforms(g) },
+      { n: partial.size, kChunk, ...g },
       elementwiseGrid(partial.size),
       "conv2d-dw",
     );
@@ -391,7 +388,7 @@ export function convBackwardFilter(x: Tensor, dy: Tensor, g: ConvGeometry): Tens
       backwardFilter(t),
       [x, dy],
       [partial],
-      { M, N, K, kChunk, ...geometryUniforms(g) },
+      { M, N, K, kChunk, ...g },
       gemmGrid(M, N, slices, t),
       "conv2d-dw",
     );
