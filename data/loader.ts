@@ -1,0 +1,77 @@
+/**
+ * Image sets on the GPU and the batches drawn from them.
+ *
+ * A split's images stay bytes on the GPU, four pixels to a u32 word (60000 x 784 floats would be
+ * 188 MB, over WebGPU's 128 MiB binding limit; the bytes are 47 MB). A batch is a list of image
+ * indices, uploaded as a small u32 tensor, from which one kernel gathers and binarises the pixels:
+ * x ~ Bernoulli(pixel / 255), keyed by the pixel's index in the set (kernels/random.ts). Training
+ * changes the key's offset every epoch, so each use of an image draws fresh bits; an evaluation set
+ * keeps one fixed key, so it is binarised the same way in every batch and every run.
+ */
+
+import { binarize, packBytes } from "../kernels/random.ts";
+import type { RandomKey } from "../kernels/philox.ts";
+import { reshape } from "../kernels/movement.ts";
+import { keep, type Tensor, tensor } from "../kernels/tensor.ts";
+import { createRng } from "../models/rng.ts";
+import type { LoadedSplit } from "./datasets.ts";
+
+export interface ImageSet {
+  name: string;
+  count: number;
+  height: number;
+  width: number;
+  /** u8 pixels packed into u32 words, [count * height * width / 4] (long-lived). */
+  bytes: Tensor;
+  labels: Uint8Array;
+}
+
+/** Uploads the first `limit` images (all by default) of a split; checks images against labels. */
+export function imageSetOnGpu(split: LoadedSplit, limit?: number): ImageSet {
+  const [count, height, width] = split.images.dims;
+  const name = `${split.dataset} ${split.split}`;
+  if (split.images.dims.length !== 3) {
+    throw new Error(`${name}: images must be N x rows x cols, got ${split.images.dims}`);
+  }
+  if (split.labels.dims[0] !== count) {
+    throw new Error(`${name}: ${count} images but ${split.labels.dims[0]} labels`);
+  }
+  if (limit !== undefined && (!Number.isInteger(limit) || limit < 1)) {
+    throw new Error(`${name}: the image limit must be a positive integer, got ${limit}`);
+  }
+  const n = Math.min(count, limit ?? count);
+  const pixels = split.images.data.subarray(0, n * height * width);
+  return {
+    name,
+    count: n,
+    height,
+    width,
+    bytes: keep(tensor(packBytes(pixels), undefined, "u32")),
+    labels: split.labels.data.slice(0, n),
+  };
+}
+
+/** A seeded permutation of 0..count-1 for `epoch` (Fisher-Yates on the CPU generator). */
+export function shuffledOrder(count: number, seed: number, epoch: number): Uint32Array {
+  const rng = createRng((Math.imul(seed >>> 0, 0x9e3779b1) ^ Math.imul(epoch + 1, 0x85ebca77)) >>> 0);
+  const order = Uint32Array.from({ length: count }, (_, i) => i);
+  for (let i = count - 1; i > 0; i--) {
+    const j = Math.floor(rng.uniform() * (i + 1));
+    [order[i], order[j]] = [order[j], order[i]];
+  }
+  return order;
+}
+
+/** The index lists of consecutive batches of `order` (the last one may be smaller). */
+export function batchesOf(order: Uint32Array, batchSize: number): Uint32Array[] {
+  const out: Uint32Array[] = [];
+  for (let at = 0; at < order.length; at += batchSize) out.push(order.subarray(at, at + batchSize));
+  return out;
+}
+
+/** Binarised images [B, height, width, 1] (NHWC) for the given image indices. */
+export function binarizedBatch(set: ImageSet, indices: Uint32Array, key: RandomKey): Tensor {
+  const rowBytes = set.height * set.width;
+  const flat = binarize(set.bytes, tensor(indices, [indices.length], "u32"), rowBytes, key);
+  return reshape(flat, [indices.length, set.height, set.width, 1]);
+}
