@@ -1,0 +1,376 @@
+/**
+ * The bottom-up hierarchical VAE (SPEC section 2) and its training objectives (SPEC section 3).
+ *
+ * Latents z_1 (bottom, nearest x) ... z_L (top), indexed 0..L-1 here. Inference runs a deterministic
+ * stack up from x (the stem, then each layer's encoder blocks, h_l = enc_l(h_{l-1})) and reads each
+ * posterior q(z_l | x) from act(h_l) ("ladder" wiring, as the `small` preset specifies). Generation
+ * is top-down: p(z_L) = N(0, I); for each layer l, d_l = dec_l(proj_l(z_l)); the prior head of layer
+ * l - 1 reads act(d_l); the bottom layer's features give the Bernoulli logits of p(x | z_1).
+ * Gaussian heads output (mu, u) and sigma = sigma(u) (the preset's map, kernels/distributions.ts).
+ *
+ * Parameter names (checkpoint keys, the dotted paths of the tree):
+ *   enc.stem.{weight,bias}                   the first convolution on x
+ *   enc.stageL.blockB.{conv1,conv2,shortcut}.{weight,gain?,bias}   encoder blocks of layer L (1-based)
+ *   q.zL.{weight,bias}                       posterior head of z_L
+ *   dec.stageL.proj.{weight,bias}            projection of z_L into features
+ *   dec.stageL.blockB...                     decoder blocks of layer L
+ *   p.zL.{weight,bias}                       prior head of z_L (reads dec.stage(L+1)), L < top
+ *   out.{weight,bias}                        the Bernoulli logits head (reads dec.stage1)
+ * Convolutions are [kh, kw, in, out] (transposed: [kh, kw, out, in]); dense weights [in, out];
+ * activations NHWC; a dense latent's projection is reshaped to [7, 7, C]-like maps row-major (NHWC).
+ */
+
+import {
+  add,
+  bernoulliLogLik,
+  concat,
+  full,
+  gaussianKl,
+  gaussianLogRatio,
+  maximum,
+  mean,
+  mul,
+  neg,
+  reparameterize,
+  reshape,
+  slice,
+  sub,
+  sum,
+} from "../autograd/ops.ts";
+import type { SigmaMap } from "../kernels/distributions.ts";
+import type { RandomKey } from "../kernels/philox.ts";
+import type { Tensor } from "../kernels/tensor.ts";
+import {
+  activate,
+  type Activation,
+  block,
+  type BlockKind,
+  type BlockParams,
+  convLayer,
+  denseLayer,
+  initBlock,
+  initConv,
+  initLinearDense,
+  type LinearParams,
+} from "./layers.ts";
+import type { Rng } from "./rng.ts";
+
+export type LatentSpec =
+  | { kind: "conv"; channels: number }
+  | { kind: "dense"; size: number };
+
+export interface BlockSpec {
+  kind: BlockKind;
+  kernel: number;
+}
+
+export interface LayerSpec {
+  latent: LatentSpec;
+  /** Blocks from the features below to h_l (the q head's input). */
+  encoder: BlockSpec[];
+  /** Blocks from proj(z_l) to d_l (the input of the prior head below, or of the likelihood head). */
+  decoder: BlockSpec[];
+  /** Spatial size [h, w] of proj(z_l) for a dense latent (a conv latent keeps its own). */
+  projection?: [number, number];
+}
+
+/** A plain, JSON-serialisable model description (printed and saved with every run). */
+export interface HvaeConfig {
+  preset: string;
+  image: { height: number; width: number };
+  channels: number;
+  activation: Activation;
+  sigma: SigmaMap;
+  weightNorm: boolean;
+  /** The first convolution on x: kernel, stride, padding. */
+  stem: { kernel: number; stride: number; padding: number };
+  /** Bottom (z_1) to top (z_L). */
+  layers: LayerSpec[];
+  /** Kernel of the convolutional heads (q, p of conv latents, and the logits). */
+  headKernel: number;
+  /** "analytic": KL between the Gaussians; "sample": log q(z) - log p(z) at the posterior sample. */
+  kl: "analytic" | "sample";
+}
+
+type Tree = { [key: string]: Tree | Tensor | Tree[] };
+
+/** Spatial size of the stem's output, and so of every feature map, walking the encoder. */
+export function featureShapes(cfg: HvaeConfig): { h: number; w: number }[] {
+  const { kernel, stride, padding } = cfg.stem;
+  let h = Math.floor((cfg.image.height + 2 * padding - kernel) / stride) + 1;
+  let w = Math.floor((cfg.image.width + 2 * padding - kernel) / stride) + 1;
+  return cfg.layers.map((layer) => {
+    for (const b of layer.encoder) {
+      if (b.kind === "down") [h, w] = [Math.ceil(h / 2), Math.ceil(w / 2)];
+      if (b.kind === "up") [h, w] = [2 * h, 2 * w];
+    }
+    return { h, w };
+  });
+}
+
+function latentSize(latent: LatentSpec): number {
+  return latent.kind === "conv" ? latent.channels : latent.size;
+}
+
+function initHead(cfg: HvaeConfig, latent: LatentSpec, at: { h: number; w: number }, rng: Rng): LinearParams {
+  const C = cfg.channels;
+  return latent.kind === "conv"
+    ? initConv(cfg.headKernel, C, 2 * latent.channels, rng, cfg.weightNorm)
+    : initLinearDense(at.h * at.w * C, 2 * latent.size, rng, cfg.weightNorm);
+}
+
+function initBlocks(specs: BlockSpec[], C: number, rng: Rng, wn: boolean): Record<string, BlockParams> {
+  const out: Record<string, BlockParams> = {};
+  specs.forEach((b, i) => out[`block${i}`] = initBlock(b.kind, b.kernel, C, C, rng, wn));
+  return out;
+}
+
+/** Decoder feature sizes per layer: where proj(z_l) starts and where d_l ends. */
+function decoderShapes(
+  cfg: HvaeConfig,
+): { start: { h: number; w: number }; end: { h: number; w: number } }[] {
+  const enc = featureShapes(cfg);
+  return cfg.layers.map((layer, l) => {
+    const start = layer.latent.kind === "conv"
+      ? enc[l]
+      : { h: layer.projection![0], w: layer.projection![1] };
+    let { h, w } = start;
+    for (const b of layer.decoder) {
+      if (b.kind === "up") [h, w] = [2 * h, 2 * w];
+      if (b.kind === "down") [h, w] = [Math.ceil(h / 2), Math.ceil(w / 2)];
+    }
+    return { start, end: { h, w } };
+  });
+}
+
+/** Checks that the decoder's feature sizes meet the heads that read them. */
+export function validateConfig(cfg: HvaeConfig): void {
+  const where = `preset '${cfg.preset}'`;
+  if (cfg.layers.length < 1) throw new Error(`${where}: needs at least one latent layer`);
+  const enc = featureShapes(cfg);
+  const dec = decoderShapes(cfg);
+  cfg.layers.forEach((layer, l) => {
+    if (layer.latent.kind === "dense" && !layer.projection) {
+      throw new Error(`${where}: dense latent z${l + 1} needs a projection size`);
+    }
+    const end = dec[l].end;
+    if (l === 0 && (end.h !== cfg.image.height || end.w !== cfg.image.width)) {
+      throw new Error(
+        `${where}: dec.stage1 ends at ${end.h}x${end.w}, the image is ${cfg.image.height}x${cfg.image.width}`,
+      );
+    }
+    if (
+      l > 0 && cfg.layers[l - 1].latent.kind === "conv" && (end.h !== enc[l - 1].h || end.w !== enc[l - 1].w)
+    ) {
+      throw new Error(
+        `${where}: dec.stage${l + 1} ends at ${end.h}x${end.w}, z${l} lives at ${enc[l - 1].h}x${
+          enc[l - 1].w
+        }`,
+      );
+    }
+  });
+}
+
+/** Fresh parameters for `cfg`, drawn from `rng` (deterministic for a seed). */
+export function initHvae(cfg: HvaeConfig, rng: Rng): Tree {
+  validateConfig(cfg);
+  const C = cfg.channels, wn = cfg.weightNorm;
+  const enc = featureShapes(cfg);
+  const dec = decoderShapes(cfg);
+  const params: Tree = {
+    enc: { stem: initConv(cfg.stem.kernel, 1, C, rng, wn) as unknown as Tree },
+    q: {},
+    dec: {},
+    p: {},
+  };
+  cfg.layers.forEach((layer, l) => {
+    const name = `stage${l + 1}`;
+    (params.enc as Tree)[name] = initBlocks(layer.encoder, C, rng, wn) as unknown as Tree;
+    (params.q as Tree)[`z${l + 1}`] = initHead(cfg, layer.latent, enc[l], rng) as unknown as Tree;
+    const proj = layer.latent.kind === "conv"
+      ? initConv(cfg.headKernel, layer.latent.channels, C, rng, wn)
+      : initLinearDense(layer.latent.size, dec[l].start.h * dec[l].start.w * C, rng, wn);
+    (params.dec as Tree)[name] = { proj, ...initBlocks(layer.decoder, C, rng, wn) } as unknown as Tree;
+    if (l > 0) {
+      (params.p as Tree)[`z${l}`] = initHead(
+        cfg,
+        cfg.layers[l - 1].latent,
+        dec[l].end,
+        rng,
+      ) as unknown as Tree;
+    }
+  });
+  params.out = initConv(cfg.headKernel, C, 1, rng, wn) as unknown as Tree;
+  return params;
+}
+
+// ---------------------------------------------------------------- the forward pieces
+
+/** Parameters as the forward functions read them. */
+// deno-lint-ignore no-explicit-any
+export type HvaeParams = any;
+
+export interface Gaussian {
+  mu: Tensor;
+  u: Tensor;
+}
+
+function runBlocks(p: Record<string, BlockParams>, specs: BlockSpec[], x: Tensor, act: Activation): Tensor {
+  specs.forEach((b, i) => x = block(b.kind, p[`block${i}`], x, act));
+  return x;
+}
+
+/** A Gaussian head on act(h): (mu, u) split along the last axis. */
+function head(p: LinearParams, latent: LatentSpec, h: Tensor, cfg: HvaeConfig): Gaussian {
+  const a = activate(cfg.activation, h);
+  const raw = latent.kind === "conv" ? convLayer(p, a) : denseLayer(p, reshape(a, [a.shape[0], -1]));
+  const n = latentSize(latent);
+  const last = raw.rank - 1;
+  const begin = raw.shape.map(() => 0), endMu = [...raw.shape];
+  endMu[last] = n;
+  const beginU = [...begin];
+  beginU[last] = n;
+  return { mu: slice(raw, begin, endMu), u: slice(raw, beginU) };
+}
+
+/** d_l from z_l: projection, then the layer's decoder blocks. */
+function decode(params: HvaeParams, cfg: HvaeConfig, l: number, z: Tensor): Tensor {
+  const layer = cfg.layers[l];
+  const p = params.dec[`stage${l + 1}`];
+  let x: Tensor;
+  if (layer.latent.kind === "conv") x = convLayer(p.proj, z);
+  else {
+    const [h, w] = layer.projection!;
+    x = reshape(denseLayer(p.proj, z), [z.shape[0], h, w, cfg.channels]);
+  }
+  return runBlocks(p, layer.decoder, x, cfg.activation);
+}
+
+/** The prior head p(z_l | z_{l+1}) from d_{l+1}. */
+function prior(params: HvaeParams, cfg: HvaeConfig, l: number, d: Tensor): Gaussian {
+  return head(params.p[`z${l + 1}`], cfg.layers[l].latent, d, cfg);
+}
+
+/** Bernoulli logits [B, H, W, 1] from d_1. */
+function logitsOf(params: HvaeParams, cfg: HvaeConfig, d: Tensor): Tensor {
+  return convLayer(params.out, activate(cfg.activation, d));
+}
+
+/** The posterior of every layer, bottom to top, and a reparameterised sample of each. */
+export function encode(
+  params: HvaeParams,
+  cfg: HvaeConfig,
+  x: Tensor,
+  keyOf: (stream: number) => RandomKey,
+): (Gaussian & { z: Tensor })[] {
+  let h = convLayer(params.enc.stem, x, cfg.stem.stride, cfg.stem.padding);
+  return cfg.layers.map((layer, l) => {
+    h = runBlocks(params.enc[`stage${l + 1}`], layer.encoder, h, cfg.activation);
+    const q = head(params.q[`z${l + 1}`], layer.latent, h, cfg);
+    return { ...q, z: reparameterize(q.mu, q.u, keyOf(STREAM_POSTERIOR + l), cfg.sigma) };
+  });
+}
+
+/** Per-image sum over all axes but the batch: [B]. */
+function perImage(t: Tensor): Tensor {
+  return sum(t, t.shape.map((_, i) => i).slice(1));
+}
+
+/** u with sigma(u) = 1 under the map: the standard normal prior of the top layer. */
+export function unitScaleU(map: SigmaMap): number {
+  // softplus(beta u) / beta + offset = 1  <=>  u = log(exp(beta (1 - offset)) - 1) / beta
+  return Math.log(Math.expm1(map.beta * (1 - map.offset))) / map.beta;
+}
+
+/** Random streams: the posterior sample of layer l, and the prior resamples of pass k. */
+export const STREAM_POSTERIOR = 100;
+export const STREAM_PRIOR = 200;
+
+export interface ObjectiveOptions {
+  loss: "elbo" | "informative";
+  /** KL weight (warm-up); 1 for the plain objective. */
+  beta: number;
+  /** Free bits: a floor of this many nats per layer, spread evenly over the layer's elements. */
+  freeBits: number;
+  /** The key of stream s for this step. */
+  keyOf: (stream: number) => RandomKey;
+}
+
+export interface Objective {
+  /** The scalar to minimise: -(batch mean of the objective). */
+  loss: Tensor;
+  /** [loss, elbo, KL_1..KL_L, ll_0..ll_{L-1}]: batch means, one readback (ll_k for k >= 1 only with the informative loss). */
+  metrics: Tensor;
+}
+
+/**
+ * The per-image objective, averaged over the batch and negated:
+ *   elbo         L_x = log p(x | z) - sum_l KL_l                          (Eq. 2/3)
+ *   informative  L_in = (1/L) sum_{k=0}^{L-1} log p(x | z^(k)) - sum_l KL_l  (Eq. 10)
+ * where z^(k) keeps the posterior samples of z_{>k} and regenerates z_k .. z_1 top-down as
+ * reparameterised samples of the generative model. The k >= 1 passes start from the prior head of
+ * layer k computed in the k = 0 pass: the generative work above layer k is shared, not recomputed.
+ * The KL terms are multiplied by `beta` (warm-up) and floored by free bits in the loss; `metrics`
+ * report the plain ELBO and KLs.
+ */
+export function hvaeObjective(
+  params: HvaeParams,
+  cfg: HvaeConfig,
+  x: Tensor,
+  o: ObjectiveOptions,
+): Objective {
+  const L = cfg.layers.length;
+  const q = encode(params, cfg, x, o.keyOf);
+  // k = 0: everything from the posterior samples.
+  const priors: (Gaussian | null)[] = new Array(L).fill(null);
+  let d = x;
+  for (let l = L - 1; l >= 0; l--) {
+    d = decode(params, cfg, l, q[l].z);
+    if (l > 0) priors[l - 1] = prior(params, cfg, l - 1, d);
+  }
+  const lls = [perImage(bernoulliLogLik(logitsOf(params, cfg, d), x))];
+  // KL per layer and image; the top layer's prior is N(0, I).
+  const zero = full([1], 0), unit = full([1], unitScaleU(cfg.sigma));
+  const kls = q.map((ql, l) => {
+    const p = priors[l] ?? { mu: zero, u: unit };
+    const elementwise = cfg.kl === "analytic"
+      ? gaussianKl(ql.mu, ql.u, p.mu, p.u, cfg.sigma)
+      : gaussianLogRatio(ql.z, ql.mu, ql.u, p.mu, p.u, cfg.sigma);
+    return { elementwise, perImage: perImage(elementwise) };
+  });
+  if (o.loss === "informative") {
+    for (let k = 1; k < L; k++) {
+      // Regenerate z_k .. z_1 (indices k-1 .. 0) from the prior, starting at the shared head.
+      let g = priors[k - 1]!;
+      let dk = x;
+      for (let l = k - 1; l >= 0; l--) {
+        const z = reparameterize(g.mu, g.u, o.keyOf(STREAM_PRIOR + 10 * k + l), cfg.sigma);
+        dk = decode(params, cfg, l, z);
+        if (l > 0) g = prior(params, cfg, l - 1, dk);
+      }
+      lls.push(perImage(bernoulliLogLik(logitsOf(params, cfg, dk), x)));
+    }
+  }
+  // The penalty: beta * sum_l sum_elements max(KL_elem, lambda / n_l).
+  let penalty: Tensor | null = null;
+  for (const kl of kls) {
+    const n = kl.elementwise.size / kl.elementwise.shape[0];
+    const floored = o.freeBits > 0 ? perImage(maximum(kl.elementwise, o.freeBits / n)) : kl.perImage;
+    penalty = penalty ? add(penalty, floored) : floored;
+  }
+  let reconstruction = lls[0];
+  for (let k = 1; k < lls.length; k++) reconstruction = add(reconstruction, lls[k]);
+  if (lls.length > 1) reconstruction = mul(reconstruction, 1 / lls.length);
+  const objective = sub(reconstruction, mul(penalty!, o.beta));
+  const loss = neg(mean(objective));
+  let klTotal = kls[0].perImage;
+  for (let l = 1; l < L; l++) klTotal = add(klTotal, kls[l].perImage);
+  const elbo = mean(sub(lls[0], klTotal));
+  const metrics = concat([
+    reshape(loss, [1]),
+    reshape(elbo, [1]),
+    ...kls.map((kl) => reshape(mean(kl.perImage), [1])),
+    ...lls.map((ll) => reshape(mean(ll), [1])),
+  ]);
+  return { loss, metrics };
+}
