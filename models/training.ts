@@ -1,0 +1,64 @@
+/**
+ * One training step of the HVAE, and the schedules around it. Pure functions of tensors and
+ * numbers: files, progress and flags live in scripts/train.ts.
+ *
+ * Randomness per step comes from keys, not state: the posterior and prior samples of step t use
+ * offset t, the binarisation of epoch e offset e (data/loader.ts), so a run resumed from a
+ * checkpoint draws exactly the numbers an uninterrupted run would.
+ */
+
+import { valueAndGradWithAux } from "../autograd/tape.ts";
+import { scope, type Tensor } from "../kernels/tensor.ts";
+import { type AdamState, adamUpdate } from "./adam.ts";
+import { type HvaeConfig, hvaeObjective, type HvaeParams } from "./hvae.ts";
+
+export interface StepOptions {
+  loss: "elbo" | "informative";
+  lr: number;
+  beta: number;
+  freeBits: number;
+  seed: number;
+  /** Global step (the random offset of this step's samples). */
+  step: number;
+}
+
+/**
+ * Loss, gradients and an Adam update for one batch x [B, H, W, 1]; parameters and moments change in
+ * place. Returns the metrics vector [loss, elbo, KL_1..KL_L, ll_0..] to read back (one readback).
+ */
+export function trainStep(
+  cfg: HvaeConfig,
+  params: HvaeParams,
+  adam: AdamState<HvaeParams>,
+  x: Tensor,
+  o: StepOptions,
+): Tensor {
+  return scope(() => {
+    const { grads, aux } = valueAndGradWithAux((p: HvaeParams, batch: Tensor) => {
+      const objective = hvaeObjective(p, cfg, batch, {
+        loss: o.loss,
+        beta: o.beta,
+        freeBits: o.freeBits,
+        keyOf: (stream) => ({ seed: o.seed, stream, offset: o.step }),
+      });
+      return [objective.loss, objective.metrics];
+    })(params, x);
+    adamUpdate(params, grads, adam, { lr: o.lr });
+    return aux;
+  });
+}
+
+/** KL warm-up: beta rises linearly from 0 to 1 over the first `warmupEpochs` epochs (1 without warm-up). */
+export function warmupBeta(step: number, stepsPerEpoch: number, warmupEpochs: number): number {
+  if (warmupEpochs <= 0) return 1;
+  return Math.min(1, (step + 1) / (warmupEpochs * stepsPerEpoch));
+}
+
+/** Names of the entries of the metrics vector for a model with L layers. */
+export function metricNames(L: number, loss: "elbo" | "informative"): string[] {
+  const names = ["loss", "elbo"];
+  for (let l = 1; l <= L; l++) names.push(`kl${l}`);
+  const lls = loss === "informative" ? L : 1;
+  for (let k = 0; k < lls; k++) names.push(`ll${k}`);
+  return names;
+}
