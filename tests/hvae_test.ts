@@ -1,0 +1,265 @@
+/**
+ * The hierarchical VAE and its training on the `tiny` preset: the informative loss against a naive
+ * recomputation of its L terms with the same noise, both losses' gradients against directional
+ * finite differences, free bits and warm-up, loss going down, checkpoints round-tripping exactly,
+ * flat memory, and `deno task train` with --resume reproducing an uninterrupted run.
+ */
+
+import assert from "node:assert/strict";
+import * as ops from "../autograd/ops.ts";
+import { valueAndGrad } from "../autograd/tape.ts";
+import { parseIdx } from "../data/idx.ts";
+import { binarizedBatch, imageSetOnGpu } from "../data/loader.ts";
+import { loadCheckpoint, saveCheckpoint } from "../data/checkpoint.ts";
+import { engineStats } from "../kernels/engine.ts";
+import { isTensor, keep, read, readAll, readScalar, scope, type Tensor, tensor } from "../kernels/tensor.ts";
+import { flatten, type Tree } from "../kernels/tree.ts";
+import { adamInit } from "../models/adam.ts";
+import {
+  encode,
+  hvaeObjective,
+  type HvaeParams,
+  initHvae,
+  STREAM_PRIOR,
+  unitScaleU,
+} from "../models/hvae.ts";
+import { presetConfig } from "../models/presets.ts";
+import { createRng } from "../models/rng.ts";
+import { trainStep, warmupBeta } from "../models/training.ts";
+import { assertClose, gpuTest } from "./helpers.ts";
+
+const cfg = presetConfig("tiny");
+const keyOf = (stream: number) => ({ seed: 5, stream, offset: 3 });
+
+/** A few synthetic 28x28 "images" (smooth blobs), binarised on the GPU. */
+function batchOf(n: number): Tensor {
+  const pixels = new Uint8Array(n * 784);
+  for (let i = 0; i < n; i++) {
+    for (let p = 0; p < 784; p++) {
+      const r = Math.floor(p / 28) - 14 + (i % 3), c = (p % 28) - 14 + (i % 5);
+      pixels[i * 784 + p] = Math.max(0, 255 - 3 * (r * r + c * c));
+    }
+  }
+  const header = new Uint8Array([0, 0, 8, 3, 0, 0, 0, n, 0, 0, 0, 28, 0, 0, 0, 28]);
+  const images = parseIdx(new Uint8Array([...header, ...pixels]), "synthetic", "images");
+  const set = imageSetOnGpu({
+    dataset: "mnist",
+    split: "test",
+    images,
+    labels: { dims: [n], data: new Uint8Array(n) },
+    source: "",
+  });
+  return binarizedBatch(set, Uint32Array.from({ length: n }, (_, i) => i), { seed: 1, stream: 1, offset: 0 });
+}
+
+gpuTest("hvae: the informative loss equals a naive recomputation of its L reconstructions", async () => {
+  const params = initHvae(cfg, createRng(11)) as HvaeParams;
+  const x = batchOf(6);
+  const o = hvaeObjective(params, cfg, x, { loss: "informative", beta: 1, freeBits: 0, keyOf });
+  const metrics = await read(o.metrics);
+  // metrics: [loss, elbo, kl1, kl2, kl3, ll0, ll1, ll2]
+  const L = cfg.layers.length;
+  // Naive: for each k, the full top-down pass from scratch, with the same keys for the same draws.
+  const q = encode(params, cfg, x, keyOf);
+  const decodeFrom = (l: number, z: Tensor): Tensor => {
+    const layer = cfg.layers[l];
+    const p = params.dec[`stage${l + 1}`];
+    const act = (t: Tensor) => ops.mul(t, ops.sigmoid(t));
+    const conv = (
+      lp: { weight: Tensor; bias: Tensor },
+      t: Tensor,
+      stride = 1,
+      pad: "same" | number = "same",
+    ) => ops.conv2d(t, lp.weight, lp.bias, { stride, padding: pad });
+    let h = layer.latent.kind === "conv"
+      ? conv(p.proj, z)
+      : ops.reshape(ops.add(ops.matmul(z, p.proj.weight), p.proj.bias), [z.shape[0], 7, 7, cfg.channels]);
+    layer.decoder.forEach((b, i) => {
+      const bp = p[`block${i}`];
+      const a = act(conv(bp.conv1, act(h)));
+      if (b.kind === "res") h = ops.add(h, conv(bp.conv2, a));
+      else {
+        const up = ops.conv2dTranspose(a, bp.conv2.weight, bp.conv2.bias, {
+          stride: 2,
+          padding: [[1, 0], [1, 0]],
+        });
+        const [B, H, W, C] = h.shape;
+        const nearest = ops.reshape(ops.broadcastTo(ops.reshape(h, [B, H, 1, W, 1, C]), [B, H, 2, W, 2, C]), [
+          B,
+          2 * H,
+          2 * W,
+          C,
+        ]);
+        h = ops.add(nearest, up);
+      }
+    });
+    return h;
+  };
+  const headOf = (lp: { weight: Tensor; bias: Tensor }, l: number, d: Tensor) => {
+    const a = ops.mul(d, ops.sigmoid(d));
+    const latent = cfg.layers[l].latent;
+    const raw = latent.kind === "conv"
+      ? ops.conv2d(a, lp.weight, lp.bias, { padding: "same" })
+      : ops.add(ops.matmul(ops.reshape(a, [a.shape[0], -1]), lp.weight), lp.bias);
+    const n = latent.kind === "conv" ? latent.channels : latent.size;
+    const last = raw.rank - 1;
+    const end = [...raw.shape];
+    end[last] = n;
+    const begin = raw.shape.map((_, i) => i === last ? n : 0);
+    return { mu: ops.slice(raw, raw.shape.map(() => 0), end), u: ops.slice(raw, begin) };
+  };
+  const llOf = (d: Tensor) => {
+    const a = ops.mul(d, ops.sigmoid(d));
+    const logits = ops.conv2d(a, params.out.weight, params.out.bias, { padding: "same" });
+    return ops.mean(ops.sum(ops.bernoulliLogLik(logits, x), [1, 2, 3]));
+  };
+  const expected: number[] = [];
+  for (let k = 0; k < L; k++) {
+    let d = x;
+    for (let l = L - 1; l >= k; l--) d = decodeFrom(l, q[l].z);
+    for (let l = k - 1; l >= 0; l--) {
+      const g = headOf(params.p[`z${l + 1}`], l, d);
+      const z = ops.reparameterize(g.mu, g.u, keyOf(STREAM_PRIOR + 10 * k + l), cfg.sigma);
+      d = decodeFrom(l, z);
+    }
+    expected.push(await readScalar(llOf(d)));
+  }
+  assertClose(metrics.subarray(2 + L), expected, { rtol: 1e-5, atol: 1e-3 }, "ll_k against the naive passes");
+  // The loss is -(mean_k ll_k - sum_l KL_l), the ELBO ll_0 - sum_l KL_l.
+  const kl = metrics.subarray(2, 2 + L).reduce((a, b) => a + b, 0);
+  assertClose(
+    [metrics[0]],
+    [-(expected.reduce((a, b) => a + b, 0) / L - kl)],
+    { rtol: 1e-5, atol: 1e-3 },
+    "loss",
+  );
+  assertClose([metrics[1]], [expected[0] - kl], { rtol: 1e-5, atol: 1e-3 }, "elbo");
+  // The top layer's KL is against N(0, I): sigma(unitScaleU) = 1.
+  assertClose(await read(ops.sigma(ops.full([1], unitScaleU(cfg.sigma)), cfg.sigma)), [1], {
+    rtol: 1e-6,
+    atol: 0,
+  }, "unit scale");
+});
+
+/** Directional finite differences of the loss along a random direction in parameter space. */
+async function directionalCheck(loss: "elbo" | "informative", freeBits: number, beta: number): Promise<void> {
+  const params = keep(initHvae(cfg, createRng(13))) as HvaeParams;
+  const x = keep(batchOf(4));
+  const f = (p: HvaeParams) => hvaeObjective(p, cfg, x, { loss, beta, freeBits, keyOf }).loss;
+  const flat = flatten(params as Tree<Tensor>, isTensor);
+  const rng = createRng(17);
+  const direction = flat.leaves.map((t) => Float32Array.from({ length: t.size }, () => rng.normal()));
+  const { grads } = scope(() => valueAndGrad(f)(params));
+  const g = await readAll(flatten(grads as Tree<Tensor>, isTensor).leaves);
+  let analytic = 0;
+  g.forEach((gi, i) => gi.forEach((v, j) => analytic += v * direction[i][j]));
+  const h = 1e-3;
+  const at = async (s: number) => {
+    const shifted = flat.rebuild(
+      flat.leaves.map((t, i) => ops.add(t, ops.mul(tensor(direction[i], t.shape), s))),
+    );
+    return await readScalar(scope(() => f(shifted)));
+  };
+  const numeric = (await at(h) - await at(-h)) / (2 * h);
+  const rel = Math.abs(numeric - analytic) / Math.max(1, Math.abs(analytic));
+  assert.ok(
+    rel < 2e-2,
+    `${loss}: directional derivative ${analytic} vs finite differences ${numeric} (rel ${rel})`,
+  );
+}
+
+gpuTest(
+  "hvae: ELBO and informative loss gradients match finite differences (with free bits and beta)",
+  async () => {
+    await directionalCheck("elbo", 0, 1);
+    await directionalCheck("informative", 0, 1);
+    await directionalCheck("elbo", 2, 0.5);
+  },
+);
+
+gpuTest(
+  "hvae: training steps lower the loss, keep memory flat, and checkpoints round-trip exactly",
+  async () => {
+    const params = keep(initHvae(cfg, createRng(19))) as HvaeParams;
+    const adam = adamInit(params);
+    const x = keep(batchOf(16));
+    const losses: number[] = [];
+    let inUse = -1;
+    for (let step = 0; step < 12; step++) {
+      const m = trainStep(cfg, params, adam, x, {
+        loss: "informative",
+        lr: 3e-3,
+        beta: 1,
+        freeBits: 0,
+        seed: 1,
+        step,
+      });
+      losses.push((await readAll([m]))[0][0]);
+      m.dispose();
+      if (step === 1) inUse = engineStats().bytesInUse;
+      if (step > 1) assert.equal(engineStats().bytesInUse, inUse, `memory grew at step ${step}`);
+    }
+    assert.ok(losses[11] < losses[0] - 5, `loss ${losses[0]} -> ${losses[11]}`);
+    const dir = await Deno.makeTempDir();
+    await saveCheckpoint(dir, params, adam, { epoch: 3, stepInEpoch: 0, step: 12 });
+    const fresh = keep(initHvae(cfg, createRng(99))) as HvaeParams;
+    const loaded = await loadCheckpoint(dir, fresh, adamInit(fresh));
+    assert.deepEqual(loaded.progress, { epoch: 3, stepInEpoch: 0, step: 12 });
+    assert.equal(loaded.adam.step, 12);
+    const leaves = (t: unknown) => flatten(t as Tree<Tensor>, isTensor).leaves;
+    for (const [a, b] of [[params, loaded.params], [adam.m, loaded.adam.m], [adam.v, loaded.adam.v]]) {
+      const [av, bv] = [await readAll(leaves(a)), await readAll(leaves(b))];
+      av.forEach((v, i) => assert.deepEqual(bv[i], v));
+    }
+    const other = keep(initHvae(presetConfig("small"), createRng(1))) as HvaeParams;
+    await assert.rejects(
+      () => loadCheckpoint(dir, other, adamInit(other)),
+      /model\.safetensors: '.*' has shape \[.*\], the model expects/,
+    );
+    assert.equal(warmupBeta(0, 10, 2), 0.05);
+    assert.equal(warmupBeta(25, 10, 2), 1);
+    assert.equal(warmupBeta(5, 10, 0), 1);
+  },
+);
+
+gpuTest(
+  "deno task train: a tiny run, resumed after its first epoch, equals the uninterrupted run",
+  async () => {
+    const root = await Deno.makeTempDir();
+    const train = async (...args: string[]) => {
+      const out = await new Deno.Command(Deno.execPath(), {
+        args: ["run", "-A", "scripts/train.ts", ...args],
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
+      return { code: out.code, text };
+    };
+    const common = ["--preset", "tiny", "--train-limit", "256", "--batch-size", "64", "--no-eval"];
+    const full = await train(...common, "--epochs", "2", "--out", `${root}/full`);
+    assert.equal(full.code, 0, full.text);
+    const half = await train(...common, "--epochs", "1", "--out", `${root}/half`);
+    assert.equal(half.code, 0, half.text);
+    const resumed = await train("--resume", `${root}/half`, "--epochs", "2", "--no-eval");
+    assert.equal(resumed.code, 0, resumed.text);
+    const strip = (s: string) => s.trim().split("\n").map((l) => l.replace(/"seconds".*/, ""));
+    assert.deepEqual(
+      strip(await Deno.readTextFile(`${root}/half/metrics.jsonl`)),
+      strip(await Deno.readTextFile(`${root}/full/metrics.jsonl`)),
+    );
+    assert.deepEqual(
+      await Deno.readFile(`${root}/half/model.safetensors`),
+      await Deno.readFile(`${root}/full/model.safetensors`),
+    );
+    const config = JSON.parse(await Deno.readTextFile(`${root}/full/config.json`));
+    assert.equal(config.model.preset, "tiny");
+    assert.equal(config.training.seed, 1);
+    assert.ok(config.adapter.description);
+    // Bad flags: usage errors with exit code 2; an existing run is never overwritten.
+    assert.equal((await train("--epochs", "zero")).code, 2);
+    assert.equal((await train("--bogus")).code, 2);
+    const again = await train(...common, "--out", `${root}/full`);
+    assert.equal(again.code, 1);
+    assert.match(again.text, /already holds a run; continue it with --resume/);
+  },
+);
