@@ -9,7 +9,8 @@
  */
 
 import { adapterInfo, engineStats } from "../kernels/engine.ts";
-import { dispose, keep, readAll, scope } from "../kernels/tensor.ts";
+import { dispose, isTensor, keep, readAll, scope, type Tensor } from "../kernels/tensor.ts";
+import { flatten, type Tree } from "../kernels/tree.ts";
 import { type DatasetName, loadSplit } from "../data/datasets.ts";
 import { batchesOf, binarizedBatch, imageSetOnGpu, shuffledOrder } from "../data/loader.ts";
 import { loadCheckpoint, type Progress, saveCheckpoint } from "../data/checkpoint.ts";
@@ -161,8 +162,15 @@ const t = run.training;
 console.log(
   `train: adapter ${adapter.description}${software ? " (software: expect ~100x less speed than a GPU)" : ""}`,
 );
-console.log(`train: model ${JSON.stringify(run.model)}`);
-console.log(`train: training ${JSON.stringify(t)} -> ${dir}`);
+const latents = run.model.layers.map((l) =>
+  l.latent.kind === "conv" ? `${l.latent.channels}ch` : `${l.latent.size}`
+);
+console.log(
+  `train: model '${run.model.preset}': ${run.model.layers.length} latent layers [${latents.join(", ")}], ` +
+    `${run.model.channels} channels, ${run.model.activation}; training ${
+      JSON.stringify(t)
+    }; run directory ${dir}`,
+);
 
 // Data: Fashion-MNIST train split, bytes on the GPU.
 let set;
@@ -178,6 +186,9 @@ if (!flags.resume) await Deno.writeTextFile(`${dir}/config.json`, JSON.stringify
 
 // Parameters and optimiser state: fresh from the seed, or from the checkpoint.
 let params = keep(initHvae(run.model, createRng(t.seed)));
+console.log(
+  `train: ${flatten(params as Tree<Tensor>, isTensor).leaves.reduce((n, p) => n + p.size, 0)} parameters`,
+);
 let adam = adamInit(params);
 let progress: Progress = { epoch: 0, stepInEpoch: 0, step: 0 };
 if (flags.resume) {
@@ -222,7 +233,8 @@ while (progress.epoch < t.epochs && !interrupted) {
   const sums = new Float64Array(names.length);
   let images = 0, lastPrint = 0;
   const started = performance.now();
-  for (let b = progress.stepInEpoch; b < batches.length && !interrupted; b++) {
+  const firstBatch = progress.stepInEpoch;
+  for (let b = firstBatch; b < batches.length && !interrupted; b++) {
     const indices = batches[b];
     // Everything the step creates (the batch, its index upload, activations, gradients) is released
     // at the end of this scope; only the metrics vector survives, for the one readback.
@@ -266,7 +278,7 @@ while (progress.epoch < t.epochs && !interrupted) {
       const width = 24, filled = Math.round(((b + 1) / batches.length) * width);
       const bar = "=".repeat(filled) + " ".repeat(width - filled);
       await Deno.stdout.write(new TextEncoder().encode(`\r[${bar}] ${line}`));
-    } else if (elapsed - lastPrint >= 30 || b + 1 === batches.length || b === progress.stepInEpoch - 1) {
+    } else if (elapsed - lastPrint >= 30 || b + 1 === batches.length || b === firstBatch) {
       console.log(line);
       lastPrint = elapsed;
     }
