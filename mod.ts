@@ -125,7 +125,38 @@ export {
   type ValueAndGradAux,
   valueAndGradWithAux,
 } from "./autograd/tape.ts";
-export { dense, type DenseParams, initDense } from "./models/dense.ts";
+export {
+  activate,
+  type Activation,
+  block,
+  type BlockKind,
+  convLayer,
+  convTransposeLayer,
+  dense,
+  initBlock,
+  initConv,
+  initConvTranspose,
+  initDense,
+  type LinearParams,
+  upsampleNearest2x,
+} from "./models/layers.ts";
+export {
+  type HvaeConfig,
+  hvaeObjective,
+  type HvaeParams,
+  initHvae,
+  type LatentSpec,
+  type LayerSpec,
+  type Objective,
+  type ObjectiveOptions,
+} from "./models/hvae.ts";
+export { presetConfig, PRESETS } from "./models/presets.ts";
+export { trainStep, warmupBeta } from "./models/training.ts";
+export { type DataOptions, type DatasetName, loadSplit, type Split } from "./data/datasets.ts";
+export { parseIdx, readIdx } from "./data/idx.ts";
+export { batchesOf, binarizedBatch, type ImageSet, imageSetOnGpu, shuffledOrder } from "./data/loader.ts";
+export { loadCheckpoint, saveCheckpoint } from "./data/checkpoint.ts";
+export { decodeSafetensors, encodeSafetensors } from "./data/safetensors.ts";
 export { createRng, type Rng } from "./models/rng.ts";
 export { sgdStep } from "./models/sgd.ts";
 export { adamInit, type AdamOptions, type AdamState, adamUpdate, globalNorm } from "./models/adam.ts";

@@ -47,10 +47,10 @@ import {
   type BlockKind,
   type BlockParams,
   convLayer,
-  denseLayer,
+  dense,
   initBlock,
   initConv,
-  initLinearDense,
+  initDense,
   type LinearParams,
 } from "./layers.ts";
 import type { Rng } from "./rng.ts";
@@ -116,7 +116,7 @@ function initHead(cfg: HvaeConfig, latent: LatentSpec, at: { h: number; w: numbe
   const C = cfg.channels;
   return latent.kind === "conv"
     ? initConv(cfg.headKernel, C, 2 * latent.channels, rng, cfg.weightNorm)
-    : initLinearDense(at.h * at.w * C, 2 * latent.size, rng, cfg.weightNorm);
+    : initDense(at.h * at.w * C, 2 * latent.size, rng, cfg.weightNorm);
 }
 
 function initBlocks(specs: BlockSpec[], C: number, rng: Rng, wn: boolean): Record<string, BlockParams> {
@@ -189,7 +189,7 @@ export function initHvae(cfg: HvaeConfig, rng: Rng): Tree {
     (params.q as Tree)[`z${l + 1}`] = initHead(cfg, layer.latent, enc[l], rng) as unknown as Tree;
     const proj = layer.latent.kind === "conv"
       ? initConv(cfg.headKernel, layer.latent.channels, C, rng, wn)
-      : initLinearDense(layer.latent.size, dec[l].start.h * dec[l].start.w * C, rng, wn);
+      : initDense(layer.latent.size, dec[l].start.h * dec[l].start.w * C, rng, wn);
     (params.dec as Tree)[name] = { proj, ...initBlocks(layer.decoder, C, rng, wn) } as unknown as Tree;
     if (l > 0) {
       (params.p as Tree)[`z${l}`] = initHead(
@@ -223,7 +223,7 @@ function runBlocks(p: Record<string, BlockParams>, specs: BlockSpec[], x: Tensor
 /** A Gaussian head on act(h): (mu, u) split along the last axis. */
 function head(p: LinearParams, latent: LatentSpec, h: Tensor, cfg: HvaeConfig): Gaussian {
   const a = activate(cfg.activation, h);
-  const raw = latent.kind === "conv" ? convLayer(p, a) : denseLayer(p, reshape(a, [a.shape[0], -1]));
+  const raw = latent.kind === "conv" ? convLayer(p, a) : dense(p, reshape(a, [a.shape[0], -1]));
   const n = latentSize(latent);
   const last = raw.rank - 1;
   const begin = raw.shape.map(() => 0), endMu = [...raw.shape];
@@ -241,7 +241,7 @@ function decode(params: HvaeParams, cfg: HvaeConfig, l: number, z: Tensor): Tens
   if (layer.latent.kind === "conv") x = convLayer(p.proj, z);
   else {
     const [h, w] = layer.projection!;
-    x = reshape(denseLayer(p.proj, z), [z.shape[0], h, w, cfg.channels]);
+    x = reshape(dense(p.proj, z), [z.shape[0], h, w, cfg.channels]);
   }
   return runBlocks(p, layer.decoder, x, cfg.activation);
 }

@@ -1,5 +1,6 @@
 /**
- * Layers as pure functions of parameter trees: convolution, transposed convolution, dense, each
+ * Layers as pure functions of parameter trees: convolution, transposed convolution, dense (`dense`,
+ * `initDense`), each
  * optionally weight-normalised (w = g v / ||v||), and the residual blocks of the HVAE presets.
  *
  * Parameter trees are plain objects, so their dotted paths are the checkpoint names:
@@ -100,7 +101,7 @@ export function initConvTranspose(
 }
 
 /** A dense layer from `inputs` to `outputs` features. */
-export function initLinearDense(inputs: number, outputs: number, rng: Rng, weightNorm = false): LinearParams {
+export function initDense(inputs: number, outputs: number, rng: Rng, weightNorm = false): LinearParams {
   return initLinear([inputs, outputs], inputs, outputs, rng, weightNorm);
 }
 
@@ -126,7 +127,7 @@ export function convTransposeLayer(
 }
 
 /** y = x W + b over the last axis. */
-export function denseLayer(p: LinearParams, x: Tensor): Tensor {
+export function dense(p: LinearParams, x: Tensor): Tensor {
   return add(matmul(x, effectiveWeight(p)), p.bias);
 }
 

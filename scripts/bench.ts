@@ -23,9 +23,13 @@ import {
   setConvImplementation,
 } from "../kernels/conv.ts";
 import { dispose, keep, readAll, scope, type Tensor, tensor } from "../kernels/tensor.ts";
-import { dense, initDense } from "../models/dense.ts";
+import { dense, initDense } from "../models/layers.ts";
 import { createRng } from "../models/rng.ts";
 import { sgdStep } from "../models/sgd.ts";
+import { adamInit } from "../models/adam.ts";
+import { type HvaeParams, initHvae } from "../models/hvae.ts";
+import { presetConfig } from "../models/presets.ts";
+import { trainStep } from "../models/training.ts";
 import { initGpuOrExit, intFlag, parseFlags } from "./cli.ts";
 
 const USAGE = "usage: deno task bench [--filter SUBSTRING] [--runs N]";
@@ -380,6 +384,36 @@ if (wanted("train-step-mlp")) {
     submitsPerStep: +((after.submits - before.submits) / steps).toFixed(2),
   });
   dispose([params, x, y]);
+}
+
+// A training step of the hierarchical VAE at batch 128 (forward, backward, Adam, one readback),
+// per preset and loss, on random binary images.
+for (const preset of ["small"]) {
+  for (const loss of ["elbo", "informative"] as const) {
+    const name = `train-step-${preset}-${loss}`;
+    if (!wanted(name)) continue;
+    const cfg = presetConfig(preset);
+    const hvae = keep(initHvae(cfg, createRng(1))) as HvaeParams;
+    const state = adamInit(hvae);
+    const x = keep(ops.greater(random([128, 28, 28, 1]), 0.4));
+    let step = 0;
+    const before = engineStats();
+    const ms = await measure(
+      () => trainStep(cfg, hvae, state, x, { loss, lr: 3e-4, beta: 1, freeBits: 0, seed: 1, step: step++ }),
+      1,
+    );
+    const after = engineStats();
+    emit({
+      name,
+      preset,
+      shape: { batch: 128 },
+      ms: +ms.toFixed(1),
+      imagesPerSecond: +(128 * 1000 / ms).toFixed(1),
+      dispatchesPerStep: Math.round((after.dispatches - before.dispatches) / step),
+      submitsPerStep: +((after.submits - before.submits) / step).toFixed(1),
+    });
+    dispose([hvae, state.m, state.v, x]);
+  }
 }
 
 await sync();

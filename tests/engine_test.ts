@@ -10,7 +10,7 @@ import { valueAndGrad } from "../autograd/tape.ts";
 import { configure, engineStats, sync } from "../kernels/engine.ts";
 import { launch } from "../kernels/launch.ts";
 import { read, readAll, readScalar, scope, type Tensor, tensor } from "../kernels/tensor.ts";
-import { dense, initDense } from "../models/dense.ts";
+import { dense, initDense } from "../models/layers.ts";
 import { sgdStep } from "../models/sgd.ts";
 import { dispose, keep } from "../kernels/tensor.ts";
 import { assertClose, createRng, gpuTest, randomNd, toTensor } from "./helpers.ts";

@@ -11,6 +11,7 @@ import { valueAndGrad } from "../autograd/tape.ts";
 import { parseIdx } from "../data/idx.ts";
 import { binarizedBatch, imageSetOnGpu } from "../data/loader.ts";
 import { loadCheckpoint, saveCheckpoint } from "../data/checkpoint.ts";
+import { readSafetensors } from "../data/safetensors.ts";
 import { engineStats } from "../kernels/engine.ts";
 import { isTensor, keep, read, readAll, readScalar, scope, type Tensor, tensor } from "../kernels/tensor.ts";
 import { flatten, type Tree } from "../kernels/tree.ts";
@@ -261,5 +262,56 @@ gpuTest(
     const again = await train(...common, "--out", `${root}/full`);
     assert.equal(again.code, 1);
     assert.match(again.text, /already holds a run; continue it with --resume/);
+  },
+);
+
+gpuTest(
+  "deno task train: Ctrl-C finishes the step, saves, and the resumed run ends where an uninterrupted one does",
+  async () => {
+    const root = await Deno.makeTempDir();
+    const common = [
+      "--preset",
+      "tiny",
+      "--train-limit",
+      "512",
+      "--batch-size",
+      "32",
+      "--no-eval",
+      "--epochs",
+      "1",
+    ];
+    const run = (args: string[]) =>
+      new Deno.Command(Deno.execPath(), {
+        args: ["run", "-A", "scripts/train.ts", ...args],
+        stdout: "piped",
+        stderr: "piped",
+      });
+    const full = await run([...common, "--out", `${root}/full`]).output();
+    assert.equal(full.code, 0, new TextDecoder().decode(full.stderr));
+    // Interrupt after the first progress line (step 1 of 16).
+    const child = run([...common, "--out", `${root}/cut`]).spawn();
+    const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+    let seen = "";
+    while (!/step 1\/16/.test(seen)) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      seen += value;
+    }
+    child.kill("SIGINT");
+    while (!(await reader.read()).done) { /* drain */ }
+    const status = await child.status;
+    await child.stderr.cancel();
+    assert.equal(status.code, 130, seen);
+    const progress = (await readSafetensors(`${root}/cut/optimizer.safetensors`)).metadata;
+    assert.ok(
+      Number(progress.stepInEpoch) > 0 && Number(progress.stepInEpoch) < 16,
+      JSON.stringify(progress),
+    );
+    const resumed = await run(["--resume", `${root}/cut`, "--no-eval"]).output();
+    assert.equal(resumed.code, 0, new TextDecoder().decode(resumed.stderr));
+    assert.deepEqual(
+      await Deno.readFile(`${root}/cut/model.safetensors`),
+      await Deno.readFile(`${root}/full/model.safetensors`),
+    );
   },
 );
