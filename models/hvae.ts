@@ -46,6 +46,7 @@ import {
   block,
   type BlockKind,
   type BlockParams,
+  type BlockStyle,
   convLayer,
   dense,
   initBlock,
@@ -62,6 +63,12 @@ export type LatentSpec =
 export interface BlockSpec {
   kind: BlockKind;
   kernel: number;
+  /** Input channels when they are not the model's width (the first block reading x or z). */
+  in?: number;
+  /** act(x) before the first conv (default true). */
+  preact?: boolean;
+  /** Add the shortcut (default true). */
+  residual?: boolean;
 }
 
 export interface LayerSpec {
@@ -72,6 +79,10 @@ export interface LayerSpec {
   decoder: BlockSpec[];
   /** Spatial size [h, w] of proj(z_l) for a dense latent (a conv latent keeps its own). */
   projection?: [number, number];
+  /** A conv latent enters the decoder through a conv projection (default) or as it is ("none"). */
+  decoderProjection?: "conv" | "none";
+  /** "markov" wiring: spatial size [h, w] of the projection of z_{l-1} (dense) that this stage reads. */
+  inputMap?: [number, number];
 }
 
 /** A plain, JSON-serialisable model description (printed and saved with every run). */
@@ -82,8 +93,17 @@ export interface HvaeConfig {
   activation: Activation;
   sigma: SigmaMap;
   weightNorm: boolean;
-  /** The first convolution on x: kernel, stride, padding. */
-  stem: { kernel: number; stride: number; padding: number };
+  /** Residual block family (models/layers.ts). */
+  blockStyle: BlockStyle;
+  /**
+   * "ladder": stage l reads the deterministic features h_{l-1} (the `small` preset);
+   * "markov": stage l reads the posterior sample z_{l-1}, q(z_l | z_{l-1}) (Havtorn's backbone).
+   */
+  inference: "ladder" | "markov";
+  /** A first convolution on x (kernel, stride, padding), or none. */
+  stem: { kernel: number; stride: number; padding: number } | null;
+  /** Decoder block j of a stage adds a transposed conv of block j's output in the stage above. */
+  decoderSkips: boolean;
   /** Bottom (z_1) to top (z_L). */
   layers: LayerSpec[];
   /** Kernel of the convolutional heads (q, p of conv latents, and the logits). */
@@ -93,75 +113,100 @@ export interface HvaeConfig {
 }
 
 type Tree = { [key: string]: Tree | Tensor | Tree[] };
+type Size = { h: number; w: number };
 
-/** Spatial size of the stem's output, and so of every feature map, walking the encoder. */
-export function featureShapes(cfg: HvaeConfig): { h: number; w: number }[] {
-  const { kernel, stride, padding } = cfg.stem;
-  let h = Math.floor((cfg.image.height + 2 * padding - kernel) / stride) + 1;
-  let w = Math.floor((cfg.image.width + 2 * padding - kernel) / stride) + 1;
-  return cfg.layers.map((layer) => {
-    for (const b of layer.encoder) {
-      if (b.kind === "down") [h, w] = [Math.ceil(h / 2), Math.ceil(w / 2)];
-      if (b.kind === "up") [h, w] = [2 * h, 2 * w];
-    }
+function afterBlocks(start: Size, blocks: BlockSpec[]): Size[] {
+  let { h, w } = start;
+  return blocks.map((b) => {
+    if (b.kind === "down") [h, w] = [Math.ceil(h / 2), Math.ceil(w / 2)];
+    if (b.kind === "up") [h, w] = [2 * h, 2 * w];
     return { h, w };
   });
+}
+
+/** Spatial size of h_l (the q head's input) per layer, walking the encoder. */
+export function featureShapes(cfg: HvaeConfig): Size[] {
+  let at: Size = { h: cfg.image.height, w: cfg.image.width };
+  if (cfg.stem) {
+    const { kernel, stride, padding } = cfg.stem;
+    at = {
+      h: Math.floor((at.h + 2 * padding - kernel) / stride) + 1,
+      w: Math.floor((at.w + 2 * padding - kernel) / stride) + 1,
+    };
+  }
+  const out: Size[] = [];
+  cfg.layers.forEach((layer, l) => {
+    if (cfg.inference === "markov" && l > 0 && cfg.layers[l - 1].latent.kind === "dense") {
+      at = { h: layer.inputMap![0], w: layer.inputMap![1] };
+    }
+    const sizes = afterBlocks(at, layer.encoder);
+    at = sizes[sizes.length - 1] ?? at;
+    out.push(at);
+  });
+  return out;
 }
 
 function latentSize(latent: LatentSpec): number {
   return latent.kind === "conv" ? latent.channels : latent.size;
 }
 
-function initHead(cfg: HvaeConfig, latent: LatentSpec, at: { h: number; w: number }, rng: Rng): LinearParams {
+function initHead(cfg: HvaeConfig, latent: LatentSpec, at: Size, rng: Rng): LinearParams {
   const C = cfg.channels;
   return latent.kind === "conv"
     ? initConv(cfg.headKernel, C, 2 * latent.channels, rng, cfg.weightNorm)
     : initDense(at.h * at.w * C, 2 * latent.size, rng, cfg.weightNorm);
 }
 
-function initBlocks(specs: BlockSpec[], C: number, rng: Rng, wn: boolean): Record<string, BlockParams> {
-  const out: Record<string, BlockParams> = {};
-  specs.forEach((b, i) => out[`block${i}`] = initBlock(b.kind, b.kernel, C, C, rng, wn));
-  return out;
-}
-
-/** Decoder feature sizes per layer: where proj(z_l) starts and where d_l ends. */
-function decoderShapes(
-  cfg: HvaeConfig,
-): { start: { h: number; w: number }; end: { h: number; w: number } }[] {
+/** Decoder sizes per layer: where proj(z_l) starts, and the output of each decoder block. */
+function decoderShapes(cfg: HvaeConfig): { start: Size; blocks: Size[]; end: Size }[] {
   const enc = featureShapes(cfg);
   return cfg.layers.map((layer, l) => {
     const start = layer.latent.kind === "conv"
       ? enc[l]
       : { h: layer.projection![0], w: layer.projection![1] };
-    let { h, w } = start;
-    for (const b of layer.decoder) {
-      if (b.kind === "up") [h, w] = [2 * h, 2 * w];
-      if (b.kind === "down") [h, w] = [Math.ceil(h / 2), Math.ceil(w / 2)];
-    }
-    return { start, end: { h, w } };
+    const blocks = afterBlocks(start, layer.decoder);
+    return { start, blocks, end: blocks[blocks.length - 1] ?? start };
   });
+}
+
+/** Which decoder blocks take a skip from the stage above: those whose input is smaller there. */
+function skipPlan(cfg: HvaeConfig): boolean[][] {
+  const dec = decoderShapes(cfg);
+  return cfg.layers.map((layer, l) =>
+    layer.decoder.map((_, j) => {
+      if (
+        !cfg.decoderSkips || l + 1 >= cfg.layers.length || j >= cfg.layers[l + 1].decoder.length
+      ) return false;
+      const input = j === 0 ? dec[l].start : dec[l].blocks[j - 1];
+      const above = dec[l + 1].blocks[j];
+      return above.h * 2 === input.h && above.w * 2 === input.w;
+    })
+  );
 }
 
 /** Checks that the decoder's feature sizes meet the heads that read them. */
 export function validateConfig(cfg: HvaeConfig): void {
   const where = `preset '${cfg.preset}'`;
   if (cfg.layers.length < 1) throw new Error(`${where}: needs at least one latent layer`);
-  const enc = featureShapes(cfg);
-  const dec = decoderShapes(cfg);
   cfg.layers.forEach((layer, l) => {
     if (layer.latent.kind === "dense" && !layer.projection) {
       throw new Error(`${where}: dense latent z${l + 1} needs a projection size`);
     }
+    if (cfg.inference === "markov" && l > 0 && cfg.layers[l - 1].latent.kind === "dense" && !layer.inputMap) {
+      throw new Error(`${where}: stage ${l + 1} reads the dense z${l} and needs an inputMap size`);
+    }
+  });
+  const enc = featureShapes(cfg);
+  const dec = decoderShapes(cfg);
+  cfg.layers.forEach((_, l) => {
     const end = dec[l].end;
     if (l === 0 && (end.h !== cfg.image.height || end.w !== cfg.image.width)) {
       throw new Error(
         `${where}: dec.stage1 ends at ${end.h}x${end.w}, the image is ${cfg.image.height}x${cfg.image.width}`,
       );
     }
-    if (
-      l > 0 && cfg.layers[l - 1].latent.kind === "conv" && (end.h !== enc[l - 1].h || end.w !== enc[l - 1].w)
-    ) {
+    const below = cfg.layers[l - 1];
+    if (l > 0 && below.latent.kind === "conv" && (end.h !== enc[l - 1].h || end.w !== enc[l - 1].w)) {
       throw new Error(
         `${where}: dec.stage${l + 1} ends at ${end.h}x${end.w}, z${l} lives at ${enc[l - 1].h}x${
           enc[l - 1].w
@@ -171,26 +216,60 @@ export function validateConfig(cfg: HvaeConfig): void {
   });
 }
 
+function initBlocks(
+  specs: BlockSpec[],
+  cfg: HvaeConfig,
+  rng: Rng,
+  skips: boolean[] = [],
+): Record<string, BlockParams> {
+  const C = cfg.channels;
+  const out: Record<string, BlockParams> = {};
+  specs.forEach((b, i) => {
+    out[`block${i}`] = initBlock(
+      b.kind,
+      b.kernel,
+      b.in ?? C,
+      C,
+      rng,
+      cfg.weightNorm,
+      cfg.blockStyle,
+      skips[i] ? C : 0,
+    );
+  });
+  return out;
+}
+
 /** Fresh parameters for `cfg`, drawn from `rng` (deterministic for a seed). */
 export function initHvae(cfg: HvaeConfig, rng: Rng): Tree {
   validateConfig(cfg);
   const C = cfg.channels, wn = cfg.weightNorm;
   const enc = featureShapes(cfg);
   const dec = decoderShapes(cfg);
-  const params: Tree = {
-    enc: { stem: initConv(cfg.stem.kernel, 1, C, rng, wn) as unknown as Tree },
-    q: {},
-    dec: {},
-    p: {},
-  };
+  const skips = skipPlan(cfg);
+  const params: Tree = { enc: {}, q: {}, dec: {}, p: {} };
+  if (cfg.stem) (params.enc as Tree).stem = initConv(cfg.stem.kernel, 1, C, rng, wn) as unknown as Tree;
   cfg.layers.forEach((layer, l) => {
     const name = `stage${l + 1}`;
-    (params.enc as Tree)[name] = initBlocks(layer.encoder, C, rng, wn) as unknown as Tree;
+    const stage: Tree = initBlocks(layer.encoder, cfg, rng) as unknown as Tree;
+    const below = cfg.layers[l - 1];
+    if (cfg.inference === "markov" && below?.latent.kind === "dense") {
+      const [h, w] = layer.inputMap!;
+      stage.proj = initDense(below.latent.size, h * w * C, rng, wn) as unknown as Tree;
+    }
+    (params.enc as Tree)[name] = stage;
     (params.q as Tree)[`z${l + 1}`] = initHead(cfg, layer.latent, enc[l], rng) as unknown as Tree;
-    const proj = layer.latent.kind === "conv"
-      ? initConv(cfg.headKernel, layer.latent.channels, C, rng, wn)
-      : initDense(layer.latent.size, dec[l].start.h * dec[l].start.w * C, rng, wn);
-    (params.dec as Tree)[name] = { proj, ...initBlocks(layer.decoder, C, rng, wn) } as unknown as Tree;
+    const decStage: Tree = initBlocks(layer.decoder, cfg, rng, skips[l]) as unknown as Tree;
+    if (layer.latent.kind === "dense") {
+      decStage.proj = initDense(
+        layer.latent.size,
+        dec[l].start.h * dec[l].start.w * C,
+        rng,
+        wn,
+      ) as unknown as Tree;
+    } else if ((layer.decoderProjection ?? "conv") === "conv") {
+      decStage.proj = initConv(cfg.headKernel, layer.latent.channels, C, rng, wn) as unknown as Tree;
+    }
+    (params.dec as Tree)[name] = decStage;
     if (l > 0) {
       (params.p as Tree)[`z${l}`] = initHead(
         cfg,
@@ -215,9 +294,24 @@ export interface Gaussian {
   u: Tensor;
 }
 
-function runBlocks(p: Record<string, BlockParams>, specs: BlockSpec[], x: Tensor, act: Activation): Tensor {
-  specs.forEach((b, i) => x = block(b.kind, p[`block${i}`], x, act));
-  return x;
+/** Runs a stage's blocks; returns every block's output (the last is the stage's). */
+function runBlocks(
+  p: Record<string, BlockParams>,
+  specs: BlockSpec[],
+  x: Tensor,
+  cfg: HvaeConfig,
+  skips: Tensor[] = [],
+): Tensor[] {
+  return specs.map((b, i) =>
+    x = block(
+      b.kind,
+      p[`block${i}`],
+      x,
+      cfg.activation,
+      { style: cfg.blockStyle, preact: b.preact ?? true, residual: b.residual ?? true },
+      skips[i],
+    )
+  );
 }
 
 /** A Gaussian head on act(h): (mu, u) split along the last axis. */
@@ -233,17 +327,22 @@ function head(p: LinearParams, latent: LatentSpec, h: Tensor, cfg: HvaeConfig): 
   return { mu: slice(raw, begin, endMu), u: slice(raw, beginU) };
 }
 
-/** d_l from z_l: projection, then the layer's decoder blocks. */
-function decode(params: HvaeParams, cfg: HvaeConfig, l: number, z: Tensor): Tensor {
+/** dense(z) viewed as a [B, h, w, C] feature map. */
+function projectDense(p: LinearParams, z: Tensor, [h, w]: [number, number], C: number): Tensor {
+  return reshape(dense(p, z), [z.shape[0], h, w, C]);
+}
+
+/**
+ * The decoder stage of layer l from z_l: projection, then its blocks (with the skips from the stage
+ * above when the preset uses them). Returns every block output; the last is d_l.
+ */
+function decode(params: HvaeParams, cfg: HvaeConfig, l: number, z: Tensor, skips: Tensor[] = []): Tensor[] {
   const layer = cfg.layers[l];
   const p = params.dec[`stage${l + 1}`];
-  let x: Tensor;
-  if (layer.latent.kind === "conv") x = convLayer(p.proj, z);
-  else {
-    const [h, w] = layer.projection!;
-    x = reshape(dense(p.proj, z), [z.shape[0], h, w, cfg.channels]);
-  }
-  return runBlocks(p, layer.decoder, x, cfg.activation);
+  let x = z;
+  if (layer.latent.kind === "dense") x = projectDense(p.proj, z, layer.projection!, cfg.channels);
+  else if (p.proj) x = convLayer(p.proj, z);
+  return runBlocks(p, layer.decoder, x, cfg, skips);
 }
 
 /** The prior head p(z_l | z_{l+1}) from d_{l+1}. */
@@ -256,6 +355,8 @@ function logitsOf(params: HvaeParams, cfg: HvaeConfig, d: Tensor): Tensor {
   return convLayer(params.out, activate(cfg.activation, d));
 }
 
+const last = (xs: Tensor[]) => xs[xs.length - 1];
+
 /** The posterior of every layer, bottom to top, and a reparameterised sample of each. */
 export function encode(
   params: HvaeParams,
@@ -263,12 +364,21 @@ export function encode(
   x: Tensor,
   keyOf: (stream: number) => RandomKey,
 ): (Gaussian & { z: Tensor })[] {
-  let h = convLayer(params.enc.stem, x, cfg.stem.stride, cfg.stem.padding);
-  return cfg.layers.map((layer, l) => {
-    h = runBlocks(params.enc[`stage${l + 1}`], layer.encoder, h, cfg.activation);
+  let h = cfg.stem ? convLayer(params.enc.stem, x, cfg.stem.stride, cfg.stem.padding) : x;
+  const out: (Gaussian & { z: Tensor })[] = [];
+  cfg.layers.forEach((layer, l) => {
+    const stage = params.enc[`stage${l + 1}`];
+    if (cfg.inference === "markov" && l > 0) {
+      const z = out[l - 1].z;
+      h = cfg.layers[l - 1].latent.kind === "dense"
+        ? projectDense(stage.proj, z, layer.inputMap!, cfg.channels)
+        : z;
+    }
+    h = last(runBlocks(stage, layer.encoder, h, cfg)) ?? h;
     const q = head(params.q[`z${l + 1}`], layer.latent, h, cfg);
-    return { ...q, z: reparameterize(q.mu, q.u, keyOf(STREAM_POSTERIOR + l), cfg.sigma) };
+    out.push({ ...q, z: reparameterize(q.mu, q.u, keyOf(STREAM_POSTERIOR + l), cfg.sigma) });
   });
+  return out;
 }
 
 /** Per-image sum over all axes but the batch: [B]. */
@@ -323,11 +433,13 @@ export function hvaeObjective(
   const q = encode(params, cfg, x, o.keyOf);
   // k = 0: everything from the posterior samples.
   const priors: (Gaussian | null)[] = new Array(L).fill(null);
-  let d = x;
+  // Each stage's block outputs in the all-posterior pass: the skips of the stage below.
+  const stages: Tensor[][] = new Array(L);
   for (let l = L - 1; l >= 0; l--) {
-    d = decode(params, cfg, l, q[l].z);
-    if (l > 0) priors[l - 1] = prior(params, cfg, l - 1, d);
+    stages[l] = decode(params, cfg, l, q[l].z, stages[l + 1]);
+    if (l > 0) priors[l - 1] = prior(params, cfg, l - 1, last(stages[l]));
   }
+  const d = last(stages[0]);
   const lls = [perImage(bernoulliLogLik(logitsOf(params, cfg, d), x))];
   // KL per layer and image; the top layer's prior is N(0, I).
   const zero = full([1], 0), unit = full([1], unitScaleU(cfg.sigma));
@@ -342,13 +454,13 @@ export function hvaeObjective(
     for (let k = 1; k < L; k++) {
       // Regenerate z_k .. z_1 (indices k-1 .. 0) from the prior, starting at the shared head.
       let g = priors[k - 1]!;
-      let dk = x;
+      let above = stages[k];
       for (let l = k - 1; l >= 0; l--) {
         const z = reparameterize(g.mu, g.u, o.keyOf(STREAM_PRIOR + 10 * k + l), cfg.sigma);
-        dk = decode(params, cfg, l, z);
-        if (l > 0) g = prior(params, cfg, l - 1, dk);
+        above = decode(params, cfg, l, z, above);
+        if (l > 0) g = prior(params, cfg, l - 1, last(above));
       }
-      lls.push(perImage(bernoulliLogLik(logitsOf(params, cfg, dk), x)));
+      lls.push(perImage(bernoulliLogLik(logitsOf(params, cfg, last(above)), x)));
     }
   }
   // The penalty: beta * sum_l sum_elements max(KL_elem, lambda / n_l).

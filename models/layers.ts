@@ -25,6 +25,7 @@ import {
   conv2dTranspose,
   matmul,
   mul,
+  pad as padOp,
   relu,
   reshape,
   sigmoid,
@@ -140,13 +141,34 @@ export function upsampleNearest2x(x: Tensor): Tensor {
 
 export type BlockKind = "res" | "down" | "up";
 
+/**
+ * Two families of residual block:
+ *   "small"    the CPU preset's: strided conv pad k/2, 2x2 average-pool shortcut down, nearest 2x
+ *              upsampling shortcut up, 1x1 conv where channels change;
+ *   "havtorn"  the reference backbone's (shared/notes/paper-anchors.md section 3.1): TF-"same" strided
+ *              conv, AvgPool k3 s2 "same" (divisor 9) shortcut down, no shortcut up, zero-padded channels
+ *              where they grow; with `skip`, a transposed conv (stride 2) of act(skip) from the stage
+ *              above is added after conv1.
+ * `preact` applies act(x) before conv1; `residual` adds the shortcut. Both on by default.
+ */
+export type BlockStyle = "small" | "havtorn";
+
+export interface BlockOptions {
+  style: BlockStyle;
+  preact: boolean;
+  residual: boolean;
+}
+
 export interface BlockParams {
   conv1: LinearParams;
   conv2: LinearParams;
-  /** 1x1 conv on the shortcut when the channel count changes. */
+  /** 1x1 conv on the shortcut when the channel count changes ("small" style). */
   shortcut?: LinearParams;
+  /** Transposed conv bringing the stage above's block output to this block's size ("havtorn" skips). */
+  skip?: LinearParams;
 }
 
+/** Parameters of a block from ci to co channels; `skipChannels` adds a skip transposed conv. */
 export function initBlock(
   kind: BlockKind,
   k: number,
@@ -154,6 +176,8 @@ export function initBlock(
   co: number,
   rng: Rng,
   weightNorm = false,
+  style: BlockStyle = "small",
+  skipChannels = 0,
 ): BlockParams {
   const params: BlockParams = {
     conv1: initConv(k, ci, co, rng, weightNorm),
@@ -161,24 +185,60 @@ export function initBlock(
       ? initConvTranspose(k, co, co, rng, weightNorm)
       : initConv(k, co, co, rng, weightNorm),
   };
-  if (ci !== co) params.shortcut = initConv(1, ci, co, rng, weightNorm);
+  if (ci !== co && style === "small") params.shortcut = initConv(1, ci, co, rng, weightNorm);
+  if (skipChannels > 0) params.skip = initConvTranspose(k, skipChannels, co, rng, weightNorm);
   return params;
 }
 
-/** y = shortcut(x) + conv2(act(conv1(act(x)))) for a res / down / up block. */
-export function block(kind: BlockKind, p: BlockParams, x: Tensor, act: Activation): Tensor {
+/**
+ * y = shortcut(x) + conv2(act(conv1(act(x)) [+ skipOp(act(skip))])) for a res / down / up block
+ * (`preact` and `residual` switch the first act and the shortcut).
+ */
+export function block(
+  kind: BlockKind,
+  p: BlockParams,
+  x: Tensor,
+  act: Activation,
+  o: BlockOptions = { style: "small", preact: true, residual: true },
+  skip?: Tensor,
+): Tensor {
   const k = p.conv1.weight.shape[0];
   const pad = Math.floor(k / 2);
-  const h = convLayer(p.conv1, activate(act, x), 1, "same");
-  const a = activate(act, h);
-  let y: Tensor, short = p.shortcut ? convLayer(p.shortcut, x, 1, 0) : x;
-  if (kind === "res") y = convLayer(p.conv2, a, 1, "same");
-  else if (kind === "down") {
-    y = convLayer(p.conv2, a, 2, pad);
-    short = avgPool2d(short, { kernel: 2, stride: 2 });
-  } else {
-    y = convTransposeLayer(p.conv2, a, 2, pad, 1);
-    short = upsampleNearest2x(short);
+  const havtorn = o.style === "havtorn";
+  let h = convLayer(p.conv1, o.preact ? activate(act, x) : x, 1, "same");
+  if (p.skip && skip) {
+    h = add(
+      h,
+      conv2dTranspose(activate(act, skip), effectiveWeight(p.skip), p.skip.bias, {
+        stride: 2,
+        padding: "same",
+      }),
+    );
   }
+  const a = activate(act, h);
+  let y: Tensor;
+  let short: Tensor | null = null;
+  if (kind === "res") y = convLayer(p.conv2, a, 1, "same");
+  else if (kind === "down") y = convLayer(p.conv2, a, 2, havtorn ? "same" : pad);
+  else {
+    y = havtorn
+      ? conv2dTranspose(a, effectiveWeight(p.conv2), p.conv2.bias, { stride: 2, padding: "same" })
+      : convTransposeLayer(p.conv2, a, 2, pad, 1);
+  }
+  if (!o.residual || (havtorn && kind === "up")) return y;
+  short = x;
+  const C = y.shape[3];
+  if (p.shortcut) short = convLayer(p.shortcut, short, 1, 0);
+  else if (short.shape[3] < C) short = pad4(short, C - short.shape[3]);
+  if (kind === "down") {
+    short = havtorn
+      ? avgPool2d(short, { kernel: 3, stride: 2, padding: "same" })
+      : avgPool2d(short, { kernel: 2, stride: 2 });
+  } else if (kind === "up") short = upsampleNearest2x(short);
   return add(short, y);
+}
+
+/** Zero channels appended to NHWC x. */
+function pad4(x: Tensor, extra: number): Tensor {
+  return padOp(x, [[0, 0], [0, 0], [0, 0], [0, extra]]);
 }

@@ -7,11 +7,11 @@
  *          h1 = Res(stem(x)), h2 = Down(h1), h3 = Res(h2); decoder stage 3: dense 8 -> 16x7x7, Res;
  *          stage 2: dense 16 -> 16x7x7, Up; stage 1: conv 8 -> 16, Res, Up; 3x3 heads; plain layers.
  *   tiny   the same shape with C = 4 and latents 2 channels / 4 / 2: for tests.
- * Not yet here: `havtorn3` (the 64-channel weight-normalised reference backbone with its
- * cross-stage skips and data-dependent initialisation), `paper3`, `paper5`.
+ *   havtorn3, paper3, paper5: the reference backbone (below) with latents [8, 16, 8], [16, 8, 4] and
+ *          [32, 24, 16, 8, 4].
  */
 
-import { SIGMA_SOFTPLUS } from "../kernels/distributions.ts";
+import { SIGMA_LOG2, SIGMA_SOFTPLUS } from "../kernels/distributions.ts";
 import type { HvaeConfig } from "./hvae.ts";
 
 function smallLike(preset: string, C: number, z: [number, number, number]): HvaeConfig {
@@ -22,6 +22,9 @@ function smallLike(preset: string, C: number, z: [number, number, number]): Hvae
     activation: "silu",
     sigma: SIGMA_SOFTPLUS,
     weightNorm: false,
+    blockStyle: "small",
+    inference: "ladder",
+    decoderSkips: false,
     stem: { kernel: 5, stride: 2, padding: 2 },
     layers: [
       {
@@ -47,9 +50,70 @@ function smallLike(preset: string, C: number, z: [number, number, number]): Hvae
   };
 }
 
+/**
+ * The reference backbone of Havtorn et al. (hvae-oodd's FashionMNIST "VAE" stages; layer by layer in
+ * shared/notes/paper-anchors.md section 3): 64 channels, ReLU, weight normalisation, sigma = log2(1 + 2^u);
+ * inference through the samples (q(z_l | z_{l-1})); three residual blocks per stage (k5 with a stride-2
+ * last block at 28x28, k3 with a stride-2 last block at 14x14, k3 at 7x7), the first block of a stage
+ * without pre-activation or residual where it reads x; z1 a conv latent at 14x14, the others dense.
+ * The generative path mirrors it with stride-2 transposed convolutions and skips from the stage above.
+ * `latents` gives the latent sizes bottom to top; beyond three layers the extra stages repeat the 7x7
+ * stage (our reading of the paper's 5-layer model; its appendix does not give the backbone).
+ * Deviation: weight-norm gains start at ||v|| (w = v), not the reference's data-dependent initialisation.
+ */
+function havtornLike(preset: string, latents: number[]): HvaeConfig {
+  const k3 = { kind: "res" as const, kernel: 3 };
+  const first = { preact: false, residual: false };
+  const top = latents.slice(2).map((size) => ({
+    latent: { kind: "dense" as const, size },
+    encoder: [k3, k3, k3],
+    decoder: [{ ...k3, ...first }, k3, k3],
+    projection: [7, 7] as [number, number],
+    inputMap: [7, 7] as [number, number],
+  }));
+  return {
+    preset,
+    image: { height: 28, width: 28 },
+    channels: 64,
+    activation: "relu",
+    sigma: SIGMA_LOG2,
+    weightNorm: true,
+    blockStyle: "havtorn",
+    inference: "markov",
+    decoderSkips: true,
+    stem: null,
+    layers: [
+      {
+        latent: { kind: "conv", channels: latents[0] },
+        encoder: [{ kind: "res", kernel: 5, in: 1, ...first }, { kind: "res", kernel: 5 }, {
+          kind: "down",
+          kernel: 5,
+        }],
+        decoder: [{ kind: "up", kernel: 5, in: latents[0], ...first }, { kind: "res", kernel: 5 }, {
+          kind: "res",
+          kernel: 5,
+        }],
+        decoderProjection: "none",
+      },
+      {
+        latent: { kind: "dense", size: latents[1] },
+        encoder: [{ ...k3, in: latents[0] }, k3, { kind: "down", kernel: 3 }],
+        decoder: [{ kind: "up", kernel: 3, ...first }, k3, k3],
+        projection: [7, 7],
+      },
+      ...top,
+    ],
+    headKernel: 3,
+    kl: "analytic",
+  };
+}
+
 export const PRESETS: Record<string, () => HvaeConfig> = {
   small: () => smallLike("small", 16, [8, 16, 8]),
   tiny: () => smallLike("tiny", 4, [2, 4, 2]),
+  havtorn3: () => havtornLike("havtorn3", [8, 16, 8]),
+  paper3: () => havtornLike("paper3", [16, 8, 4]),
+  paper5: () => havtornLike("paper5", [32, 24, 16, 8, 4]),
 };
 
 /** The named preset, or an error listing the available ones. */

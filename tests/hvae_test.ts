@@ -315,3 +315,42 @@ gpuTest(
     );
   },
 );
+
+gpuTest(
+  "havtorn3: the reference backbone's size and wiring; both losses give finite values and gradients",
+  async () => {
+    const h = presetConfig("havtorn3");
+    const params = keep(initHvae(h, createRng(23))) as HvaeParams;
+    const flat = flatten(params as Tree<Tensor>, isTensor);
+    // 2.59 M parameters including the weight-norm gains (shared/notes/paper-anchors.md section 3.3).
+    assert.equal(flat.leaves.reduce((n, t) => n + t.size, 0), 2588898);
+    // Skips reach decoder blocks 1 and 2 of the lower stages; block 0's would be same-size (inert).
+    assert.deepEqual(
+      flat.paths.filter((p) => p.endsWith("skip.weight")),
+      [
+        "dec.stage1.block1.skip.weight",
+        "dec.stage1.block2.skip.weight",
+        "dec.stage2.block1.skip.weight",
+        "dec.stage2.block2.skip.weight",
+      ],
+    );
+    const x = keep(batchOf(2));
+    const q = scope(() => encode(params, h, x, keyOf).map((g) => g.z));
+    assert.deepEqual(q.map((z) => z.shape), [[2, 14, 14, 8], [2, 16], [2, 8]]);
+    for (const loss of ["elbo", "informative"] as const) {
+      const { value, grads } = scope(() =>
+        valueAndGrad((p: HvaeParams) => hvaeObjective(p, h, x, { loss, beta: 1, freeBits: 0, keyOf }).loss)(
+          params,
+        )
+      );
+      const v = await readScalar(value);
+      assert.ok(Number.isFinite(v) && v > 100, `${loss}: loss ${v}`);
+      const g = await readAll(flatten(grads as Tree<Tensor>, isTensor).leaves);
+      assert.ok(g.every((a) => a.every(Number.isFinite)), `${loss}: non-finite gradient`);
+      assert.ok(
+        g.filter((a) => a.some((v) => v !== 0)).length > 0.9 * g.length,
+        `${loss}: most gradients are zero`,
+      );
+    }
+  },
+);
