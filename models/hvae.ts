@@ -1,19 +1,23 @@
 /**
  * The bottom-up hierarchical VAE (SPEC section 2) and its training objectives (SPEC section 3).
  *
- * Latents z_1 (bottom, nearest x) ... z_L (top), indexed 0..L-1 here. Inference runs a deterministic
- * stack up from x (the stem, then each layer's encoder blocks, h_l = enc_l(h_{l-1})) and reads each
- * posterior q(z_l | x) from act(h_l) ("ladder" wiring, as the `small` preset specifies). Generation
- * is top-down: p(z_L) = N(0, I); for each layer l, d_l = dec_l(proj_l(z_l)); the prior head of layer
- * l - 1 reads act(d_l); the bottom layer's features give the Bernoulli logits of p(x | z_1).
+ * Latents z_1 (bottom, nearest x) ... z_L (top), indexed 0..L-1 here. Inference is bottom-up: each
+ * layer's encoder blocks produce h_l and the posterior head reads act(h_l). Two wirings:
+ *   "ladder"  h_l = enc_l(h_{l-1}) from a deterministic stack on x (the `small` preset);
+ *   "markov"  h_l = enc_l(z_{l-1}), the sample below (projected to a map if dense): q(z_l | z_{l-1}),
+ *             Havtorn et al.'s backbone (`havtorn3`, `paper3`, `paper5`).
+ * Generation is top-down: p(z_L) = N(0, I); for each layer l, d_l = dec_l(proj_l(z_l)) (with skips:
+ * decoder block j also reads block j of the stage above, upsampled); the prior head of layer l - 1
+ * reads act(d_l); the bottom layer's features give the Bernoulli logits of p(x | z_1).
  * Gaussian heads output (mu, u) and sigma = sigma(u) (the preset's map, kernels/distributions.ts).
  *
  * Parameter names (checkpoint keys, the dotted paths of the tree):
- *   enc.stem.{weight,bias}                   the first convolution on x
+ *   enc.stem.{weight,bias}                   the first convolution on x (ladder presets)
+ *   enc.stageL.proj.{weight,bias}            dense projection of z_(L-1) into a map (markov presets)
  *   enc.stageL.blockB.{conv1,conv2,shortcut}.{weight,gain?,bias}   encoder blocks of layer L (1-based)
  *   q.zL.{weight,bias}                       posterior head of z_L
- *   dec.stageL.proj.{weight,bias}            projection of z_L into features
- *   dec.stageL.blockB...                     decoder blocks of layer L
+ *   dec.stageL.proj.{weight,bias}            projection of z_L into features (none where z_L enters directly)
+ *   dec.stageL.blockB...                     decoder blocks of layer L (`.skip` where a skip arrives)
  *   p.zL.{weight,bias}                       prior head of z_L (reads dec.stage(L+1)), L < top
  *   out.{weight,bias}                        the Bernoulli logits head (reads dec.stage1)
  * Convolutions are [kh, kw, in, out] (transposed: [kh, kw, out, in]); dense weights [in, out];

@@ -109,7 +109,8 @@ if (flags.resume) {
     run.training.epochs = intFlag("train", USAGE, "epochs", flags.epochs, 1);
   }
 } else {
-  const presetName = flags.preset ?? "small";
+  // The paper's backbone on a real GPU; the CPU preset on a software adapter.
+  const presetName = flags.preset ?? (software ? "small" : "havtorn3");
   let model: HvaeConfig;
   try {
     model = presetConfig(presetName);
