@@ -131,6 +131,24 @@ async function download(url: string, expectedMd5: string, dir: string, stem: str
   return path;
 }
 
+/** Reads a split's two files and checks that they belong together (one label per image). */
+async function checkedSplit(
+  dataset: DatasetName,
+  split: Split,
+  imagesPath: string,
+  labelsPath: string,
+  source: string,
+): Promise<LoadedSplit> {
+  const images = await readIdx(imagesPath, "images");
+  const labels = await readIdx(labelsPath, "labels");
+  if (labels.dims[0] !== images.dims[0]) {
+    throw new Error(
+      `${imagesPath} holds ${images.dims[0]} images but ${labelsPath} holds ${labels.dims[0]} labels`,
+    );
+  }
+  return { dataset, split, images, labels, source };
+}
+
 /** Loads one split of a dataset from the first source that has it (see the module comment). */
 export async function loadSplit(
   dataset: DatasetName,
@@ -155,15 +173,7 @@ export async function loadSplit(
   for (const dir of dirs) {
     const images = await findFile(dir, dataset, stems.images);
     const labels = await findFile(dir, dataset, stems.labels);
-    if (images && labels) {
-      return {
-        dataset,
-        split,
-        images: await readIdx(images, "images"),
-        labels: await readIdx(labels, "labels"),
-        source: dir,
-      };
-    }
+    if (images && labels) return checkedSplit(dataset, split, images, labels, dir);
     looked.push(`${dir}: ${images ? "no labels file" : labels ? "no images file" : "not there"}`);
   }
   if (options.download ?? true) {
@@ -173,13 +183,7 @@ export async function loadSplit(
       for (const stem of [stems.images, stems.labels]) {
         paths.push(await download(`${official.baseUrl}/${stem}.gz`, official.md5[stem], cacheDir, stem));
       }
-      return {
-        dataset,
-        split,
-        images: await readIdx(paths[0], "images"),
-        labels: await readIdx(paths[1], "labels"),
-        source: `download into ${cacheDir}`,
-      };
+      return await checkedSplit(dataset, split, paths[0], paths[1], `download into ${cacheDir}`);
     } catch (error) {
       looked.push(`download from ${official.baseUrl}: ${(error as Error).message}`);
     }

@@ -32,6 +32,7 @@ import {
   weightNorm,
 } from "../autograd/ops.ts";
 import { type Tensor, tensor } from "../kernels/tensor.ts";
+import type { Padding2d } from "../kernels/conv.ts";
 import { type Rng } from "./rng.ts";
 
 export type Activation = "relu" | "silu";
@@ -115,16 +116,12 @@ export function convLayer(p: LinearParams, x: Tensor, stride = 1, padding: "same
   return conv2d(x, effectiveWeight(p), p.bias, { stride, padding });
 }
 
-/** Transposed conv with crop [[pad, pad - outputPadding], ...] (PyTorch's padding / output_padding). */
-export function convTransposeLayer(
-  p: LinearParams,
-  x: Tensor,
-  stride: number,
-  pad: number,
-  outputPadding: number,
-): Tensor {
-  const crop: [number, number] = [pad, pad - outputPadding];
-  return conv2dTranspose(x, effectiveWeight(p), p.bias, { stride, padding: [crop, crop] });
+/**
+ * Transposed conv with the crop rules of kernels/conv.ts ("same": output = input x stride); PyTorch's
+ * padding p with output_padding q is the crop [[p, p - q], [p, p - q]].
+ */
+export function convTransposeLayer(p: LinearParams, x: Tensor, stride: number, padding: Padding2d): Tensor {
+  return conv2dTranspose(x, effectiveWeight(p), p.bias, { stride, padding });
 }
 
 /** y = x W + b over the last axis. */
@@ -207,24 +204,14 @@ export function block(
   const havtorn = o.style === "havtorn";
   let h = convLayer(p.conv1, o.preact ? activate(act, x) : x, 1, "same");
   if (p.skip && skip) {
-    h = add(
-      h,
-      conv2dTranspose(activate(act, skip), effectiveWeight(p.skip), p.skip.bias, {
-        stride: 2,
-        padding: "same",
-      }),
-    );
+    h = add(h, convTransposeLayer(p.skip, activate(act, skip), 2, "same"));
   }
   const a = activate(act, h);
   let y: Tensor;
   let short: Tensor | null = null;
   if (kind === "res") y = convLayer(p.conv2, a, 1, "same");
   else if (kind === "down") y = convLayer(p.conv2, a, 2, havtorn ? "same" : pad);
-  else {
-    y = havtorn
-      ? conv2dTranspose(a, effectiveWeight(p.conv2), p.conv2.bias, { stride: 2, padding: "same" })
-      : convTransposeLayer(p.conv2, a, 2, pad, 1);
-  }
+  else y = convTransposeLayer(p.conv2, a, 2, havtorn ? "same" : [[pad, pad - 1], [pad, pad - 1]]);
   if (!o.residual || (havtorn && kind === "up")) return y;
   short = x;
   const C = y.shape[3];

@@ -37,6 +37,16 @@ export function intFlag(tool: string, usage: string, name: string, raw: unknown,
   return value;
 }
 
+/** Reads a numeric flag (at least `min`; Number.MIN_VALUE for "positive"), or exits with a usage error naming it. */
+export function numberFlag(tool: string, usage: string, name: string, raw: unknown, min: number): number {
+  const value = Number(raw);
+  if (typeof raw !== "string" || raw.trim() === "" || !Number.isFinite(value) || value < min) {
+    const what = min === Number.MIN_VALUE ? "a positive number" : `a number >= ${min}`;
+    usageError(tool, usage, `--${name} must be ${what}, got '${raw}'`);
+  }
+  return value;
+}
+
 /** Starts the GPU, or prints why it could not (and how to fix it) and exits with status 1. */
 export async function initGpuOrExit(tool: string): Promise<void> {
   try {

@@ -19,7 +19,7 @@ import { type HvaeConfig, initHvae } from "../models/hvae.ts";
 import { presetConfig, PRESETS } from "../models/presets.ts";
 import { createRng } from "../models/rng.ts";
 import { metricNames, trainStep, warmupBeta } from "../models/training.ts";
-import { initGpuOrExit, intFlag, parseFlags, usageError } from "./cli.ts";
+import { initGpuOrExit, intFlag, numberFlag, parseFlags, usageError } from "./cli.ts";
 
 const USAGE = `usage: deno task train [flags]
   --preset NAME          model preset: ${
@@ -55,14 +55,6 @@ const flags = parseFlags("train", USAGE, {
   resume: { type: "string" },
   "no-eval": { type: "boolean", default: false },
 });
-
-function numberFlag(name: string, raw: string | undefined, min: number): number {
-  const value = Number(raw);
-  if (raw === undefined || raw.trim() === "" || !Number.isFinite(value) || value < min) {
-    usageError("train", USAGE, `--${name} must be a number >= ${min}, got '${raw}'`);
-  }
-  return value;
-}
 
 interface TrainingConfig {
   loss: "elbo" | "informative";
@@ -128,9 +120,9 @@ if (flags.resume) {
       loss: flags.loss as "elbo" | "informative",
       epochs: intFlag("train", USAGE, "epochs", flags.epochs, 1),
       batchSize: intFlag("train", USAGE, "batch-size", flags["batch-size"], 1),
-      lr: numberFlag("lr", flags.lr, Number.MIN_VALUE),
-      warmupEpochs: numberFlag("warmup-epochs", flags["warmup-epochs"], 0),
-      freeBits: numberFlag("free-bits", flags["free-bits"], 0),
+      lr: numberFlag("train", USAGE, "lr", flags.lr, Number.MIN_VALUE),
+      warmupEpochs: numberFlag("train", USAGE, "warmup-epochs", flags["warmup-epochs"], 0),
+      freeBits: numberFlag("train", USAGE, "free-bits", flags["free-bits"], 0),
       seed,
       trainLimit,
       dataset: "fashion-mnist",
