@@ -355,18 +355,23 @@ function prior(params: HvaeParams, cfg: HvaeConfig, l: number, d: Tensor): Gauss
 }
 
 /** Bernoulli logits [B, H, W, 1] from d_1. */
-function logitsOf(params: HvaeParams, cfg: HvaeConfig, d: Tensor): Tensor {
+export function logitsOf(params: HvaeParams, cfg: HvaeConfig, d: Tensor): Tensor {
   return convLayer(params.out, activate(cfg.activation, d));
 }
 
 const last = (xs: Tensor[]) => xs[xs.length - 1];
 
-/** The posterior of every layer, bottom to top, and a reparameterised sample of each. */
+/**
+ * The posterior of every layer, bottom to top, and a reparameterised sample of each; the bottom
+ * `meanBelow` layers give their posterior mean instead (the scoring passes of models/scores.ts, as
+ * Havtorn et al.'s `ood-llr.py`: z_1..z_k = mu_q while going up).
+ */
 export function encode(
   params: HvaeParams,
   cfg: HvaeConfig,
   x: Tensor,
   keyOf: (stream: number) => RandomKey,
+  meanBelow = 0,
 ): (Gaussian & { z: Tensor })[] {
   let h = cfg.stem ? convLayer(params.enc.stem, x, cfg.stem.stride, cfg.stem.padding) : x;
   const out: (Gaussian & { z: Tensor })[] = [];
@@ -380,13 +385,14 @@ export function encode(
     }
     h = last(runBlocks(stage, layer.encoder, h, cfg)) ?? h;
     const q = head(params.q[`z${l + 1}`], layer.latent, h, cfg);
-    out.push({ ...q, z: reparameterize(q.mu, q.u, keyOf(STREAM_POSTERIOR + l), cfg.sigma) });
+    const z = l < meanBelow ? q.mu : reparameterize(q.mu, q.u, keyOf(STREAM_POSTERIOR + l), cfg.sigma);
+    out.push({ ...q, z });
   });
   return out;
 }
 
 /** Per-image sum over all axes but the batch: [B]. */
-function perImage(t: Tensor): Tensor {
+export function perImage(t: Tensor): Tensor {
   return sum(t, t.shape.map((_, i) => i).slice(1));
 }
 
@@ -399,6 +405,64 @@ export function unitScaleU(map: SigmaMap): number {
 /** Random streams: the posterior sample of layer l, and the prior resamples of pass k. */
 export const STREAM_POSTERIOR = 100;
 export const STREAM_PRIOR = 200;
+
+/** The generative pass from posterior samples, and the prior heads it computes. */
+export interface TopDown {
+  /** stages[l]: every block output of decoder stage l (for l >= the pass's first layer). */
+  stages: Tensor[][];
+  /** priors[l]: p(z_l | z_{l+1}) from stage l + 1; null for the top layer (N(0, I)). */
+  priors: (Gaussian | null)[];
+}
+
+/**
+ * Top-down from the posterior samples of layers L-1 .. `from` (0-based): decodes each z_l = q[l].z
+ * with the skips of the stage above, and evaluates the prior head of the layer below.
+ */
+export function posteriorTopDown(
+  params: HvaeParams,
+  cfg: HvaeConfig,
+  q: { z: Tensor }[],
+  from = 0,
+): TopDown {
+  const L = cfg.layers.length;
+  const priors: (Gaussian | null)[] = new Array(L).fill(null);
+  const stages: Tensor[][] = new Array(L);
+  for (let l = L - 1; l >= from; l--) {
+    stages[l] = decode(params, cfg, l, q[l].z, stages[l + 1]);
+    if (l > 0) priors[l - 1] = prior(params, cfg, l - 1, last(stages[l]));
+  }
+  return { stages, priors };
+}
+
+/**
+ * Regenerates z_k .. z_1 (indices k-1 .. 0) top-down from the generative model, starting at the
+ * prior head p(z_k | z_{k+1}) of `td` (computed once, shared with the other passes); `draw` turns each
+ * prior into z_l (a reparameterised sample, or its mean). Returns d_1, the features the likelihood
+ * head reads.
+ */
+export function priorTopDown(
+  params: HvaeParams,
+  cfg: HvaeConfig,
+  td: TopDown,
+  k: number,
+  draw: (p: Gaussian, l: number) => Tensor,
+): Tensor {
+  let g = td.priors[k - 1]!;
+  let above = td.stages[k];
+  for (let l = k - 1; l >= 0; l--) {
+    above = decode(params, cfg, l, draw(g, l), above);
+    if (l > 0) g = prior(params, cfg, l - 1, last(above));
+  }
+  return last(above);
+}
+
+/** KL_l per element: analytic between the Gaussians, or log q(z) - log p(z) at the sample (cfg.kl). */
+export function klElementwise(cfg: HvaeConfig, ql: Gaussian & { z: Tensor }, p: Gaussian | null): Tensor {
+  const top = p ?? { mu: full([1], 0), u: full([1], unitScaleU(cfg.sigma)) };
+  return cfg.kl === "analytic"
+    ? gaussianKl(ql.mu, ql.u, top.mu, top.u, cfg.sigma)
+    : gaussianLogRatio(ql.z, ql.mu, ql.u, top.mu, top.u, cfg.sigma);
+}
 
 export interface ObjectiveOptions {
   loss: "elbo" | "informative";
@@ -436,35 +500,24 @@ export function hvaeObjective(
   const L = cfg.layers.length;
   const q = encode(params, cfg, x, o.keyOf);
   // k = 0: everything from the posterior samples.
-  const priors: (Gaussian | null)[] = new Array(L).fill(null);
-  // Each stage's block outputs in the all-posterior pass: the skips of the stage below.
-  const stages: Tensor[][] = new Array(L);
-  for (let l = L - 1; l >= 0; l--) {
-    stages[l] = decode(params, cfg, l, q[l].z, stages[l + 1]);
-    if (l > 0) priors[l - 1] = prior(params, cfg, l - 1, last(stages[l]));
-  }
-  const d = last(stages[0]);
-  const lls = [perImage(bernoulliLogLik(logitsOf(params, cfg, d), x))];
+  const td = posteriorTopDown(params, cfg, q);
+  const lls = [perImage(bernoulliLogLik(logitsOf(params, cfg, last(td.stages[0])), x))];
   // KL per layer and image; the top layer's prior is N(0, I).
-  const zero = full([1], 0), unit = full([1], unitScaleU(cfg.sigma));
   const kls = q.map((ql, l) => {
-    const p = priors[l] ?? { mu: zero, u: unit };
-    const elementwise = cfg.kl === "analytic"
-      ? gaussianKl(ql.mu, ql.u, p.mu, p.u, cfg.sigma)
-      : gaussianLogRatio(ql.z, ql.mu, ql.u, p.mu, p.u, cfg.sigma);
+    const elementwise = klElementwise(cfg, ql, td.priors[l]);
     return { elementwise, perImage: perImage(elementwise) };
   });
   if (o.loss === "informative") {
     for (let k = 1; k < L; k++) {
-      // Regenerate z_k .. z_1 (indices k-1 .. 0) from the prior, starting at the shared head.
-      let g = priors[k - 1]!;
-      let above = stages[k];
-      for (let l = k - 1; l >= 0; l--) {
-        const z = reparameterize(g.mu, g.u, o.keyOf(STREAM_PRIOR + 10 * k + l), cfg.sigma);
-        above = decode(params, cfg, l, z, above);
-        if (l > 0) g = prior(params, cfg, l - 1, last(above));
-      }
-      lls.push(perImage(bernoulliLogLik(logitsOf(params, cfg, last(above)), x)));
+      // Regenerate z_k .. z_1 as reparameterised prior samples, from the shared head of layer k.
+      const d = priorTopDown(
+        params,
+        cfg,
+        td,
+        k,
+        (g, l) => reparameterize(g.mu, g.u, o.keyOf(STREAM_PRIOR + 10 * k + l), cfg.sigma),
+      );
+      lls.push(perImage(bernoulliLogLik(logitsOf(params, cfg, d), x)));
     }
   }
   // The penalty: beta * sum_l sum_elements max(KL_elem, lambda / n_l).
