@@ -52,7 +52,12 @@ export async function saveCheckpoint<P>(
 }
 
 /** Overwrites the tensors of `tree` (in place, by path) with the stored values; shapes must match. */
-function restore(tree: unknown, stored: Record<string, NamedArray>, prefix: string, file: string): unknown {
+export function restoreTree(
+  tree: unknown,
+  stored: Record<string, NamedArray>,
+  prefix: string,
+  file: string,
+): unknown {
   const flat = flatten(tree as Tree<Tensor>, isTensor);
   const leaves = flat.leaves.map((t, i) => {
     const key = prefix + flat.paths[i];
@@ -84,11 +89,11 @@ export async function loadCheckpoint<P>(
     return v;
   };
   return {
-    params: restore(params, model.tensors, "", `${dir}/model.safetensors`) as P,
+    params: restoreTree(params, model.tensors, "", `${dir}/model.safetensors`) as P,
     adam: {
       step: number("adamStep"),
-      m: restore(adam.m, optimizer.tensors, "m.", `${dir}/optimizer.safetensors`) as P,
-      v: restore(adam.v, optimizer.tensors, "v.", `${dir}/optimizer.safetensors`) as P,
+      m: restoreTree(adam.m, optimizer.tensors, "m.", `${dir}/optimizer.safetensors`) as P,
+      v: restoreTree(adam.v, optimizer.tensors, "v.", `${dir}/optimizer.safetensors`) as P,
     },
     progress: { epoch: number("epoch"), stepInEpoch: number("stepInEpoch"), step: number("step") },
   };

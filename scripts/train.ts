@@ -11,7 +11,9 @@
 import { adapterInfo, engineStats } from "../kernels/engine.ts";
 import { dispose, isTensor, keep, readAll, scope, type Tensor } from "../kernels/tensor.ts";
 import { flatten, type Tree } from "../kernels/tree.ts";
-import { type DatasetName, loadSplit } from "../data/datasets.ts";
+import { loadSplit } from "../data/datasets.ts";
+import type { RunConfig } from "../data/run.ts";
+import { evaluateRun } from "../eval/evaluate.ts";
 import { batchesOf, binarizedBatch, imageSetOnGpu, shuffledOrder } from "../data/loader.ts";
 import { loadCheckpoint, type Progress, saveCheckpoint } from "../data/checkpoint.ts";
 import { adamInit } from "../models/adam.ts";
@@ -20,6 +22,7 @@ import { presetConfig, PRESETS } from "../models/presets.ts";
 import { createRng } from "../models/rng.ts";
 import { metricNames, trainStep, warmupBeta } from "../models/training.ts";
 import { initGpuOrExit, intFlag, numberFlag, parseFlags, usageError } from "./cli.ts";
+import { EVALUATION_FLAGS, EVALUATION_USAGE, evaluationOptions } from "./evaluation_flags.ts";
 
 const USAGE = `usage: deno task train [flags]
   --preset NAME          model preset: ${
@@ -36,7 +39,9 @@ const USAGE = `usage: deno task train [flags]
   --data-dir DIR         look for the dataset files here first
   --out DIR              run directory (default runs/<preset>-<loss>-seed<seed>)
   --resume DIR           continue the run in DIR from its last checkpoint (its config wins)
-  --no-eval              skip the OOD evaluation at the end (it arrives with the scoring issue)
+  --no-eval              skip the OOD evaluation at the end ('deno task ood --run DIR' runs it later)
+${EVALUATION_USAGE}
+  --eval-limit N         evaluate on the first N images of each test set (default: all 10000)
   --help                 this text
 With no flags, the run is sized to finish in about 15 minutes on a 2-core CPU without a GPU.`;
 
@@ -54,28 +59,10 @@ const flags = parseFlags("train", USAGE, {
   out: { type: "string" },
   resume: { type: "string" },
   "no-eval": { type: "boolean", default: false },
+  "eval-limit": { type: "string" },
+  ...EVALUATION_FLAGS,
 });
-
-interface TrainingConfig {
-  loss: "elbo" | "informative";
-  epochs: number;
-  batchSize: number;
-  lr: number;
-  warmupEpochs: number;
-  freeBits: number;
-  seed: number;
-  trainLimit: number | null;
-  dataset: DatasetName;
-}
-
-interface RunConfig {
-  model: HvaeConfig;
-  training: TrainingConfig;
-  adapter: unknown;
-  versions: Record<string, string>;
-  data?: { train: string; images: number };
-  createdAt: string;
-}
+const evaluation = evaluationOptions("train", USAGE, flags, flags["eval-limit"], "eval-limit");
 
 await initGpuOrExit("train");
 const adapter = adapterInfo();
@@ -304,14 +291,27 @@ while (progress.epoch < t.epochs && !interrupted) {
   );
 }
 Deno.removeSignalListener("SIGINT", onInterrupt);
-dispose([params, adam.m, adam.v, set.bytes]);
+dispose([adam.m, adam.v, set.bytes]);
 if (interrupted) {
+  dispose(params);
   console.log(`train: stopped after step ${progress.step}; continue with: deno task train --resume ${dir}`);
   Deno.exit(130);
 }
-console.log(
-  `train: done: ${dir}/{config.json, metrics.jsonl, model.safetensors, optimizer.safetensors}` +
-    (flags["no-eval"]
-      ? ""
-      : "\ntrain: OOD evaluation is not implemented yet (the scoring issue); --no-eval silences this."),
-);
+console.log(`train: done: ${dir}/{config.json, metrics.jsonl, model.safetensors, optimizer.safetensors}`);
+if (!flags["no-eval"]) {
+  // The paper's evaluation (SPEC section 4-5): the same code as 'deno task ood --run DIR'.
+  console.log(
+    `train: evaluating OOD detection (${
+      evaluation.limit ?? "all"
+    } test images per set; --no-eval skips this)`,
+  );
+  try {
+    await evaluateRun({ dir, config: run, params }, evaluation);
+  } catch (error) {
+    console.error(
+      `train: evaluation failed: ${(error as Error).message}; the trained run in ${dir} is intact`,
+    );
+    Deno.exit(1);
+  }
+}
+dispose(params);

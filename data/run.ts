@@ -1,0 +1,70 @@
+/**
+ * A run directory (SPEC section 7): `config.json` (the resolved model and training configuration)
+ * and `model.safetensors` (the parameters), read back for evaluation and scoring.
+ */
+
+import { keep } from "../kernels/tensor.ts";
+import { restoreTree } from "./checkpoint.ts";
+import { type HvaeConfig, type HvaeParams, initHvae, validateConfig } from "../models/hvae.ts";
+import { createRng } from "../models/rng.ts";
+import type { DatasetName } from "./datasets.ts";
+import { readSafetensors } from "./safetensors.ts";
+
+export interface TrainingConfig {
+  loss: "elbo" | "informative";
+  epochs: number;
+  batchSize: number;
+  lr: number;
+  warmupEpochs: number;
+  freeBits: number;
+  seed: number;
+  trainLimit: number | null;
+  dataset: DatasetName;
+}
+
+export interface RunConfig {
+  model: HvaeConfig;
+  training: TrainingConfig;
+  adapter: unknown;
+  versions: Record<string, string>;
+  data?: { train: string; images: number };
+  createdAt: string;
+}
+
+export interface LoadedRun {
+  dir: string;
+  config: RunConfig;
+  /** The trained parameters on the GPU (kept: dispose them when done). */
+  params: HvaeParams;
+}
+
+/** Reads `dir/config.json` and `dir/model.safetensors`; errors name the file and what is wrong. */
+export async function loadRun(dir: string): Promise<LoadedRun> {
+  const configPath = `${dir}/config.json`;
+  let config: RunConfig;
+  try {
+    config = JSON.parse(await Deno.readTextFile(configPath));
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) {
+      throw new Error(`${configPath} not found: is ${dir} a run directory made by 'deno task train'?`);
+    }
+    throw new Error(`${configPath}: ${(error as Error).message}`);
+  }
+  if (!config?.model?.layers || !config?.training) {
+    throw new Error(`${configPath}: not a run configuration (no model or training section)`);
+  }
+  validateConfig(config.model);
+  const modelPath = `${dir}/model.safetensors`;
+  let stored;
+  try {
+    stored = await readSafetensors(modelPath);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) {
+      throw new Error(`${modelPath} not found: the run has no checkpoint yet (train at least one epoch)`);
+    }
+    throw error;
+  }
+  // The parameter tree's structure comes from the config; its values from the file.
+  const params = restoreTree(initHvae(config.model, createRng(0)), stored.tensors, "", modelPath);
+  return { dir, config, params: keep(params) };
+}

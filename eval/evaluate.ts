@@ -1,0 +1,313 @@
+/**
+ * The paper's evaluation end to end (SPEC sections 4, 5, 7, 9; paper Tables 2, 10, 13-15 and
+ * Figs. 2-5, 9): score the in-distribution test set and each OOD test set with a trained run, compute
+ * AUROC / AUPRC / FPR80 for every score, print the tables, and write into the run directory
+ *   ood.json                 the results (SPEC section 7 schema) and the diagnostics;
+ *   scores.csv               every image's scores and the estimates behind them, to recompute metrics;
+ *   roc-<ood>.svg            ROC curves of all scores (Fig. 3);
+ *   histograms-<ood>.svg     LLR^{>k} and LLR^{ada} for in vs out (Fig. 4);
+ *   reconstructions.png      inputs and reconstructions from p(x | z_{>k}), k = 0..L-1 (Figs. 2, 5);
+ *   samples.png              samples from the prior (Fig. 9).
+ * `deno task ood` and the end of `deno task train` both call `evaluateRun`.
+ */
+
+import { type DatasetName, loadSplit } from "../data/datasets.ts";
+import { type ImageSet, imageSetOnGpu } from "../data/loader.ts";
+import { dispose } from "../kernels/tensor.ts";
+import type { LoadedRun } from "../data/run.ts";
+import { writeFileAtomic } from "../data/safetensors.ts";
+import { type GenerateMode, type ImageScores, scoreNames } from "../models/scores.ts";
+import { type Detection, detectionMetrics } from "./metrics.ts";
+import { histogramSvg, rocSvg } from "./plots.ts";
+import { imageGrid } from "./grid.ts";
+import { encodePng } from "./png.ts";
+import { priorSamples, reconstructions, scoreSet } from "./score_set.ts";
+
+export const ORIENTATION = "higher = more OOD";
+
+export const DISPLAY_NAMES: Record<DatasetName, string> = {
+  "fashion-mnist": "Fashion-MNIST",
+  mnist: "MNIST",
+};
+
+export interface EvaluationOptions {
+  ood: DatasetName[];
+  samples: number;
+  iw: number;
+  generate: GenerateMode;
+  batchSize: number;
+  /** Score only the first N images of each test set. */
+  limit?: number;
+  dataDir?: string;
+  /** Where lines go (console.log by default). */
+  log?: (line: string) => void;
+}
+
+export interface Diagnostics {
+  images: number;
+  /** Mean -log p(x | z_{>k}) = -ll_k, k = 0..L-1 (Tables 13, 15). */
+  reconstructionNll: number[];
+  /** Mean LLR^{>k}, k = 0..L-1 (LLR^{>0} = 0). */
+  llr: number[];
+  /** Mean KL_l, l = 1..L, in nats (Table 14). */
+  kl: number[];
+  /** Mean -L_x in nats and in bits per dimension. */
+  nll: number;
+  bitsPerDim: number;
+}
+
+export interface OodResult extends Detection {
+  ood: DatasetName;
+  score: string;
+}
+
+export interface OodReport {
+  in: DatasetName;
+  orientation: string;
+  run: string;
+  epochs: number;
+  seed: number;
+  samples: number;
+  iw: number;
+  generate: GenerateMode;
+  results: OodResult[];
+  diagnostics: Record<string, Diagnostics>;
+  seconds: number;
+}
+
+const mean = (xs: ArrayLike<number>) => {
+  let s = 0;
+  for (let i = 0; i < xs.length; i++) s += xs[i];
+  return s / xs.length;
+};
+
+function diagnosticsOf(s: ImageScores, pixels: number): Diagnostics {
+  const L = s.ll.length;
+  const nll = -mean(s.partialElbo[0]);
+  return {
+    images: s.count,
+    reconstructionNll: s.ll.map((ll) => -mean(ll)),
+    llr: Array.from({ length: L }, (_, k) => mean(s.partialElbo[0]) - mean(s.partialElbo[k])),
+    kl: s.kl.map(mean),
+    nll,
+    bitsPerDim: nll / (pixels * Math.LN2),
+  };
+}
+
+/** Completed epochs of a run, from its metrics.jsonl (0 when absent). */
+async function completedEpochs(dir: string): Promise<number> {
+  try {
+    const lines = (await Deno.readTextFile(`${dir}/metrics.jsonl`)).trim().split("\n").filter(Boolean);
+    return lines.map((l) => JSON.parse(l)).filter((r) => r.complete).length;
+  } catch {
+    return 0;
+  }
+}
+
+const pct = (v: number) => (100 * v).toFixed(1).padStart(7);
+
+/** The paper's Table 2 layout: one row per score, AUROC / AUPRC / FPR80 in %. */
+export function resultsTable(
+  results: readonly OodResult[],
+  inName: DatasetName,
+  ood: DatasetName,
+  counts: [number, number],
+): string {
+  const rows = results.filter((r) => r.ood === ood);
+  const lines = [
+    `${DISPLAY_NAMES[inName]} (in, ${counts[0]}) vs ${DISPLAY_NAMES[ood]} (OOD, ${
+      counts[1]
+    }); scores: ${ORIENTATION}`,
+    `  score       AUROC %  AUPRC %  FPR80 %`,
+    ...rows.map((r) => `  ${r.score.padEnd(10)}${pct(r.auroc)}  ${pct(r.auprc)}  ${pct(r.fpr80)}`),
+  ];
+  return lines.join("\n");
+}
+
+const num = (v: number) => (Math.abs(v) >= 1e5 ? v.toExponential(2) : v.toFixed(2)).padStart(15);
+
+/** Tables 13-15: reconstruction NLL and LLR^{>k} per k, KL per layer, bits per dimension, in vs out. */
+export function diagnosticsTable(diag: Record<string, Diagnostics>, sets: DatasetName[]): string {
+  const L = diag[sets[0]].kl.length;
+  const names = sets.map((n) => DISPLAY_NAMES[n].padStart(15)).join("");
+  const lines = [
+    `  ${"".padEnd(16)}${"-log p(x|z>k)".padStart(15 * sets.length)}${"LLR>k".padStart(15 * sets.length)}`,
+    `  ${"k".padEnd(16)}${names}${names}`,
+  ];
+  for (let k = 0; k < L; k++) {
+    lines.push(
+      `  ${String(k).padEnd(16)}${sets.map((n) => num(diag[n].reconstructionNll[k])).join("")}${
+        sets.map((n) => k === 0 ? "n/a".padStart(15) : num(diag[n].llr[k])).join("")
+      }`,
+    );
+  }
+  lines.push(`  ${"".padEnd(16)}${names}`);
+  for (let l = 0; l < L; l++) {
+    lines.push(`  ${`KL_${l + 1}`.padEnd(16)}${sets.map((n) => num(diag[n].kl[l])).join("")}`);
+  }
+  lines.push(`  ${"-L_x".padEnd(16)}${sets.map((n) => num(diag[n].nll)).join("")}`);
+  lines.push(`  ${"bits/dim".padEnd(16)}${sets.map((n) => num(diag[n].bitsPerDim)).join("")}`);
+  return lines.join("\n");
+}
+
+/** scores.csv: one row per image of every scored set. */
+function scoresCsv(sets: { name: string; labels: Uint8Array; scores: ImageScores }[], L: number): string {
+  const names = scoreNames(L);
+  const cols = [
+    "set",
+    "index",
+    "label",
+    ...names,
+    "optk",
+    ...Array.from({ length: L }, (_, k) => `elbo>${k}`),
+    ...Array.from({ length: L }, (_, k) => `ll${k}`),
+    ...Array.from({ length: L }, (_, l) => `kl${l + 1}`),
+  ];
+  const lines = [cols.join(",")];
+  const g = (v: number) => Number.isFinite(v) ? String(Math.fround(v)) : String(v);
+  for (const set of sets) {
+    const s = set.scores;
+    for (let i = 0; i < s.count; i++) {
+      lines.push([
+        set.name,
+        i,
+        set.labels[i],
+        ...names.map((n) => g(s.scores[n][i])),
+        s.optk[i],
+        ...s.partialElbo.map((a) => g(a[i])),
+        ...s.ll.map((a) => g(a[i])),
+        ...s.kl.map((a) => g(a[i])),
+      ].join(","));
+    }
+  }
+  return lines.join("\n") + "\n";
+}
+
+function progressReporter(label: string, log: (line: string) => void) {
+  const terminal = Deno.stdout.isTerminal();
+  const started = performance.now();
+  let lastPrint = -Infinity;
+  return (done: number, total: number) => {
+    const elapsed = (performance.now() - started) / 1000;
+    const rate = done / elapsed;
+    const line = `ood: scoring ${label} ${done}/${total} ${rate.toFixed(1)} img/s ETA ${
+      Math.round((total - done) / rate)
+    } s`;
+    if (terminal) Deno.stdout.writeSync(new TextEncoder().encode(`\r${line}${done === total ? "\n" : ""}`));
+    else if (elapsed - lastPrint >= 30 || done === total) [log(line), lastPrint = elapsed];
+  };
+}
+
+/** Runs the whole evaluation of `run`, writes its files into the run directory, returns the report. */
+export async function evaluateRun(run: LoadedRun, o: EvaluationOptions): Promise<OodReport> {
+  const log = o.log ?? console.log;
+  const started = performance.now();
+  const cfg = run.config.model;
+  const L = cfg.layers.length;
+  const seed = run.config.training.seed;
+  const inName = run.config.training.dataset;
+  const sets: { name: DatasetName; set: ImageSet }[] = [];
+  try {
+    for (const name of [inName, ...o.ood]) {
+      const split = await loadSplit(name, "test", { dataDir: o.dataDir });
+      sets.push({ name, set: imageSetOnGpu(split, o.limit) });
+    }
+    const scored: { name: DatasetName; labels: Uint8Array; scores: ImageScores }[] = [];
+    for (const { name, set } of sets) {
+      const scores = await scoreSet(run.params, cfg, set, {
+        seed,
+        samples: o.samples,
+        iw: o.iw,
+        generate: o.generate,
+        batchSize: o.batchSize,
+        onBatch: progressReporter(`${DISPLAY_NAMES[name]} test`, log),
+      });
+      scored.push({ name, labels: set.labels, scores });
+    }
+    const pixels = cfg.image.height * cfg.image.width;
+    const inScores = scored[0].scores;
+    const results: OodResult[] = [];
+    const diagnostics: Record<string, Diagnostics> = { [inName]: diagnosticsOf(inScores, pixels) };
+    for (const out of scored.slice(1)) {
+      diagnostics[out.name] = diagnosticsOf(out.scores, pixels);
+      const curves = [];
+      for (const score of scoreNames(L)) {
+        const m = detectionMetrics(inScores.scores[score], out.scores.scores[score]);
+        results.push({ ood: out.name, score, auroc: m.auroc, auprc: m.auprc, fpr80: m.fpr80 });
+        curves.push({ name: score, fpr: m.roc.fpr, tpr: m.roc.tpr, auroc: m.auroc });
+      }
+      const title = `${DISPLAY_NAMES[inName]} (in) vs ${DISPLAY_NAMES[out.name]} (OOD), ${cfg.preset}`;
+      await Deno.writeTextFile(`${run.dir}/roc-${out.name}.svg`, rocSvg(curves, `ROC: ${title}`));
+      const panels = scoreNames(L).filter((n) => n.startsWith("llr>") || n === "llr_ada").map((n) => ({
+        title: n === "llr_ada" ? "LLR ada (Eq. 11)" : `LLR>${n.slice(4)}`,
+        in: inScores.scores[n],
+        out: out.scores.scores[n],
+      }));
+      await Deno.writeTextFile(
+        `${run.dir}/histograms-${out.name}.svg`,
+        histogramSvg(panels, { in: DISPLAY_NAMES[inName], out: DISPLAY_NAMES[out.name] }, `Scores: ${title}`),
+      );
+    }
+    await writeFileAtomic(`${run.dir}/scores.csv`, new TextEncoder().encode(scoresCsv(scored, L)));
+    // Pictures: 8 in-distribution and 8 OOD images (the first of each test set) with their reconstructions.
+    const picks = Uint32Array.from({ length: 8 }, (_, i) => i);
+    const columns: (Float32Array | null)[][] = [];
+    for (const [i, { set }] of sets.slice(0, 2).entries()) {
+      if (i > 0) columns.push(new Array(L + 1).fill(null));
+      const ids = picks.subarray(0, Math.min(8, set.count));
+      columns.push(...(await reconstructions(run.params, cfg, set, ids, seed)));
+    }
+    const { height: h, width: w } = cfg.image;
+    const rows = Array.from({ length: L + 1 }, (_, r) => columns.map((c) => c[r]));
+    const recon = imageGrid(rows, h, w, { scale: 2 });
+    await writeFileAtomic(
+      `${run.dir}/reconstructions.png`,
+      await encodePng(recon.pixels, recon.width, recon.height),
+    );
+    const samples = await priorSamples(run.params, cfg, 64, seed);
+    const grid = imageGrid(Array.from({ length: 8 }, (_, r) => samples.slice(8 * r, 8 * r + 8)), h, w, {
+      scale: 2,
+    });
+    await writeFileAtomic(`${run.dir}/samples.png`, await encodePng(grid.pixels, grid.width, grid.height));
+
+    const report: OodReport = {
+      in: inName,
+      orientation: ORIENTATION,
+      run: run.dir,
+      epochs: await completedEpochs(run.dir),
+      seed,
+      samples: o.samples,
+      iw: o.iw,
+      generate: o.generate,
+      results,
+      diagnostics,
+      seconds: +((performance.now() - started) / 1000).toFixed(1),
+    };
+    await writeFileAtomic(
+      `${run.dir}/ood.json`,
+      new TextEncoder().encode(JSON.stringify(report, null, 2) + "\n"),
+    );
+    for (const out of scored.slice(1)) {
+      log("");
+      log(resultsTable(results, inName, out.name, [inScores.count, out.scores.count]));
+    }
+    log("");
+    log(`Diagnostics (the paper's Tables 13-15), means in nats, ${report.epochs} epoch(s), seed ${seed}:`);
+    log(diagnosticsTable(diagnostics, scored.map((s) => s.name)));
+    log("");
+    log(
+      `ood: wrote ${run.dir}/{ood.json, scores.csv, ${
+        o.ood.map((n) => `roc-${n}.svg, histograms-${n}.svg`).join(", ")
+      }, ` +
+        `reconstructions.png, samples.png} in ${report.seconds} s`,
+    );
+    log(
+      `ood: reconstructions.png: columns are ${DISPLAY_NAMES[inName]} then ${
+        DISPLAY_NAMES[o.ood[0]] ?? ""
+      } test images; rows are the binarised input, then p(x | z>k) for k = 0..${L - 1}`,
+    );
+    return report;
+  } finally {
+    dispose(sets.map((s) => s.set.bytes));
+  }
+}

@@ -1,0 +1,163 @@
+/**
+ * Scoring many images with a trained model: batches of an image set through `partialElbos`
+ * (models/scores.ts), one readback per batch, memory flat across batches; and the pictures' raw
+ * material, reconstructions from p(x | z_{>k}) and samples from the prior.
+ *
+ * Randomness: the images are binarised once, by a fixed key shared by every run (`TEST_BINARIZATION`),
+ * so all runs score identical binary images; the samples of the passes are keyed by the run's seed,
+ * the batch and the pass, in streams of their own (`SCORE_STREAMS` + the objective's stream numbers).
+ */
+
+import { full, reparameterize, sigmoid } from "../autograd/ops.ts";
+import { noGrad } from "../autograd/tape.ts";
+import type { RandomKey } from "../kernels/philox.ts";
+import { dispose, readAll, scope, type Tensor } from "../kernels/tensor.ts";
+import { binarizedBatch, type ImageSet } from "../data/loader.ts";
+import {
+  featureShapes,
+  type Gaussian,
+  type HvaeConfig,
+  type HvaeParams,
+  logitsOf,
+  priorTopDown,
+  unitScaleU,
+} from "../models/hvae.ts";
+import {
+  combinePasses,
+  emptyScores,
+  type GenerateMode,
+  type ImageScores,
+  packPasses,
+  partialElbos,
+} from "../models/scores.ts";
+
+/** The binarisation of every evaluation set: one fixed key, whatever the run (SPEC section 6). */
+export const TEST_BINARIZATION: RandomKey = { seed: 2022, stream: 3, offset: 0 };
+/** Scoring passes draw from streams SCORE_STREAMS + s, apart from training's. */
+export const SCORE_STREAMS = 1000;
+
+export interface ScoreSetOptions {
+  /** The run's seed. */
+  seed: number;
+  /** Independent draws per image whose scores are averaged (default 1). */
+  samples: number;
+  /** Passes per draw for importance-weighted L^{>k} estimates (default 1). */
+  iw: number;
+  generate: GenerateMode;
+  batchSize: number;
+  /** Called after each batch with the images done. */
+  onBatch?: (done: number, total: number) => void;
+}
+
+/** The key maker of pass `pass` over batch `batch`. */
+function passKeys(seed: number, batch: number, passes: number, pass: number) {
+  return (stream: number): RandomKey => ({
+    seed,
+    stream: SCORE_STREAMS + stream,
+    offset: batch * passes + pass,
+  });
+}
+
+/** Scores images `indices` (all of the set by default) of `set` with every pass. */
+export async function scoreSet(
+  params: HvaeParams,
+  cfg: HvaeConfig,
+  set: ImageSet,
+  o: ScoreSetOptions,
+  indices: Uint32Array = Uint32Array.from({ length: set.count }, (_, i) => i),
+): Promise<ImageScores> {
+  const L = cfg.layers.length;
+  const passes = o.samples * o.iw;
+  const out = emptyScores(L, indices.length);
+  for (let at = 0, batch = 0; at < indices.length; at += o.batchSize, batch++) {
+    const ids = indices.subarray(at, at + o.batchSize);
+    const packed = noGrad(() =>
+      scope(() => {
+        const x = binarizedBatch(set, ids, TEST_BINARIZATION);
+        const rows: Tensor[] = [];
+        for (let p = 0; p < passes; p++) {
+          rows.push(scope(() =>
+            packPasses(
+              partialElbos(params, cfg, x, {
+                keyOf: passKeys(o.seed, batch, passes, p),
+                generate: o.generate,
+              }),
+            )
+          ));
+        }
+        return rows;
+      })
+    );
+    const values = await readAll(packed);
+    dispose(packed);
+    combinePasses(out, at, values as Float32Array[], L, o.samples, o.iw);
+    o.onBatch?.(Math.min(at + o.batchSize, indices.length), indices.length);
+  }
+  return out;
+}
+
+/**
+ * Gray images in [0, 1] for a reconstruction grid: per image, the binarised input, then the
+ * Bernoulli means sigmoid(logits) of p(x | z_{>k}) for k = 0..L-1 (one pass, prior means below k).
+ * Returns rows[image][0..L] of H*W arrays.
+ */
+export async function reconstructions(
+  params: HvaeParams,
+  cfg: HvaeConfig,
+  set: ImageSet,
+  indices: Uint32Array,
+  seed: number,
+  generate: GenerateMode = "mean",
+): Promise<Float32Array[][]> {
+  const L = cfg.layers.length;
+  const tensors = noGrad(() =>
+    scope(() => {
+      const x = binarizedBatch(set, indices, TEST_BINARIZATION);
+      const p = partialElbos(params, cfg, x, { keyOf: passKeys(seed, 0, 1, 0), generate });
+      return [x, ...p.logits.map((l) => sigmoid(l))];
+    })
+  );
+  const values = await readAll(tensors);
+  dispose(tensors);
+  const hw = set.height * set.width;
+  return Array.from(
+    indices,
+    (_, i) => values.map((v) => Float32Array.from(v.subarray(i * hw, (i + 1) * hw))),
+  );
+}
+
+/**
+ * `count` samples from the generative model (Fig. 9): z_L ~ N(0, I), then z_l ~ p(z_l | z_{l+1}) down
+ * to z_1, then the Bernoulli means of p(x | z_1). Returns `count` H*W arrays in [0, 1].
+ */
+export async function priorSamples(
+  params: HvaeParams,
+  cfg: HvaeConfig,
+  count: number,
+  seed: number,
+): Promise<Float32Array[]> {
+  const L = cfg.layers.length;
+  const top = cfg.layers[L - 1].latent;
+  const key = (stream: number): RandomKey => ({ seed, stream: SCORE_STREAMS + 500 + stream, offset: 0 });
+  const probs = noGrad(() =>
+    scope(() => {
+      // The top prior N(0, I) enters as the "prior head" of layer L; the rest is the model's top-down.
+      const at = featureShapes(cfg)[L - 1];
+      const shape = top.kind === "dense" ? [count, top.size] : [count, at.h, at.w, top.channels];
+      const priors: (Gaussian | null)[] = new Array(L).fill(null);
+      priors[L - 1] = { mu: full(shape, 0), u: full(shape, unitScaleU(cfg.sigma)) };
+      const d = priorTopDown(
+        params,
+        cfg,
+        { stages: [], priors },
+        L,
+        (g, l) => reparameterize(g.mu, g.u, key(l), cfg.sigma),
+      );
+      return sigmoid(logitsOf(params, cfg, d));
+    })
+  );
+  const [values] = await readAll([probs]);
+  probs.dispose();
+  const hw = cfg.image.height * cfg.image.width;
+  return Array.from({ length: count }, (_, i) => Float32Array.from(values.subarray(i * hw, (i + 1) * hw)));
+}

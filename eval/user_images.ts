@@ -1,0 +1,98 @@
+/**
+ * Scoring a user's own images (`deno task score`, and the library API in mod.ts): read IDX image
+ * files and PNGs at the model's size (no silent resizing), score them like the test sets
+ * (eval/score_set.ts: the same binarisation and passes), and calibrate an OOD threshold on the
+ * in-distribution test set for a target false-positive rate.
+ */
+
+import { readIdx } from "../data/idx.ts";
+import type { ImageSet } from "../data/loader.ts";
+import type { LoadedRun } from "../data/run.ts";
+import { packBytes } from "../kernels/random.ts";
+import { dispose, keep, tensor } from "../kernels/tensor.ts";
+import type { ImageScores } from "../models/scores.ts";
+import { thresholdAtFpr } from "./metrics.ts";
+import { decodePng } from "./png.ts";
+import { scoreSet, type ScoreSetOptions } from "./score_set.ts";
+
+export interface UserImages {
+  /** "file" for a PNG, "file#i" for image i of an IDX file. */
+  names: string[];
+  /** Gray levels, image after image, height x width each, 0 = black background. */
+  pixels: Uint8Array;
+}
+
+/** Reads PNG and IDX files (by content: PNG signature, else IDX, gzipped or raw) of `height` x `width` images. */
+export async function readUserImages(
+  paths: readonly string[],
+  height: number,
+  width: number,
+): Promise<UserImages> {
+  const names: string[] = [];
+  const chunks: Uint8Array[] = [];
+  for (const path of paths) {
+    let bytes: Uint8Array;
+    try {
+      bytes = await Deno.readFile(path);
+    } catch (error) {
+      throw new Error(`${path}: cannot read (${(error as Error).message})`);
+    }
+    if (bytes[0] === 0x89 && bytes[1] === 0x50) {
+      const png = await decodePng(bytes, path);
+      if (png.width !== width || png.height !== height) {
+        throw new Error(
+          `${path}: the image is ${png.width}x${png.height}; the model takes ${width}x${height} (resize it yourself: no silent resizing)`,
+        );
+      }
+      names.push(path);
+      chunks.push(png.pixels);
+    } else {
+      const idx = await readIdx(path, "images");
+      const [count, rows, cols] = idx.dims;
+      if (idx.dims.length !== 3 || rows !== height || cols !== width) {
+        throw new Error(
+          `${path}: IDX images are ${idx.dims.slice(1).join("x")}; the model takes ${height}x${width}`,
+        );
+      }
+      for (let i = 0; i < count; i++) names.push(`${path}#${i}`);
+      chunks.push(idx.data);
+    }
+  }
+  const pixels = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
+  let at = 0;
+  for (const c of chunks) [pixels.set(c, at), at += c.length];
+  return { names, pixels };
+}
+
+/** Scores images given as gray levels (`count` x height x width) with every score. */
+export async function scoreImages(
+  run: LoadedRun,
+  pixels: Uint8Array,
+  o: Omit<ScoreSetOptions, "seed">,
+): Promise<ImageScores> {
+  const { height, width } = run.config.model.image;
+  const hw = height * width;
+  if (pixels.length === 0 || pixels.length % hw !== 0) {
+    throw new Error(
+      `scoreImages: ${pixels.length} pixels is not a whole number of ${height}x${width} images`,
+    );
+  }
+  const set: ImageSet = {
+    name: "user images",
+    count: pixels.length / hw,
+    height,
+    width,
+    bytes: keep(tensor(packBytes(pixels), undefined, "u32")),
+    labels: new Uint8Array(pixels.length / hw),
+  };
+  try {
+    return await scoreSet(run.params, run.config.model, set, { ...o, seed: run.config.training.seed });
+  } finally {
+    dispose(set.bytes);
+  }
+}
+
+/** The threshold above which a score flags OOD, so that a fraction `fpr` of `inScores` is flagged. */
+export function calibrateThreshold(inScores: ArrayLike<number>, fpr: number): number {
+  return thresholdAtFpr(inScores, fpr);
+}

@@ -1,0 +1,145 @@
+/**
+ * `deno task score --run DIR --input FILE...`: scores a user's own images (28x28 grayscale PNGs, IDX
+ * image files) with a trained run and flags those above a threshold calibrated on the
+ * in-distribution test set for a target false-positive rate. Prints a table, or JSON lines (--json).
+ * The calibration reuses DIR/scores.csv when 'deno task ood' wrote it with the same settings;
+ * otherwise it scores the in-distribution test set first.
+ */
+
+import { loadSplit } from "../data/datasets.ts";
+import { imageSetOnGpu } from "../data/loader.ts";
+import { type LoadedRun, loadRun } from "../data/run.ts";
+import { DISPLAY_NAMES, type OodReport } from "../eval/evaluate.ts";
+import { scoreSet } from "../eval/score_set.ts";
+import { calibrateThreshold, readUserImages, scoreImages } from "../eval/user_images.ts";
+import { dispose } from "../kernels/tensor.ts";
+import { scoreNames } from "../models/scores.ts";
+import { initGpuOrExit, numberFlag, parseFlags, usageError } from "./cli.ts";
+import { EVALUATION_FLAGS, EVALUATION_USAGE, evaluationOptions } from "./evaluation_flags.ts";
+
+const USAGE = `usage: deno task score --run DIR --input FILE [--input FILE ...] [flags]
+  --run DIR              a run directory written by 'deno task train' (required)
+  --input FILE           a 28x28 grayscale PNG (bright strokes on black, like MNIST) or an IDX image file;
+                         repeat for more files (required)
+  --score NAME           elbo, llr>1, ..., llr_optk, llr_ada (default llr_ada); higher = more OOD
+  --fpr X                target false-positive rate on the in-distribution test set (default 0.05)
+  --calibration-limit N  calibrate on the first N in-distribution test images (default: all 10000)
+  --json                 one JSON object per image instead of a table
+${EVALUATION_USAGE.split("\n").filter((l) => !l.includes("--ood")).join("\n")}
+  --data-dir DIR         look for the dataset files here first
+  --help                 this text`;
+
+const flags = parseFlags("score", USAGE, {
+  run: { type: "string" },
+  input: { type: "string", multiple: true },
+  score: { type: "string", default: "llr_ada" },
+  fpr: { type: "string", default: "0.05" },
+  "calibration-limit": { type: "string" },
+  json: { type: "boolean", default: false },
+  "data-dir": { type: "string" },
+  ...EVALUATION_FLAGS,
+});
+if (!flags.run) usageError("score", USAGE, "--run DIR is required");
+if (!flags.input?.length) usageError("score", USAGE, "--input FILE is required (PNG or IDX)");
+const options = evaluationOptions("score", USAGE, flags, flags["calibration-limit"], "calibration-limit");
+const fpr = numberFlag("score", USAGE, "fpr", flags.fpr, 0);
+if (fpr > 1) usageError("score", USAGE, `--fpr must be at most 1, got '${flags.fpr}'`);
+const log = (line: string) => flags.json ? console.error(line) : console.log(line);
+
+await initGpuOrExit("score");
+let run: LoadedRun;
+try {
+  run = await loadRun(flags.run);
+} catch (error) {
+  console.error(`score: ${(error as Error).message}`);
+  Deno.exit(1);
+}
+const L = run.config.model.layers.length;
+if (!scoreNames(L).includes(flags.score)) {
+  usageError("score", USAGE, `--score must be one of ${scoreNames(L).join(", ")}, got '${flags.score}'`);
+}
+const { height, width } = run.config.model.image;
+
+/** The in-distribution test scores: from DIR/scores.csv when its settings match, else computed now. */
+async function calibrationScores(): Promise<{ values: Float64Array; source: string }> {
+  const inName = run.config.training.dataset;
+  try {
+    const report: OodReport = JSON.parse(await Deno.readTextFile(`${run.dir}/ood.json`));
+    const same = report.samples === options.samples && report.iw === options.iw &&
+      report.generate === options.generate && options.limit === undefined &&
+      report.diagnostics[inName]?.images >= 10000;
+    if (same) {
+      const [head, ...rows] = (await Deno.readTextFile(`${run.dir}/scores.csv`)).trim().split("\n");
+      const column = head.split(",").indexOf(flags.score!);
+      const values = rows.map((r) => r.split(",")).filter((c) => c[0] === inName).map((c) =>
+        Number(c[column])
+      );
+      if (column >= 0 && values.length > 0 && values.every(Number.isFinite)) {
+        return { values: Float64Array.from(values), source: `${run.dir}/scores.csv` };
+      }
+    }
+  } catch {
+    // No usable evaluation on disk: score the test set below.
+  }
+  const split = await loadSplit(inName, "test", { dataDir: options.dataDir });
+  const set = imageSetOnGpu(split, options.limit);
+  try {
+    log(
+      `score: calibrating on ${set.count} ${
+        DISPLAY_NAMES[inName]
+      } test images (run 'deno task ood' once to reuse its scores)`,
+    );
+    const scores = await scoreSet(run.params, run.config.model, set, {
+      ...options,
+      seed: run.config.training.seed,
+    });
+    return {
+      values: scores.scores[flags.score!],
+      source: `${DISPLAY_NAMES[inName]} test, ${set.count} images`,
+    };
+  } finally {
+    dispose(set.bytes);
+  }
+}
+
+try {
+  const images = await readUserImages(flags.input, height, width);
+  const calibration = await calibrationScores();
+  const threshold = calibrateThreshold(calibration.values, fpr);
+  const scored = await scoreImages(run, images.pixels, options);
+  const values = scored.scores[flags.score];
+  if (flags.json) {
+    images.names.forEach((name, i) =>
+      console.log(JSON.stringify({
+        image: name,
+        score: flags.score,
+        value: values[i],
+        threshold,
+        fpr,
+        ood: values[i] > threshold,
+        orientation: "higher = more OOD",
+      }))
+    );
+  } else {
+    log(
+      `score: ${flags.score} (higher = more OOD); threshold ${threshold.toFixed(3)} flags ${
+        (100 * fpr).toFixed(1)
+      }% ` +
+        `of in-distribution images (calibrated on ${calibration.source})`,
+    );
+    const width = Math.max(5, ...images.names.map((n) => n.length));
+    log(`  ${"image".padEnd(width)}  ${flags.score.padStart(12)}  verdict`);
+    images.names.forEach((name, i) =>
+      log(
+        `  ${name.padEnd(width)}  ${values[i].toFixed(3).padStart(12)}  ${
+          values[i] > threshold ? "OOD" : "in-distribution"
+        }`,
+      )
+    );
+  }
+} catch (error) {
+  console.error(`score: ${(error as Error).message}`);
+  Deno.exit(1);
+} finally {
+  dispose(run.params);
+}
