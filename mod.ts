@@ -11,7 +11,11 @@
  *   probability primitives (reparameterisation, Gaussian log-density and KL, Bernoulli log-likelihood);
  * - random tensors from a counter-based generator (Philox-4x32-10) and the binarisation of byte images;
  * - autodiff: `valueAndGrad`, `valueAndGradWithAux`, `grad`, `noGrad`, `stopGradient`;
- * - layers and optimisers (Adam, SGD) from `models/`.
+ * - layers and optimisers (Adam, SGD) from `models/`;
+ * - OOD detection: `loadRun` (a trained run directory), `scoreImages` / `scoreSet` (every score of
+ *   SPEC section 4 per image, higher = more OOD), `calibrateThreshold` (for a target false-positive
+ *   rate), the metrics (`detectionMetrics`: AUROC, AUPRC, FPR80) and `evaluateRun` (the whole
+ *   evaluation of `deno task ood`).
  *
  * @example
  * ```ts
@@ -160,3 +164,18 @@ export { decodeSafetensors, encodeSafetensors } from "./data/safetensors.ts";
 export { createRng, type Rng } from "./models/rng.ts";
 export { sgdStep } from "./models/sgd.ts";
 export { adamInit, type AdamOptions, type AdamState, adamUpdate, globalNorm } from "./models/adam.ts";
+export {
+  adaptiveLlr,
+  type GenerateMode,
+  type ImageScores,
+  optimalKLlr,
+  partialElbos,
+  type PartialPasses,
+  scoreNames,
+} from "./models/scores.ts";
+export { type LoadedRun, loadRun, type RunConfig } from "./data/run.ts";
+export { evaluateRun, type EvaluationOptions, type OodReport } from "./eval/evaluate.ts";
+export { auroc, averagePrecision, detectionMetrics, fprAtTpr, roc, thresholdAtFpr } from "./eval/metrics.ts";
+export { scoreSet, type ScoreSetOptions } from "./eval/score_set.ts";
+export { calibrateThreshold, readUserImages, scoreImages } from "./eval/user_images.ts";
+export { decodePng, encodePng } from "./eval/png.ts";

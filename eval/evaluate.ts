@@ -70,6 +70,8 @@ export interface OodReport {
   samples: number;
   iw: number;
   generate: GenerateMode;
+  /** Images per scoring batch: the passes' noise is keyed by batch, so results depend on it. */
+  batchSize: number;
   results: OodResult[];
   diagnostics: Record<string, Diagnostics>;
   seconds: number;
@@ -279,6 +281,7 @@ export async function evaluateRun(run: LoadedRun, o: EvaluationOptions): Promise
       samples: o.samples,
       iw: o.iw,
       generate: o.generate,
+      batchSize: o.batchSize,
       results,
       diagnostics,
       seconds: +((performance.now() - started) / 1000).toFixed(1),

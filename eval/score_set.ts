@@ -109,7 +109,6 @@ export async function reconstructions(
   seed: number,
   generate: GenerateMode = "mean",
 ): Promise<Float32Array[][]> {
-  const L = cfg.layers.length;
   const tensors = noGrad(() =>
     scope(() => {
       const x = binarizedBatch(set, indices, TEST_BINARIZATION);

@@ -66,7 +66,8 @@ async function calibrationScores(): Promise<{ values: Float64Array; source: stri
   try {
     const report: OodReport = JSON.parse(await Deno.readTextFile(`${run.dir}/ood.json`));
     const same = report.samples === options.samples && report.iw === options.iw &&
-      report.generate === options.generate && options.limit === undefined &&
+      report.generate === options.generate && report.batchSize === options.batchSize &&
+      options.limit === undefined &&
       report.diagnostics[inName]?.images >= 10000;
     if (same) {
       const [head, ...rows] = (await Deno.readTextFile(`${run.dir}/scores.csv`)).trim().split("\n");

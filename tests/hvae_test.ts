@@ -8,8 +8,6 @@
 import assert from "node:assert/strict";
 import * as ops from "../autograd/ops.ts";
 import { valueAndGrad } from "../autograd/tape.ts";
-import { parseIdx } from "../data/idx.ts";
-import { binarizedBatch, imageSetOnGpu } from "../data/loader.ts";
 import { loadCheckpoint, saveCheckpoint } from "../data/checkpoint.ts";
 import { readSafetensors } from "../data/safetensors.ts";
 import { engineStats } from "../kernels/engine.ts";
@@ -28,30 +26,12 @@ import { presetConfig } from "../models/presets.ts";
 import { createRng } from "../models/rng.ts";
 import { trainStep, warmupBeta } from "../models/training.ts";
 import { assertClose, gpuTest } from "./helpers.ts";
+import { syntheticBatch } from "./synthetic.ts";
 
 const cfg = presetConfig("tiny");
 const keyOf = (stream: number) => ({ seed: 5, stream, offset: 3 });
 
-/** A few synthetic 28x28 "images" (smooth blobs), binarised on the GPU. */
-function batchOf(n: number): Tensor {
-  const pixels = new Uint8Array(n * 784);
-  for (let i = 0; i < n; i++) {
-    for (let p = 0; p < 784; p++) {
-      const r = Math.floor(p / 28) - 14 + (i % 3), c = (p % 28) - 14 + (i % 5);
-      pixels[i * 784 + p] = Math.max(0, 255 - 3 * (r * r + c * c));
-    }
-  }
-  const header = new Uint8Array([0, 0, 8, 3, 0, 0, 0, n, 0, 0, 0, 28, 0, 0, 0, 28]);
-  const images = parseIdx(new Uint8Array([...header, ...pixels]), "synthetic", "images");
-  const set = imageSetOnGpu({
-    dataset: "mnist",
-    split: "test",
-    images,
-    labels: { dims: [n], data: new Uint8Array(n) },
-    source: "",
-  });
-  return binarizedBatch(set, Uint32Array.from({ length: n }, (_, i) => i), { seed: 1, stream: 1, offset: 0 });
-}
+const batchOf = syntheticBatch;
 
 gpuTest("hvae: the informative loss equals a naive recomputation of its L reconstructions", async () => {
   const params = initHvae(cfg, createRng(11)) as HvaeParams;
