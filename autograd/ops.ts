@@ -313,7 +313,10 @@ export function avgPool2d(x: Tensor, options: AvgPool2dOptions): Tensor {
   return record("avgPool2d", [x], avgPoolForward(x, geometry, divisor), { geometry, divisor });
 }
 
-/** Weight normalisation: w = g * v / ||v|| with one norm per output unit (the last axis of v). */
-export function weightNorm(v: Tensor, g: Tensor): Tensor {
-  return record("weightNorm", [v, g], weightNormForward(v, g));
+/**
+ * Weight normalisation: w = g * v / ||v|| with one norm per output unit, the index of `axis` (default
+ * the last: HWIO filters and dense weights; 2 for transposed-conv filters [kh, kw, Co, Ci]).
+ */
+export function weightNorm(v: Tensor, g: Tensor, axis = -1): Tensor {
+  return record("weightNorm", [v, g], weightNormForward(v, g, axis), { axis });
 }

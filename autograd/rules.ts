@@ -209,8 +209,8 @@ export const VJP = {
     avgPoolBackward(g, attrs.geometry as ConvGeometry, attrs.divisor as PoolDivisor),
   ],
   // w = g v / ||v||: dg = <dw, v> / ||v||, dv = (g / ||v||) (dw - v <dw, v> / ||v||^2).
-  weightNorm: ({ g, inputs: [v, gain], needs }) => {
-    const [dv, dg] = weightNormBackward(t(v), t(gain), g);
+  weightNorm: ({ g, inputs: [v, gain], attrs, needs }) => {
+    const [dv, dg] = weightNormBackward(t(v), t(gain), g, attrs.axis as number);
     return [needs[0] ? dv : null, needs[1] ? dg : null];
   },
 

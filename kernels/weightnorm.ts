@@ -1,8 +1,10 @@
 /**
  * Weight normalisation (Salimans & Kingma, 2016): w = g * v / ||v||, one norm per output unit.
  *
- * Output units are the last axis (HWIO filters [kh, kw, Ci, Co], dense weights [in, out]), so v is
- * read as R rows by C columns and each thread owns a column. For w = g v / n with n = ||v||:
+ * Output units are one axis of v: the last for HWIO filters [kh, kw, Ci, Co] and dense weights [in, out],
+ * axis 2 for transposed-conv filters [kh, kw, Co, Ci]. v is read as [R, C, I] (the axes before, the unit
+ * axis, the axes after) and each thread owns one unit c, the R x I values v[r, c, i]. For w = g v / n
+ * with n = ||v||:
  *   dL/dg = <dw, v> / n
  *   dL/dv = (g / n) (dw - v <dw, v> / n^2)
  * computed in one backward kernel with two outputs. The norm is floored at 1e-20 so an all-zero
@@ -20,7 +22,7 @@ const WORKGROUP = 64;
 function weightNormSpec(backward: boolean): KernelSpec {
   return {
     key: `weightnorm:${backward ? "vjp" : "fwd"}`,
-    uniforms: [["R", "u32"], ["C", "u32"]],
+    uniforms: [["R", "u32"], ["C", "u32"], ["I", "u32"]],
     inputs: backward ? [["V", "f32"], ["Gain", "f32"], ["DW", "f32"]] : [["V", "f32"], ["Gain", "f32"]],
     outputs: backward ? [["DV", "f32"], ["DG", "f32"]] : [["Out", "f32"]],
     body: wgsl`
@@ -32,26 +34,35 @@ fn main(${GRID_BUILTINS}) {
 #if ${backward}
   var dot = 0.0;
   for (var r = 0u; r < P.R; r++) {
-    let v = V[r * P.C + c];
-    sq += v * v;
-    dot += v * DW[r * P.C + c];
+    for (var i = 0u; i < P.I; i++) {
+      let at = (r * P.C + c) * P.I + i;
+      sq += V[at] * V[at];
+      dot += V[at] * DW[at];
+    }
   }
   let norm = max(sqrt(sq), 1e-20);
   DG[c] = dot / norm;
   let scale = Gain[c] / norm;
   let proj = dot / (norm * norm);
   for (var r = 0u; r < P.R; r++) {
-    let at = r * P.C + c;
-    DV[at] = scale * (DW[at] - V[at] * proj);
+    for (var i = 0u; i < P.I; i++) {
+      let at = (r * P.C + c) * P.I + i;
+      DV[at] = scale * (DW[at] - V[at] * proj);
+    }
   }
 #else
   for (var r = 0u; r < P.R; r++) {
-    let v = V[r * P.C + c];
-    sq += v * v;
+    for (var i = 0u; i < P.I; i++) {
+      let at = (r * P.C + c) * P.I + i;
+      sq += V[at] * V[at];
+    }
   }
   let scale = Gain[c] / max(sqrt(sq), 1e-20);
   for (var r = 0u; r < P.R; r++) {
-    Out[r * P.C + c] = V[r * P.C + c] * scale;
+    for (var i = 0u; i < P.I; i++) {
+      let at = (r * P.C + c) * P.I + i;
+      Out[at] = V[at] * scale;
+    }
   }
 #endif
 }
@@ -62,30 +73,37 @@ fn main(${GRID_BUILTINS}) {
 const spec = (backward: boolean) =>
   memoSpec(`weightnorm:${backward ? "vjp" : "fwd"}`, () => weightNormSpec(backward));
 
-/** Checks v [..., C] and g [C]; returns (R, C). */
-export function weightNormShape(v: Tensor, g: Tensor): [number, number] {
-  const C = v.shape[v.rank - 1];
-  if (v.rank < 1 || g.rank !== 1 || g.shape[0] !== C) {
+/** Checks v and g [C] for the unit axis `axis` of v (negative counts from the end); returns (R, C, I). */
+export function weightNormShape(v: Tensor, g: Tensor, axis = -1): [number, number, number] {
+  const a = axis < 0 ? v.rank + axis : axis;
+  if (v.rank < 1 || a < 0 || a >= v.rank || !Number.isInteger(a)) {
+    throw new Error(`weightNorm: unit axis ${axis} is not an axis of weights ${shapeString(v.shape)}`);
+  }
+  const C = v.shape[a];
+  if (g.rank !== 1 || g.shape[0] !== C) {
     throw new Error(
-      `weightNorm: gains ${shapeString(g.shape)} must be [${C}] for weights ${shapeString(v.shape)}`,
+      `weightNorm: gains ${shapeString(g.shape)} must be [${C}] for weights ${
+        shapeString(v.shape)
+      } (unit axis ${a})`,
     );
   }
-  return [v.size / Math.max(C, 1), C];
+  const R = v.shape.slice(0, a).reduce((n, d) => n * d, 1);
+  return [R, C, v.size / Math.max(R * C, 1)];
 }
 
-/** w = g * v / ||v||, norms over all axes but the last. */
-export function weightNormForward(v: Tensor, g: Tensor): Tensor {
-  const [R, C] = weightNormShape(v, g);
+/** w = g * v / ||v||, one norm per index of the unit axis (over all the other axes). */
+export function weightNormForward(v: Tensor, g: Tensor, axis = -1): Tensor {
+  const [R, C, I] = weightNormShape(v, g, axis);
   const w = emptyTensor(v.shape, "f32", "weightNorm");
-  launch(spec(false), [v, g], [w], { R, C }, grid(Math.ceil(C / WORKGROUP)), "weightNorm");
+  launch(spec(false), [v, g], [w], { R, C, I }, grid(Math.ceil(C / WORKGROUP)), "weightNorm");
   return w;
 }
 
 /** [dv, dg] from the cotangent dw of w. */
-export function weightNormBackward(v: Tensor, g: Tensor, dw: Tensor): [Tensor, Tensor] {
-  const [R, C] = weightNormShape(v, g);
+export function weightNormBackward(v: Tensor, g: Tensor, dw: Tensor, axis = -1): [Tensor, Tensor] {
+  const [R, C, I] = weightNormShape(v, g, axis);
   const dv = emptyTensor(v.shape, "f32", "weightNorm-vjp");
   const dg = emptyTensor([C], "f32", "weightNorm-vjp");
-  launch(spec(true), [v, g, dw], [dv, dg], { R, C }, grid(Math.ceil(C / WORKGROUP)), "weightNorm-vjp");
+  launch(spec(true), [v, g, dw], [dv, dg], { R, C, I }, grid(Math.ceil(C / WORKGROUP)), "weightNorm-vjp");
   return [dv, dg];
 }

@@ -429,14 +429,14 @@ export function avgPool2d(
   return { shape: [B, oH, oW, C], data: out };
 }
 
-/** w = g v / ||v||, norms over all axes but the last. */
-export function weightNorm(v: Nd, g: Nd): Nd {
-  const C = v.shape[v.shape.length - 1], R = v.data.length / C;
-  const out = new Float64Array(v.data.length);
-  for (let c = 0; c < C; c++) {
-    let sq = 0;
-    for (let r = 0; r < R; r++) sq += v.data[r * C + c] ** 2;
-    for (let r = 0; r < R; r++) out[r * C + c] = g.data[c] * v.data[r * C + c] / Math.sqrt(sq);
-  }
+/** w = g v / ||v||, one norm per index c of the unit axis (default the last), over all other axes. */
+export function weightNorm(v: Nd, g: Nd, axis = -1): Nd {
+  const a = axis < 0 ? v.shape.length + axis : axis;
+  const C = v.shape[a];
+  const I = v.shape.slice(a + 1).reduce((n, d) => n * d, 1);
+  const unitOf = (flat: number) => Math.floor(flat / I) % C;
+  const sq = new Float64Array(C);
+  v.data.forEach((x, j) => sq[unitOf(j)] += x * x);
+  const out = v.data.map((x, j) => g.data[unitOf(j)] * x / Math.sqrt(sq[unitOf(j)]));
   return { shape: [...v.shape], data: out };
 }
