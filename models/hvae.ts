@@ -43,7 +43,7 @@ import {
 } from "../autograd/ops.ts";
 import type { SigmaMap } from "../kernels/distributions.ts";
 import type { RandomKey } from "../kernels/philox.ts";
-import type { Tensor } from "../kernels/tensor.ts";
+import { scope, type Tensor } from "../kernels/tensor.ts";
 import {
   activate,
   type Activation,
@@ -56,6 +56,7 @@ import {
   initBlock,
   initConv,
   initDense,
+  initWeightNormFromData,
   type LinearParams,
 } from "./layers.ts";
 import type { Rng } from "./rng.ts";
@@ -284,6 +285,28 @@ export function initHvae(cfg: HvaeConfig, rng: Rng): Tree {
     }
   });
   params.out = initConv(cfg.headKernel, C, 1, rng, wn) as unknown as Tree;
+  return params;
+}
+
+/**
+ * The reference's data-dependent weight-norm initialisation (hvae-oodd; models/layers.ts): one ELBO
+ * pass over a first batch x [B, H, W, 1], in which every weight-normalised layer, in the order the pass
+ * reaches it (encoder, posterior heads, decoder top-down, prior heads, logits), takes the gain and bias
+ * that give its outputs zero mean and unit variance per channel on this batch. Updates `params` in
+ * place and returns it; a preset without weight norm is returned unchanged.
+ */
+export function initHvaeFromData(
+  params: HvaeParams,
+  cfg: HvaeConfig,
+  x: Tensor,
+  keyOf: (stream: number) => RandomKey,
+): HvaeParams {
+  if (!cfg.weightNorm) return params;
+  scope(() => {
+    initWeightNormFromData(() =>
+      hvaeObjective(params, cfg, x, { loss: "elbo", beta: 1, freeBits: 0, keyOf }).metrics
+    );
+  });
   return params;
 }
 

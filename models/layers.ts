@@ -5,9 +5,10 @@
  *
  * Parameter trees are plain objects, so their dotted paths are the checkpoint names:
  * `{ weight, bias }`, or `{ weight, gain, bias }` with weight normalisation (`weight` is then v).
- * Initialisation: PyTorch's defaults, W and b ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)); with weight
- * normalisation v is drawn the same way and g = ||v|| per output unit, so w = v at the start (the
- * reference's data-dependent initialisation is not done; see models/presets.ts).
+ * Initialisation: PyTorch's defaults, W and b ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)). With weight
+ * normalisation (per output channel, also for transposed convs, as hvae-oodd) v ~ N(0, 2 / fan_in)
+ * (Kaiming normal, the reference's) and g = ||v||, so w = v until `initWeightNormFromData` runs the
+ * data-dependent initialisation of Salimans & Kingma (2016, section 3) on a first batch.
  *
  * Residual block (the `small` preset's, SPEC and issue text):
  *   y = shortcut(x) + conv2(act(conv1(act(x))))
@@ -23,15 +24,22 @@ import {
   broadcastTo,
   conv2d,
   conv2dTranspose,
+  div,
+  full,
   matmul,
+  mean,
   mul,
+  neg,
   pad as padOp,
   relu,
   reshape,
   sigmoid,
+  sqrt,
+  square,
+  sub,
   weightNorm,
 } from "../autograd/ops.ts";
-import { type Tensor, tensor } from "../kernels/tensor.ts";
+import { keep, type Tensor, tensor } from "../kernels/tensor.ts";
 import type { Padding2d } from "../kernels/conv.ts";
 import { type Rng } from "./rng.ts";
 
@@ -45,41 +53,44 @@ export function activate(kind: Activation, x: Tensor): Tensor {
 export interface LinearParams {
   /** Conv [kh, kw, Ci, Co], transposed conv [kh, kw, Co, Ci], dense [in, out]; v under weight norm. */
   weight: Tensor;
-  /** Per output unit (weight norm only). */
+  /** Per output unit (weight norm only): the last axis of the weight, axis 2 of a transposed conv's. */
   gain?: Tensor;
   bias: Tensor;
 }
 
-function uniformData(n: number, bound: number, rng: Rng): Float32Array {
+function randomData(n: number, draw: () => number): Float32Array {
   const data = new Float32Array(n);
-  for (let i = 0; i < n; i++) data[i] = (2 * rng.uniform() - 1) * bound;
+  for (let i = 0; i < n; i++) data[i] = draw();
   return data;
 }
 
-/** Weight and bias (and, with weight norm, gain = ||v|| per unit of the weight's last axis). */
+/**
+ * Weight and bias; with weight norm, v ~ N(0, 2 / fan_in) and gain = ||v|| per output unit (the index
+ * of `unitAxis` of the weight).
+ */
 function initLinear(
   shape: number[],
   fanIn: number,
   outputs: number,
   rng: Rng,
   weightNorm: boolean,
+  unitAxis = shape.length - 1,
 ): LinearParams {
-  const bound = 1 / Math.sqrt(fanIn);
+  const bound = 1 / Math.sqrt(fanIn), std = Math.sqrt(2 / fanIn);
   const size = shape.reduce((a, b) => a * b, 1);
-  const w = uniformData(size, bound, rng);
+  const w = weightNorm
+    ? randomData(size, () => std * rng.normal())
+    : randomData(size, () => (2 * rng.uniform() - 1) * bound);
   const params: LinearParams = {
     weight: tensor(w, shape),
-    bias: tensor(uniformData(outputs, bound, rng), [outputs]),
+    bias: tensor(randomData(outputs, () => (2 * rng.uniform() - 1) * bound), [outputs]),
   };
   if (weightNorm) {
-    const units = shape[shape.length - 1], rows = size / units;
-    const gain = new Float32Array(units);
-    for (let c = 0; c < units; c++) {
-      let s = 0;
-      for (let r = 0; r < rows; r++) s += w[r * units + c] ** 2;
-      gain[c] = Math.sqrt(s);
-    }
-    params.gain = tensor(gain, [units]);
+    const units = shape[unitAxis];
+    const inner = shape.slice(unitAxis + 1).reduce((a, b) => a * b, 1);
+    const sq = new Float64Array(units);
+    w.forEach((x, j) => sq[Math.floor(j / inner) % units] += x * x);
+    params.gain = tensor(Float32Array.from(sq, Math.sqrt), [units]);
   }
   return params;
 }
@@ -97,9 +108,9 @@ export function initConvTranspose(
   rng: Rng,
   weightNorm = false,
 ): LinearParams {
-  // Weight norm normalises per output unit; for [k, k, co, ci] the last axis is ci, so the norm is
-  // taken per input channel here (the reference normalises dim 0 of PyTorch's [ci, co, k, k] alike).
-  return initLinear([k, k, co, ci], k * k * ci, co, rng, weightNorm);
+  // Weight norm normalises per output channel, axis 2 of [k, k, co, ci] (the reference: dim 1 of
+  // PyTorch's [ci, co, k, k]).
+  return initLinear([k, k, co, ci], k * k * ci, co, rng, weightNorm, 2);
 }
 
 /** A dense layer from `inputs` to `outputs` features. */
@@ -107,13 +118,58 @@ export function initDense(inputs: number, outputs: number, rng: Rng, weightNorm 
   return initLinear([inputs, outputs], inputs, outputs, rng, weightNorm);
 }
 
-/** The effective weight: v itself, or g v / ||v||. */
-function effectiveWeight(p: LinearParams): Tensor {
-  return p.gain ? weightNorm(p.weight, p.gain) : p.weight;
+/** The effective weight: v itself, or g v / ||v|| per output unit (`unitAxis` of the weight). */
+function effectiveWeight(p: LinearParams, unitAxis: number): Tensor {
+  return p.gain ? weightNorm(p.weight, p.gain, unitAxis) : p.weight;
+}
+
+/** The weight-normalised layers already initialised by the running `initWeightNormFromData`. */
+let initialising: Set<LinearParams> | null = null;
+
+/**
+ * A linear layer's output apply(w, b). While `initWeightNormFromData` runs, a weight-normalised layer
+ * met for the first time is initialised from its input instead (Salimans & Kingma 2016, section 3, as
+ * hvae-oodd's data_dependent_init): with g = 1 and b = 0 its output y has per-channel mean m and
+ * (unbiased) variance s^2; then g = 1 / sqrt(s^2 + 1e-8), b = -m g, and the layer returns (y - m) g,
+ * which is what it now computes, so the layers after it initialise on normalised features.
+ */
+function linearOutput(p: LinearParams, unitAxis: number, apply: (w: Tensor, b: Tensor) => Tensor): Tensor {
+  if (!initialising || !p.gain || initialising.has(p)) return apply(effectiveWeight(p, unitAxis), p.bias);
+  initialising.add(p);
+  const units = p.gain.shape[0];
+  const y = apply(weightNorm(p.weight, full([units], 1), unitAxis), full([units], 0));
+  const axes = y.shape.map((_, i) => i).slice(0, -1);
+  const n = y.size / units;
+  const m = mean(y, axes);
+  const centred = sub(y, m);
+  const variance = mul(mean(square(centred), axes), n / Math.max(n - 1, 1));
+  const g = div(1, sqrt(add(variance, 1e-8)));
+  p.gain.dispose();
+  p.bias.dispose();
+  p.gain = keep(g);
+  p.bias = keep(neg(mul(m, g)));
+  return mul(centred, g);
+}
+
+/**
+ * Runs `forward` (a pass of the model on a first batch) with data-dependent initialisation: every
+ * weight-normalised layer it reaches gets gain and bias from the statistics of its output, in the
+ * order the pass meets them. The LinearParams objects of the tree are updated in place: their old
+ * gain and bias tensors are released, the new ones live outside any scope like the rest of the tree.
+ * Without weight normalisation nothing changes. Run it without a tape (noGrad or plainly).
+ */
+export function initWeightNormFromData<T>(forward: () => T): T {
+  if (initialising) throw new Error("initWeightNormFromData: already running");
+  initialising = new Set();
+  try {
+    return forward();
+  } finally {
+    initialising = null;
+  }
 }
 
 export function convLayer(p: LinearParams, x: Tensor, stride = 1, padding: "same" | number = "same"): Tensor {
-  return conv2d(x, effectiveWeight(p), p.bias, { stride, padding });
+  return linearOutput(p, 3, (w, b) => conv2d(x, w, b, { stride, padding }));
 }
 
 /**
@@ -121,12 +177,12 @@ export function convLayer(p: LinearParams, x: Tensor, stride = 1, padding: "same
  * padding p with output_padding q is the crop [[p, p - q], [p, p - q]].
  */
 export function convTransposeLayer(p: LinearParams, x: Tensor, stride: number, padding: Padding2d): Tensor {
-  return conv2dTranspose(x, effectiveWeight(p), p.bias, { stride, padding });
+  return linearOutput(p, 2, (w, b) => conv2dTranspose(x, w, b, { stride, padding }));
 }
 
 /** y = x W + b over the last axis. */
 export function dense(p: LinearParams, x: Tensor): Tensor {
-  return add(matmul(x, effectiveWeight(p)), p.bias);
+  return linearOutput(p, 1, (w, b) => add(matmul(x, w), b));
 }
 
 /** 2x nearest-neighbour upsampling of NHWC x, as a broadcast (differentiable). */

@@ -59,7 +59,8 @@ function smallLike(preset: string, C: number, z: [number, number, number]): Hvae
  * The generative path mirrors it with stride-2 transposed convolutions and skips from the stage above.
  * `latents` gives the latent sizes bottom to top; beyond three layers the extra stages repeat the 7x7
  * stage (our reading of the paper's 5-layer model; its appendix does not give the backbone).
- * Deviation: weight-norm gains start at ||v|| (w = v), not the reference's data-dependent initialisation.
+ * Weight norm is per output channel (transposed convs too) with the reference's data-dependent
+ * initialisation on the first training batch (`initHvaeFromData`, run by `deno task train`).
  */
 function havtornLike(preset: string, latents: number[]): HvaeConfig {
   const k3 = { kind: "res" as const, kernel: 3 };

@@ -19,6 +19,9 @@ import {
   hvaeObjective,
   type HvaeParams,
   initHvae,
+  initHvaeFromData,
+  logitsOf,
+  posteriorTopDown,
   STREAM_PRIOR,
   unitScaleU,
 } from "../models/hvae.ts";
@@ -332,5 +335,38 @@ gpuTest(
         `${loss}: most gradients are zero`,
       );
     }
+  },
+);
+
+gpuTest(
+  "havtorn presets: data-dependent weight-norm init over the whole model, in the order of the pass",
+  async () => {
+    const narrow = { ...presetConfig("havtorn3"), preset: "havtorn3-narrow", channels: 8 };
+    const params = keep(initHvae(narrow, createRng(31))) as HvaeParams;
+    const x = keep(batchOf(6));
+    const gainsOf = () => flatten(params as Tree<Tensor>, isTensor).paths.filter((p) => p.endsWith(".gain"));
+    const leaf = (path: string) => path.split(".").reduce((t: HvaeParams, k) => t[k], params) as Tensor;
+    const before = await readAll(gainsOf().map(leaf));
+    const bytes = engineStats().bytesInUse;
+    initHvaeFromData(params, narrow, x, keyOf);
+    assert.equal(engineStats().bytesInUse, bytes, "old gains and biases released");
+    const after = await readAll(gainsOf().map(leaf));
+    after.forEach((g, i) =>
+      assert.notDeepEqual(Array.from(g), Array.from(before[i]), `${gainsOf()[i]} unchanged`)
+    );
+    // The logits head came last: on the same batch and noise, the logits have zero mean and unit
+    // variance, which holds only if every layer before it kept the initialisation it got in this pass.
+    const logits = await read(scope(() => {
+      const td = posteriorTopDown(params, narrow, encode(params, narrow, x, keyOf));
+      return logitsOf(params, narrow, td.stages[0][td.stages[0].length - 1]);
+    }));
+    const n = logits.length;
+    const m = logits.reduce((a, v) => a + v, 0) / n;
+    const variance = logits.reduce((a, v) => a + (v - m) ** 2, 0) / (n - 1);
+    assert.ok(Math.abs(m) < 1e-3 && Math.abs(variance - 1) < 1e-2, `logits mean ${m}, variance ${variance}`);
+    // A preset without weight norm is left alone.
+    const plain = initHvae(cfg, createRng(31)) as HvaeParams;
+    const q = plain.q.z1.weight;
+    assert.equal(initHvaeFromData(plain, cfg, x, keyOf).q.z1.weight, q);
   },
 );
