@@ -17,6 +17,8 @@ export interface TrainingConfig {
   lr: number;
   warmupEpochs: number;
   freeBits: number;
+  /** Free-bits period (0 or absent: the floor holds throughout); see models/training.ts freeBitsAt. */
+  freeBitsEpochs?: number;
   seed: number;
   trainLimit: number | null;
   dataset: DatasetName;

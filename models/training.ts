@@ -54,6 +54,23 @@ export function warmupBeta(step: number, stepsPerEpoch: number, warmupEpochs: nu
   return Math.min(1, (step + 1) / (warmupEpochs * stepsPerEpoch));
 }
 
+/**
+ * The free-bits floor at a step: `freeBits` throughout when `periodEpochs` is 0; otherwise held for the
+ * first half of the period, then falling linearly to 0 at its end (the baselines' schedule in the
+ * paper's Appendix F and Havtorn et al.'s code: 2 nats for 200 epochs, down to 0 by epoch 400).
+ */
+export function freeBitsAt(
+  step: number,
+  stepsPerEpoch: number,
+  freeBits: number,
+  periodEpochs: number,
+): number {
+  if (periodEpochs <= 0) return freeBits;
+  const epoch = step / stepsPerEpoch, hold = periodEpochs / 2;
+  if (epoch < hold) return freeBits;
+  return freeBits * Math.max(0, 1 - (epoch - hold) / (periodEpochs - hold));
+}
+
 /** Names of the entries of the metrics vector for a model with L layers. */
 export function metricNames(L: number, loss: "elbo" | "informative"): string[] {
   const names = ["loss", "elbo"];

@@ -20,7 +20,7 @@ import { adamInit } from "../models/adam.ts";
 import { type HvaeConfig, initHvae, initHvaeFromData } from "../models/hvae.ts";
 import { presetConfig, PRESETS } from "../models/presets.ts";
 import { createRng } from "../models/rng.ts";
-import { metricNames, trainStep, warmupBeta } from "../models/training.ts";
+import { freeBitsAt, metricNames, trainStep, warmupBeta } from "../models/training.ts";
 import { initGpuOrExit, intFlag, numberFlag, parseFlags, usageError } from "./cli.ts";
 import { EVALUATION_FLAGS, EVALUATION_USAGE, evaluationOptions } from "./evaluation_flags.ts";
 
@@ -34,6 +34,9 @@ const USAGE = `usage: deno task train [flags]
   --lr X                 Adam learning rate (default 3e-4)
   --warmup-epochs X      KL warm-up: beta rises from 0 to 1 over X epochs (default 0: off)
   --free-bits X          free bits: a floor of X nats per layer, spread over its elements (default 0: off)
+  --free-bits-epochs X   free-bits period: the floor holds for X/2 epochs, then falls linearly to 0 at
+                         epoch X (default 0: it holds throughout; the paper's baselines use --free-bits 2
+                         --free-bits-epochs 400 --warmup-epochs 200)
   --seed N               seed of initialisation, shuffling, binarisation and sampling (default 1)
   --train-limit N        train on the first N images only (default: all 60000; see below)
   --data-dir DIR         look for the dataset files here first
@@ -53,6 +56,7 @@ const flags = parseFlags("train", USAGE, {
   lr: { type: "string", default: "3e-4" },
   "warmup-epochs": { type: "string", default: "0" },
   "free-bits": { type: "string", default: "0" },
+  "free-bits-epochs": { type: "string", default: "0" },
   seed: { type: "string", default: "1" },
   "train-limit": { type: "string" },
   "data-dir": { type: "string" },
@@ -110,6 +114,7 @@ if (flags.resume) {
       lr: numberFlag("train", USAGE, "lr", flags.lr, Number.MIN_VALUE),
       warmupEpochs: numberFlag("train", USAGE, "warmup-epochs", flags["warmup-epochs"], 0),
       freeBits: numberFlag("train", USAGE, "free-bits", flags["free-bits"], 0),
+      freeBitsEpochs: numberFlag("train", USAGE, "free-bits-epochs", flags["free-bits-epochs"], 0),
       seed,
       trainLimit,
       dataset: "fashion-mnist",
@@ -244,7 +249,7 @@ while (progress.epoch < t.epochs && !interrupted) {
           loss: t.loss,
           lr: t.lr,
           beta: warmupBeta(progress.step, stepsPerEpoch, t.warmupEpochs),
-          freeBits: t.freeBits,
+          freeBits: freeBitsAt(progress.step, stepsPerEpoch, t.freeBits, t.freeBitsEpochs ?? 0),
           seed: t.seed,
           step: progress.step,
         },

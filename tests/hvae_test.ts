@@ -27,7 +27,7 @@ import {
 } from "../models/hvae.ts";
 import { presetConfig } from "../models/presets.ts";
 import { createRng } from "../models/rng.ts";
-import { trainStep, warmupBeta } from "../models/training.ts";
+import { freeBitsAt, trainStep, warmupBeta } from "../models/training.ts";
 import { assertClose, gpuTest } from "./helpers.ts";
 import { syntheticBatch } from "./synthetic.ts";
 
@@ -200,11 +200,26 @@ gpuTest(
       () => loadCheckpoint(dir, other, adamInit(other)),
       /model\.safetensors: '.*' has shape \[.*\], the model expects/,
     );
-    assert.equal(warmupBeta(0, 10, 2), 0.05);
-    assert.equal(warmupBeta(25, 10, 2), 1);
-    assert.equal(warmupBeta(5, 10, 0), 1);
   },
 );
+
+Deno.test("training schedules: KL warm-up and the free-bits period, by step", () => {
+  // 10 steps per epoch. Warm-up over 2 epochs: beta = (step + 1) / 20, then 1.
+  assert.equal(warmupBeta(0, 10, 2), 0.05);
+  assert.equal(warmupBeta(9, 10, 2), 0.5);
+  assert.equal(warmupBeta(25, 10, 2), 1);
+  assert.equal(warmupBeta(5, 10, 0), 1);
+  // Free bits 2 over a 4-epoch period: 2 for epochs 0-1, then linearly to 0 at epoch 4.
+  assert.equal(freeBitsAt(0, 10, 2, 4), 2);
+  assert.equal(freeBitsAt(19, 10, 2, 4), 2);
+  assert.equal(freeBitsAt(20, 10, 2, 4), 2);
+  assert.equal(freeBitsAt(30, 10, 2, 4), 1);
+  assert.equal(freeBitsAt(35, 10, 2, 4), 0.5);
+  assert.equal(freeBitsAt(40, 10, 2, 4), 0);
+  assert.equal(freeBitsAt(90, 10, 2, 4), 0);
+  // No period: the floor holds.
+  assert.equal(freeBitsAt(1000, 10, 2, 0), 2);
+});
 
 gpuTest(
   "deno task train: a tiny run, resumed after its first epoch, equals the uninterrupted run",
@@ -242,6 +257,9 @@ gpuTest(
     // Bad flags: usage errors with exit code 2; an existing run is never overwritten.
     assert.equal((await train("--epochs", "zero")).code, 2);
     assert.equal((await train("--bogus")).code, 2);
+    const period = await train("--free-bits-epochs", "-1");
+    assert.equal(period.code, 2);
+    assert.match(period.text, /--free-bits-epochs/);
     const again = await train(...common, "--out", `${root}/full`);
     assert.equal(again.code, 1);
     assert.match(again.text, /already holds a run; continue it with --resume/);
