@@ -46,7 +46,7 @@ const USAGE = `usage: deno task train [flags]
 ${EVALUATION_USAGE}
   --eval-limit N         evaluate on the first N images of each test set (default: all 10000)
   --help                 this text
-With no flags, the run is sized for a 2-core CPU without a GPU: about 15 minutes of training, then 5 of evaluation.`;
+With no flags, the run is sized for a 2-core CPU without a GPU: about 20 minutes of training, then 7 of evaluation.`;
 
 const flags = parseFlags("train", USAGE, {
   preset: { type: "string" },
@@ -136,7 +136,7 @@ if (flags.resume) {
       `train: no flags given: the paper's method (informative loss) with preset '${presetName}' on ` +
         `${
           software
-            ? `this software adapter, 1 epoch on the first ${trainLimit} images (about 15 minutes), then the OOD evaluation (about 5)`
+            ? `this software adapter, 1 epoch on the first ${trainLimit} images (about 20 minutes), then the OOD evaluation (about 7)`
             : "1 epoch"
         }.\n` +
         `       The full experiment: deno task train --preset ${presetName} --epochs 1000 (see README).`,
