@@ -141,6 +141,7 @@ export {
   initConv,
   initConvTranspose,
   initDense,
+  initWeightNormFromData,
   type LinearParams,
   upsampleNearest2x,
 } from "./models/layers.ts";
@@ -149,13 +150,14 @@ export {
   hvaeObjective,
   type HvaeParams,
   initHvae,
+  initHvaeFromData,
   type LatentSpec,
   type LayerSpec,
   type Objective,
   type ObjectiveOptions,
 } from "./models/hvae.ts";
 export { presetConfig, PRESETS } from "./models/presets.ts";
-export { trainStep, warmupBeta } from "./models/training.ts";
+export { freeBitsAt, trainStep, warmupBeta } from "./models/training.ts";
 export { type DataOptions, type DatasetName, loadSplit, type Split } from "./data/datasets.ts";
 export { parseIdx, readIdx } from "./data/idx.ts";
 export { batchesOf, binarizedBatch, type ImageSet, imageSetOnGpu, shuffledOrder } from "./data/loader.ts";

@@ -77,13 +77,12 @@ function initLinear(
   unitAxis = shape.length - 1,
 ): LinearParams {
   const bound = 1 / Math.sqrt(fanIn), std = Math.sqrt(2 / fanIn);
+  const uniform = () => (2 * rng.uniform() - 1) * bound;
   const size = shape.reduce((a, b) => a * b, 1);
-  const w = weightNorm
-    ? randomData(size, () => std * rng.normal())
-    : randomData(size, () => (2 * rng.uniform() - 1) * bound);
+  const w = randomData(size, weightNorm ? () => std * rng.normal() : uniform);
   const params: LinearParams = {
     weight: tensor(w, shape),
-    bias: tensor(randomData(outputs, () => (2 * rng.uniform() - 1) * bound), [outputs]),
+    bias: tensor(randomData(outputs, uniform), [outputs]),
   };
   if (weightNorm) {
     const units = shape[unitAxis];

@@ -169,9 +169,10 @@ try {
 }
 if (!flags.resume) await Deno.writeTextFile(`${dir}/config.json`, JSON.stringify(run, null, 2) + "\n");
 
-// Parameters and optimiser state: fresh from the seed, or from the checkpoint.
-/** Random streams of the initialisation pass (apart from the training steps' streams). */
+/** Random streams of the weight-norm initialisation pass (apart from the training steps' streams). */
 const STREAM_DATA_INIT = 1000;
+
+// Parameters and optimiser state: fresh from the seed, or from the checkpoint.
 let params = keep(initHvae(run.model, createRng(t.seed)));
 if (!flags.resume && run.model.weightNorm) {
   // The reference's data-dependent weight-norm initialisation, on the first training batch (the bits
