@@ -102,10 +102,15 @@ fn split3(i: u32, mid: u32, inner: u32) -> vec3<u32> {
   return vec3<u32>(i / (mid * inner), (i / inner) % mid, i % inner);
 }`;
 
-export type ConvImplementation = "gemm" | "naive";
-let implementation: ConvImplementation = "gemm";
+/**
+ * Which kernels the convolutions use: "auto" lets `convPlan` choose per call (the default); the
+ * others force one family wherever it applies ("direct" and "gemm" fall back to the plan where their
+ * kernel cannot serve a shape), so tests can run every variant on the same cases. "naive" is the oracle.
+ */
+export type ConvImplementation = "auto" | "direct" | "gemm" | "naive";
+let implementation: ConvImplementation = "auto";
 
-/** Routes all convolutions through the implicit-GEMM kernels (default) or the naive oracle kernels. */
+/** Routes all convolutions through one kernel family (see `ConvImplementation`); returns the previous. */
 export function setConvImplementation(which: ConvImplementation): ConvImplementation {
   const previous = implementation;
   implementation = which;
@@ -208,6 +213,150 @@ fn storeC(z: u32, m: u32, n: u32, v: f32) { Partial[(z * P.M + m) * P.N + n] = v
   });
 }
 
+// ---------------------------------------------------------------- direct variants
+
+/**
+ * Direct convolution for few channels (forward, and the input gradient by the same loop read the
+ * other way): one thread per output pixel and group of `cols` output channels (a multiple of 4,
+ * accumulated in cols / 4 vec4 registers), looping over the taps that hit the image and over the
+ * reduced channels, with no workgroup memory and no barrier. Why: a GEMM tile over N = 16 columns
+ * stages operands through workgroup memory with a barrier per K step, which a CPU adapter runs as
+ * coroutine switches between lane groups, and splits every index (m, k) by division per load; here
+ * the index math is per tap, not per element. Measured on llvmpipe (AMD EPYC, 2 cores) at batch 128,
+ * 16 -> 16 channels, 14x14, k3: 55-69 ms against 158-187 ms for the 128x16 GEMM tile.
+ */
+function directSpec(direction: "fwd" | "dx", bias: boolean, cols: number): KernelSpec {
+  const acc = Array.from({ length: cols / 4 }, (_, j) => j);
+  const fwd = direction === "fwd";
+  // fwd: reduce over ci of X at the input pixel each tap reads; outputs co (weights [.., ci, co]).
+  // dx: reduce over co of DY at the output pixel each tap feeds; outputs ci (weights [.., ci, co]).
+  const outC = fwd ? "P.Co" : "P.Ci";
+  const redC = fwd ? "P.Ci" : "P.Co";
+  const weight = (j: number, q: number) => fwd ? `Wt[wr + ${4 * j + q}u]` : `Wt[wr + ${4 * j + q}u * P.Co]`;
+  return {
+    key: `conv-direct-${direction}:bias${+bias}:cols${cols}`,
+    uniforms: [["n", "u32"], ...GEOMETRY_UNIFORMS],
+    inputs: [[fwd ? "X" : "DY", "f32"], ["Wt", "f32"], ...(bias ? [["Bias", "f32"] as const] : [])],
+    outputs: [["Out", "f32"]],
+    body: wgsl`
+${elementwiseMain()}
+  let groups = ${outC} / ${cols}u;
+  let c0 = (i % groups) * ${cols}u;
+  let pixel = i / groups;
+#if ${fwd}
+  let px = split3(pixel, P.oH, P.oW);
+#else
+  let px = split3(pixel, P.H, P.W);
+#endif
+  ${acc.map((j) => `var a${j} = vec4<f32>(0.0);`).join("\n  ")}
+  for (var ky = 0u; ky < P.kh; ky++) {
+#if ${fwd}
+    let ih = i32(px.y * P.sy + ky) - i32(P.padT);
+    if (ih < 0 || ih >= i32(P.H)) { continue; }
+    let rowBase = (px.x * P.H + u32(ih)) * P.W;
+#else
+    let nh = i32(px.y + P.padT) - i32(ky);
+    if (nh < 0 || u32(nh) % P.sy != 0u || u32(nh) / P.sy >= P.oH) { continue; }
+    let rowBase = (px.x * P.oH + u32(nh) / P.sy) * P.oW;
+#endif
+    for (var kx = 0u; kx < P.kw; kx++) {
+#if ${fwd}
+      let iw = i32(px.z * P.sx + kx) - i32(P.padL);
+      if (iw < 0 || iw >= i32(P.W)) { continue; }
+      let src = (rowBase + u32(iw)) * P.Ci;
+      let tap = (ky * P.kw + kx) * P.Ci * P.Co + c0;
+#else
+      let nw = i32(px.z + P.padL) - i32(kx);
+      if (nw < 0 || u32(nw) % P.sx != 0u || u32(nw) / P.sx >= P.oW) { continue; }
+      let src = (rowBase + u32(nw) / P.sx) * P.Co;
+      let tap = ((ky * P.kw + kx) * P.Ci + c0) * P.Co;
+#endif
+      for (var r = 0u; r < ${redC}; r++) {
+#if ${fwd}
+        let v = X[src + r];
+        let wr = tap + r * P.Co;
+#else
+        let v = DY[src + r];
+        let wr = tap + r;
+#endif
+        ${
+      acc.map((j) =>
+        `a${j} = fma(vec4<f32>(v), vec4<f32>(${[0, 1, 2, 3].map((q) => weight(j, q)).join(", ")}), a${j});`
+      ).join("\n        ")
+    }
+      }
+    }
+  }
+  let dst = pixel * ${outC} + c0;
+  ${
+      acc.map((j) =>
+        `let o${j} = a${j}${
+          bias ? ` + vec4<f32>(${[0, 1, 2, 3].map((q) => `Bias[c0 + ${4 * j + q}u]`).join(", ")})` : ""
+        };`
+      ).join("\n  ")
+    }
+  ${acc.map((j) => [0, 1, 2, 3].map((q) => `Out[dst + ${4 * j + q}u] = o${j}[${q}];`).join(" ")).join("\n  ")}
+}
+${split3}
+`,
+  };
+}
+
+/**
+ * Direct weight gradient for few output channels: one thread per (K slice, tap ky kx, input channel
+ * ci, group of `cols` output channels) sums X[q at the tap, ci] * dY[q, co] over the batch-and-pixel
+ * indices q of its slice into cols / 4 vec4 registers; a reduction adds the slices. Neighbouring
+ * threads share q, so their dY reads are the same addresses. The pixel counters advance without
+ * division. Measured on llvmpipe at batch 128, 16 channels, 14x14 k3: see `deno task bench --filter conv-small`.
+ */
+function directFilterSpec(cols: number): KernelSpec {
+  const acc = Array.from({ length: cols / 4 }, (_, j) => j);
+  return {
+    key: `conv-direct-dw:cols${cols}`,
+    uniforms: [["n", "u32"], ["kChunk", "u32"], ...GEOMETRY_UNIFORMS],
+    inputs: [["X", "f32"], ["DY", "f32"]],
+    outputs: [["Partial", "f32"]],
+    body: `
+${elementwiseMain()}
+  let groups = P.Co / ${cols}u;
+  let c0 = (i % groups) * ${cols}u;
+  let taps = P.kh * P.kw * P.Ci;
+  let m = (i / groups) % taps;
+  let slice = i / (groups * taps);
+  let t = split3(m, P.kw, P.Ci);
+  let qBegin = slice * P.kChunk;
+  let qEnd = min(P.B * P.oH * P.oW, qBegin + P.kChunk);
+  var o = split3(qBegin, P.oH, P.oW);
+  ${acc.map((j) => `var a${j} = vec4<f32>(0.0);`).join("\n  ")}
+  for (var q = qBegin; q < qEnd; q++) {
+    let ih = i32(o.y * P.sy + t.x) - i32(P.padT);
+    let iw = i32(o.z * P.sx + t.y) - i32(P.padL);
+    if (ih >= 0 && iw >= 0 && ih < i32(P.H) && iw < i32(P.W)) {
+      let v = X[((o.x * P.H + u32(ih)) * P.W + u32(iw)) * P.Ci + t.z];
+      let d = q * P.Co + c0;
+      ${
+      acc.map((j) =>
+        `a${j} = fma(vec4<f32>(v), vec4<f32>(${
+          [0, 1, 2, 3].map((k) => `DY[d + ${4 * j + k}u]`).join(", ")
+        }), a${j});`
+      ).join("\n      ")
+    }
+    }
+    o.z += 1u;
+    if (o.z == P.oW) { o.z = 0u; o.y += 1u; if (o.y == P.oH) { o.y = 0u; o.x += 1u; } }
+  }
+  let dst = (slice * taps + m) * P.Co + c0;
+  ${
+      acc.map((j) => [0, 1, 2, 3].map((k) => `Partial[dst + ${4 * j + k}u] = a${j}[${k}];`).join(" ")).join(
+        "\n  ",
+      )
+    }
+}
+${split3}
+`,
+  };
+}
+
 // ---------------------------------------------------------------- naive oracle variants
 
 function naiveSpec(direction: "fwd" | "dx" | "dw", bias: boolean): KernelSpec {
@@ -268,41 +417,98 @@ const forward = (bias: boolean, t: GemmTiling) =>
 const backwardInput = (bias: boolean, t: GemmTiling) =>
   memoSpec(`conv-dx:bias${+bias}:${tilingKey(t)}`, () => backwardInputSpec(bias, t));
 const backwardFilter = (t: GemmTiling) => memoSpec(`conv-dw:${tilingKey(t)}`, () => backwardFilterSpec(t));
-
-/**
- * Forward and input-gradient GEMMs with at most this many output columns (Co, resp. Ci) run on the
- * direct kernel instead: they are matrix-vector products, where a GEMM tile is nearly all padding.
- * Measured on llvmpipe: the 64 -> 1 output convolution at 28x28 took 286 ms as a GEMM, 38 ms direct.
- */
-const GEMV_COLUMNS = 4;
 const naive = (d: "fwd" | "dx" | "dw", bias: boolean) =>
   memoSpec(`conv-naive-${d}:bias${+bias}`, () => naiveSpec(d, bias));
+const direct = (d: "fwd" | "dx", bias: boolean, cols: number) =>
+  memoSpec(`conv-direct-${d}:bias${+bias}:cols${cols}`, () => directSpec(d, bias, cols));
+const directFilter = (cols: number) => memoSpec(`conv-direct-dw:cols${cols}`, () => directFilterSpec(cols));
+
+// ---------------------------------------------------------------- the planner
+
+/** A convolution direction: forward, input gradient, weight gradient. */
+export type ConvDirection = "fwd" | "dx" | "dw";
+
+/** The kernel family one convolution call runs on, and why (`convPlan`). */
+export type ConvPlan =
+  | { kernel: "naive"; reason: string }
+  | { kernel: "gemv"; reason: string }
+  | { kernel: "direct"; cols: number; reason: string }
+  | { kernel: "gemm"; tiling: GemmTiling; reason: string };
+
+/**
+ * Output columns (Co forward, Ci for the input gradient) at most this many: a matrix-vector
+ * product, where a GEMM tile is nearly all padding and the naive kernel (one thread per output) is
+ * best. Measured on llvmpipe: the 64 -> 1 output convolution at 28x28 took 286 ms as a GEMM, 38 ms so.
+ */
+const GEMV_COLUMNS = 4;
+
+/**
+ * Output columns (a multiple of 4) up to which the direct kernel beats the GEMM tile: at 16
+ * channels it ran 2-3x faster on llvmpipe (`directSpec`); at 64 the GEMM's reuse of staged operands
+ * wins (its 64x64 tile reached 5-6 GFLOP/s on 64-channel shapes).
+ */
+const DIRECT_COLUMNS = 32;
+
+/** Columns per direct thread: the largest of 16, 8, 4 dividing the channel count (16 measured best). */
+function directCols(columns: number): number {
+  return columns % 16 === 0 ? 16 : columns % 8 === 0 ? 8 : 4;
+}
+
+/**
+ * Chooses the kernel for one convolution direction; the one place where the choice and its reasons
+ * live. Forward and input gradient: naive (forced), matrix-vector (<= GEMV_COLUMNS output columns),
+ * direct (<= DIRECT_COLUMNS, a multiple of 4), else the implicit GEMM (the input gradient split by
+ * stride phase). Weight gradient: a split-K reduction either way; the GEMM tile unless the filter
+ * has <= GEMV_COLUMNS output channels (then one thread per weight and K slice).
+ */
+export function convPlan(direction: ConvDirection, g: ConvGeometry): ConvPlan {
+  if (implementation === "naive") return { kernel: "naive", reason: "forced: the oracle" };
+  const columns = direction === "fwd" ? g.Co : direction === "dx" ? g.Ci : g.Co;
+  if (columns <= GEMV_COLUMNS) {
+    return { kernel: "gemv", reason: `${columns} output columns: a matrix-vector product` };
+  }
+  if (columns % 4 === 0 && implementation !== "gemm") {
+    if (implementation === "direct" || columns <= DIRECT_COLUMNS) {
+      return {
+        kernel: "direct",
+        cols: directCols(columns),
+        reason: implementation === "direct" ? "forced" : `${columns} <= ${DIRECT_COLUMNS} output columns`,
+      };
+    }
+  }
+  return { kernel: "gemm", tiling: tilingFor(columns), reason: "implicit GEMM" };
+}
+
+/** Records the naive or direct kernel for a forward or input-gradient direction. */
+function launchPerPixel(
+  plan: ConvPlan,
+  d: "fwd" | "dx",
+  inputs: Tensor[],
+  out: Tensor,
+  g: ConvGeometry,
+  label: string,
+): void {
+  const bias = inputs.length === 3;
+  if (plan.kernel === "direct") {
+    const threads = out.size / plan.cols;
+    launch(direct(d, bias, plan.cols), inputs, [out], { n: threads, ...g }, elementwiseGrid(threads), label);
+  } else {
+    launch(naive(d, bias), inputs, [out], { n: out.size, kChunk: 0, ...g }, elementwiseGrid(out.size), label);
+  }
+}
 
 /** Y[B, oH, oW, Co] = conv(X[B, H, W, Ci], W[kh, kw, Ci, Co]) (+ bias[Co]); no validation (see ops). */
 export function convForward(x: Tensor, w: Tensor, bias: Tensor | null, g: ConvGeometry): Tensor {
   const y = emptyTensor([g.B, g.oH, g.oW, g.Co], "f32", "conv2d");
   const inputs = bias ? [x, w, bias] : [x, w];
-  if (implementation === "naive" || g.Co <= GEMV_COLUMNS) {
-    launch(
-      naive("fwd", !!bias),
-      inputs,
-      [y],
-      { n: y.size, kChunk: 0, ...g },
-      elementwiseGrid(y.size),
-      "conv2d",
-    );
+  const plan = convPlan("fwd", g);
+  if (plan.kernel !== "gemm") {
+    launchPerPixel(plan, "fwd", inputs, y, g, "conv2d");
     return y;
   }
   const M = g.B * g.oH * g.oW, N = g.Co, K = g.kh * g.kw * g.Ci;
-  const t = tilingFor(N);
-  launch(
-    forward(!!bias, t),
-    inputs,
-    [y],
-    { M, N, K, kChunk: 0, ...g },
-    gemmGrid(M, N, 1, t),
-    "conv2d",
-  );
+  const t = plan.tiling;
+  launch(forward(!!bias, t), inputs, [y], { M, N, K, kChunk: 0, ...g }, gemmGrid(M, N, 1, t), "conv2d");
   return y;
 }
 
@@ -310,19 +516,13 @@ export function convForward(x: Tensor, w: Tensor, bias: Tensor | null, g: ConvGe
 export function convBackwardInput(dy: Tensor, w: Tensor, bias: Tensor | null, g: ConvGeometry): Tensor {
   const dx = emptyTensor([g.B, g.H, g.W, g.Ci], "f32", "conv2d-dx");
   const inputs = bias ? [dy, w, bias] : [dy, w];
-  if (implementation === "naive" || g.Ci <= GEMV_COLUMNS) {
-    launch(
-      naive("dx", !!bias),
-      inputs,
-      [dx],
-      { n: dx.size, kChunk: 0, ...g },
-      elementwiseGrid(dx.size),
-      "conv2d-dx",
-    );
+  const plan = convPlan("dx", g);
+  if (plan.kernel !== "gemm") {
+    launchPerPixel(plan, "dx", inputs, dx, g, "conv2d-dx");
     return dx;
   }
   const N = g.Ci;
-  const t = tilingFor(N);
+  const t = plan.tiling;
   // One GEMM per phase of the stride (see backwardInputSpec); every input pixel is in one phase.
   const count = (size: number, first: number, s: number) => first < size ? Math.ceil((size - first) / s) : 0;
   for (let py = 0; py < g.sy; py++) {
@@ -357,39 +557,51 @@ export function filterSplits(M: number, N: number, K: number): number {
 
 /**
  * dW[kh, kw, Ci, Co] from X and dY: a split-K GEMM, then a sum over the slices. With at most
- * GEMV_COLUMNS output channels it is a matrix-vector product again, and the direct kernel takes it,
+ * GEMV_COLUMNS output channels it is a matrix-vector product again, and the naive kernel takes it,
  * split the same way (one thread per weight and K slice).
  */
 export function convBackwardFilter(x: Tensor, dy: Tensor, g: ConvGeometry): Tensor {
   const M = g.kh * g.kw * g.Ci, N = g.Co, K = g.B * g.oH * g.oW;
-  const direct = implementation === "naive" || N <= GEMV_COLUMNS;
+  const plan = convPlan("dw", g);
   const t = tilingFor(N);
-  // The oracle (naive) runs unsplit; the direct fast path aims for ~4096 threads, slices of >= 256.
-  const splits = implementation === "naive"
+  // Slices: the oracle runs unsplit; the per-weight kernels (matrix-vector and direct) aim for
+  // ~4096 threads with slices of >= 256; the GEMM for enough tiles to fill a GPU (filterSplits).
+  const threadsPerSlice = plan.kernel === "direct" ? M * N / plan.cols : M * N;
+  const splits = plan.kernel === "naive"
     ? 1
-    : direct
-    ? Math.max(1, Math.min(Math.floor(K / 256), Math.ceil(4096 / (M * N))))
-    : filterSplits(M, N, K);
-  const step = direct ? 1 : t.TK;
+    : plan.kernel === "gemm"
+    ? filterSplits(M, N, K)
+    : Math.max(1, Math.min(Math.floor(K / 256), Math.ceil(4096 / threadsPerSlice)));
+  const step = plan.kernel === "gemm" ? t.TK : 1;
   const kChunk = Math.ceil(Math.ceil(K / splits) / step) * step;
   const slices = Math.ceil(K / kChunk);
   const partial = emptyTensor(slices === 1 ? [g.kh, g.kw, g.Ci, g.Co] : [slices, M, N], "f32", "conv2d-dw");
-  if (direct) {
-    launch(
-      naive("dw", false),
-      [x, dy],
-      [partial],
-      { n: partial.size, kChunk, ...g },
-      elementwiseGrid(partial.size),
-      "conv2d-dw",
-    );
-  } else {
+  if (plan.kernel === "gemm") {
     launch(
       backwardFilter(t),
       [x, dy],
       [partial],
       { M, N, K, kChunk, ...g },
       gemmGrid(M, N, slices, t),
+      "conv2d-dw",
+    );
+  } else if (plan.kernel === "direct") {
+    const threads = slices * threadsPerSlice;
+    launch(
+      directFilter(plan.cols),
+      [x, dy],
+      [partial],
+      { n: threads, kChunk, ...g },
+      elementwiseGrid(threads),
+      "conv2d-dw",
+    );
+  } else {
+    launch(
+      naive("dw", false),
+      [x, dy],
+      [partial],
+      { n: partial.size, kChunk, ...g },
+      elementwiseGrid(partial.size),
       "conv2d-dw",
     );
   }

@@ -34,7 +34,7 @@ interface Case {
   padding: Conv2dOptions["padding"];
 }
 
-/** Kernel 1/3/5, stride 1/2, symmetric and TF-same asymmetric padding, odd sizes, batch 1, Ci 1/3/4/8, Co 1/4/64. */
+/** Kernel 1/3/5, stride 1/2/3, symmetric and TF-same asymmetric padding, odd sizes, batch 1, Ci 1-64, Co 1-64. */
 const CONV_CASES: Case[] = [
   { B: 1, H: 5, W: 7, Ci: 1, Co: 4, k: 3, s: 1, padding: 1 },
   { B: 2, H: 6, W: 6, Ci: 3, Co: 1, k: 5, s: 2, padding: "same" },
@@ -51,6 +51,11 @@ const CONV_CASES: Case[] = [
   { B: 2, H: 7, W: 6, Ci: 8, Co: 8, k: 1, s: 2, padding: "valid" },
   // K = 4 x 16 x 16 = 1024 batch-pixels: the weight gradient runs split-K over 4 slices.
   { B: 4, H: 16, W: 16, Ci: 4, Co: 4, k: 3, s: 1, padding: "same" },
+  // The direct kernel's column groups: 12 channels (three groups of 4), 16 (one of 16), 24 (three of 8),
+  // 32 (two of 16, the largest the planner sends there), with stride 2 in both directions.
+  { B: 2, H: 6, W: 5, Ci: 12, Co: 12, k: 3, s: 1, padding: "same" },
+  { B: 2, H: 9, W: 8, Ci: 16, Co: 24, k: 3, s: 2, padding: "same" },
+  { B: 1, H: 7, W: 7, Ci: 32, Co: 32, k: 5, s: 2, padding: 2 },
 ];
 
 function refOptions(c: Case, H: number, W: number): ref.ConvRefOptions {
@@ -67,7 +72,7 @@ function refOptions(c: Case, H: number, W: number): ref.ConvRefOptions {
 const int = { low: -3, high: 3, integer: true };
 const exact = { rtol: 0, atol: 0 };
 
-for (const impl of ["gemm", "naive"] as const) {
+for (const impl of ["auto", "direct", "gemm", "naive"] as const) {
   gpuTest(
     `conv2d (${impl}): forward, dX, dW, db exact on integers over ${CONV_CASES.length} geometries`,
     async () => {
@@ -102,7 +107,7 @@ for (const impl of ["gemm", "naive"] as const) {
             exact,
             `${label} dW (${slices} K slices)`,
           );
-          splitKSeen ||= impl === "gemm" && slices > 1;
+          splitKSeen ||= slices > 1;
           assertClose(await read(convBackwardBias(tg)), vjp.db.data, exact, `${label} db`);
         }
         assert.ok(splitKSeen, "no case exercised the split-K weight gradient");
@@ -145,7 +150,7 @@ function cropOf(c: TCase): [[number, number], [number, number]] {
   return c.crop;
 }
 
-for (const impl of ["gemm", "naive"] as const) {
+for (const impl of ["auto", "direct", "gemm", "naive"] as const) {
   gpuTest(`conv2dTranspose (${impl}): forward, dX, dW exact on integers, crop rule included`, async () => {
     const previous = setConvImplementation(impl);
     try {
