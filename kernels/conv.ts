@@ -479,6 +479,11 @@ export function convPlan(direction: ConvDirection, g: ConvGeometry): ConvPlan {
   return { kernel: "gemm", tiling: tilingFor(columns), reason: "implicit GEMM" };
 }
 
+/** Multiply-adds x 2 of one direction of a convolution (all three do the same work). */
+function convFlops(g: ConvGeometry): number {
+  return 2 * g.B * g.oH * g.oW * g.Co * g.kh * g.kw * g.Ci;
+}
+
 /** Records the naive or direct kernel for a forward or input-gradient direction. */
 function launchPerPixel(
   plan: ConvPlan,
@@ -491,9 +496,25 @@ function launchPerPixel(
   const bias = inputs.length === 3;
   if (plan.kernel === "direct") {
     const threads = out.size / plan.cols;
-    launch(direct(d, bias, plan.cols), inputs, [out], { n: threads, ...g }, elementwiseGrid(threads), label);
+    launch(
+      direct(d, bias, plan.cols),
+      inputs,
+      [out],
+      { n: threads, ...g },
+      elementwiseGrid(threads),
+      label,
+      convFlops(g),
+    );
   } else {
-    launch(naive(d, bias), inputs, [out], { n: out.size, kChunk: 0, ...g }, elementwiseGrid(out.size), label);
+    launch(
+      naive(d, bias),
+      inputs,
+      [out],
+      { n: out.size, kChunk: 0, ...g },
+      elementwiseGrid(out.size),
+      label,
+      convFlops(g),
+    );
   }
 }
 
@@ -508,7 +529,15 @@ export function convForward(x: Tensor, w: Tensor, bias: Tensor | null, g: ConvGe
   }
   const M = g.B * g.oH * g.oW, N = g.Co, K = g.kh * g.kw * g.Ci;
   const t = plan.tiling;
-  launch(forward(!!bias, t), inputs, [y], { M, N, K, kChunk: 0, ...g }, gemmGrid(M, N, 1, t), "conv2d");
+  launch(
+    forward(!!bias, t),
+    inputs,
+    [y],
+    { M, N, K, kChunk: 0, ...g },
+    gemmGrid(M, N, 1, t),
+    "conv2d",
+    2 * M * N * K,
+  );
   return y;
 }
 
@@ -540,6 +569,7 @@ export function convBackwardInput(dy: Tensor, w: Tensor, bias: Tensor | null, g:
         { M, N, K, kChunk: 0, ...g, py, px, ih0, iw0, Hz, Wz, Jx },
         gemmGrid(M, N, 1, t),
         "conv2d-dx",
+        2 * M * N * K,
       );
     }
   }
@@ -584,6 +614,7 @@ export function convBackwardFilter(x: Tensor, dy: Tensor, g: ConvGeometry): Tens
       { M, N, K, kChunk, ...g },
       gemmGrid(M, N, slices, t),
       "conv2d-dw",
+      convFlops(g),
     );
   } else if (plan.kernel === "direct") {
     const threads = slices * threadsPerSlice;
@@ -594,6 +625,7 @@ export function convBackwardFilter(x: Tensor, dy: Tensor, g: ConvGeometry): Tens
       { n: threads, kChunk, ...g },
       elementwiseGrid(threads),
       "conv2d-dw",
+      convFlops(g),
     );
   } else {
     launch(
@@ -603,6 +635,7 @@ export function convBackwardFilter(x: Tensor, dy: Tensor, g: ConvGeometry): Tens
       { n: partial.size, kChunk, ...g },
       elementwiseGrid(partial.size),
       "conv2d-dw",
+      convFlops(g),
     );
   }
   if (slices === 1) return partial;

@@ -8,6 +8,7 @@ import { type AdapterDescription, gpu } from "./runtime/device.ts";
 import { type PoolStats } from "./runtime/pool.ts";
 import { pipelineCount } from "./runtime/program.ts";
 import { getRecorder, type RecorderCounters } from "./runtime/recorder.ts";
+import { type ProfileMethod, Profiler, type ProfileReport, summarize } from "./runtime/profiler.ts";
 import { getPool } from "./tensor.ts";
 
 export interface EngineOptions {
@@ -66,4 +67,37 @@ export function sync(): Promise<void> {
 /** The adapter the engine runs on. */
 export function adapterInfo(): AdapterDescription {
   return gpu().adapter;
+}
+
+let profileSubmits = 0;
+
+/**
+ * Starts timing every dispatch on the GPU (kernels/runtime/profiler.ts): with timestamp queries
+ * where the adapter has them, else one submit per dispatch. Pending work is submitted first, so the
+ * profile holds only what is recorded from now on.
+ */
+export function startProfile(options: { method?: ProfileMethod } = {}): void {
+  const recorder = getRecorder();
+  if (recorder.profiler) throw new Error("startProfile: a profile is already running");
+  const { device, adapter } = gpu();
+  const hasTimestamps = adapter.features.includes("timestamp-query");
+  if (options.method === "timestamp-query" && !hasTimestamps) {
+    throw new Error(`startProfile: adapter ${adapter.description} has no timestamp-query feature`);
+  }
+  recorder.flush();
+  recorder.profiler = new Profiler(device, hasTimestamps && options.method !== "submit-per-dispatch");
+  profileSubmits = recorder.counters.submits;
+}
+
+/** Stops the profile, waits for its dispatches and returns them grouped by op and kernel variant. */
+export async function stopProfile(): Promise<ProfileReport> {
+  const recorder = getRecorder();
+  const profiler = recorder.profiler;
+  if (!profiler) throw new Error("stopProfile: no profile is running (call startProfile first)");
+  recorder.flush();
+  const submits = recorder.counters.submits - profileSubmits;
+  recorder.profiler = null;
+  await recorder.sync();
+  const timings = await profiler.collect();
+  return summarize(timings, profiler.method, performance.now() - profiler.startedAt, submits);
 }

@@ -8,7 +8,10 @@ import { getRecorder } from "./runtime/recorder.ts";
 import { gpu } from "./runtime/device.ts";
 import type { Tensor } from "./tensor.ts";
 
-/** Records `spec` reading `inputs` and writing `outputs`. */
+/**
+ * Records `spec` reading `inputs` and writing `outputs`. `flops` (2 per multiply-add) is the useful
+ * work, for the profiler's GFLOP/s column (kernels/runtime/profiler.ts); bytes are counted here.
+ */
 export function launch(
   spec: KernelSpec,
   inputs: readonly Tensor[],
@@ -16,11 +19,16 @@ export function launch(
   uniforms: UniformValues,
   workgroups: readonly [number, number?, number?],
   label = spec.key,
+  flops?: number,
 ): void {
   if (workgroups.some((w) => w === 0)) return;
   const kernel = compile(spec);
   const buffers = [...inputs.map((t) => t.buffer), ...outputs.map((t) => t.buffer)];
-  getRecorder().dispatch(kernel, buffers, uniforms, workgroups, label);
+  const recorder = getRecorder();
+  const work = recorder.profiler
+    ? { flops, bytes: [...inputs, ...outputs].reduce((a, t) => a + 4 * t.size, 0) }
+    : undefined;
+  recorder.dispatch(kernel, buffers, uniforms, workgroups, label, work);
 }
 
 /**

@@ -104,6 +104,7 @@ export function matmul(a: Tensor, b: Tensor, options: MatmulOptions = {}): Tenso
     { M, N, K, kChunk: 0, sA, sB },
     gemmGrid(M, N, nBatch, tiling),
     "matmul",
+    2 * nBatch * M * N * K,
   );
   if (ta !== a) ta.dispose();
   if (tb !== b) tb.dispose();

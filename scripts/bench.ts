@@ -6,12 +6,15 @@
  * so the ~11 ms Deno sync floor is paid once per run, not per op, and is reported on its own line;
  * the figure is the median of `runs` runs after one warm-up run. Every line carries the adapter.
  *
- * Flags: --filter SUBSTRING (run only matching benchmarks), --runs N (default 5).
+ * Flags: --filter SUBSTRING (run only matching benchmarks), --runs N (default 5), --profile (after
+ * each training-step line, one more step under the kernel profiler: its table on stderr, its JSON as a
+ * `-profile` line).
  */
 
 import * as ops from "../autograd/ops.ts";
 import { valueAndGrad } from "../autograd/tape.ts";
-import { adapterInfo, configure, engineStats, sync } from "../kernels/engine.ts";
+import { adapterInfo, configure, engineStats, startProfile, stopProfile, sync } from "../kernels/engine.ts";
+import { formatProfile } from "../kernels/runtime/profiler.ts";
 import { matmul as matmulKernel } from "../kernels/matmul.ts";
 import {
   conv2dGeometry,
@@ -32,10 +35,11 @@ import { presetConfig } from "../models/presets.ts";
 import { trainStep } from "../models/training.ts";
 import { initGpuOrExit, intFlag, parseFlags } from "./cli.ts";
 
-const USAGE = "usage: deno task bench [--filter SUBSTRING] [--runs N]";
+const USAGE = "usage: deno task bench [--filter SUBSTRING] [--runs N] [--profile]";
 const args = parseFlags("bench", USAGE, {
   filter: { type: "string", default: "" },
   runs: { type: "string", default: "5" },
+  profile: { type: "boolean", default: false },
 });
 const runs = intFlag("bench", USAGE, "runs", args.runs, 1);
 await initGpuOrExit("bench");
@@ -414,6 +418,17 @@ for (const preset of ["small", "havtorn3"]) {
       dispatchesPerStep: Math.round((after.dispatches - before.dispatches) / step),
       submitsPerStep: +((after.submits - before.submits) / step).toFixed(1),
     });
+    if (args.profile) {
+      startProfile();
+      const value = scope(() =>
+        trainStep(cfg, hvae, state, x, { loss, lr: 3e-4, beta: 1, freeBits: 0, seed: 1, step: step++ })
+      );
+      await readAll([value]);
+      value.dispose();
+      const report = await stopProfile();
+      console.error(`${name}\n${formatProfile(report)}\n`);
+      emit({ name: `${name}-profile`, preset, shape: { batch: 128 }, ...report });
+    }
     dispose([hvae, state.m, state.v, x]);
   }
 }

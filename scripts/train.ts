@@ -8,8 +8,9 @@
  * a non-finite loss stops the run without touching the last good checkpoint.
  */
 
-import { adapterInfo, engineStats } from "../kernels/engine.ts";
+import { adapterInfo, engineStats, startProfile, stopProfile } from "../kernels/engine.ts";
 import { dispose, isTensor, keep, readAll, scope, type Tensor } from "../kernels/tensor.ts";
+import { formatProfile } from "../kernels/runtime/profiler.ts";
 import { flatten, type Tree } from "../kernels/tree.ts";
 import { loadSplit } from "../data/datasets.ts";
 import type { RunConfig } from "../data/run.ts";
@@ -43,6 +44,8 @@ const USAGE = `usage: deno task train [flags]
   --out DIR              run directory (default runs/<preset>-<loss>-seed<seed>)
   --resume DIR           continue the run in DIR from its last checkpoint (its config wins)
   --no-eval              skip the OOD evaluation at the end ('deno task ood --run DIR' runs it later)
+  --profile              time every GPU dispatch of the second step (the first compiles the kernels):
+                         a table by kernel on stderr and profile.json in the run directory
 ${EVALUATION_USAGE}
   --eval-limit N         evaluate on the first N images of each test set (default: all 10000)
   --help                 this text
@@ -63,6 +66,7 @@ const flags = parseFlags("train", USAGE, {
   out: { type: "string" },
   resume: { type: "string" },
   "no-eval": { type: "boolean", default: false },
+  profile: { type: "boolean", default: false },
   "eval-limit": { type: "string" },
   ...EVALUATION_FLAGS,
 });
@@ -223,6 +227,8 @@ function formatSeconds(s: number): string {
     : `${m}m${String(Math.round(s % 60)).padStart(2, "0")}s`;
 }
 
+/** Steps run by this process; with --profile the second (or an only one) is profiled. */
+let stepsHere = 0;
 const metadata = {
   preset: run.model.preset,
   loss: t.loss,
@@ -238,6 +244,9 @@ while (progress.epoch < t.epochs && !interrupted) {
   const firstBatch = progress.stepInEpoch;
   for (let b = firstBatch; b < batches.length && !interrupted; b++) {
     const indices = batches[b];
+    const profiling = flags.profile && (stepsHere === 1 || (stepsHere === 0 && batches.length - b === 1));
+    if (profiling) startProfile();
+    stepsHere++;
     // Everything the step creates (the batch, its index upload, activations, gradients) is released
     // at the end of this scope; only the metrics vector survives, for the one readback.
     const metrics = scope(() =>
@@ -258,6 +267,14 @@ while (progress.epoch < t.epochs && !interrupted) {
     );
     const [values] = await readAll([metrics]);
     metrics.dispose();
+    if (profiling) {
+      const report = await stopProfile();
+      console.error(`\n${formatProfile(report)}`);
+      await Deno.writeTextFile(
+        `${dir}/profile.json`,
+        JSON.stringify({ step: progress.step, ...report }, null, 2),
+      );
+    }
     if (!values.every(Number.isFinite)) {
       console.error(
         `\ntrain: non-finite loss at epoch ${epoch + 1}, step ${b + 1} (${

@@ -235,8 +235,13 @@ gpuTest(
       return { code: out.code, text };
     };
     const common = ["--preset", "tiny", "--train-limit", "256", "--batch-size", "64", "--no-eval"];
-    const full = await train(...common, "--epochs", "2", "--out", `${root}/full`);
+    // The uninterrupted run is also profiled: --profile must not change what is trained.
+    const full = await train(...common, "--epochs", "2", "--out", `${root}/full`, "--profile");
     assert.equal(full.code, 0, full.text);
+    const profile = JSON.parse(await Deno.readTextFile(`${root}/full/profile.json`));
+    assert.equal(profile.step, 1);
+    assert.ok(profile.rows.some((r: { label: string }) => r.label === "conv2d-dw"), full.text);
+    assert.match(full.text, /profile \((timestamp-query|submit-per-dispatch)\)/);
     const half = await train(...common, "--epochs", "1", "--out", `${root}/half`);
     assert.equal(half.code, 0, half.text);
     const resumed = await train("--resume", `${root}/half`, "--epochs", "2", "--no-eval");

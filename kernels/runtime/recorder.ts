@@ -20,6 +20,7 @@
  */
 
 import { gpu } from "./device.ts";
+import { type DispatchWork, Profiler } from "./profiler.ts";
 import {
   type CompiledKernel,
   packUniforms,
@@ -53,6 +54,8 @@ export class Recorder {
   readonly counters: RecorderCounters = { dispatches: 0, submits: 0, readbacks: 0, uploads: 0 };
   /** Called after every submit (the pool destroys surplus buffers there, once no recorded command uses them). */
   readonly afterSubmit: (() => void)[] = [];
+  /** The running profile (kernels/runtime/profiler.ts), or null: then dispatches share one pass. */
+  profiler: Profiler | null = null;
 
   #device: GPUDevice;
   #slot: number;
@@ -98,8 +101,9 @@ export class Recorder {
     uniforms: UniformValues,
     workgroups: readonly [number, number?, number?],
     label: string,
+    work: DispatchWork = {},
   ): void {
-    if (this.#pending >= Math.min(this.flushEvery, this.#ringCapacity)) this.flush();
+    if (this.#pending >= Math.min(this.flushEvery, this.#ringCapacity) || this.profiler?.full) this.flush();
     const slotIndex = this.#pending;
     const offset = slotIndex * this.#slot;
     packUniforms(kernel, uniforms, new DataView(this.#ringCpu.buffer, offset, UNIFORM_BLOCK_BYTES));
@@ -112,12 +116,22 @@ export class Recorder {
     }
     if (this.debug) this.#device.pushErrorScope("validation");
     const bindGroup = this.#device.createBindGroup({ layout: kernel.layout, entries, label });
-    const pass = this.#openPass();
+    const profiled = this.profiler && { label, key: kernel.spec.key, work };
+    // While profiling with timestamps, each dispatch gets a pass of its own, timed at both ends.
+    if (profiled) this.#endPass();
+    const pass = this.#openPass(profiled ? this.profiler!.nextPassTimestamps(profiled) : undefined);
     pass.setPipeline(kernel.pipeline);
     pass.setBindGroup(0, bindGroup, [offset]);
     pass.dispatchWorkgroups(workgroups[0], workgroups[1] ?? 1, workgroups[2] ?? 1);
     this.#pending++;
     this.counters.dispatches++;
+    if (profiled) {
+      this.#endPass();
+      if (this.profiler!.method === "submit-per-dispatch") {
+        this.flush();
+        this.profiler!.afterSubmit(profiled);
+      }
+    }
     if (this.debug) {
       this.#device.pushErrorScope("out-of-memory");
       this.flush();
@@ -128,9 +142,9 @@ export class Recorder {
     }
   }
 
-  #openPass(): GPUComputePassEncoder {
+  #openPass(timestampWrites?: GPUComputePassTimestampWrites): GPUComputePassEncoder {
     this.#encoder ??= this.#device.createCommandEncoder();
-    this.#pass ??= this.#encoder.beginComputePass();
+    this.#pass ??= this.#encoder.beginComputePass(timestampWrites ? { timestampWrites } : undefined);
     return this.#pass;
   }
 
@@ -148,6 +162,7 @@ export class Recorder {
     if (this.#pending > 0) {
       this.#device.queue.writeBuffer(this.#ringGpu, 0, this.#ringCpu, 0, this.#pending * this.#slot);
     }
+    this.profiler?.beforeSubmit(encoder);
     this.#device.queue.submit([encoder.finish()]);
     this.counters.submits++;
     this.#encoder = null;
