@@ -249,17 +249,26 @@ ${elementwiseMain()}
   let px = split3(pixel, P.H, P.W);
 #endif
   ${acc.map((j) => `var a${j} = vec4<f32>(0.0);`).join("\n  ")}
+#if ${fwd}
   for (var ky = 0u; ky < P.kh; ky++) {
+#else
+  // Only taps with (ih + padT - ky) a multiple of the stride reach this pixel: step over the others.
+  for (var ky = (px.y + P.padT) % P.sy; ky < P.kh; ky += P.sy) {
+#endif
 #if ${fwd}
     let ih = i32(px.y * P.sy + ky) - i32(P.padT);
     if (ih < 0 || ih >= i32(P.H)) { continue; }
     let rowBase = (px.x * P.H + u32(ih)) * P.W;
 #else
     let nh = i32(px.y + P.padT) - i32(ky);
-    if (nh < 0 || u32(nh) % P.sy != 0u || u32(nh) / P.sy >= P.oH) { continue; }
+    if (nh < 0 || u32(nh) / P.sy >= P.oH) { continue; }
     let rowBase = (px.x * P.oH + u32(nh) / P.sy) * P.oW;
 #endif
+#if ${fwd}
     for (var kx = 0u; kx < P.kw; kx++) {
+#else
+    for (var kx = (px.z + P.padL) % P.sx; kx < P.kw; kx += P.sx) {
+#endif
 #if ${fwd}
       let iw = i32(px.z * P.sx + kx) - i32(P.padL);
       if (iw < 0 || iw >= i32(P.W)) { continue; }
@@ -267,7 +276,7 @@ ${elementwiseMain()}
       let tap = (ky * P.kw + kx) * P.Ci * P.Co + c0;
 #else
       let nw = i32(px.z + P.padL) - i32(kx);
-      if (nw < 0 || u32(nw) % P.sx != 0u || u32(nw) / P.sx >= P.oW) { continue; }
+      if (nw < 0 || u32(nw) / P.sx >= P.oW) { continue; }
       let src = (rowBase + u32(nw) / P.sx) * P.Co;
       let tap = ((ky * P.kw + kx) * P.Ci + c0) * P.Co;
 #endif
