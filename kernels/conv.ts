@@ -32,6 +32,7 @@ import { elementwiseGrid, elementwiseMain, launch } from "./launch.ts";
 import { reduce } from "./reduce.ts";
 import { type KernelSpec, memoSpec, type UniformType } from "./runtime/program.ts";
 import { emptyTensor, type Tensor, viewOf } from "./tensor.ts";
+import { gpu } from "./runtime/device.ts";
 import { type Shape, shapeString } from "./shape.ts";
 
 /** Everything the index math needs; batch B, input H x W x Ci, output oH x oW x Co. */
@@ -146,6 +147,14 @@ fn storeC(z: u32, m: u32, n: u32, v: f32) {
 }
 
 /**
+ * One phase (py, px) of the stride for the input gradient: its input pixels ih0 + sy t (t < Hz) by
+ * iw0 + sx u (u < Wz) receive exactly the taps ky = py + sy j (j < Jy), kx = px + sx i (i < Jx).
+ */
+const PHASE_UNIFORMS: [string, UniformType][] = ["py", "px", "ih0", "iw0", "Hz", "Wz", "Jx"].map((
+  n,
+) => [n, "u32"]);
+
+/**
  * The input gradient for one phase (py, px) of the stride: the input pixels ih with
  * (ih + padT) mod sy = py, i.e. ih = ih0 + sy * t for t < Hz, receive exactly the taps
  * ky = py + sy * j (j < Jy); other taps would multiply structural zeros. So a stride-s input gradient
@@ -155,10 +164,7 @@ function backwardInputSpec(bias: boolean, tiling: GemmTiling): KernelSpec {
   return gemmSpec({
     tiling,
     key: `conv-dx:bias${+bias}`,
-    uniforms: [
-      ...GEOMETRY_UNIFORMS,
-      ...["py", "px", "ih0", "iw0", "Hz", "Wz", "Jx"].map((n): [string, UniformType] => [n, "u32"]),
-    ],
+    uniforms: [...GEOMETRY_UNIFORMS, ...PHASE_UNIFORMS],
     inputs: bias ? [["DY", "f32"], ["Wt", "f32"], ["Bias", "f32"]] : [["DY", "f32"], ["Wt", "f32"]],
     outputs: [["DX", "f32"]],
     functions: wgsl`${weightAt}${split3}
@@ -215,96 +221,100 @@ fn storeC(z: u32, m: u32, n: u32, v: f32) { Partial[(z * P.M + m) * P.N + n] = v
 
 // ---------------------------------------------------------------- direct variants
 
+/** `count` WGSL lines from `line(index)`, joined with `sep`. */
+const unroll = (count: number, line: (index: number) => string, sep = "\n  ") =>
+  Array.from({ length: count }, (_, index) => line(index)).join(sep);
+
 /**
- * Direct convolution for few channels (forward, and the input gradient by the same loop read the
- * other way): one thread per output pixel and group of `cols` output channels (a multiple of 4,
- * accumulated in cols / 4 vec4 registers), looping over the taps that hit the image and over the
- * reduced channels, with no workgroup memory and no barrier. Why: a GEMM tile over N = 16 columns
- * stages operands through workgroup memory with a barrier per K step, which a CPU adapter runs as
- * coroutine switches between lane groups, and splits every index (m, k) by division per load; here
- * the index math is per tap, not per element. Measured on llvmpipe (AMD EPYC, 2 cores) at batch 128,
- * 16 -> 16 channels, 14x14, k3: 55-69 ms against 158-187 ms for the 128x16 GEMM tile.
+ * Direct convolution for few channels, forward and input gradient (the same loop read the other
+ * way): one thread per `pixels` output pixels and a group of `cols` output channels, looping over the
+ * taps and the reduced channels, with no workgroup memory and no barrier. Per reduced channel a
+ * thread loads `cols` weights once and uses each for all its pixels: pixels x cols multiply-adds
+ * (in as many scalar registers) from cols + pixels loads. Why: on a CPU adapter every load whose
+ * address differs between invocations is a per-lane gather, so the multiply-adds per load set the
+ * speed; a GEMM tile over N = 16 columns also pays a workgroup barrier per K step, which llvmpipe runs
+ * as coroutine switches. Measured on llvmpipe (AMD EPYC Zen 4, 2 cores), batch 128, 16 -> 16
+ * channels, 14x14, k3 forward: 158-187 ms as a 128x16 GEMM tile; direct with 1 / 2 / 4 / 8 / 16
+ * pixels per thread 72 / 38 / 22 / 16 / 14 ms (8.1 GFLOP/s).
+ * Pixels a tap misses (padding) read index 0 and are multiplied by 0, so all pixels share one loop.
+ * The input gradient of a strided convolution runs once per stride phase (`PHASE_UNIFORMS`): its
+ * pixels all receive the same taps, so none is spent on the taps of another phase (3/4 of them at
+ * stride 2, as a transposed convolution's forward).
  */
-function directSpec(direction: "fwd" | "dx", bias: boolean, cols: number): KernelSpec {
-  const acc = Array.from({ length: cols / 4 }, (_, j) => j);
+function directSpec(direction: "fwd" | "dx", bias: boolean, cols: number, pixels: number): KernelSpec {
   const fwd = direction === "fwd";
-  // fwd: reduce over ci of X at the input pixel each tap reads; outputs co (weights [.., ci, co]).
-  // dx: reduce over co of DY at the output pixel each tap feeds; outputs ci (weights [.., ci, co]).
+  // fwd: outputs co at output pixels (B, oH, oW), reducing ci of X; weights [ky, kx, ci, co].
+  // dx: outputs ci at input pixels (B, H, W), reducing co of DY; the same weights.
   const outC = fwd ? "P.Co" : "P.Ci";
   const redC = fwd ? "P.Ci" : "P.Co";
-  const weight = (j: number, q: number) => fwd ? `Wt[wr + ${4 * j + q}u]` : `Wt[wr + ${4 * j + q}u * P.Co]`;
+  const src = fwd ? "X" : "DY";
+  const where = (p: number) =>
+    fwd
+      ? `let ih${p} = i32(q${p}.y * P.sy + ky) - i32(P.padT);
+      let iw${p} = i32(q${p}.z * P.sx + kx) - i32(P.padL);
+      let ok${p} = ih${p} >= 0 && iw${p} >= 0 && ih${p} < i32(P.H) && iw${p} < i32(P.W);
+      let at${p} = ((q${p}.x * P.H + u32(ih${p})) * P.W + u32(iw${p})) * P.Ci;`
+      : `let nh${p} = i32(P.ih0 + q${p}.y * P.sy + P.padT) - i32(ky);
+      let nw${p} = i32(P.iw0 + q${p}.z * P.sx + P.padL) - i32(kx);
+      let oh${p} = u32(nh${p}) / P.sy;
+      let ow${p} = u32(nw${p}) / P.sx;
+      let ok${p} = nh${p} >= 0 && nw${p} >= 0 && oh${p} < P.oH && ow${p} < P.oW;
+      let at${p} = ((q${p}.x * P.oH + oh${p}) * P.oW + ow${p}) * P.Co;`;
   return {
-    key: `conv-direct-${direction}:bias${+bias}:cols${cols}`,
-    uniforms: [["n", "u32"], ...GEOMETRY_UNIFORMS],
-    inputs: [[fwd ? "X" : "DY", "f32"], ["Wt", "f32"], ...(bias ? [["Bias", "f32"] as const] : [])],
+    key: `conv-direct-${direction}:bias${+bias}:cols${cols}:px${pixels}`,
+    uniforms: [["n", "u32"], ["pixelsTotal", "u32"], ...GEOMETRY_UNIFORMS, ...(fwd ? [] : PHASE_UNIFORMS)],
+    inputs: [[src, "f32"], ["Wt", "f32"], ...(bias ? [["Bias", "f32"] as const] : [])],
     outputs: [["Out", "f32"]],
-    body: wgsl`
+    body: `
 ${elementwiseMain()}
   let groups = ${outC} / ${cols}u;
   let c0 = (i % groups) * ${cols}u;
-  let pixel = i / groups;
-#if ${fwd}
-  let px = split3(pixel, P.oH, P.oW);
-#else
-  let px = split3(pixel, P.H, P.W);
-#endif
-  ${acc.map((j) => `var a${j} = vec4<f32>(0.0);`).join("\n  ")}
-#if ${fwd}
-  for (var ky = 0u; ky < P.kh; ky++) {
-#else
-  // Only taps with (ih + padT - ky) a multiple of the stride reach this pixel: step over the others.
-  for (var ky = (px.y + P.padT) % P.sy; ky < P.kh; ky += P.sy) {
-#endif
-#if ${fwd}
-    let ih = i32(px.y * P.sy + ky) - i32(P.padT);
-    if (ih < 0 || ih >= i32(P.H)) { continue; }
-    let rowBase = (px.x * P.H + u32(ih)) * P.W;
-#else
-    let nh = i32(px.y + P.padT) - i32(ky);
-    if (nh < 0 || u32(nh) / P.sy >= P.oH) { continue; }
-    let rowBase = (px.x * P.oH + u32(nh) / P.sy) * P.oW;
-#endif
-#if ${fwd}
-    for (var kx = 0u; kx < P.kw; kx++) {
-#else
-    for (var kx = (px.z + P.padL) % P.sx; kx < P.kw; kx += P.sx) {
-#endif
-#if ${fwd}
-      let iw = i32(px.z * P.sx + kx) - i32(P.padL);
-      if (iw < 0 || iw >= i32(P.W)) { continue; }
-      let src = (rowBase + u32(iw)) * P.Ci;
-      let tap = (ky * P.kw + kx) * P.Ci * P.Co + c0;
-#else
-      let nw = i32(px.z + P.padL) - i32(kx);
-      if (nw < 0 || u32(nw) / P.sx >= P.oW) { continue; }
-      let src = (rowBase + u32(nw) / P.sx) * P.Co;
-      let tap = ((ky * P.kw + kx) * P.Ci + c0) * P.Co;
-#endif
+  let first = (i / groups) * ${pixels}u;
+  ${
+      unroll(pixels, (p) =>
+        `let q${p} = split3(min(first + ${p}u, P.pixelsTotal - 1u), ${fwd ? "P.oH, P.oW" : "P.Hz, P.Wz"});`)
+    }
+  ${unroll(pixels, (p) => unroll(cols, (c) => `var a${p}_${c} = 0.0;`, " "))}
+  for (var ${fwd ? "ky = 0u; ky < P.kh; ky++" : "ky = P.py; ky < P.kh; ky += P.sy"}) {
+    for (var ${fwd ? "kx = 0u; kx < P.kw; kx++" : "kx = P.px; kx < P.kw; kx += P.sx"}) {
+      let tap = ${fwd ? "(ky * P.kw + kx) * P.Ci * P.Co + c0" : "((ky * P.kw + kx) * P.Ci + c0) * P.Co"};
+      ${
+      unroll(
+        pixels,
+        (p) =>
+          `${where(p)}
+      let m${p} = select(0.0, 1.0, ok${p});
+      let s${p} = select(0u, at${p}, ok${p});`,
+        "\n      ",
+      )
+    }
       for (var r = 0u; r < ${redC}; r++) {
-#if ${fwd}
-        let v = X[src + r];
-        let wr = tap + r * P.Co;
-#else
-        let v = DY[src + r];
-        let wr = tap + r;
-#endif
+        let wr = tap + ${fwd ? "r * P.Co" : "r"};
+        ${unroll(cols, (c) => `let w${c} = Wt[wr + ${fwd ? `${c}u` : `${c}u * P.Co`}];`, " ")}
         ${
-      acc.map((j) =>
-        `a${j} = fma(vec4<f32>(v), vec4<f32>(${[0, 1, 2, 3].map((q) => weight(j, q)).join(", ")}), a${j});`
-      ).join("\n        ")
+      unroll(
+        pixels,
+        (p) =>
+          `let v${p} = ${src}[s${p} + r] * m${p}; ` +
+          unroll(cols, (c) => `a${p}_${c} = fma(v${p}, w${c}, a${p}_${c});`, " "),
+        "\n        ",
+      )
     }
       }
     }
   }
-  let dst = pixel * ${outC} + c0;
+  ${bias ? unroll(cols, (c) => `let b${c} = Bias[c0 + ${c}u];`, " ") : ""}
   ${
-      acc.map((j) =>
-        `let o${j} = a${j}${
-          bias ? ` + vec4<f32>(${[0, 1, 2, 3].map((q) => `Bias[c0 + ${4 * j + q}u]`).join(", ")})` : ""
-        };`
-      ).join("\n  ")
+      unroll(pixels, (p) =>
+        `if (first + ${p}u < P.pixelsTotal) {
+    let d = ${
+          fwd
+            ? `(first + ${p}u) * P.Co`
+            : `((q${p}.x * P.H + P.ih0 + q${p}.y * P.sy) * P.W + P.iw0 + q${p}.z * P.sx) * P.Ci`
+        } + c0;
+    ${unroll(cols, (c) => `Out[d + ${c}u] = a${p}_${c}${bias ? ` + b${c}` : ""};`, " ")}
+  }`)
     }
-  ${acc.map((j) => [0, 1, 2, 3].map((q) => `Out[dst + ${4 * j + q}u] = o${j}[${q}];`).join(" ")).join("\n  ")}
 }
 ${split3}
 `,
@@ -312,54 +322,53 @@ ${split3}
 }
 
 /**
- * Direct weight gradient for few output channels: one thread per (K slice, tap ky kx, input channel
- * ci, group of `cols` output channels) sums X[q at the tap, ci] * dY[q, co] over the batch-and-pixel
- * indices q of its slice into cols / 4 vec4 registers; a reduction adds the slices. Neighbouring
- * threads share q, so their dY reads are the same addresses. The pixel counters advance without
- * division. Measured on llvmpipe at batch 128, 16 channels, 14x14 k3: see `deno task bench --filter conv-small`.
+ * Direct weight gradient for few channels: one thread per (K slice, tap ky kx, group of `rows`
+ * input channels, group of `cols` output channels) sums X[q at the tap, ci] * dY[q, co] over the
+ * batch-and-pixel indices q of its slice into rows x cols scalar registers; a reduction adds the
+ * slices. Per q a thread loads rows + cols values for rows x cols multiply-adds (the same blocking as
+ * `directSpec`, for the same reason). The pixel counters advance without division. Measured on
+ * llvmpipe at batch 128, 16 channels, 14x14 k3: see `deno task bench --filter conv-small`.
  */
-function directFilterSpec(cols: number): KernelSpec {
-  const acc = Array.from({ length: cols / 4 }, (_, j) => j);
+function directFilterSpec(rows: number, cols: number): KernelSpec {
   return {
-    key: `conv-direct-dw:cols${cols}`,
+    key: `conv-direct-dw:rows${rows}:cols${cols}`,
     uniforms: [["n", "u32"], ["kChunk", "u32"], ...GEOMETRY_UNIFORMS],
     inputs: [["X", "f32"], ["DY", "f32"]],
     outputs: [["Partial", "f32"]],
     body: `
 ${elementwiseMain()}
-  let groups = P.Co / ${cols}u;
-  let c0 = (i % groups) * ${cols}u;
-  let taps = P.kh * P.kw * P.Ci;
-  let m = (i / groups) % taps;
-  let slice = i / (groups * taps);
-  let t = split3(m, P.kw, P.Ci);
+  let colGroups = P.Co / ${cols}u;
+  let c0 = (i % colGroups) * ${cols}u;
+  let rowGroups = P.kh * P.kw * (P.Ci / ${rows}u);
+  let m0 = ((i / colGroups) % rowGroups) * ${rows}u;
+  let slice = i / (colGroups * rowGroups);
+  let t = split3(m0, P.kw, P.Ci);
   let qBegin = slice * P.kChunk;
   let qEnd = min(P.B * P.oH * P.oW, qBegin + P.kChunk);
   var o = split3(qBegin, P.oH, P.oW);
-  ${acc.map((j) => `var a${j} = vec4<f32>(0.0);`).join("\n  ")}
+  ${unroll(rows, (r) => unroll(cols, (c) => `var a${r}_${c} = 0.0;`, " "))}
   for (var q = qBegin; q < qEnd; q++) {
     let ih = i32(o.y * P.sy + t.x) - i32(P.padT);
     let iw = i32(o.z * P.sx + t.y) - i32(P.padL);
     if (ih >= 0 && iw >= 0 && ih < i32(P.H) && iw < i32(P.W)) {
-      let v = X[((o.x * P.H + u32(ih)) * P.W + u32(iw)) * P.Ci + t.z];
+      let s = ((o.x * P.H + u32(ih)) * P.W + u32(iw)) * P.Ci + t.z;
       let d = q * P.Co + c0;
+      ${unroll(cols, (c) => `let g${c} = DY[d + ${c}u];`, " ")}
       ${
-      acc.map((j) =>
-        `a${j} = fma(vec4<f32>(v), vec4<f32>(${
-          [0, 1, 2, 3].map((k) => `DY[d + ${4 * j + k}u]`).join(", ")
-        }), a${j});`
-      ).join("\n      ")
+      unroll(
+        rows,
+        (r) =>
+          `let v${r} = X[s + ${r}u]; ` +
+          unroll(cols, (c) => `a${r}_${c} = fma(v${r}, g${c}, a${r}_${c});`, " "),
+        "\n      ",
+      )
     }
     }
     o.z += 1u;
     if (o.z == P.oW) { o.z = 0u; o.y += 1u; if (o.y == P.oH) { o.y = 0u; o.x += 1u; } }
   }
-  let dst = (slice * taps + m) * P.Co + c0;
-  ${
-      acc.map((j) => [0, 1, 2, 3].map((k) => `Partial[dst + ${4 * j + k}u] = a${j}[${k}];`).join(" ")).join(
-        "\n  ",
-      )
-    }
+  let dst = (slice * P.kh * P.kw * P.Ci + m0) * P.Co + c0;
+  ${unroll(rows, (r) => unroll(cols, (c) => `Partial[dst + ${r}u * P.Co + ${c}u] = a${r}_${c};`, " "))}
 }
 ${split3}
 `,
@@ -428,9 +437,10 @@ const backwardInput = (bias: boolean, t: GemmTiling) =>
 const backwardFilter = (t: GemmTiling) => memoSpec(`conv-dw:${tilingKey(t)}`, () => backwardFilterSpec(t));
 const naive = (d: "fwd" | "dx" | "dw", bias: boolean) =>
   memoSpec(`conv-naive-${d}:bias${+bias}`, () => naiveSpec(d, bias));
-const direct = (d: "fwd" | "dx", bias: boolean, cols: number) =>
-  memoSpec(`conv-direct-${d}:bias${+bias}:cols${cols}`, () => directSpec(d, bias, cols));
-const directFilter = (cols: number) => memoSpec(`conv-direct-dw:cols${cols}`, () => directFilterSpec(cols));
+const direct = (d: "fwd" | "dx", bias: boolean, cols: number, pixels: number) =>
+  memoSpec(`conv-direct-${d}:bias${+bias}:cols${cols}:px${pixels}`, () => directSpec(d, bias, cols, pixels));
+const directFilter = (rows: number, cols: number) =>
+  memoSpec(`conv-direct-dw:rows${rows}:cols${cols}`, () => directFilterSpec(rows, cols));
 
 // ---------------------------------------------------------------- the planner
 
@@ -441,50 +451,78 @@ export type ConvDirection = "fwd" | "dx" | "dw";
 export type ConvPlan =
   | { kernel: "naive"; reason: string }
   | { kernel: "gemv"; reason: string }
-  | { kernel: "direct"; cols: number; reason: string }
+  /** A register block of `rows` x `cols` per thread: rows are output pixels (fwd, dx) or input channels (dw). */
+  | { kernel: "direct"; rows: number; cols: number; reason: string }
   | { kernel: "gemm"; tiling: GemmTiling; reason: string };
 
 /**
- * Output columns (Co forward, Ci for the input gradient) at most this many: a matrix-vector
- * product, where a GEMM tile is nearly all padding and the naive kernel (one thread per output) is
- * best. Measured on llvmpipe: the 64 -> 1 output convolution at 28x28 took 286 ms as a GEMM, 38 ms so.
- */
-const GEMV_COLUMNS = 4;
-
-/**
- * Output columns (a multiple of 4) up to which the direct kernel beats the GEMM tile: at 16
- * channels it ran 2-3x faster on llvmpipe (`directSpec`); at 64 the GEMM's reuse of staged operands
- * wins (its 64x64 tile reached 5-6 GFLOP/s on 64-channel shapes).
+ * Output columns up to which the direct kernels beat the GEMM tile: at 16 channels they ran 2-3x
+ * faster on llvmpipe with one pixel per thread (`directSpec`) and 5x with 16; at 64 the GEMM's reuse
+ * of staged operands wins (its 64x64 tile reached 5-6 GFLOP/s on 64-channel shapes). Matrix-vector
+ * shapes (1 output column, e.g. the 16 -> 1 likelihood conv) are direct too: a GEMM tile there is
+ * nearly all padding (the 64 -> 1 conv at 28x28 took 286 ms as a GEMM, 38 ms one thread per output).
  */
 const DIRECT_COLUMNS = 32;
 
-/** Columns per direct thread: the largest of 16, 8, 4 dividing the channel count (16 measured best). */
-function directCols(columns: number): number {
-  return columns % 16 === 0 ? 16 : columns % 8 === 0 ? 8 : 4;
+/**
+ * The register blocks of the direct kernels: `pixels` output pixels per thread (fwd, dx), `rows`
+ * input channels per thread (dw), at most `cols` output columns per thread; `dwThreads` is the number
+ * of threads the weight gradient's K split aims for.
+ */
+export interface DirectBlocks {
+  pixels: number;
+  rows: number;
+  cols: number;
+  dwThreads: number;
+}
+
+/**
+ * Defaults per kind of adapter. A CPU adapter (llvmpipe) runs each invocation in a SIMD lane and
+ * spills large blocks to L1 cheaply, so the biggest block wins: 16 x 16 (`directSpec`: 8.1 GFLOP/s
+ * at 16 pixels against 1.6 at 1); its 2 cores need only ~1K threads. A real GPU wants far more
+ * threads and fewer registers per thread: 4 x 4 there, a default that no GPU measurement backs yet.
+ */
+function defaultDirectBlocks(): DirectBlocks {
+  return gpu().adapter.isFallbackAdapter
+    ? { pixels: 16, rows: 16, cols: 16, dwThreads: 1024 }
+    : { pixels: 4, rows: 4, cols: 4, dwThreads: 65536 };
+}
+let directBlocks: DirectBlocks | null = null;
+
+/** Replaces the direct kernels' blocks (a tuner's or a benchmark's choice); returns the previous. */
+export function setDirectBlocks(blocks: DirectBlocks | null): DirectBlocks | null {
+  const previous = directBlocks;
+  directBlocks = blocks;
+  return previous;
+}
+
+/** The largest divisor of `n` that is at most `max`: a block that tiles `n` channels exactly. */
+function blockFor(n: number, max: number): number {
+  for (let d = Math.min(n, max); d > 1; d--) if (n % d === 0) return d;
+  return 1;
 }
 
 /**
  * Chooses the kernel for one convolution direction; the one place where the choice and its reasons
- * live. Forward and input gradient: naive (forced), matrix-vector (<= GEMV_COLUMNS output columns),
- * direct (<= DIRECT_COLUMNS, a multiple of 4), else the implicit GEMM (the input gradient split by
- * stride phase). Weight gradient: a split-K reduction either way; the GEMM tile unless the filter
- * has <= GEMV_COLUMNS output channels (then one thread per weight and K slice).
+ * live. Naive when forced (the oracle); direct for <= DIRECT_COLUMNS output columns (Co forward and
+ * for the weight gradient, Ci for the input gradient), with register blocks that tile the channels;
+ * else the implicit GEMM (the input gradient split by stride phase, the weight gradient split over K).
+ * The "gemm" family keeps matrix-vector shapes (<= 4 columns) on the naive kernel ("gemv"), where its
+ * tile would be nearly all padding.
  */
 export function convPlan(direction: ConvDirection, g: ConvGeometry): ConvPlan {
   if (implementation === "naive") return { kernel: "naive", reason: "forced: the oracle" };
-  const columns = direction === "fwd" ? g.Co : direction === "dx" ? g.Ci : g.Co;
-  if (columns <= GEMV_COLUMNS) {
-    return { kernel: "gemv", reason: `${columns} output columns: a matrix-vector product` };
+  const columns = direction === "dx" ? g.Ci : g.Co;
+  if (implementation === "direct" || (implementation === "auto" && columns <= DIRECT_COLUMNS)) {
+    const blocks = directBlocks ?? defaultDirectBlocks();
+    return {
+      kernel: "direct",
+      rows: direction === "dw" ? blockFor(g.Ci, blocks.rows) : blocks.pixels,
+      cols: blockFor(columns, blocks.cols),
+      reason: implementation === "direct" ? "forced" : `${columns} <= ${DIRECT_COLUMNS} output columns`,
+    };
   }
-  if (columns % 4 === 0 && implementation !== "gemm") {
-    if (implementation === "direct" || columns <= DIRECT_COLUMNS) {
-      return {
-        kernel: "direct",
-        cols: directCols(columns),
-        reason: implementation === "direct" ? "forced" : `${columns} <= ${DIRECT_COLUMNS} output columns`,
-      };
-    }
-  }
+  if (columns <= 4) return { kernel: "gemv", reason: `${columns} output columns: a matrix-vector product` };
   return { kernel: "gemm", tiling: tilingFor(columns), reason: "implicit GEMM" };
 }
 
@@ -493,38 +531,80 @@ function convFlops(g: ConvGeometry): number {
   return 2 * g.B * g.oH * g.oW * g.Co * g.kh * g.kw * g.Ci;
 }
 
-/** Records the naive or direct kernel for a forward or input-gradient direction. */
-function launchPerPixel(
-  plan: ConvPlan,
+/** One phase of the stride for the input gradient (see `PHASE_UNIFORMS`). */
+interface StridePhase {
+  py: number;
+  px: number;
+  ih0: number;
+  iw0: number;
+  Hz: number;
+  Wz: number;
+  Jy: number;
+  Jx: number;
+}
+
+/** The sy x sx phases of the stride that hold input pixels; every input pixel is in exactly one. */
+function stridePhases(g: ConvGeometry): StridePhase[] {
+  const count = (size: number, first: number, s: number) => first < size ? Math.ceil((size - first) / s) : 0;
+  const phases: StridePhase[] = [];
+  for (let py = 0; py < g.sy; py++) {
+    for (let px = 0; px < g.sx; px++) {
+      const ih0 = (((py - g.padT) % g.sy) + g.sy) % g.sy;
+      const iw0 = (((px - g.padL) % g.sx) + g.sx) % g.sx;
+      const phase = {
+        py,
+        px,
+        ih0,
+        iw0,
+        Hz: count(g.H, ih0, g.sy),
+        Wz: count(g.W, iw0, g.sx),
+        Jy: count(g.kh, py, g.sy),
+        Jx: count(g.kw, px, g.sx),
+      };
+      if (phase.Hz * phase.Wz > 0) phases.push(phase);
+    }
+  }
+  return phases;
+}
+
+/**
+ * Records the direct kernel for `pixelsTotal` output pixels of a forward or input-gradient direction
+ * (one stride phase of the latter; `phase` holds its uniforms).
+ */
+function launchDirect(
+  plan: ConvPlan & { kernel: "direct" },
   d: "fwd" | "dx",
   inputs: Tensor[],
   out: Tensor,
   g: ConvGeometry,
-  label: string,
+  pixelsTotal: number,
+  flops: number,
+  phase: Partial<StridePhase> = {},
 ): void {
-  const bias = inputs.length === 3;
-  if (plan.kernel === "direct") {
-    const threads = out.size / plan.cols;
-    launch(
-      direct(d, bias, plan.cols),
-      inputs,
-      [out],
-      { n: threads, ...g },
-      elementwiseGrid(threads),
-      label,
-      convFlops(g),
-    );
-  } else {
-    launch(
-      naive(d, bias),
-      inputs,
-      [out],
-      { n: out.size, kChunk: 0, ...g },
-      elementwiseGrid(out.size),
-      label,
-      convFlops(g),
-    );
-  }
+  const columns = d === "fwd" ? g.Co : g.Ci;
+  const threads = Math.ceil(pixelsTotal / plan.rows) * (columns / plan.cols);
+  launch(
+    direct(d, inputs.length === 3, plan.cols, plan.rows),
+    inputs,
+    [out],
+    { n: threads, pixelsTotal, ...g, ...phase },
+    elementwiseGrid(threads),
+    d === "fwd" ? "conv2d" : "conv2d-dx",
+    flops,
+  );
+}
+
+/** Records the naive kernel (one thread per output) for a forward or input-gradient direction. */
+function launchNaive(d: "fwd" | "dx", inputs: Tensor[], out: Tensor, g: ConvGeometry): void {
+  launch(
+    naive(d, inputs.length === 3),
+    inputs,
+    [out],
+    { n: out.size, kChunk: 0, ...g },
+    elementwiseGrid(out.size),
+    d === "fwd" ? "conv2d" : "conv2d-dx",
+    convFlops(g),
+  );
 }
 
 /** Y[B, oH, oW, Co] = conv(X[B, H, W, Ci], W[kh, kw, Ci, Co]) (+ bias[Co]); no validation (see ops). */
@@ -532,55 +612,54 @@ export function convForward(x: Tensor, w: Tensor, bias: Tensor | null, g: ConvGe
   const y = emptyTensor([g.B, g.oH, g.oW, g.Co], "f32", "conv2d");
   const inputs = bias ? [x, w, bias] : [x, w];
   const plan = convPlan("fwd", g);
-  if (plan.kernel !== "gemm") {
-    launchPerPixel(plan, "fwd", inputs, y, g, "conv2d");
-    return y;
+  if (plan.kernel === "direct") {
+    launchDirect(plan, "fwd", inputs, y, g, g.B * g.oH * g.oW, convFlops(g));
+  } else if (plan.kernel !== "gemm") {
+    launchNaive("fwd", inputs, y, g);
+  } else {
+    const M = g.B * g.oH * g.oW, N = g.Co, K = g.kh * g.kw * g.Ci;
+    const t = plan.tiling;
+    launch(
+      forward(!!bias, t),
+      inputs,
+      [y],
+      { M, N, K, kChunk: 0, ...g },
+      gemmGrid(M, N, 1, t),
+      "conv2d",
+      2 * M * N * K,
+    );
   }
-  const M = g.B * g.oH * g.oW, N = g.Co, K = g.kh * g.kw * g.Ci;
-  const t = plan.tiling;
-  launch(
-    forward(!!bias, t),
-    inputs,
-    [y],
-    { M, N, K, kChunk: 0, ...g },
-    gemmGrid(M, N, 1, t),
-    "conv2d",
-    2 * M * N * K,
-  );
   return y;
 }
 
-/** dX[B, H, W, Ci] from dY[B, oH, oW, Co] and W (+ bias[Ci], for transposed convolutions). */
+/**
+ * dX[B, H, W, Ci] from dY[B, oH, oW, Co] and W (+ bias[Ci], for transposed convolutions). The
+ * direct and GEMM kernels run once per phase of the stride (see `stridePhases`).
+ */
 export function convBackwardInput(dy: Tensor, w: Tensor, bias: Tensor | null, g: ConvGeometry): Tensor {
   const dx = emptyTensor([g.B, g.H, g.W, g.Ci], "f32", "conv2d-dx");
   const inputs = bias ? [dy, w, bias] : [dy, w];
   const plan = convPlan("dx", g);
-  if (plan.kernel !== "gemm") {
-    launchPerPixel(plan, "dx", inputs, dx, g, "conv2d-dx");
+  if (plan.kernel !== "direct" && plan.kernel !== "gemm") {
+    launchNaive("dx", inputs, dx, g);
     return dx;
   }
-  const N = g.Ci;
-  const t = plan.tiling;
-  // One GEMM per phase of the stride (see backwardInputSpec); every input pixel is in one phase.
-  const count = (size: number, first: number, s: number) => first < size ? Math.ceil((size - first) / s) : 0;
-  for (let py = 0; py < g.sy; py++) {
-    for (let px = 0; px < g.sx; px++) {
-      const ih0 = (((py - g.padT) % g.sy) + g.sy) % g.sy;
-      const iw0 = (((px - g.padL) % g.sx) + g.sx) % g.sx;
-      const Hz = count(g.H, ih0, g.sy), Wz = count(g.W, iw0, g.sx);
-      const Jy = count(g.kh, py, g.sy), Jx = count(g.kw, px, g.sx);
-      const M = g.B * Hz * Wz, K = Jy * Jx * g.Co;
-      if (M === 0) continue;
-      launch(
-        backwardInput(!!bias, t),
-        inputs,
-        [dx],
-        { M, N, K, kChunk: 0, ...g, py, px, ih0, iw0, Hz, Wz, Jx },
-        gemmGrid(M, N, 1, t),
-        "conv2d-dx",
-        2 * M * N * K,
-      );
+  for (const phase of stridePhases(g)) {
+    const M = g.B * phase.Hz * phase.Wz, N = g.Ci, K = phase.Jy * phase.Jx * g.Co;
+    if (plan.kernel === "direct") {
+      launchDirect(plan, "dx", inputs, dx, g, M, 2 * M * N * K, phase);
+      continue;
     }
+    const t = plan.tiling;
+    launch(
+      backwardInput(!!bias, t),
+      inputs,
+      [dx],
+      { M, N, K, kChunk: 0, ...g, ...phase },
+      gemmGrid(M, N, 1, t),
+      "conv2d-dx",
+      2 * M * N * K,
+    );
   }
   return dx;
 }
@@ -595,22 +674,23 @@ export function filterSplits(M: number, N: number, K: number): number {
 }
 
 /**
- * dW[kh, kw, Ci, Co] from X and dY: a split-K GEMM, then a sum over the slices. With at most
- * GEMV_COLUMNS output channels it is a matrix-vector product again, and the naive kernel takes it,
- * split the same way (one thread per weight and K slice).
+ * dW[kh, kw, Ci, Co] from X and dY: a split-K GEMM or direct kernel (or, for the "gemm" family's
+ * matrix-vector shapes, the naive one: one thread per weight and K slice), then a sum over the slices.
  */
 export function convBackwardFilter(x: Tensor, dy: Tensor, g: ConvGeometry): Tensor {
   const M = g.kh * g.kw * g.Ci, N = g.Co, K = g.B * g.oH * g.oW;
   const plan = convPlan("dw", g);
   const t = tilingFor(N);
-  // Slices: the oracle runs unsplit; the per-weight kernels (matrix-vector and direct) aim for
-  // ~4096 threads with slices of >= 256; the GEMM for enough tiles to fill a GPU (filterSplits).
-  const threadsPerSlice = plan.kernel === "direct" ? M * N / plan.cols : M * N;
+  // Slices: the oracle runs unsplit; the GEMM takes enough to fill a GPU (filterSplits); the
+  // per-weight kernels (direct and matrix-vector) aim for a number of threads (DirectBlocks) with
+  // slices of >= 256.
+  const threadsPerSlice = plan.kernel === "direct" ? M * N / (plan.rows * plan.cols) : M * N;
+  const aim = plan.kernel === "direct" ? (directBlocks ?? defaultDirectBlocks()).dwThreads : 4096;
   const splits = plan.kernel === "naive"
     ? 1
     : plan.kernel === "gemm"
     ? filterSplits(M, N, K)
-    : Math.max(1, Math.min(Math.floor(K / 256), Math.ceil(4096 / threadsPerSlice)));
+    : Math.max(1, Math.min(Math.floor(K / 256), Math.ceil(aim / threadsPerSlice)));
   const step = plan.kernel === "gemm" ? t.TK : 1;
   const kChunk = Math.ceil(Math.ceil(K / splits) / step) * step;
   const slices = Math.ceil(K / kChunk);
@@ -628,7 +708,7 @@ export function convBackwardFilter(x: Tensor, dy: Tensor, g: ConvGeometry): Tens
   } else if (plan.kernel === "direct") {
     const threads = slices * threadsPerSlice;
     launch(
-      directFilter(plan.cols),
+      directFilter(plan.rows, plan.cols),
       [x, dy],
       [partial],
       { n: threads, kChunk, ...g },

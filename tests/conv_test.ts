@@ -15,9 +15,12 @@ import {
   convBackwardFilter,
   convBackwardInput,
   convForward,
+  type ConvImplementation,
+  type DirectBlocks,
   filterSplits,
   samePadding,
   setConvImplementation,
+  setDirectBlocks,
 } from "../kernels/conv.ts";
 import { read } from "../kernels/tensor.ts";
 import { assertClose, checkOp, createRng, gpuTest, randomNd, toTensor } from "./helpers.ts";
@@ -69,19 +72,44 @@ function refOptions(c: Case, H: number, W: number): ref.ConvRefOptions {
   return { stride: [c.s, c.s], pads };
 }
 
+/**
+ * Every kernel family, and the direct kernels with the register blocks of each kind of adapter
+ * (16 x 16 on a CPU, 4 x 4 on a GPU) and with ragged blocks that tile neither pixels nor channels
+ * evenly (3 pixels, 5 rows, 7 columns: the largest divisor of the channel count is taken).
+ */
+const VARIANTS: { name: string; impl: ConvImplementation; blocks?: DirectBlocks }[] = [
+  { name: "auto", impl: "auto" },
+  { name: "direct 16x16", impl: "direct", blocks: { pixels: 16, rows: 16, cols: 16, dwThreads: 1024 } },
+  { name: "direct 4x4", impl: "direct", blocks: { pixels: 4, rows: 4, cols: 4, dwThreads: 65536 } },
+  { name: "direct 3/5x7", impl: "direct", blocks: { pixels: 3, rows: 5, cols: 7, dwThreads: 100 } },
+  { name: "gemm", impl: "gemm" },
+  { name: "naive", impl: "naive" },
+];
+
+/** Runs `body` with one variant's kernels, then restores the previous choice. */
+async function withVariant(v: (typeof VARIANTS)[number], body: () => Promise<void>): Promise<void> {
+  const previous = setConvImplementation(v.impl);
+  const previousBlocks = setDirectBlocks(v.blocks ?? null);
+  try {
+    await body();
+  } finally {
+    setConvImplementation(previous);
+    setDirectBlocks(previousBlocks);
+  }
+}
+
 const int = { low: -3, high: 3, integer: true };
 const exact = { rtol: 0, atol: 0 };
 
-for (const impl of ["auto", "direct", "gemm", "naive"] as const) {
+for (const variant of VARIANTS) {
   gpuTest(
-    `conv2d (${impl}): forward, dX, dW, db exact on integers over ${CONV_CASES.length} geometries`,
-    async () => {
-      const previous = setConvImplementation(impl);
-      let splitKSeen = impl === "naive";
-      try {
+    `conv2d (${variant.name}): forward, dX, dW, db exact on integers over ${CONV_CASES.length} geometries`,
+    () =>
+      withVariant(variant, async () => {
+        let splitKSeen = variant.impl === "naive";
         const rng = createRng(301);
         for (const c of CONV_CASES) {
-          const label = `${impl} ${JSON.stringify(c)}`;
+          const label = `${variant.name} ${JSON.stringify(c)}`;
           const x = randomNd(rng, [c.B, c.H, c.W, c.Ci], int);
           const w = randomNd(rng, [c.k, c.k, c.Ci, c.Co], int);
           const bias = randomNd(rng, [c.Co], int);
@@ -111,10 +139,7 @@ for (const impl of ["auto", "direct", "gemm", "naive"] as const) {
           assertClose(await read(convBackwardBias(tg)), vjp.db.data, exact, `${label} db`);
         }
         assert.ok(splitKSeen, "no case exercised the split-K weight gradient");
-      } finally {
-        setConvImplementation(previous);
-      }
-    },
+      }),
   );
 }
 
@@ -150,43 +175,47 @@ function cropOf(c: TCase): [[number, number], [number, number]] {
   return c.crop;
 }
 
-for (const impl of ["auto", "direct", "gemm", "naive"] as const) {
-  gpuTest(`conv2dTranspose (${impl}): forward, dX, dW exact on integers, crop rule included`, async () => {
-    const previous = setConvImplementation(impl);
-    try {
-      const rng = createRng(307);
-      for (const c of TRANSPOSE_CASES) {
-        const label = `${impl} ${JSON.stringify(c)}`;
-        const x = randomNd(rng, [c.B, c.H, c.W, c.Cin], int);
-        const w = randomNd(rng, [c.k, c.k, c.Cout, c.Cin], int);
-        const bias = randomNd(rng, [c.Cout], int);
-        const o: ref.ConvRefOptions = { stride: [c.s, c.s], pads: cropOf(c) };
-        const y = ref.conv2dTranspose(x, w, bias, o);
-        const [tx, tw, tb] = [x, w, bias].map(toTensor);
-        const geometry = conv2dTransposeGeometry(tx.shape, tw.shape, tb.shape, {
-          stride: c.s,
-          padding: c.crop,
-        });
-        const ty = convBackwardInput(tx, tw, tb, geometry);
-        assert.deepEqual(ty.shape, y.shape, `${label}: output shape`);
-        assertClose(await read(ty), y.data, exact, `${label} forward`);
-        // A transposed convolution is the adjoint of the convolution whose input it produces:
-        // dx = conv(g, w) with the crop as padding, dw from that convolution's filter gradient.
-        const g = randomNd(rng, y.shape, int);
-        const adjoint = ref.conv2dVjp(g, w, x, o);
-        const tg = toTensor(g);
-        assertClose(
-          await read(convForward(tg, tw, null, geometry)),
-          ref.conv2d(g, w, null, o).data,
-          exact,
-          `${label} dX`,
-        );
-        assertClose(await read(convBackwardFilter(tg, tx, geometry)), adjoint.dw.data, exact, `${label} dW`);
-      }
-    } finally {
-      setConvImplementation(previous);
-    }
-  });
+for (const variant of VARIANTS) {
+  gpuTest(
+    `conv2dTranspose (${variant.name}): forward, dX, dW exact on integers, crop rule included`,
+    () =>
+      withVariant(variant, async () => {
+        const rng = createRng(307);
+        for (const c of TRANSPOSE_CASES) {
+          const label = `${variant.name} ${JSON.stringify(c)}`;
+          const x = randomNd(rng, [c.B, c.H, c.W, c.Cin], int);
+          const w = randomNd(rng, [c.k, c.k, c.Cout, c.Cin], int);
+          const bias = randomNd(rng, [c.Cout], int);
+          const o: ref.ConvRefOptions = { stride: [c.s, c.s], pads: cropOf(c) };
+          const y = ref.conv2dTranspose(x, w, bias, o);
+          const [tx, tw, tb] = [x, w, bias].map(toTensor);
+          const geometry = conv2dTransposeGeometry(tx.shape, tw.shape, tb.shape, {
+            stride: c.s,
+            padding: c.crop,
+          });
+          const ty = convBackwardInput(tx, tw, tb, geometry);
+          assert.deepEqual(ty.shape, y.shape, `${label}: output shape`);
+          assertClose(await read(ty), y.data, exact, `${label} forward`);
+          // A transposed convolution is the adjoint of the convolution whose input it produces:
+          // dx = conv(g, w) with the crop as padding, dw from that convolution's filter gradient.
+          const g = randomNd(rng, y.shape, int);
+          const adjoint = ref.conv2dVjp(g, w, x, o);
+          const tg = toTensor(g);
+          assertClose(
+            await read(convForward(tg, tw, null, geometry)),
+            ref.conv2d(g, w, null, o).data,
+            exact,
+            `${label} dX`,
+          );
+          assertClose(
+            await read(convBackwardFilter(tg, tx, geometry)),
+            adjoint.dw.data,
+            exact,
+            `${label} dW`,
+          );
+        }
+      }),
+  );
 }
 
 gpuTest("conv2d and conv2dTranspose: gradients of x, w and bias against finite differences", async () => {
