@@ -95,6 +95,7 @@ export {
   reshape,
   sigma,
   sigmoid,
+  silu,
   sign,
   slice,
   softplus,

@@ -52,6 +52,8 @@ export const reciprocal: (x: Tensor) => Tensor = un("reciprocal");
 export const relu: (x: Tensor) => Tensor = un("relu");
 /** 1 / (1 + e^-x), stable for large |x|. */
 export const sigmoid: (x: Tensor) => Tensor = un("sigmoid");
+/** x sigmoid(x) (SiLU), one kernel each way. */
+export const silu: (x: Tensor) => Tensor = un("silu");
 /** log(1 + e^x), stable for large |x|. */
 export const softplus: (x: Tensor) => Tensor = un("softplus");
 /** Hyperbolic tangent. */

@@ -33,7 +33,7 @@ import {
   pad as padOp,
   relu,
   reshape,
-  sigmoid,
+  silu,
   sqrt,
   square,
   sub,
@@ -47,7 +47,7 @@ export type Activation = "relu" | "silu";
 
 /** relu(x) or silu(x) = x sigmoid(x). */
 export function activate(kind: Activation, x: Tensor): Tensor {
-  return kind === "relu" ? relu(x) : mul(x, sigmoid(x));
+  return kind === "relu" ? relu(x) : silu(x);
 }
 
 export interface LinearParams {

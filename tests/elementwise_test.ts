@@ -20,6 +20,7 @@ const DOMAIN: Record<string, RandomOptions> = {
   exp: { low: -3, high: 3 },
   expm1: { low: -2, high: 2 },
   sigmoid: { low: -6, high: 6 },
+  silu: { low: -6, high: 6 },
   softplus: { low: -6, high: 6 },
   tanh: { low: -4, high: 4 },
 };
@@ -36,6 +37,7 @@ const UNARY = [
   "reciprocal",
   "relu",
   "sigmoid",
+  "silu",
   "softplus",
   "tanh",
 ] as const;
@@ -82,7 +84,7 @@ gpuTest("unary pow: integer, fractional and negative exponents, negative bases f
 
 gpuTest("unary: numerically stable forms at extreme inputs", async () => {
   const inputs = ref.nd([8], [-100, -30, -1e-7, 0, 1e-7, 30, 88, 100]);
-  for (const op of ["sigmoid", "softplus", "tanh", "log1p", "expm1"] as const) {
+  for (const op of ["sigmoid", "silu", "softplus", "tanh", "log1p", "expm1"] as const) {
     const x = op === "log1p" ? ref.nd([8], [-0.9, -1e-7, 0, 1e-7, 1e-3, 1, 1e5, 1e30]) : inputs;
     await checkOp({
       name: `${op} extremes`,

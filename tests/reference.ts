@@ -66,6 +66,7 @@ export const unaryRef: Record<string, (x: number, p: number) => number> = {
   reciprocal: (x) => 1 / x,
   relu: (x) => Math.max(x, 0),
   sigmoid: (x) => 1 / (1 + Math.exp(-x)),
+  silu: (x) => x / (1 + Math.exp(-x)),
   softplus: (x) => Math.log1p(Math.exp(-Math.abs(x))) + Math.max(x, 0),
   tanh: Math.tanh,
   pow: (x, p) => Math.pow(x, p),
