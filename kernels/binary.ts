@@ -35,14 +35,14 @@ export type BinaryOp = keyof typeof BINARY;
 type Mode = "same" | "scalarA" | "scalarB" | "bcast";
 
 /**
- * WGSL statements that unravel the linear index `i` over the uniform shape `shape` (rank `rank`)
+ * WGSL statements that unravel the linear index `i` (or `index`) over the uniform shape `shape` (rank `rank`)
  * and accumulate one offset per operand from its `<name>Str` strides into `off_<name>`.
  */
-export function stridedOffsets(operands: readonly string[]): string {
+export function stridedOffsets(operands: readonly string[], index = "i"): string {
   const decl = operands.map((o) => `  var off_${o} = 0u;`).join("\n");
   const acc = operands.map((o) => `    off_${o} += c * ${o}Str_at(d);`).join("\n");
   return `${decl}
-  var rem = i;
+  var rem = ${index};
   for (var k = 0u; k < P.rank; k++) {
     let d = P.rank - 1u - k;
     let dim = shape_at(d);

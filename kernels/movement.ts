@@ -22,6 +22,16 @@ import {
 } from "./shape.ts";
 import { emptyTensor, type Tensor, viewOf } from "./tensor.ts";
 
+/** Elements of the innermost axis one copy thread moves (its index math is paid once per run). */
+const COPY_RUN = 16;
+
+/**
+ * The strided copy. Each thread moves a run of up to COPY_RUN elements along the innermost axis
+ * (strides SIn, DIn) of one position of the outer axes (`shape`, strides SStr and DStr, rank
+ * `rank`). Why runs: unravelling an index costs a division and a modulo per axis, which a CPU
+ * adapter executes lane by lane; once per run instead of per element, the copy of the nearest
+ * upsampling's broadcast (128 x 14 x 2 x 14 x 2 x 16) took ~10x less time on llvmpipe.
+ */
 const COPY: KernelSpec = {
   key: "copy-strided",
   uniforms: [
@@ -29,6 +39,10 @@ const COPY: KernelSpec = {
     ["rank", "u32"],
     ["srcOff", "u32"],
     ["dstOff", "u32"],
+    ["inner", "u32"],
+    ["runs", "u32"],
+    ["SIn", "u32"],
+    ["DIn", "u32"],
     ["shape", "u32x8"],
     ["SStr", "u32x8"],
     ["DStr", "u32x8"],
@@ -37,11 +51,48 @@ const COPY: KernelSpec = {
   outputs: [["Dst", "u32"]],
   body: `
 ${elementwiseMain()}
-${stridedOffsets(["S", "D"])}
-  Dst[P.dstOff + off_D] = Src[P.srcOff + off_S];
+  let outer = i / P.runs;
+  let first = (i % P.runs) * ${COPY_RUN}u;
+${stridedOffsets(["S", "D"], "outer")}
+  let s = P.srcOff + off_S;
+  let d = P.dstOff + off_D;
+  let last = min(P.inner, first + ${COPY_RUN}u);
+  for (var j = first; j < last; j++) {
+    Dst[d + j * P.DIn] = Src[s + j * P.SIn];
+  }
 }
 `,
 };
+
+/**
+ * The same copy over fewer axes: axes of size 1 dropped, and each axis merged into the next where
+ * both operands step through them as one (stride[d] = stride[d + 1] * shape[d + 1] on both sides).
+ * A contiguous copy becomes one axis; a broadcast of [B, 1] to [B, N] stays two.
+ */
+export function collapseAxes(
+  shape: Shape,
+  srcStrides: readonly number[],
+  dstStrides: readonly number[],
+): { shape: number[]; src: number[]; dst: number[] } {
+  const out = { shape: [] as number[], src: [] as number[], dst: [] as number[] };
+  for (let d = 0; d < shape.length; d++) {
+    if (shape[d] === 1) continue;
+    const k = out.shape.length - 1;
+    if (
+      k >= 0 && out.src[k] === srcStrides[d] * shape[d] && out.dst[k] === dstStrides[d] * shape[d]
+    ) {
+      out.shape[k] *= shape[d];
+      out.src[k] = srcStrides[d];
+      out.dst[k] = dstStrides[d];
+    } else {
+      out.shape.push(shape[d]);
+      out.src.push(srcStrides[d]);
+      out.dst.push(dstStrides[d]);
+    }
+  }
+  if (out.shape.length === 0) return { shape: [1], src: [0], dst: [0] };
+  return out;
+}
 
 const FILL: KernelSpec = {
   key: "fill",
@@ -66,19 +117,28 @@ export function copyStrided(
   dstStrides: readonly number[],
   label = "copy",
 ): void {
-  const n = sizeOf(shape);
+  if (sizeOf(shape) === 0) return;
+  const axes = collapseAxes(shape, srcStrides, dstStrides);
+  const rank = axes.shape.length - 1;
+  const inner = axes.shape[rank];
+  const runs = Math.ceil(inner / COPY_RUN);
+  const n = sizeOf(axes.shape.slice(0, rank)) * runs;
   launch(
     COPY,
     [src],
     [dst],
     {
       n,
-      rank: shape.length,
+      rank,
       srcOff: srcOffset,
       dstOff: dstOffset,
-      shape,
-      SStr: srcStrides,
-      DStr: dstStrides,
+      inner,
+      runs,
+      SIn: axes.src[rank],
+      DIn: axes.dst[rank],
+      shape: axes.shape.slice(0, rank),
+      SStr: axes.src.slice(0, rank),
+      DStr: axes.dst.slice(0, rank),
     },
     elementwiseGrid(n),
     label,

@@ -2,8 +2,8 @@
  * Reductions (sum, max) over any set of axes, with keepdims, and a scale for means.
  *
  * Every reduction is brought to the canonical form [outer, R, inner] (reduce the middle axis):
- * reduced axes that sit next to each other merge into one block; otherwise a permute first moves
- * them to the end. Two variants of one template:
+ * reduced axes that sit next to each other merge into one block; separate blocks are reduced one
+ * pass each, innermost first (no permute). Two variants of one template:
  *   serial  one thread per output, looping over its R elements (many outputs, short rows);
  *   group   one 64-thread workgroup per output, strided partial sums then a tree in workgroup
  *           memory (few outputs, long rows).
@@ -13,7 +13,6 @@
 
 import { wgsl } from "wgsl-preprocessor";
 import { grid, GRID_BUILTINS, GROUP_INDEX, launch } from "./launch.ts";
-import { permute } from "./movement.ts";
 import { type KernelSpec, memoSpec } from "./runtime/program.ts";
 import { normalizeAxes, sizeOf } from "./shape.ts";
 import { emptyTensor, type Tensor, viewOf } from "./tensor.ts";
@@ -133,24 +132,33 @@ export function reduce(
   if (op === "max" && ax.some((a) => x.shape[a] === 0)) {
     throw new Error(`max: cannot reduce an empty axis of ${x}`);
   }
-  let source = x;
-  let outer: number, R: number, inner: number;
-  const contiguous = ax.length === 0 || ax[ax.length - 1] - ax[0] === ax.length - 1;
-  if (contiguous) {
-    const first = ax[0] ?? x.rank;
-    const last = ax[ax.length - 1] ?? x.rank - 1;
-    outer = sizeOf(x.shape.slice(0, first));
-    R = sizeOf(x.shape.slice(first, last + 1));
-    inner = sizeOf(x.shape.slice(last + 1));
-  } else {
-    const kept = x.shape.map((_, i) => i).filter((i) => !ax.includes(i));
-    source = permute(x, [...kept, ...ax]);
-    outer = sizeOf(kept.map((i) => x.shape[i]));
-    R = sizeOf(ax.map((i) => x.shape[i]));
-    inner = 1;
+  // Reduced axes that sit next to each other form one block [outer, R, inner]. Several blocks are
+  // reduced one after another, innermost first, each pass on the previous one's smaller output:
+  // cheaper than permuting them together (which reads and writes all of x once more) and the same
+  // for sum and max. The scale applies once, in the last pass.
+  const blocks: [number, number][] = [];
+  for (const a of ax) {
+    const last = blocks[blocks.length - 1];
+    if (last && last[1] === a - 1) last[1] = a;
+    else blocks.push([a, a]);
   }
-  const flat = reduceCanonical(op, source, outer, R, inner, scale);
-  if (source !== x) source.dispose();
+  if (blocks.length === 0) blocks.push([x.rank, x.rank - 1]);
+  let shape = [...x.shape];
+  let flat = x;
+  for (let b = blocks.length - 1; b >= 0; b--) {
+    const [first, last] = blocks[b];
+    const next = reduceCanonical(
+      op,
+      flat,
+      sizeOf(shape.slice(0, first)),
+      sizeOf(shape.slice(first, last + 1)),
+      sizeOf(shape.slice(last + 1)),
+      b === 0 ? scale : 1,
+    );
+    if (flat !== x) flat.dispose();
+    flat = next;
+    shape = [...shape.slice(0, first), ...shape.slice(last + 1)];
+  }
   // reduceCanonical returns a flat vector: view its storage with the output shape.
   const out = viewOf(flat, outShape);
   flat.dispose();

@@ -2,6 +2,7 @@
 
 import assert from "node:assert/strict";
 import * as ops from "../autograd/ops.ts";
+import type { Tensor } from "../kernels/tensor.ts";
 import { checkOp, createRng, gpuTest, randomNd, toTensor } from "./helpers.ts";
 import * as ref from "./reference.ts";
 
@@ -63,6 +64,52 @@ gpuTest("broadcastTo: size-1 axes and new leading axes; gradient sums back", asy
     });
   }
   assert.throws(() => ops.broadcastTo(toTensor(randomNd(rng, [3])), [2, 4]), /cannot be broadcast/);
+});
+
+gpuTest("strided copies in runs: inner axes longer than a run, ragged, broadcast, merged axes", async () => {
+  // The copy kernel moves runs of 16 along the innermost axis that remains after merging axes.
+  const rng = createRng(53);
+  const cases: [string, number[], (x: Tensor) => Tensor, (x: ref.Nd) => ref.Nd][] = [
+    [
+      "broadcast [1, 37] -> [3, 2, 37]",
+      [1, 37],
+      (x) => ops.broadcastTo(x, [3, 2, 37]),
+      (x) => ref.broadcastTo(x, [3, 2, 37]),
+    ],
+    [
+      "broadcast [5, 1] -> [5, 40] (stride-0 runs)",
+      [5, 1],
+      (x) => ops.broadcastTo(x, [5, 40]),
+      (x) => ref.broadcastTo(x, [5, 40]),
+    ],
+    [
+      "nearest 2x as a broadcast",
+      [2, 3, 1, 2, 1, 20],
+      (x) => ops.broadcastTo(x, [2, 3, 2, 2, 2, 20]),
+      (x) => ref.broadcastTo(x, [2, 3, 2, 2, 2, 20]),
+    ],
+    [
+      "permute [2, 3, 40] -> [3, 2, 40]",
+      [2, 3, 40],
+      (x) => ops.permute(x, [1, 0, 2]),
+      (x) => ref.permute(x, [1, 0, 2]),
+    ],
+    [
+      "permute with a strided inner axis",
+      [33, 2, 3],
+      (x) => ops.permute(x, [1, 2, 0]),
+      (x) => ref.permute(x, [1, 2, 0]),
+    ],
+  ];
+  for (const [name, shape, gpu, reference] of cases) {
+    await checkOp({
+      name,
+      inputs: [randomNd(rng, shape)],
+      gpu,
+      ref: reference,
+      tol: { rtol: 0, atol: 1e-6 },
+    });
+  }
 });
 
 gpuTest("slice: offsets, negative indices, empty ranges; gradient pads with zeros", async () => {

@@ -15,7 +15,9 @@ const CASES: [number[], number | number[] | undefined][] = [
   [[4, 6], 0],
   [[4, 6], 1],
   [[4, 6], -1],
-  [[3, 4, 5], [0, 2]], // scattered axes: permuted first
+  [[3, 4, 5], [0, 2]], // scattered axes: one pass per block of adjacent axes, innermost first
+  [[2, 3, 4, 5, 2], [0, 2, 3]],
+  [[2, 3, 2, 5, 2, 3], [1, 3, 5]], // three blocks, as the nearest upsampling's gradient has two
   [[3, 4, 5], [1, 2]],
   [[2, 3, 4, 5], [1, 2]],
   [[2, 1, 3], 1],
