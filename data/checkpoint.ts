@@ -48,7 +48,16 @@ export async function saveCheckpoint<P>(
       step: String(progress.step),
     }),
   );
-  await writeFileAtomic(`${dir}/model.safetensors`, encodeSafetensors(await named("", params), metadata));
+  await saveModel(`${dir}/model.safetensors`, params, metadata);
+}
+
+/** Writes the parameters alone (a `model.safetensors`), atomically. */
+export async function saveModel<P>(
+  path: string,
+  params: P,
+  metadata: Record<string, string> = {},
+): Promise<void> {
+  await writeFileAtomic(path, encodeSafetensors(await named("", params), metadata));
 }
 
 /** Overwrites the tensors of `tree` (in place, by path) with the stored values; shapes must match. */
