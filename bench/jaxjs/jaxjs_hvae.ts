@@ -254,8 +254,7 @@ function klStd(q: Gauss): Arr {
   return sumPerItem(t);
 }
 /** sum over pixels of log Bernoulli(x | sigmoid(l)) = x*l - softplus(l); consumes both. */
-const bernoulliLL = (logits: Arr, x: Arr): Arr =>
-  sumPerItem(x.mul(logits.ref).sub(softplus(logits)));
+const bernoulliLL = (logits: Arr, x: Arr): Arr => sumPerItem(x.mul(logits.ref).sub(softplus(logits)));
 
 // ---------------------------------------------------------------- networks
 function encode(p: Params, x: Arr): [Gauss, Gauss, Gauss] {
@@ -398,9 +397,7 @@ function randomBinary(rng: () => number, n: number): Float32Array {
 
 const median = (a: number[]) => {
   const s = [...a].sort((x, y) => x - y);
-  return s.length % 2
-    ? s[(s.length - 1) / 2]
-    : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 };
 
 async function setupDevice(
@@ -466,12 +463,8 @@ export async function runJaxjsHvae(
     return t;
   };
   let p = mkTree(({ data, shape }) => fromHost(data, shape));
-  let m = mkTree(({ data, shape }) =>
-    fromHost(new Float32Array(data.length), shape)
-  );
-  let v = mkTree(({ data, shape }) =>
-    fromHost(new Float32Array(data.length), shape)
-  );
+  let m = mkTree(({ data, shape }) => fromHost(new Float32Array(data.length), shape));
+  let v = mkTree(({ data, shape }) => fromHost(new Float32Array(data.length), shape));
   await blockUntilReady([p, m, v]);
 
   const dataRng = mulberry32(SEED * 31 + 5);
@@ -527,9 +520,7 @@ export async function runJaxjsHvae(
       : 0;
     if (s > 0 && elapsed + last / 1000 > TIME_LIMIT_S) {
       log(
-        `time guard: stopping after ${s} steps (${
-          elapsed.toFixed(0)
-        } s elapsed, limit ${TIME_LIMIT_S} s)`,
+        `time guard: stopping after ${s} steps (${elapsed.toFixed(0)} s elapsed, limit ${TIME_LIMIT_S} s)`,
       );
       stoppedEarly = true;
       break;
@@ -590,16 +581,14 @@ export async function runJaxjsHvae(
     )
       .map(([kernel, a]) => ({ kernel, ms: +a.ms.toFixed(1), n: a.n }));
     log(
-      `profile: ${entries.length} traced dispatches, kernel time sum ${
-        total.toFixed(1)
-      } ms, step wall ${wall.toFixed(1)} ms` +
+      `profile: ${entries.length} traced dispatches, kernel time sum ${total.toFixed(1)} ms, step wall ${
+        wall.toFixed(1)
+      } ms` +
         " (labels are jax-js's: Kernel[output size])",
     );
     for (const t of profileTop) {
       log(
-        `  ${t.ms.toFixed(1).padStart(9)} ms  x${
-          String(t.n).padStart(3)
-        }  ${t.kernel}`,
+        `  ${t.ms.toFixed(1).padStart(9)} ms  x${String(t.n).padStart(3)}  ${t.kernel}`,
       );
     }
   }
@@ -629,9 +618,7 @@ export async function runJaxjsHvae(
     steps_ms: times.map((t) => +t.toFixed(1)),
     steps_timed: times.length,
     median_ms: times.length ? +median(times).toFixed(1) : null,
-    mean_ms: times.length
-      ? +(times.reduce((a, b) => a + b, 0) / times.length).toFixed(1)
-      : null,
+    mean_ms: times.length ? +(times.reduce((a, b) => a + b, 0) / times.length).toFixed(1) : null,
     min_ms: times.length ? +Math.min(...times).toFixed(1) : null,
     max_ms: times.length ? +Math.max(...times).toFixed(1) : null,
     sync_floor_ms: +syncFloor.toFixed(1),
@@ -692,9 +679,7 @@ export async function dumpJaxjsHvae(
   // file: one JSON header line, then float32 blobs in header order
   const blobs: { name: string; shape: number[]; data: Float32Array }[] = [];
   blobs.push({ name: "x", shape: [BATCH, 1, 28, 28], data: xHost });
-  epsHost.forEach((d, i) =>
-    blobs.push({ name: `eps${i}`, shape: shapes[i], data: d })
-  );
+  epsHost.forEach((d, i) => blobs.push({ name: `eps${i}`, shape: shapes[i], data: d }));
   for (const [k, { shape, data }] of Object.entries(hostParams)) {
     blobs.push({ name: `param:${k}`, shape, data });
   }
