@@ -32,7 +32,7 @@ import { elementwiseGrid, elementwiseMain, launch } from "./launch.ts";
 import { reduce } from "./reduce.ts";
 import { type KernelSpec, memoSpec, type UniformType } from "./runtime/program.ts";
 import { emptyTensor, type Tensor, viewOf } from "./tensor.ts";
-import { gpu } from "./runtime/device.ts";
+import { tuning } from "./tuning.ts";
 import { type Shape, shapeString } from "./shape.ts";
 
 /** Everything the index math needs; batch B, input H x W x Ci, output oH x oW x Co. */
@@ -455,44 +455,14 @@ export type ConvPlan =
   | { kernel: "direct"; rows: number; cols: number; reason: string }
   | { kernel: "gemm"; tiling: GemmTiling; reason: string };
 
-/**
- * Output columns up to which the direct kernels beat the GEMM tile: at 16 channels they ran 2-3x
- * faster on llvmpipe with one pixel per thread (`directSpec`) and 5x with 16; at 64 the GEMM's reuse
- * of staged operands wins (its 64x64 tile reached 5-6 GFLOP/s on 64-channel shapes). Matrix-vector
- * shapes (1 output column, e.g. the 16 -> 1 likelihood conv) are direct too: a GEMM tile there is
- * nearly all padding (the 64 -> 1 conv at 28x28 took 286 ms as a GEMM, 38 ms one thread per output).
- */
-const DIRECT_COLUMNS = 32;
+/** Sees every convolution direction as it is recorded (kernels/tune.ts collects the shapes in use). */
+export type ConvObserver = (direction: ConvDirection, g: ConvGeometry) => void;
+let observer: ConvObserver | null = null;
 
-/**
- * The register blocks of the direct kernels: `pixels` output pixels per thread (fwd, dx), `rows`
- * input channels per thread (dw), at most `cols` output columns per thread; `dwThreads` is the number
- * of threads the weight gradient's K split aims for.
- */
-export interface DirectBlocks {
-  pixels: number;
-  rows: number;
-  cols: number;
-  dwThreads: number;
-}
-
-/**
- * Defaults per kind of adapter. A CPU adapter (llvmpipe) runs each invocation in a SIMD lane and
- * spills large blocks to L1 cheaply, so the biggest block wins: 16 x 16 (`directSpec`: 8.1 GFLOP/s
- * at 16 pixels against 1.6 at 1); its 2 cores need only ~1K threads. A real GPU wants far more
- * threads and fewer registers per thread: 4 x 4 there, a default that no GPU measurement backs yet.
- */
-function defaultDirectBlocks(): DirectBlocks {
-  return gpu().adapter.isFallbackAdapter
-    ? { pixels: 16, rows: 16, cols: 16, dwThreads: 1024 }
-    : { pixels: 4, rows: 4, cols: 4, dwThreads: 65536 };
-}
-let directBlocks: DirectBlocks | null = null;
-
-/** Replaces the direct kernels' blocks (a tuner's or a benchmark's choice); returns the previous. */
-export function setDirectBlocks(blocks: DirectBlocks | null): DirectBlocks | null {
-  const previous = directBlocks;
-  directBlocks = blocks;
+/** Installs `fn` (null: none) as the convolution observer; returns the previous one. */
+export function observeConvolutions(fn: ConvObserver | null): ConvObserver | null {
+  const previous = observer;
+  observer = fn;
   return previous;
 }
 
@@ -504,22 +474,28 @@ function blockFor(n: number, max: number): number {
 
 /**
  * Chooses the kernel for one convolution direction; the one place where the choice and its reasons
- * live. Naive when forced (the oracle); direct for <= DIRECT_COLUMNS output columns (Co forward and
- * for the weight gradient, Ci for the input gradient), with register blocks that tile the channels;
- * else the implicit GEMM (the input gradient split by stride phase, the weight gradient split over K).
- * The "gemm" family keeps matrix-vector shapes (<= 4 columns) on the naive kernel ("gemv"), where its
- * tile would be nearly all padding.
+ * live. Naive when forced (the oracle); direct for <= `directColumns` output columns (Co forward and
+ * for the weight gradient, Ci for the input gradient; kernels/tuning.ts), with register blocks that
+ * tile the channels; else the implicit GEMM (the input gradient split by stride phase, the weight
+ * gradient split over K). The "gemm" family keeps matrix-vector shapes (<= 4 columns) on the naive
+ * kernel ("gemv"), where its tile would be nearly all padding.
+ * Why direct for few channels: at 16 channels the direct kernels ran 2-3x faster than the GEMM tile
+ * on llvmpipe with one pixel per thread and 5x with 16 (`directSpec`); at 64 the GEMM's reuse of
+ * staged operands won there. Matrix-vector shapes (the 64 -> 1 likelihood conv at 28x28, batch 128,
+ * AMD EPYC Zen 5): 218 ms one thread per output, 64 ms direct; as a GEMM it took 286 ms on another
+ * machine.
  */
 export function convPlan(direction: ConvDirection, g: ConvGeometry): ConvPlan {
   if (implementation === "naive") return { kernel: "naive", reason: "forced: the oracle" };
   const columns = direction === "dx" ? g.Ci : g.Co;
-  if (implementation === "direct" || (implementation === "auto" && columns <= DIRECT_COLUMNS)) {
-    const blocks = directBlocks ?? defaultDirectBlocks();
+  const t = tuning();
+  if (implementation === "direct" || (implementation === "auto" && columns <= t.directColumns)) {
+    const blocks = t.direct;
     return {
       kernel: "direct",
       rows: direction === "dw" ? blockFor(g.Ci, blocks.rows) : blocks.pixels,
       cols: blockFor(columns, blocks.cols),
-      reason: implementation === "direct" ? "forced" : `${columns} <= ${DIRECT_COLUMNS} output columns`,
+      reason: implementation === "direct" ? "forced" : `${columns} <= ${t.directColumns} output columns`,
     };
   }
   if (columns <= 4) return { kernel: "gemv", reason: `${columns} output columns: a matrix-vector product` };
@@ -609,6 +585,7 @@ function launchNaive(d: "fwd" | "dx", inputs: Tensor[], out: Tensor, g: ConvGeom
 
 /** Y[B, oH, oW, Co] = conv(X[B, H, W, Ci], W[kh, kw, Ci, Co]) (+ bias[Co]); no validation (see ops). */
 export function convForward(x: Tensor, w: Tensor, bias: Tensor | null, g: ConvGeometry): Tensor {
+  observer?.("fwd", g);
   const y = emptyTensor([g.B, g.oH, g.oW, g.Co], "f32", "conv2d");
   const inputs = bias ? [x, w, bias] : [x, w];
   const plan = convPlan("fwd", g);
@@ -637,6 +614,7 @@ export function convForward(x: Tensor, w: Tensor, bias: Tensor | null, g: ConvGe
  * direct and GEMM kernels run once per phase of the stride (see `stridePhases`).
  */
 export function convBackwardInput(dy: Tensor, w: Tensor, bias: Tensor | null, g: ConvGeometry): Tensor {
+  observer?.("dx", g);
   const dx = emptyTensor([g.B, g.H, g.W, g.Ci], "f32", "conv2d-dx");
   const inputs = bias ? [dy, w, bias] : [dy, w];
   const plan = convPlan("dx", g);
@@ -678,14 +656,15 @@ export function filterSplits(M: number, N: number, K: number): number {
  * matrix-vector shapes, the naive one: one thread per weight and K slice), then a sum over the slices.
  */
 export function convBackwardFilter(x: Tensor, dy: Tensor, g: ConvGeometry): Tensor {
+  observer?.("dw", g);
   const M = g.kh * g.kw * g.Ci, N = g.Co, K = g.B * g.oH * g.oW;
   const plan = convPlan("dw", g);
   const t = tilingFor(N);
   // Slices: the oracle runs unsplit; the GEMM takes enough to fill a GPU (filterSplits); the
-  // per-weight kernels (direct and matrix-vector) aim for a number of threads (DirectBlocks) with
+  // per-weight kernels (direct and matrix-vector) aim for a number of threads (`dwThreads`) with
   // slices of >= 256.
   const threadsPerSlice = plan.kernel === "direct" ? M * N / (plan.rows * plan.cols) : M * N;
-  const aim = plan.kernel === "direct" ? (directBlocks ?? defaultDirectBlocks()).dwThreads : 4096;
+  const aim = plan.kernel === "direct" ? tuning().direct.dwThreads : 4096;
   const splits = plan.kernel === "naive"
     ? 1
     : plan.kernel === "gemm"

@@ -22,31 +22,17 @@
 
 import { wgsl } from "wgsl-preprocessor";
 import type { ElementType, KernelSpec, UniformType } from "./runtime/program.ts";
+import { type GemmTiling, tuning, WIDE_TILING } from "./tuning.ts";
 
-export interface GemmTiling {
-  /** Threads per workgroup along M and N. */
-  WM: number;
-  WN: number;
-  /** Outputs per thread along M and N (TN a multiple of 4). */
-  TM: number;
-  TN: number;
-  /** K step staged through workgroup memory. */
-  TK: number;
-}
-
-/** 8x8 threads, 8x8 outputs each: 64x64 tiles, K steps of 16. */
-export const DEFAULT_TILING: GemmTiling = { WM: 8, WN: 8, TM: 8, TN: 8, TK: 16 };
-
-/** 16x4 threads, 8x4 outputs each: 128x16 tiles, for outputs with few columns. */
-export const NARROW_TILING: GemmTiling = { WM: 16, WN: 4, TM: 8, TN: 4, TK: 16 };
+export type { GemmTiling };
 
 /**
- * The tiling for an output with N columns. Below 32 columns a 64-wide tile computes mostly
- * padding: on llvmpipe the 128x16 tile ran [25088 x 144] @ [144 x 16] at 2.5 GFLOP/s against 1.65,
- * and N = 4 at 0.86 against 0.52. (Tiles one thread wide, WN = 1, were slower still.)
+ * The tiling for an output with N columns: the tuning's narrow tile up to 32 columns (a 64-wide
+ * tile would compute mostly padding there), else its wide tile (kernels/tuning.ts).
  */
 export function tilingFor(N: number): GemmTiling {
-  return N <= 32 ? NARROW_TILING : DEFAULT_TILING;
+  const t = tuning();
+  return N <= 32 ? t.gemmNarrow : t.gemmWide;
 }
 
 export interface GemmVariant {
@@ -72,7 +58,7 @@ export function tilingKey(t: GemmTiling): string {
 
 /** The kernel spec of a GEMM variant. */
 export function gemmSpec(v: GemmVariant): KernelSpec {
-  const t = v.tiling ?? DEFAULT_TILING;
+  const t = v.tiling ?? WIDE_TILING;
   const { WM, WN, TM, TN, TK } = t;
   if (TN % 4 !== 0) throw new Error(`gemm ${v.key}: TN = ${TN} must be a multiple of 4`);
   const BM = WM * TM, BN = WN * TN, NT = WM * WN, TN4 = TN / 4;
@@ -173,7 +159,7 @@ export function gemmGrid(
   M: number,
   N: number,
   z: number,
-  t: GemmTiling = DEFAULT_TILING,
+  t: GemmTiling = WIDE_TILING,
 ): [number, number, number] {
   return [Math.ceil(N / (t.WN * t.TN)), Math.ceil(M / (t.WM * t.TM)), z];
 }

@@ -34,16 +34,22 @@ import { type HvaeParams, initHvae } from "../models/hvae.ts";
 import { presetConfig } from "../models/presets.ts";
 import { trainStep } from "../models/training.ts";
 import { initGpuOrExit, intFlag, parseFlags } from "./cli.ts";
+import { applyKernelsMode, KERNELS_FLAG, KERNELS_USAGE, kernelsMode } from "./kernel_tuning.ts";
 
-const USAGE = "usage: deno task bench [--filter SUBSTRING] [--runs N] [--profile]";
+const USAGE = `usage: deno task bench [--filter SUBSTRING] [--runs N] [--profile] [--kernels MODE]
+${KERNELS_USAGE}`;
 const args = parseFlags("bench", USAGE, {
   filter: { type: "string", default: "" },
   runs: { type: "string", default: "5" },
   profile: { type: "boolean", default: false },
+  ...KERNELS_FLAG,
 });
 const runs = intFlag("bench", USAGE, "runs", args.runs, 1);
+const mode = kernelsMode("bench", USAGE, args.kernels);
 await initGpuOrExit("bench");
 const adapter = adapterInfo().description;
+// Every line says whether the kernels were this adapter's tuned choices or the built-in ones.
+const kernels = await applyKernelsMode("bench", mode, null, console.error);
 const rng = createRng(12345);
 
 function random(shape: number[]): Tensor {
@@ -83,7 +89,7 @@ async function measure(work: () => Tensor, reps: number | "auto", timedRuns = ru
 }
 
 function emit(record: Record<string, unknown>): void {
-  console.log(JSON.stringify({ ...record, adapter }));
+  console.log(JSON.stringify({ ...record, adapter, kernels }));
 }
 
 const wanted = (name: string) => name.includes(args.filter);

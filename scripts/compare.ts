@@ -275,6 +275,7 @@ for (const loss of losses) {
     "run",
     "--allow-read",
     "--allow-env",
+    "--allow-run=lscpu",
     "scripts/bench.ts",
     "--filter",
     name,
@@ -285,6 +286,7 @@ for (const loss of losses) {
   if (mine) {
     row.ours = Number(mine.ms);
     records.push(mine);
+    row.notes.push(`ours with ${mine.kernels} kernels ('deno task tune' caches this adapter's choices)`);
   } else row.notes.push(`ours failed: ${ours.error}`);
 
   if (skip.has("jaxjs")) row.notes.push("jax-js skipped (--skip)");

@@ -10,12 +10,14 @@ import { dispose } from "../kernels/tensor.ts";
 import { evaluateRun } from "../eval/evaluate.ts";
 import { initGpuOrExit, parseFlags, usageError } from "./cli.ts";
 import { EVALUATION_FLAGS, EVALUATION_USAGE, evaluationOptions } from "./evaluation_flags.ts";
+import { applyKernelsMode, KERNELS_FLAG, KERNELS_USAGE, kernelsMode } from "./kernel_tuning.ts";
 
 const USAGE = `usage: deno task ood --run DIR [flags]
   --run DIR              a run directory written by 'deno task train' (required)
 ${EVALUATION_USAGE}
   --limit N              score only the first N images of each test set (default: all 10000)
   --data-dir DIR         look for the dataset files here first
+${KERNELS_USAGE}
   --help                 this text
 Scores: elbo (-L_x), llr>k (Havtorn et al.), llr_optk (Appendix L), llr_ada (Eq. 11); higher = more OOD.`;
 
@@ -24,11 +26,14 @@ const flags = parseFlags("ood", USAGE, {
   limit: { type: "string" },
   "data-dir": { type: "string" },
   ...EVALUATION_FLAGS,
+  ...KERNELS_FLAG,
 });
 if (!flags.run) usageError("ood", USAGE, "--run DIR is required");
 const options = evaluationOptions("ood", USAGE, flags, flags.limit, "limit");
+const kernels = kernelsMode("ood", USAGE, flags.kernels);
 
 await initGpuOrExit("ood");
+await applyKernelsMode("ood", kernels, null);
 let run;
 try {
   run = await loadRun(flags.run);

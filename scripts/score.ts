@@ -16,6 +16,7 @@ import { dispose } from "../kernels/tensor.ts";
 import { scoreNames } from "../models/scores.ts";
 import { initGpuOrExit, numberFlag, parseFlags, usageError } from "./cli.ts";
 import { EVALUATION_FLAGS, EVALUATION_USAGE, evaluationOptions } from "./evaluation_flags.ts";
+import { applyKernelsMode, KERNELS_FLAG, KERNELS_USAGE, kernelsMode } from "./kernel_tuning.ts";
 
 const USAGE = `usage: deno task score --run DIR --input FILE [--input FILE ...] [flags]
   --run DIR              a run directory written by 'deno task train' (required)
@@ -27,6 +28,7 @@ const USAGE = `usage: deno task score --run DIR --input FILE [--input FILE ...] 
   --json                 one JSON object per image instead of a table
 ${EVALUATION_USAGE.split("\n").filter((l) => !l.includes("--ood")).join("\n")}
   --data-dir DIR         look for the dataset files here first
+${KERNELS_USAGE}
   --help                 this text`;
 
 const flags = parseFlags("score", USAGE, {
@@ -38,6 +40,7 @@ const flags = parseFlags("score", USAGE, {
   json: { type: "boolean", default: false },
   "data-dir": { type: "string" },
   ...EVALUATION_FLAGS,
+  ...KERNELS_FLAG,
 });
 if (!flags.run) usageError("score", USAGE, "--run DIR is required");
 if (!flags.input?.length) usageError("score", USAGE, "--input FILE is required (PNG or IDX)");
@@ -45,8 +48,10 @@ const options = evaluationOptions("score", USAGE, flags, flags["calibration-limi
 const fpr = numberFlag("score", USAGE, "fpr", flags.fpr, 0);
 if (fpr > 1) usageError("score", USAGE, `--fpr must be at most 1, got '${flags.fpr}'`);
 const log = (line: string) => flags.json ? console.error(line) : console.log(line);
+const kernels = kernelsMode("score", USAGE, flags.kernels);
 
 await initGpuOrExit("score");
+await applyKernelsMode("score", kernels, null, log);
 let run: LoadedRun;
 try {
   run = await loadRun(flags.run);

@@ -16,12 +16,11 @@ import {
   convBackwardInput,
   convForward,
   type ConvImplementation,
-  type DirectBlocks,
   filterSplits,
   samePadding,
   setConvImplementation,
-  setDirectBlocks,
 } from "../kernels/conv.ts";
+import { defaultTuning, type DirectBlocks, setTuning } from "../kernels/tuning.ts";
 import { read } from "../kernels/tensor.ts";
 import { assertClose, checkOp, createRng, gpuTest, randomNd, toTensor } from "./helpers.ts";
 import * as ref from "./reference.ts";
@@ -89,12 +88,12 @@ const VARIANTS: { name: string; impl: ConvImplementation; blocks?: DirectBlocks 
 /** Runs `body` with one variant's kernels, then restores the previous choice. */
 async function withVariant(v: (typeof VARIANTS)[number], body: () => Promise<void>): Promise<void> {
   const previous = setConvImplementation(v.impl);
-  const previousBlocks = setDirectBlocks(v.blocks ?? null);
+  const previousTuning = setTuning(v.blocks ? { ...defaultTuning(true), direct: v.blocks } : null);
   try {
     await body();
   } finally {
     setConvImplementation(previous);
-    setDirectBlocks(previousBlocks);
+    setTuning(previousTuning);
   }
 }
 

@@ -1,0 +1,154 @@
+/**
+ * Tuned kernel choices kept per adapter (kernels/tune.ts measures them, kernels/tuning.ts applies
+ * them), in `tuning.json` of the per-user cache directory (data/datasets.ts `defaultCacheDir`):
+ *   {"version": 1, "entries": [{"identity": {...}, "tuning": {...}, "createdAt": "...", "rows": [...]}]}
+ *
+ * An adapter's identity is what the WebGPU adapter reports (description, vendor, architecture,
+ * device, driver) and, for a software adapter, the CPU running it (lscpu's model name, family, model
+ * and the vector extensions that change llvmpipe's code): two machines of the same kind can differ
+ * 6x there (AVX-512 against AVX2 only). Without lscpu (no permission to run it) a software adapter
+ * cannot be told apart from another one, so no cached choice is trusted for it.
+ *
+ * A corrupt file, an entry that is not a valid tuning, or a file of another version is ignored with
+ * a warning, and is replaced on the next save: it never stops a run.
+ */
+
+import { defaultCacheDir } from "./datasets.ts";
+import { writeFileAtomic } from "./safetensors.ts";
+import { type Tuning, validateTuning } from "../kernels/tuning.ts";
+import type { TuneRow } from "../kernels/tune.ts";
+import type { AdapterDescription } from "../kernels/runtime/device.ts";
+
+export interface AdapterIdentity {
+  description: string;
+  vendor: string;
+  architecture: string;
+  software: boolean;
+  /** For a software adapter: the CPU, or null when it could not be read. */
+  cpu: string | null;
+}
+
+export interface TuningEntry {
+  identity: AdapterIdentity;
+  tuning: Tuning;
+  createdAt: string;
+  /** What was measured (kernels/tune.ts rows), for the record. */
+  rows?: TuneRow[];
+  /** The workload the shapes came from, e.g. "small informative, batch 128". */
+  workload?: string;
+}
+
+const VERSION = 1;
+
+/** The file holding the entries. */
+export function tuningCachePath(dir = defaultCacheDir()): string {
+  return `${dir}/tuning.json`;
+}
+
+/** The CPU as lscpu describes it (model, family, model number, widest vector extension); null if unavailable. */
+async function cpuDescription(): Promise<string | null> {
+  try {
+    const allowed = await Deno.permissions.query({ name: "run", command: "lscpu" });
+    if (allowed.state !== "granted") return null;
+    const out = await new Deno.Command("lscpu", { stdout: "piped", stderr: "null", env: { LC_ALL: "C" } })
+      .output();
+    if (!out.success) return null;
+    const text = new TextDecoder().decode(out.stdout);
+    const field = (name: string) => text.match(new RegExp(`^${name}:\\s*(.*)$`, "m"))?.[1]?.trim() ?? "";
+    const flags = new Set(field("Flags").split(/\s+/));
+    const vector = ["avx512f", "avx2", "avx", "sse4_2"].find((f) => flags.has(f)) ?? "none";
+    const threads = field("CPU\\(s\\)");
+    return `${field("Model name")} family ${field("CPU family")} model ${
+      field("Model")
+    }, ${vector}, ${threads} CPUs`;
+  } catch {
+    return null;
+  }
+}
+
+/** The identity of `adapter` (and of the CPU behind it when it is a software adapter). */
+export async function adapterIdentity(adapter: AdapterDescription): Promise<AdapterIdentity> {
+  return {
+    description: adapter.description,
+    vendor: adapter.vendor,
+    architecture: adapter.architecture,
+    software: adapter.isFallbackAdapter,
+    cpu: adapter.isFallbackAdapter ? await cpuDescription() : null,
+  };
+}
+
+const sameIdentity = (a: AdapterIdentity, b: AdapterIdentity) =>
+  a.description === b.description && a.vendor === b.vendor && a.architecture === b.architecture &&
+  a.software === b.software && a.cpu === b.cpu;
+
+/** The entries of the cache file; problems become warnings and an empty list. */
+async function readEntries(path: string, warn: (line: string) => void): Promise<TuningEntry[]> {
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch (error) {
+    if (!(error instanceof Deno.errors.NotFound)) warn(`${path}: ${(error as Error).message}; ignored`);
+    return [];
+  }
+  let parsed: { version?: unknown; entries?: unknown };
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    warn(`${path}: not valid JSON; ignored (it will be rewritten by the next tuning)`);
+    return [];
+  }
+  if (parsed?.version !== VERSION || !Array.isArray(parsed.entries)) {
+    warn(`${path}: not a version-${VERSION} tuning cache; ignored`);
+    return [];
+  }
+  const entries: TuningEntry[] = [];
+  parsed.entries.forEach((entry: TuningEntry, i: number) => {
+    try {
+      if (typeof entry?.identity?.description !== "string") throw new Error("no adapter identity");
+      validateTuning(entry.tuning, `entry ${i}`);
+      entries.push(entry);
+    } catch (error) {
+      warn(`${path}: ${(error as Error).message}; that entry is ignored`);
+    }
+  });
+  return entries;
+}
+
+/**
+ * The cached tuning for `identity`, or null (with the reason in `why`). `warn` receives problems
+ * with the file.
+ */
+export async function loadCachedTuning(
+  identity: AdapterIdentity,
+  warn: (line: string) => void,
+  path = tuningCachePath(),
+): Promise<{ entry: TuningEntry | null; why: string }> {
+  if (identity.software && identity.cpu === null) {
+    return {
+      entry: null,
+      why: "the CPU behind the software adapter is unknown (lscpu not allowed or missing)",
+    };
+  }
+  const entries = await readEntries(path, warn);
+  const entry = entries.find((e) => sameIdentity(e.identity, identity)) ?? null;
+  if (entry) return { entry, why: "" };
+  return {
+    entry: null,
+    why: entries.length
+      ? `${path} has ${entries.length} entries, none for this adapter`
+      : `no tuning in ${path}`,
+  };
+}
+
+/** Adds (or replaces) the entry for its identity and writes the file atomically; returns the path. */
+export async function saveTuning(
+  entry: TuningEntry,
+  warn: (line: string) => void,
+  path = tuningCachePath(),
+): Promise<string> {
+  const others = (await readEntries(path, warn)).filter((e) => !sameIdentity(e.identity, entry.identity));
+  await Deno.mkdir(path.slice(0, path.lastIndexOf("/")) || ".", { recursive: true });
+  const text = JSON.stringify({ version: VERSION, entries: [...others, entry] }, null, 2) + "\n";
+  await writeFileAtomic(path, new TextEncoder().encode(text));
+  return path;
+}
