@@ -47,6 +47,19 @@ export function numberFlag(tool: string, usage: string, name: string, raw: unkno
   return value;
 }
 
+/**
+ * Reads a duration flag: seconds, or a number with s, m or h ("90", "90s", "20m", "1.5h"); returns
+ * seconds, or exits with a usage error naming the flag.
+ */
+export function durationFlag(tool: string, usage: string, name: string, raw: unknown): number {
+  const match = typeof raw === "string" ? raw.trim().match(/^(\d+(?:\.\d+)?)\s*([smh]?)$/) : null;
+  const seconds = match ? Number(match[1]) * ({ "": 1, s: 1, m: 60, h: 3600 }[match[2]] ?? 1) : NaN;
+  if (!(seconds > 0)) {
+    usageError(tool, usage, `--${name} must be a positive duration such as 90s, 20m or 1.5h, got '${raw}'`);
+  }
+  return seconds;
+}
+
 /** Starts the GPU, or prints why it could not (and how to fix it) and exits with status 1. */
 export async function initGpuOrExit(tool: string): Promise<void> {
   try {

@@ -22,8 +22,19 @@ import { type HvaeConfig, initHvae, initHvaeFromData } from "../models/hvae.ts";
 import { presetConfig, PRESETS } from "../models/presets.ts";
 import { createRng } from "../models/rng.ts";
 import { freeBitsAt, metricNames, trainStep, warmupBeta } from "../models/training.ts";
-import { initGpuOrExit, intFlag, numberFlag, parseFlags, usageError } from "./cli.ts";
+import { durationFlag, initGpuOrExit, intFlag, numberFlag, parseFlags, usageError } from "./cli.ts";
 import { EVALUATION_FLAGS, EVALUATION_USAGE, evaluationOptions } from "./evaluation_flags.ts";
+import { applyKernelsMode, KERNELS_FLAG, KERNELS_USAGE, kernelsMode } from "./kernel_tuning.ts";
+
+/** The no-flags run on a software adapter: a training budget (seconds) and an evaluation budget. */
+const DEFAULT_TIME_LIMIT = 20 * 60;
+const DEFAULT_EVAL_SECONDS = 7 * 60;
+/**
+ * Scoring speed over training speed (images per second; scoring runs the L partial passes forward
+ * only). Measured on llvmpipe (AMD EPYC, 2 cores), `small` informative: training 86 img/s over its
+ * first 10 steps, scoring 250-300 img/s; 2 keeps the estimate on the safe side.
+ */
+const SCORING_OVER_TRAINING_SPEED = 2;
 
 const USAGE = `usage: deno task train [flags]
   --preset NAME          model preset: ${
@@ -43,13 +54,19 @@ const USAGE = `usage: deno task train [flags]
   --data-dir DIR         look for the dataset files here first
   --out DIR              run directory (default runs/<preset>-<loss>-seed<seed>)
   --resume DIR           continue the run in DIR from its last checkpoint (its config wins)
+  --time-limit T         stop training after the step that reaches T (90s, 20m, 1.5h): save a resumable
+                         checkpoint, then evaluate what was trained (default: none)
   --no-eval              skip the OOD evaluation at the end ('deno task ood --run DIR' runs it later)
+${KERNELS_USAGE}; auto measures them on first use
   --profile              time every GPU dispatch of the second step (the first compiles the kernels):
                          a table by kernel on stderr and profile.json in the run directory
 ${EVALUATION_USAGE}
   --eval-limit N         evaluate on the first N images of each test set (default: all 10000)
   --help                 this text
-With no flags, the run is sized for a 2-core CPU without a GPU: about 20 minutes of training, then 7 of evaluation.`;
+With no flags on a CPU (software adapter) the run is sized by time: one epoch of all 60000 images or
+${DEFAULT_TIME_LIMIT / 60} minutes of training, whichever ends first, then an evaluation sized to about ${
+  DEFAULT_EVAL_SECONDS / 60
+} minutes.`;
 
 const flags = parseFlags("train", USAGE, {
   preset: { type: "string" },
@@ -65,12 +82,15 @@ const flags = parseFlags("train", USAGE, {
   "data-dir": { type: "string" },
   out: { type: "string" },
   resume: { type: "string" },
+  "time-limit": { type: "string" },
   "no-eval": { type: "boolean", default: false },
   profile: { type: "boolean", default: false },
+  ...KERNELS_FLAG,
   "eval-limit": { type: "string" },
   ...EVALUATION_FLAGS,
 });
 const evaluation = evaluationOptions("train", USAGE, flags, flags["eval-limit"], "eval-limit");
+const kernels = kernelsMode("train", USAGE, flags.kernels);
 
 await initGpuOrExit("train");
 const adapter = adapterInfo();
@@ -82,6 +102,10 @@ if (flags.loss !== "informative" && flags.loss !== "elbo") {
 let run: RunConfig;
 let dir: string;
 const noFlags = Deno.args.length === 0;
+let timeLimit = flags["time-limit"] === undefined
+  ? null
+  : durationFlag("train", USAGE, "time-limit", flags["time-limit"]);
+if (noFlags && software) timeLimit = DEFAULT_TIME_LIMIT;
 
 if (flags.resume) {
   dir = flags.resume;
@@ -104,10 +128,9 @@ if (flags.resume) {
   } catch (error) {
     usageError("train", USAGE, `--preset: ${(error as Error).message}`);
   }
-  let trainLimit = flags["train-limit"] === undefined
+  const trainLimit = flags["train-limit"] === undefined
     ? null
     : intFlag("train", USAGE, "train-limit", flags["train-limit"], 1);
-  if (noFlags && software) trainLimit = 16384;
   const seed = intFlag("train", USAGE, "seed", flags.seed, 0);
   run = {
     model,
@@ -140,7 +163,11 @@ if (flags.resume) {
       `train: no flags given: the paper's method (informative loss) with preset '${presetName}' on ` +
         `${
           software
-            ? `this software adapter, 1 epoch on the first ${trainLimit} images (about 20 minutes), then the OOD evaluation (about 7)`
+            ? `this software adapter: 1 epoch of all 60000 images or ${
+              DEFAULT_TIME_LIMIT / 60
+            } minutes of training, whichever ends first, then the OOD evaluation sized to about ${
+              DEFAULT_EVAL_SECONDS / 60
+            } minutes`
             : "1 epoch"
         }.\n` +
         `       The full experiment: deno task train --preset ${presetName} --epochs 1000 (see README).`,
@@ -160,6 +187,8 @@ console.log(
       JSON.stringify(t)
     }; run directory ${dir}`,
 );
+
+await applyKernelsMode("train", kernels, { cfg: run.model, batch: t.batchSize, loss: t.loss });
 
 // Data: Fashion-MNIST train split, bytes on the GPU.
 let set;
@@ -229,12 +258,17 @@ function formatSeconds(s: number): string {
 
 /** Steps run by this process; with --profile the second (or an only one) is profiled. */
 let stepsHere = 0;
+/** Training time of this process (seconds, steps only), for --time-limit and the evaluation's budget. */
+let trainingSeconds = 0, imagesHere = 0, timeUp = false;
+if (timeLimit !== null) {
+  console.log(`train: time limit ${formatSeconds(timeLimit)}: training stops after the step that reaches it`);
+}
 const metadata = {
   preset: run.model.preset,
   loss: t.loss,
   format: "hvae-ood model, names in models/hvae.ts",
 };
-while (progress.epoch < t.epochs && !interrupted) {
+while (progress.epoch < t.epochs && !interrupted && !timeUp) {
   const epoch = progress.epoch;
   const order = shuffledOrder(set.count, t.seed, epoch);
   const batches = batchesOf(order, t.batchSize);
@@ -242,7 +276,7 @@ while (progress.epoch < t.epochs && !interrupted) {
   let images = 0, lastPrint = 0;
   const started = performance.now();
   const firstBatch = progress.stepInEpoch;
-  for (let b = firstBatch; b < batches.length && !interrupted; b++) {
+  for (let b = firstBatch; b < batches.length && !interrupted && !timeUp; b++) {
     const indices = batches[b];
     const profiling = flags.profile && (stepsHere === 1 || (stepsHere === 0 && batches.length - b === 1));
     if (profiling) startProfile();
@@ -289,7 +323,11 @@ while (progress.epoch < t.epochs && !interrupted) {
     progress = { epoch, stepInEpoch: b + 1, step: progress.step + 1 };
     const elapsed = (performance.now() - started) / 1000;
     const rate = images / elapsed;
-    const remaining = ((batches.length - b - 1) * t.batchSize) / rate;
+    let remaining = ((batches.length - b - 1) * t.batchSize) / rate;
+    if (timeLimit !== null) {
+      remaining = Math.min(remaining, Math.max(0, timeLimit - trainingSeconds - elapsed));
+      timeUp = trainingSeconds + elapsed >= timeLimit;
+    }
     const line =
       `epoch ${epoch + 1}/${t.epochs} step ${b + 1}/${batches.length} loss ${values[0].toFixed(2)} ` +
       `elbo ${values[1].toFixed(2)} ${rate.toFixed(1)} img/s ETA ${formatSeconds(remaining)}`;
@@ -304,12 +342,15 @@ while (progress.epoch < t.epochs && !interrupted) {
   }
   if (terminal) console.log();
   const seconds = (performance.now() - started) / 1000;
+  trainingSeconds += seconds;
+  imagesHere += images;
   const epochDone = progress.stepInEpoch >= batches.length;
   if (epochDone) progress = { epoch: epoch + 1, stepInEpoch: 0, step: progress.step };
   const mean = (i: number) => images ? sums[i] / images : null;
   const record: Record<string, unknown> = {
     epoch: epoch + 1,
     complete: epochDone,
+    ...(timeUp && !epochDone ? { stoppedBy: "time limit" } : {}),
     loss: mean(0),
     elbo: mean(1),
     kl: Array.from({ length: L }, (_, l) => mean(2 + l)),
@@ -336,7 +377,31 @@ if (interrupted) {
   console.log(`train: stopped after step ${progress.step}; continue with: deno task train --resume ${dir}`);
   Deno.exit(130);
 }
+if (timeUp && progress.epoch < t.epochs) {
+  console.log(
+    `train: time limit ${formatSeconds(timeLimit!)} reached after ${progress.step} steps ` +
+      `(epoch ${progress.epoch + 1}, ${progress.stepInEpoch} of ${stepsPerEpoch} steps); the checkpoint is ` +
+      `resumable: deno task train --resume ${dir}`,
+  );
+}
 console.log(`train: done: ${dir}/{config.json, metrics.jsonl, model.safetensors, optimizer.safetensors}`);
+if (noFlags && software && evaluation.limit === undefined && imagesHere > 0) {
+  // Size the default evaluation by time as well: images per set that fit the budget at this
+  // machine's scoring speed, estimated from its training speed.
+  const scoringRate = (imagesHere / trainingSeconds) * SCORING_OVER_TRAINING_SPEED;
+  const sets = 1 + evaluation.ood.length;
+  const fits = Math.floor((DEFAULT_EVAL_SECONDS * scoringRate) / sets / 250) * 250;
+  if (fits < 10000) {
+    evaluation.limit = Math.max(250, fits);
+    console.log(
+      `train: evaluating the first ${evaluation.limit} images of each test set: all 10000 would take about ${
+        formatSeconds((10000 * sets) / scoringRate)
+      } here (the evaluation's budget is ${
+        DEFAULT_EVAL_SECONDS / 60
+      } minutes; 'deno task ood --run ${dir}' scores all)`,
+    );
+  }
+}
 if (!flags["no-eval"]) {
   // The paper's evaluation (SPEC section 4-5): the same code as 'deno task ood --run DIR'.
   console.log(

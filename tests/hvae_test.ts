@@ -272,7 +272,7 @@ gpuTest(
 );
 
 gpuTest(
-  "deno task train: Ctrl-C finishes the step, saves, and the resumed run ends where an uninterrupted one does",
+  "deno task train: Ctrl-C or --time-limit saves after a step, and the resumed run ends where an uninterrupted one does",
   async () => {
     const root = await Deno.makeTempDir();
     const common = [
@@ -319,6 +319,32 @@ gpuTest(
       await Deno.readFile(`${root}/cut/model.safetensors`),
       await Deno.readFile(`${root}/full/model.safetensors`),
     );
+    // --time-limit: stops after the step that reaches it, saves a resumable checkpoint, still
+    // evaluates what was trained; resumed, it ends where the uninterrupted run does.
+    const timedArgs = [
+      ...common.filter((a) => a !== "--no-eval"),
+      "--eval-limit",
+      "40",
+      "--time-limit",
+      "0.001s",
+    ];
+    const timed = await run([...timedArgs, "--out", `${root}/timed`]).output();
+    const timedText = new TextDecoder().decode(timed.stdout);
+    assert.equal(timed.code, 0, new TextDecoder().decode(timed.stderr));
+    assert.match(timedText, /time limit 0m00s reached after 1 steps \(epoch 1, 1 of 16 steps\)/);
+    assert.ok(await Deno.stat(`${root}/timed/ood.json`), "no evaluation after the time limit");
+    const line = JSON.parse(await Deno.readTextFile(`${root}/timed/metrics.jsonl`));
+    assert.equal(line.stoppedBy, "time limit");
+    assert.equal(line.complete, false);
+    const finished = await run(["--resume", `${root}/timed`, "--no-eval"]).output();
+    assert.equal(finished.code, 0, new TextDecoder().decode(finished.stderr));
+    assert.deepEqual(
+      await Deno.readFile(`${root}/timed/model.safetensors`),
+      await Deno.readFile(`${root}/full/model.safetensors`),
+    );
+    const bad = await run([...common, "--time-limit", "soon"]).output();
+    assert.equal(bad.code, 2);
+    assert.match(new TextDecoder().decode(bad.stderr), /--time-limit must be a positive duration/);
   },
 );
 
