@@ -24,6 +24,10 @@ function poolSpec(backward: boolean, divisor: PoolDivisor): KernelSpec {
     inputs: [["X", "f32"]],
     outputs: [["Out", "f32"]],
     body: wgsl`
+// The first window (of size k, stride s) that reaches padded position n: oh s + k > n.
+fn firstWindow(n: u32, s: u32, k: u32) -> u32 {
+  return select(0u, (n - k) / s + 1u, n >= k);
+}
 // The divisor of the window of output (oh, ow).
 fn divisor(oh: u32, ow: u32) -> f32 {
 #if ${divisor === "window"}
@@ -44,14 +48,15 @@ ${elementwiseMain()}
   let iw = (i / P.Ci) % P.W;
   let ih = (i / (P.Ci * P.W)) % P.H;
   let b = i / (P.Ci * P.W * P.H);
-  for (var ky = 0u; ky < P.kh; ky++) {
-    let nh = i32(ih + P.padT) - i32(ky);
-    if (nh < 0 || u32(nh) % P.sy != 0u || u32(nh) / P.sy >= P.oH) { continue; }
-    let oh = u32(nh) / P.sy;
-    for (var kx = 0u; kx < P.kw; kx++) {
-      let nw = i32(iw + P.padL) - i32(kx);
-      if (nw < 0 || u32(nw) % P.sx != 0u || u32(nw) / P.sx >= P.oW) { continue; }
-      let ow = u32(nw) / P.sx;
+  // The windows covering (ih, iw): output rows oh with oh sy <= ih + padT < oh sy + kh, i.e. from
+  // first(ih + padT, sy, kh) to (ih + padT) / sy (and columns alike): two divisions per axis, not two
+  // per tap (integer division runs lane by lane on a CPU adapter).
+  let nh = ih + P.padT;
+  let nw = iw + P.padL;
+  let ohEnd = min(nh / P.sy + 1u, P.oH);
+  let owEnd = min(nw / P.sx + 1u, P.oW);
+  for (var oh = firstWindow(nh, P.sy, P.kh); oh < ohEnd; oh++) {
+    for (var ow = firstWindow(nw, P.sx, P.kw); ow < owEnd; ow++) {
       acc += X[((b * P.oH + oh) * P.oW + ow) * P.Ci + c] / divisor(oh, ow);
     }
   }

@@ -254,12 +254,10 @@ function directSpec(direction: "fwd" | "dx", bias: boolean, cols: number, pixels
       let iw${p} = i32(q${p}.z * P.sx + kx) - i32(P.padL);
       let ok${p} = ih${p} >= 0 && iw${p} >= 0 && ih${p} < i32(P.H) && iw${p} < i32(P.W);
       let at${p} = ((q${p}.x * P.H + u32(ih${p})) * P.W + u32(iw${p})) * P.Ci;`
-      : `let nh${p} = i32(P.ih0 + q${p}.y * P.sy + P.padT) - i32(ky);
-      let nw${p} = i32(P.iw0 + q${p}.z * P.sx + P.padL) - i32(kx);
-      let oh${p} = u32(nh${p}) / P.sy;
-      let ow${p} = u32(nw${p}) / P.sx;
-      let ok${p} = nh${p} >= 0 && nw${p} >= 0 && oh${p} < P.oH && ow${p} < P.oW;
-      let at${p} = ((q${p}.x * P.oH + oh${p}) * P.oW + ow${p}) * P.Co;`;
+      : `let oh${p} = i32(q${p}.y) + dh;
+      let ow${p} = i32(q${p}.z) + dw;
+      let ok${p} = oh${p} >= 0 && ow${p} >= 0 && oh${p} < i32(P.oH) && ow${p} < i32(P.oW);
+      let at${p} = ((q${p}.x * P.oH + u32(oh${p})) * P.oW + u32(ow${p})) * P.Co;`;
   return {
     key: `conv-direct-${direction}:bias${+bias}:cols${cols}:px${pixels}`,
     uniforms: [["n", "u32"], ["pixelsTotal", "u32"], ...GEOMETRY_UNIFORMS, ...(fwd ? [] : PHASE_UNIFORMS)],
@@ -277,7 +275,14 @@ ${elementwiseMain()}
   ${unroll(pixels, (p) => unroll(cols, (c) => `var a${p}_${c} = 0.0;`, " "))}
   for (var ${fwd ? "ky = 0u; ky < P.kh; ky++" : "ky = P.py; ky < P.kh; ky += P.sy"}) {
     for (var ${fwd ? "kx = 0u; kx < P.kw; kx++" : "kx = P.px; kx < P.kw; kx += P.sx"}) {
-      let tap = ${fwd ? "(ky * P.kw + kx) * P.Ci * P.Co + c0" : "((ky * P.kw + kx) * P.Ci + c0) * P.Co"};
+      let tap = ${fwd ? "(ky * P.kw + kx) * P.Ci * P.Co + c0" : "((ky * P.kw + kx) * P.Ci + c0) * P.Co"};${
+      fwd ? "" : `
+      // Input pixel ih0 + sy t of this phase meets output row t + dh through tap ky: the division is
+      // exact by the phase's construction, and done once per tap instead of once per pixel (integer
+      // division is lane by lane on a CPU adapter).
+      let dh = (i32(P.ih0 + P.padT) - i32(ky)) / i32(P.sy);
+      let dw = (i32(P.iw0 + P.padL) - i32(kx)) / i32(P.sx);`
+    }
       ${
       unroll(
         pixels,
