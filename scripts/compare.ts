@@ -39,11 +39,12 @@ import { createRng } from "../models/rng.ts";
 import { initGpuOrExit, intFlag, parseFlags, usageError } from "./cli.ts";
 
 const USAGE =
-  `usage: deno task bench:compare [--preset small] [--loss elbo,informative] [--runs N] [--run DIR]
+  `usage: deno task bench:compare [--preset small] [--loss elbo,informative] [--runs N] [--rounds N] [--run DIR]
                                [--skip torch,jaxjs] [--python PATH] [--json FILE]
   --preset NAME   the model to time (small; havtorn3 works for ours and PyTorch, jax-js has small only)
   --loss LIST     losses to time, comma-separated (elbo,informative)
   --runs N        timed steps per engine (3), after one warm-up step
+  --rounds N      repeat everything N times (1): the spread of the ratios across rounds is the noise
   --run DIR       check PyTorch against this trained run (default: a fresh model of the preset, seed 1)
   --skip LIST     engines to leave out: torch, jaxjs
   --python PATH   the Python with PyTorch (default: the first of python3, /usr/bin/python3 that has it)
@@ -53,12 +54,14 @@ const args = parseFlags("bench:compare", USAGE, {
   preset: { type: "string", default: "small" },
   loss: { type: "string", default: "elbo,informative" },
   runs: { type: "string", default: "3" },
+  rounds: { type: "string", default: "1" },
   run: { type: "string" },
   skip: { type: "string", default: "" },
   python: { type: "string" },
   json: { type: "string" },
 });
 const runs = intFlag("bench:compare", USAGE, "runs", args.runs, 1);
+const rounds = intFlag("bench:compare", USAGE, "rounds", args.rounds, 1);
 const losses = args.loss.split(",");
 for (const loss of losses) {
   if (loss !== "elbo" && loss !== "informative") {
@@ -258,6 +261,7 @@ if (python) {
 
 interface Row {
   loss: string;
+  round: number;
   ours?: number;
   jaxjs?: number;
   torch1?: number;
@@ -266,10 +270,9 @@ interface Row {
   cuda?: number;
   notes: string[];
 }
-const rows: Row[] = [];
-for (const loss of losses) {
-  const row: Row = { loss, notes: [] };
-  rows.push(row);
+/** One round for one loss: our step, jax-js's, PyTorch's, one after another. */
+async function measureRow(loss: string, round: number): Promise<Row> {
+  const row: Row = { loss, round, notes: [] };
   const name = `train-step-${args.preset}-${loss}`;
   const ours = await jsonLines(Deno.execPath(), [
     "run",
@@ -340,6 +343,14 @@ for (const loss of losses) {
     }
     if (timed.error) row.notes.push(`PyTorch failed: ${timed.error}`);
   }
+  return row;
+}
+
+// Rounds of all engines, so that the machine's drift (the same step ran 1.6x slower an hour later on
+// one of our machines) reaches every engine alike; each round gives its own ratios.
+const rows: Row[] = [];
+for (let round = 1; round <= rounds; round++) {
+  for (const loss of losses) rows.push(await measureRow(loss, round));
 }
 
 // ---------------------------------------------------------------- the table
@@ -348,19 +359,25 @@ const ms = (v?: number) =>
   v === undefined ? "-" : v >= 1000 ? `${(v / 1000).toFixed(2)} s` : `${v.toFixed(0)} ms`;
 const ratio = (a?: number, b?: number) => a === undefined || b === undefined ? "-" : `${(a / b).toFixed(2)}x`;
 say("");
-say(`one training step, preset ${args.preset}, batch 128 (median of ${runs} after a warm-up)`);
+say(
+  `one training step, preset ${args.preset}, batch 128 (median of ${runs} after a warm-up; ${rounds} round${
+    rounds > 1 ? "s" : ""
+  })`,
+);
 const header = [
   "loss",
+  "round",
   "ours",
   "jax-js",
   "torch 1 thr",
   "torch all thr",
   "cuda",
   "jax-js / ours",
-  "ours / torch 1 thr",
+  "ours / torch 1",
 ];
 const table = rows.map((r) => [
   r.loss,
+  String(r.round),
   ms(r.ours),
   ms(r.jaxjs),
   ms(r.torch1),
@@ -369,20 +386,42 @@ const table = rows.map((r) => [
   ratio(r.jaxjs, r.ours),
   ratio(r.ours, r.torch1),
 ]);
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length
+    ? (s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2)
+    : NaN;
+};
+const summaries = losses.map((loss) => {
+  const mine = rows.filter((r) => r.loss === loss);
+  const ratios = (f: (r: Row) => number | undefined) =>
+    mine.map(f).filter((v): v is number => v !== undefined && Number.isFinite(v));
+  const vsJax = ratios((r) => r.ours && r.jaxjs ? r.jaxjs / r.ours : undefined);
+  const vsTorch = ratios((r) => r.ours && r.torch1 ? r.ours / r.torch1 : undefined);
+  return { loss, vsJax, vsTorch };
+});
+if (rounds > 1) {
+  const range = (xs: number[]) =>
+    xs.length
+      ? `${median(xs).toFixed(2)}x (${Math.min(...xs).toFixed(2)}-${Math.max(...xs).toFixed(2)})`
+      : "-";
+  for (const s of summaries) {
+    table.push([s.loss, "median", "", "", "", "", "", range(s.vsJax), range(s.vsTorch)]);
+  }
+}
 const widths = header.map((h, i) => Math.max(h.length, ...table.map((t) => t[i].length)));
 for (const line of [header, ...table]) say(line.map((c, i) => c.padEnd(widths[i])).join("  "));
-for (const r of rows) for (const note of r.notes) say(`${r.loss}: ${note}`);
+const notes = new Set(rows.flatMap((r) => r.notes.map((n) => `${r.loss}: ${n}`)));
+for (const note of notes) say(note);
 say("jax-js / ours > 1: we are faster than jax-js on this adapter; ours / torch < 1: faster than PyTorch.");
-for (const r of rows) {
+for (const s of summaries) {
   records.push({
-    name: `compare-${args.preset}-${r.loss}`,
-    ours_ms: r.ours,
-    jaxjs_ms: r.jaxjs,
-    torch_1thread_ms: r.torch1,
-    torch_all_ms: r.torchAll,
-    cuda_ms: r.cuda,
-    jaxjs_over_ours: r.ours && r.jaxjs ? r.jaxjs / r.ours : undefined,
-    ours_over_torch_1thread: r.ours && r.torch1 ? r.ours / r.torch1 : undefined,
+    name: `compare-${args.preset}-${s.loss}`,
+    rounds,
+    jaxjs_over_ours: s.vsJax,
+    ours_over_torch_1thread: s.vsTorch,
+    median_jaxjs_over_ours: median(s.vsJax),
+    median_ours_over_torch_1thread: median(s.vsTorch),
   });
 }
 if (args.json) await Deno.writeTextFile(args.json, records.map((r) => JSON.stringify(r)).join("\n") + "\n");
