@@ -40,7 +40,7 @@ import { initGpuOrExit, intFlag, parseFlags, usageError } from "./cli.ts";
 
 const USAGE =
   `usage: deno task bench:compare [--preset small] [--loss elbo,informative] [--runs N] [--rounds N] [--run DIR]
-                               [--skip torch,jaxjs] [--python PATH] [--json FILE]
+                               [--skip torch,jaxjs] [--python PATH] [--torch-devices LIST] [--json FILE]
   --preset NAME   the model to time (small; havtorn3 works for ours and PyTorch, jax-js has small only)
   --loss LIST     losses to time, comma-separated (elbo,informative)
   --runs N        timed steps per engine (3), after one warm-up step
@@ -48,6 +48,7 @@ const USAGE =
   --run DIR       check PyTorch against this trained run (default: a fresh model of the preset, seed 1)
   --skip LIST     engines to leave out: torch, jaxjs
   --python PATH   the Python with PyTorch (default: the first of python3, /usr/bin/python3 that has it)
+  --torch-devices cpu and/or cuda for PyTorch's steps (cpu,cuda; cuda only where there is one)
   --json FILE     also write every record as JSON lines to FILE`;
 
 const args = parseFlags("bench:compare", USAGE, {
@@ -58,6 +59,7 @@ const args = parseFlags("bench:compare", USAGE, {
   run: { type: "string" },
   skip: { type: "string", default: "" },
   python: { type: "string" },
+  "torch-devices": { type: "string", default: "cpu,cuda" },
   json: { type: "string" },
 });
 const runs = intFlag("bench:compare", USAGE, "runs", args.runs, 1);
@@ -331,6 +333,8 @@ async function measureRow(loss: string, round: number): Promise<Row> {
       "128",
       "--steps",
       String(runs),
+      "--devices",
+      args["torch-devices"],
     ]);
     for (const r of timed.records) {
       records.push(r);
