@@ -74,12 +74,19 @@ setup() {
     echo "using the carried Vulkan loader"
   fi
   if [ ! -d node_modules/.deno ]; then cp -a .gpu/node_modules node_modules || return 1; fi
+  # The packed data in the cache directory, where every command (and every test) finds it.
+  for set in fashion-mnist mnist; do
+    mkdir -p "$HVAE_OOD_CACHE/$set"
+    for f in .gpu/data/$set-*; do cp "$f" "$HVAE_OOD_CACHE/$set/${f#.gpu/data/$set-}"; done
+  done
   "$work/bin/deno" --version
 }
-stage setup 45 setup || { note "setup failed: see log.txt"; exit 1; }
+export XDG_RUNTIME_DIR=${XDG_RUNTIME_DIR:-/tmp} HVAE_OOD_CACHE="$work/cache" NO_COLOR=1
+export -f setup
+export work rehearse log
+stage setup 45 bash -c setup || { note "setup failed: see log.txt"; exit 1; }
 export PATH="$work/bin:$PATH"
 [ -d "$work/vulkan" ] && export LD_LIBRARY_PATH="$work/vulkan/usr/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-export XDG_RUNTIME_DIR=${XDG_RUNTIME_DIR:-/tmp} HVAE_OOD_CACHE="$work/cache" NO_COLOR=1
 
 # ---------------------------------------------------------------- info
 adapter_ok() {
@@ -88,9 +95,10 @@ adapter_ok() {
   if [ $rehearse = 1 ]; then return 0; fi
   grep -q '"isFallbackAdapter": false' "$work/info.json" && ! grep -qi 'llvmpipe\|swiftshader' "$work/info.json"
 }
-if ! stage info 30 adapter_ok; then
+export -f adapter_ok
+if ! stage info 30 bash -c adapter_ok; then
   export VK_DRIVER_FILES=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
-  stage info-nv 30 adapter_ok || { note "no real GPU adapter (see log.txt); stopping"; exit 1; }
+  stage info-nv 30 bash -c adapter_ok || { note "no real GPU adapter (see log.txt); stopping"; exit 1; }
 fi
 note "adapter: $(grep -o '"description": "[^"]*"' "$work/info.json")"
 
