@@ -17,10 +17,14 @@
  *   dW       dW[m = (ky, kx, ci), co] = sum_{k = (b, oh, ow)} X[b, oh*s + ky - pad, ...ci] dY[k, co]
  *            K = batch x pixels is huge and M x N small, so it is split over workgroups (split-K)
  *            into partial sums that a reduction adds up: never one thread per weight over the batch.
- * A naive direct kernel for each direction (one thread per output element) is kept as an on-GPU
- * oracle: `setConvImplementation("naive")` routes every convolution through it. The same kernels
- * serve matrix-vector shapes (<= 4 output columns, e.g. the 64 -> 1 likelihood conv), where a GEMM
- * tile would be nearly all padding; the weight gradient there is still split over K.
+ * For few channels (the `small` preset's 16, the likelihood head's 1) the same three directions run
+ * as direct kernels instead: each thread computes a register block (output pixels x channels, or for
+ * the weight gradient input x output channels) with no workgroup memory (`directSpec`,
+ * `directFilterSpec`). `convPlan` chooses per call among naive, direct and GEMM, with its reasons in
+ * one place; the block sizes and the channel count where GEMMs take over are per-adapter choices
+ * (kernels/tuning.ts, measured by kernels/tune.ts).
+ * A naive kernel for each direction (one thread per output element) is kept as an on-GPU oracle:
+ * `setConvImplementation("naive")` routes every convolution through it.
  *
  * Only the top/left padding enters the index math; the output size carries the rest, which is how
  * TF-"same" asymmetric padding and transposed-convolution crops are both expressed.
