@@ -69,7 +69,7 @@ ${stridedOffsets(["S", "D"], "outer")}
  * both operands step through them as one (stride[d] = stride[d + 1] * shape[d + 1] on both sides).
  * A contiguous copy becomes one axis; a broadcast of [B, 1] to [B, N] stays two.
  */
-export function collapseAxes(
+function collapseAxes(
   shape: Shape,
   srcStrides: readonly number[],
   dstStrides: readonly number[],

@@ -8,7 +8,8 @@
  *
  * Flags: --filter SUBSTRING (run only matching benchmarks), --runs N (default 5), --profile (after
  * each training-step line, one more step under the kernel profiler: its table on stderr, its JSON as a
- * `-profile` line).
+ * `-profile` line), --kernels auto|default (this adapter's cached tuning, the default, or the built-in
+ * choices; every line says which).
  */
 
 import * as ops from "../autograd/ops.ts";

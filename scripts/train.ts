@@ -4,7 +4,7 @@
  *   metrics.jsonl          one line per epoch: loss, ELBO, KL per layer, ll_k per k, seconds, images/s;
  *   model.safetensors      the parameters (names documented in models/hvae.ts);
  *   optimizer.safetensors  Adam's moments and the position in the run, for --resume.
- * Checkpoints are written after every epoch (and on Ctrl-C), to temporary files renamed into place;
+ * Checkpoints are written after every epoch (and on Ctrl-C or --time-limit), to temporary files renamed into place;
  * a non-finite loss stops the run without touching the last good checkpoint.
  */
 
