@@ -6,10 +6,11 @@
  *   p  = p - lr (m / (1 - beta1^t)) / (sqrt(v / (1 - beta2^t)) + eps)
  * Parameter, first and second moment are each bound once, read_write: WebGPU forbids binding one
  * buffer as both read and read_write in a dispatch. This is the engine's only kernel that writes
- * into existing tensors; the optimiser (models/adam.ts) owns those tensors.
+ * into existing tensors; the optimiser (models/adam.ts) owns those tensors. Four elements per thread
+ * (kernels/launch.ts says why).
  */
 
-import { elementwiseGrid, elementwiseMain, launch } from "./launch.ts";
+import { elementType, elementwiseGrid, elementwiseMain, launch } from "./launch.ts";
 import type { KernelSpec } from "./runtime/program.ts";
 import { sameShape } from "./shape.ts";
 import type { Tensor } from "./tensor.ts";
@@ -28,10 +29,10 @@ const ADAM: KernelSpec = {
       "f32",
     ],
   ],
-  inputs: [["G", "f32"], ["Scale", "f32"]],
-  outputs: [["Param", "f32"], ["M", "f32"], ["V", "f32"]],
+  inputs: [["G", elementType(4)], ["Scale", "f32"]],
+  outputs: [["Param", elementType(4)], ["M", elementType(4)], ["V", elementType(4)]],
   body: `
-${elementwiseMain()}
+${elementwiseMain(4)}
   let g = G[i] * Scale[0];
   let m = P.beta1 * M[i] + (1.0 - P.beta1) * g;
   let v = P.beta2 * V[i] + (1.0 - P.beta2) * g * g;
@@ -79,7 +80,7 @@ export function adamStep(
       bc1: 1 - beta1 ** t,
       bc2: 1 - beta2 ** t,
     },
-    elementwiseGrid(param.size),
+    elementwiseGrid(param.size, 4),
     "adam",
   );
 }

@@ -2,16 +2,17 @@
  * Elementwise binary ops with NumPy broadcasting, comparisons, and the ternary `where`.
  *
  * Variants of one template, chosen per call (pipeline key `binary:<op>:<mode>`):
- *   same     both operands contiguous with the output's shape: no index math;
- *   scalarA  the left operand is a number carried in the uniforms (no upload, no flush);
- *   scalarB  the right operand is a number;
+ *   same     both operands contiguous with the output's shape: no index math, a vec4 per thread;
+ *   scalarA  the left operand is a number carried in the uniforms (no upload, no flush); vec4s;
+ *   scalarB  the right operand is a number; vec4s;
  *   bcast    general broadcasting: the output index is unravelled and dotted with each operand's
- *            strides, which are 0 along broadcast axes.
+ *            strides, which are 0 along broadcast axes; one f32 per thread.
+ * Expressions are written for the element type `T` (f32 or vec4<f32>; kernels/launch.ts).
  * Comparisons return 1.0 / 0.0 in f32 (masks multiply straight into other f32 math).
  */
 
 import { wgsl } from "wgsl-preprocessor";
-import { elementwiseGrid, elementwiseMain, launch } from "./launch.ts";
+import { elementType, elementwiseGrid, elementwiseMain, launch } from "./launch.ts";
 import { type KernelSpec, memoSpec } from "./runtime/program.ts";
 import { broadcastShapes, broadcastStrides, sameShape, type Shape, sizeOf } from "./shape.ts";
 import { emptyTensor, Tensor } from "./tensor.ts";
@@ -23,12 +24,12 @@ export const BINARY = {
   div: "a / b",
   maximum: "max(a, b)",
   minimum: "min(a, b)",
-  greater: "select(0.0, 1.0, a > b)",
-  greaterEqual: "select(0.0, 1.0, a >= b)",
-  less: "select(0.0, 1.0, a < b)",
-  lessEqual: "select(0.0, 1.0, a <= b)",
-  equal: "select(0.0, 1.0, a == b)",
-  notEqual: "select(0.0, 1.0, a != b)",
+  greater: "select(T(0.0), T(1.0), a > b)",
+  greaterEqual: "select(T(0.0), T(1.0), a >= b)",
+  less: "select(T(0.0), T(1.0), a < b)",
+  lessEqual: "select(T(0.0), T(1.0), a <= b)",
+  equal: "select(T(0.0), T(1.0), a == b)",
+  notEqual: "select(T(0.0), T(1.0), a != b)",
 } as const;
 
 export type BinaryOp = keyof typeof BINARY;
@@ -54,6 +55,8 @@ ${acc}
 
 function binarySpec(op: BinaryOp, mode: Mode): KernelSpec {
   const bcast = mode === "bcast";
+  const per = bcast ? 1 : 4;
+  const T = elementType(per);
   return {
     key: `binary:${op}:${mode}`,
     uniforms: [
@@ -64,24 +67,20 @@ function binarySpec(op: BinaryOp, mode: Mode): KernelSpec {
       ["AStr", "u32x8"],
       ["BStr", "u32x8"],
     ],
-    inputs: mode === "scalarA"
-      ? [["B", "f32"]]
-      : mode === "scalarB"
-      ? [["A", "f32"]]
-      : [["A", "f32"], ["B", "f32"]],
-    outputs: [["Out", "f32"]],
-    body: wgsl`
-${elementwiseMain()}
+    inputs: mode === "scalarA" ? [["B", T]] : mode === "scalarB" ? [["A", T]] : [["A", T], ["B", T]],
+    outputs: [["Out", T]],
+    body: wgsl`alias T = ${T};
+${elementwiseMain(per)}
 #if ${bcast}
 ${bcast ? stridedOffsets(["A", "B"]) : ""}
   let a = A[off_A];
   let b = B[off_B];
 #elif ${mode === "scalarA"}
-  let a = P.s;
+  let a = T(P.s);
   let b = B[i];
 #elif ${mode === "scalarB"}
   let a = A[i];
-  let b = P.s;
+  let b = T(P.s);
 #else
   let a = A[i];
   let b = B[i];
@@ -134,7 +133,7 @@ export function binary(op: BinaryOp, a: Tensor | number, b: Tensor | number): Te
   const out = emptyTensor(shape, "f32", op);
   uniforms.n = sizeOf(shape);
   const spec = memoSpec(`binary:${op}:${mode}`, () => binarySpec(op, mode));
-  launch(spec, inputs, [out], uniforms, elementwiseGrid(uniforms.n), op);
+  launch(spec, inputs, [out], uniforms, elementwiseGrid(uniforms.n, mode === "bcast" ? 1 : 4), op);
   return out;
 }
 

@@ -22,7 +22,7 @@
 
 import { wgsl } from "wgsl-preprocessor";
 import { stridedOffsets } from "./binary.ts";
-import { elementwiseGrid, elementwiseMain, launch } from "./launch.ts";
+import { type ElementsPerThread, elementType, elementwiseGrid, elementwiseMain, launch } from "./launch.ts";
 import { KEYED_BLOCK_WGSL, keyUniforms, PHILOX_WGSL, type RandomKey } from "./philox.ts";
 import { type KernelSpec, memoSpec, type UniformType } from "./runtime/program.ts";
 import { broadcastShapes, broadcastStrides, sameShape, type Shape, sizeOf } from "./shape.ts";
@@ -43,7 +43,10 @@ export const SIGMA_SOFTPLUS: SigmaMap = { beta: 1, offset: 1e-3, floor: 0 };
 
 interface Row {
   inputs: readonly string[];
-  /** WGSL statements shared by forward and backward (may use the inputs, `i` and `g` is not yet defined). */
+  /**
+   * WGSL statements shared by forward and backward (may use the inputs and `i`; `g` is not yet
+   * defined). `noise_(i)` is the standard normal of the thread's element(s), keyed by element index.
+   */
   pre?: string;
   f: string;
   vjp: Record<string, string>;
@@ -59,7 +62,7 @@ export const DISTRIBUTIONS = {
   reparameterize: {
     inputs: ["mu", "u"],
     random: true,
-    pre: "let block = keyedBlock(i); let e = boxMuller(block.x, block.y);",
+    pre: "let e = noise_(i);",
     f: "mu + sigma_(u) * e",
     vjp: { mu: "g", u: "g * e * dsigma_(u)" },
   },
@@ -91,9 +94,23 @@ export const DISTRIBUTIONS = {
 export type DistributionOp = keyof typeof DISTRIBUTIONS;
 
 const SIGMA_WGSL = /* wgsl */ `
-fn sigma_(u: f32) -> f32 { return max(softplus_(P.beta * u) / P.beta + P.offset, P.floor); }
-fn dsigma_(u: f32) -> f32 {
-  return select(0.0, sigmoid_(P.beta * u), softplus_(P.beta * u) / P.beta + P.offset > P.floor);
+fn sigma_(u: T) -> T { return max(softplus_(P.beta * u) / P.beta + P.offset, T(P.floor)); }
+fn dsigma_(u: T) -> T {
+  return select(T(0.0), sigmoid_(P.beta * u), softplus_(P.beta * u) / P.beta + P.offset > T(P.floor));
+}`;
+
+/** The normal of element e: Box-Muller on the first two words of its Philox block. */
+const NOISE_WGSL = (per: ElementsPerThread) => /* wgsl */ `
+fn normalAt(e: u32) -> f32 {
+  let block = keyedBlock(e);
+  return boxMuller(block.x, block.y);
+}
+fn noise_(i: u32) -> T {
+  return ${
+  per === 4
+    ? "T(normalAt(4u * i), normalAt(4u * i + 1u), normalAt(4u * i + 2u), normalAt(4u * i + 3u))"
+    : "normalAt(i)"
+};
 }`;
 
 const MAX_INPUTS = 4;
@@ -116,6 +133,8 @@ function distributionSpec(op: DistributionOp, same: boolean, grads: readonly str
     ["shape", "u32x8"],
     ...names.map((n): [string, UniformType] => [`${n}Str`, "u32x8"]),
   ];
+  const per: ElementsPerThread = same ? 4 : 1;
+  const T = elementType(per);
   const loads = row.inputs.map((name, k) => `  let ${name} = In${k}[${same ? "i" : `off_In${k}`}];`).join(
     "\n",
   );
@@ -123,10 +142,11 @@ function distributionSpec(op: DistributionOp, same: boolean, grads: readonly str
   return {
     key: `dist:${op}:${same ? "same" : "bcast"}:${backward ? `vjp-${grads.join("-")}` : "fwd"}`,
     uniforms,
-    inputs: [...(backward ? [["G", "f32"] as const] : []), ...names.map((n) => [n, "f32"] as const)],
-    outputs: backward ? grads.map((_, k) => [`D${k}`, "f32"] as const) : [["Out", "f32"]],
-    body: wgsl`${MATH_WGSL}${SIGMA_WGSL}${row.random ? PHILOX_WGSL + KEYED_BLOCK_WGSL : ""}
-${elementwiseMain()}
+    inputs: [...(backward ? [["G", T] as const] : []), ...names.map((n) => [n, T] as const)],
+    outputs: backward ? grads.map((_, k) => [`D${k}`, T] as const) : [["Out", T]],
+    body: wgsl`alias T = ${T};
+${MATH_WGSL}${SIGMA_WGSL}${row.random ? PHILOX_WGSL + KEYED_BLOCK_WGSL + NOISE_WGSL(per) : ""}
+${elementwiseMain(per)}
 ${same ? "" : stridedOffsets(names)}
 ${loads}
   ${row.pre ?? ""}
@@ -184,7 +204,8 @@ export function distribution(
   const { shape, same, strides } = broadcastInfo(op, inputs);
   const spec = memoSpec(`dist:${op}:${same ? "same" : "bcast"}:fwd`, () => distributionSpec(op, same, []));
   const out = emptyTensor(shape, "f32", op);
-  launch(spec, inputs, [out], uniformsFor(shape, strides, sigma, key, op), elementwiseGrid(out.size), op);
+  const grid = elementwiseGrid(out.size, same ? 4 : 1);
+  launch(spec, inputs, [out], uniformsFor(shape, strides, sigma, key, op), grid, op);
   return out;
 }
 
@@ -214,7 +235,7 @@ export function distributionVjp(
     [g, ...inputs],
     outs,
     uniformsFor(shape, strides, sigma, key, op),
-    elementwiseGrid(sizeOf(shape)),
+    elementwiseGrid(sizeOf(shape), same ? 4 : 1),
     `${op}-vjp`,
   );
   let k = 0;

@@ -98,10 +98,11 @@ const FILL: KernelSpec = {
   key: "fill",
   uniforms: [["n", "u32"], ["bits", "u32"]],
   inputs: [],
-  outputs: [["Dst", "u32"]],
+  // Four words per thread (kernels/launch.ts says why).
+  outputs: [["Dst", "vec4<u32>"]],
   body: `
-${elementwiseMain()}
-  Dst[i] = P.bits;
+${elementwiseMain(4)}
+  Dst[i] = vec4<u32>(P.bits);
 }
 `,
 };
@@ -167,7 +168,7 @@ export function fillInto(out: Tensor, value: number): void {
     [],
     [out],
     { n: out.size, bits: bitsOf(value, out.dtype) },
-    elementwiseGrid(out.size),
+    elementwiseGrid(out.size, 4),
     "fill",
   );
 }

@@ -10,46 +10,51 @@
  */
 
 import { wgsl } from "wgsl-preprocessor";
-import { elementwiseGrid, elementwiseMain, launch } from "./launch.ts";
+import { elementType, elementwiseGrid, elementwiseMain, launch } from "./launch.ts";
 import { type KernelSpec, memoSpec } from "./runtime/program.ts";
 import { emptyTensor, type Tensor } from "./tensor.ts";
 
-/** WGSL helpers shared by the elementwise kernels. */
+/**
+ * WGSL helpers shared by the elementwise kernels, written once for the element type `T`: the kernel
+ * declares `alias T = f32;` (broadcasting variants, one element per thread) or `alias T = vec4<f32>;`
+ * (contiguous variants, four elements per thread; see `elementType` below). Hence `T(0.0)` splats
+ * and branch-free `select`s instead of early returns.
+ */
 export const MATH_WGSL = /* wgsl */ `
 // WGSL only promises log/exp to an absolute 2^-21 near 1, so the textbook corrections that divide
 // by log(1 + x) lose all relative accuracy for tiny x on real drivers. Small arguments use series:
 // log1p(x) = 2 atanh(s), s = x / (2 + x), |s| <= 1/3 (terms to s^13, relative error < 2e-8);
-// expm1(x) by Horner to x^9 for |x| < 0.5 (relative error < 3e-9).
-fn log1p_(x: f32) -> f32 {
-  if (abs(x) >= 0.5) { return log(1.0 + x); }
+// expm1(x) by Horner to x^9 for |x| < 0.5 (relative error < 3e-9). Both forms are evaluated and
+// one selected per element; the one not taken may be inf or NaN, which select discards.
+fn log1p_(x: T) -> T {
   let s = x / (2.0 + x);
   let s2 = s * s;
   let series = 1.0 + s2 * (1.0 / 3.0 + s2 * (1.0 / 5.0 + s2 * (1.0 / 7.0 + s2 * (1.0 / 9.0 + s2 * (1.0 / 11.0 + s2 / 13.0)))));
-  return 2.0 * s * series;
+  return select(2.0 * s * series, log(1.0 + x), abs(x) >= T(0.5));
 }
-fn expm1_(x: f32) -> f32 {
-  if (abs(x) >= 0.5) { return exp(x) - 1.0; }
-  return x * (1.0 + x / 2.0 * (1.0 + x / 3.0 * (1.0 + x / 4.0 * (1.0 + x / 5.0 * (1.0 + x / 6.0 * (1.0 + x / 7.0 * (1.0 + x / 8.0 * (1.0 + x / 9.0))))))));
+fn expm1_(x: T) -> T {
+  let series = x * (1.0 + x / 2.0 * (1.0 + x / 3.0 * (1.0 + x / 4.0 * (1.0 + x / 5.0 * (1.0 + x / 6.0 * (1.0 + x / 7.0 * (1.0 + x / 8.0 * (1.0 + x / 9.0))))))));
+  return select(series, exp(x) - 1.0, abs(x) >= T(0.5));
 }
-fn sigmoid_(x: f32) -> f32 {
+fn sigmoid_(x: T) -> T {
   let e = exp(-abs(x));
   let s = 1.0 / (1.0 + e);
-  return select(e * s, s, x >= 0.0);
+  return select(e * s, s, x >= T(0.0));
 }
-fn softplus_(x: f32) -> f32 {
-  return max(x, 0.0) + log1p_(exp(-abs(x)));
+fn softplus_(x: T) -> T {
+  return max(x, T(0.0)) + log1p_(exp(-abs(x)));
 }
-fn tanh_(x: f32) -> f32 {
+fn tanh_(x: T) -> T {
   // (1 - e^-2|x|) / (1 + e^-2|x|) with the numerator from expm1: exact near 0, no inf/inf far out.
   let e = expm1_(-2.0 * abs(x));
   return sign(x) * (-e) / (2.0 + e);
 }
-fn pow_(x: f32, p: f32) -> f32 {
-  if (p == 0.0) { return 1.0; }
-  let m = pow(abs(x), p);
-  if (x >= 0.0) { return m; }
-  if (fract(p) != 0.0) { return bitcast<f32>(0x7fc00000u); }
-  return select(m, -m, fract(p * 0.5) != 0.0);
+fn pow_(x: T, p: f32) -> T {
+  if (p == 0.0) { return T(1.0); }
+  let m = pow(abs(x), T(p));
+  // A negative base: NaN for a fractional exponent, else the sign of (-1)^p.
+  let negative = select(select(m, -m, fract(p * 0.5) != 0.0), T(bitcast<f32>(0x7fc00000u)), fract(p) != 0.0);
+  return select(negative, m, x >= T(0.0));
 }
 `;
 
@@ -71,7 +76,7 @@ export const UNARY = {
   sqrt: { f: "sqrt(x)", vjp: "g * 0.5 / y" },
   square: { f: "x * x", vjp: "2.0 * g * x" },
   reciprocal: { f: "1.0 / x", vjp: "-g * y * y" },
-  relu: { f: "max(x, 0.0)", vjp: "select(0.0, g, x > 0.0)" },
+  relu: { f: "max(x, T(0.0))", vjp: "select(T(0.0), g, x > T(0.0))" },
   sigmoid: { f: "sigmoid_(x)", vjp: "g * y * (1.0 - y)" },
   /**
    * x sigmoid(x) (SiLU, Elfwing et al. 2018) in one pass each way: as mul(x, sigmoid(x)) it took two
@@ -90,19 +95,21 @@ export type UnaryOp = keyof typeof UNARY;
 function unarySpec(op: UnaryOp, backward: boolean): KernelSpec {
   const row: UnaryRow = UNARY[op];
   if (backward && !row.vjp) throw new Error(`unary ${op} has no derivative kernel`);
+  const T = elementType(4);
   return {
     key: `unary${backward ? "-vjp" : ""}:${op}`,
     uniforms: [["n", "u32"], ["p", "f32"]],
-    inputs: backward ? [["G", "f32"], ["X", "f32"], ["Y", "f32"]] : [["X", "f32"]],
-    outputs: [["Out", "f32"]],
-    body: wgsl`${MATH_WGSL}
-${elementwiseMain()}
+    inputs: backward ? [["G", T], ["X", T], ["Y", T]] : [["X", T]],
+    outputs: [["Out", T]],
+    body: wgsl`alias T = ${T};
+${MATH_WGSL}
+${elementwiseMain(4)}
   let p = P.p;
   let x = X[i];
 #if ${backward}
   let g = G[i];
   let y = Y[i];
-  Out[i] = ${row.vjp ?? "0.0"};
+  Out[i] = ${row.vjp ?? "T(0.0)"};
 #else
   Out[i] = ${row.f};
 #endif
@@ -114,11 +121,11 @@ ${elementwiseMain()}
 const specFor = (op: UnaryOp, backward: boolean): KernelSpec =>
   memoSpec(`unary${backward ? "-vjp" : ""}:${op}`, () => unarySpec(op, backward));
 
-/** y = f(x) elementwise (`p` is the exponent of `pow`). */
+/** y = f(x) elementwise (`p` is the exponent of `pow`); four elements per thread. */
 export function unary(op: UnaryOp, x: Tensor, p = 0): Tensor {
   if (x.dtype !== "f32") throw new Error(`${op}: expected an f32 tensor, got ${x}`);
   const out = emptyTensor(x.shape, "f32", op);
-  launch(specFor(op, false), [x], [out], { n: x.size, p }, elementwiseGrid(x.size), op);
+  launch(specFor(op, false), [x], [out], { n: x.size, p }, elementwiseGrid(x.size, 4), op);
   return out;
 }
 
@@ -130,7 +137,7 @@ export function unaryVjp(op: UnaryOp, g: Tensor, x: Tensor, y: Tensor, p = 0): T
     [g, x, y],
     [out],
     { n: x.size, p },
-    elementwiseGrid(x.size),
+    elementwiseGrid(x.size, 4),
     `${op}-vjp`,
   );
   return out;

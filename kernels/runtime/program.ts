@@ -19,7 +19,8 @@ import { gpu } from "./device.ts";
 
 /** A scalar uniform, or `u32x8`: eight u32 (a shape or strides up to rank 8). */
 export type UniformType = "u32" | "i32" | "f32" | "u32x8";
-export type ElementType = "f32" | "u32";
+/** A binding's element type; the vec4s serve the contiguous elementwise kernels (kernels/launch.ts). */
+export type ElementType = "f32" | "u32" | "vec4<f32>" | "vec4<u32>";
 
 export interface KernelSpec {
   /** Cache key naming the variant, e.g. "unary:exp" or "matmul:tA0:tB1:64x64". */
