@@ -245,13 +245,20 @@ const unroll = (count: number, line: (index: number) => string, sep = "\n  ") =>
  * pixels all receive the same taps, so none is spent on the taps of another phase (3/4 of them at
  * stride 2, as a transposed convolution's forward).
  */
-function directSpec(direction: "fwd" | "dx", bias: boolean, cols: number, pixels: number): KernelSpec {
+function directSpec(
+  direction: "fwd" | "dx",
+  bias: boolean,
+  cols: number,
+  pixels: number,
+  vec4: boolean,
+): KernelSpec {
   const fwd = direction === "fwd";
   // fwd: outputs co at output pixels (B, oH, oW), reducing ci of X; weights [ky, kx, ci, co].
   // dx: outputs ci at input pixels (B, H, W), reducing co of DY; the same weights.
   const outC = fwd ? "P.Co" : "P.Ci";
   const redC = fwd ? "P.Ci" : "P.Co";
   const src = fwd ? "X" : "DY";
+  const T = vec4 ? "vec4<f32>" : "f32";
   const where = (p: number) =>
     fwd
       ? `let ih${p} = i32(q${p}.y * P.sy + ky) - i32(P.padT);
@@ -262,11 +269,77 @@ function directSpec(direction: "fwd" | "dx", bias: boolean, cols: number, pixels
       let ow${p} = i32(q${p}.z) + dw;
       let ok${p} = oh${p} >= 0 && ow${p} >= 0 && oh${p} < i32(P.oH) && ow${p} < i32(P.oW);
       let at${p} = ((q${p}.x * P.oH + u32(oh${p})) * P.oW + u32(ow${p})) * P.Co;`;
+  // The reduction over channels r. Scalar: per r, `cols` weights and one value per pixel. vec4 (every
+  // channel count a multiple of 4): per 4 channels, 4 x cols/4 (fwd) or cols (dx) weight vec4s and
+  // one vec4 per pixel, a quarter of the loads for the same multiply-adds.
+  const reduction = !vec4
+    ? `for (var r = 0u; r < ${redC}; r++) {
+        let wr = tap + ${fwd ? "r * P.Co" : "r"};
+        ${unroll(cols, (c) => `let w${c} = Wt[wr + ${fwd ? `${c}u` : `${c}u * P.Co`}];`, " ")}
+        ${
+      unroll(
+        pixels,
+        (p) =>
+          `let v${p} = ${src}[s${p} + r] * m${p}; ` +
+          unroll(cols, (c) => `a${p}_${c} = fma(v${p}, w${c}, a${p}_${c});`, " "),
+        "\n        ",
+      )
+    }
+      }`
+    : fwd
+    ? `for (var r = 0u; r < P.Ci / 4u; r++) {
+        let wr = tap / 4u + 4u * r * (P.Co / 4u);
+        ${
+      unroll(4, (j) =>
+        unroll(cols / 4, (h) => `let w${j}_${h} = Wt[wr + ${j}u * (P.Co / 4u) + ${h}u];`, " "), "\n        ")
+    }
+        ${
+      unroll(
+        pixels,
+        (p) =>
+          `let v${p} = ${src}[s${p} / 4u + r] * m${p};\n        ` +
+          unroll(
+            4,
+            (j) =>
+              unroll(
+                cols,
+                (c) => `a${p}_${c} = fma(v${p}.${XYZW[j]}, w${j}_${c >> 2}.${XYZW[c & 3]}, a${p}_${c});`,
+                " ",
+              ),
+            "\n        ",
+          ),
+        "\n        ",
+      )
+    }
+      }`
+    : `for (var r = 0u; r < P.Co / 4u; r++) {
+        ${unroll(cols, (c) => `let w${c} = Wt[tap / 4u + ${c}u * (P.Co / 4u) + r];`, " ")}
+        ${
+      unroll(
+        pixels,
+        (p) =>
+          `let v${p} = ${src}[s${p} / 4u + r] * m${p}; ` +
+          unroll(cols, (c) => `a${p}_${c} += dot(v${p}, w${c});`, " "),
+        "\n        ",
+      )
+    }
+      }`;
+  const store = (p: number) =>
+    vec4
+      ? unroll(
+        cols / 4,
+        (h) =>
+          `Out[d / 4u + ${h}u] = vec4<f32>(${unroll(4, (k) => `a${p}_${4 * h + k}`, ", ")})${
+            bias ? ` + Bias[c0 / 4u + ${h}u]` : ""
+          };`,
+        " ",
+      )
+      : unroll(cols, (c) => `Out[d + ${c}u] = a${p}_${c}${bias ? ` + b${c}` : ""};`, " ");
   return {
-    key: `conv-direct-${direction}:bias${+bias}:cols${cols}:px${pixels}`,
+    key: `conv-direct-${direction}:bias${+bias}:cols${cols}:px${pixels}${vec4 ? ":v4" : ""}`,
     uniforms: [["n", "u32"], ["pixelsTotal", "u32"], ...GEOMETRY_UNIFORMS, ...(fwd ? [] : PHASE_UNIFORMS)],
-    inputs: [[src, "f32"], ["Wt", "f32"], ...(bias ? [["Bias", "f32"] as const] : [])],
-    outputs: [["Out", "f32"]],
+    inputs: [[src, T], ["Wt", T], ...(bias ? [["Bias", T] as const] : [])],
+    outputs: [["Out", T]],
     body: `
 ${elementwiseMain()}
   let groups = ${outC} / ${cols}u;
@@ -297,22 +370,10 @@ ${elementwiseMain()}
         "\n      ",
       )
     }
-      for (var r = 0u; r < ${redC}; r++) {
-        let wr = tap + ${fwd ? "r * P.Co" : "r"};
-        ${unroll(cols, (c) => `let w${c} = Wt[wr + ${fwd ? `${c}u` : `${c}u * P.Co`}];`, " ")}
-        ${
-      unroll(
-        pixels,
-        (p) =>
-          `let v${p} = ${src}[s${p} + r] * m${p}; ` +
-          unroll(cols, (c) => `a${p}_${c} = fma(v${p}, w${c}, a${p}_${c});`, " "),
-        "\n        ",
-      )
-    }
-      }
+      ${reduction}
     }
   }
-  ${bias ? unroll(cols, (c) => `let b${c} = Bias[c0 + ${c}u];`, " ") : ""}
+  ${bias && !vec4 ? unroll(cols, (c) => `let b${c} = Bias[c0 + ${c}u];`, " ") : ""}
   ${
       unroll(pixels, (p) =>
         `if (first + ${p}u < P.pixelsTotal) {
@@ -321,7 +382,7 @@ ${elementwiseMain()}
             ? `(first + ${p}u) * P.Co`
             : `((q${p}.x * P.H + P.ih0 + q${p}.y * P.sy) * P.W + P.iw0 + q${p}.z * P.sx) * P.Ci`
         } + c0;
-    ${unroll(cols, (c) => `Out[d + ${c}u] = a${p}_${c}${bias ? ` + b${c}` : ""};`, " ")}
+    ${store(p)}
   }`)
     }
 }
@@ -329,6 +390,8 @@ ${split3}
 `,
   };
 }
+
+const XYZW = ["x", "y", "z", "w"];
 
 /**
  * Direct weight gradient for few channels: one thread per (K slice, tap ky kx, group of `rows`
@@ -338,12 +401,62 @@ ${split3}
  * `directSpec`, for the same reason). The pixel counters advance without division. Measured on
  * llvmpipe at batch 128, 16 channels, 14x14 k3: see `deno task bench --filter conv-small`.
  */
-function directFilterSpec(rows: number, cols: number): KernelSpec {
+function directFilterSpec(rows: number, cols: number, vec4: boolean): KernelSpec {
+  const T = vec4 ? "vec4<f32>" : "f32";
+  // Per batch-and-pixel index q: `cols` gradient values and `rows` input values (scalar), or as
+  // cols/4 and rows/4 vec4s when every channel count is a multiple of 4 (a quarter of the loads).
+  const accumulate = vec4
+    ? `${unroll(cols / 4, (h) => `let g${h} = DY[d / 4u + ${h}u];`, " ")}
+      ${
+      unroll(
+        rows / 4,
+        (k) =>
+          `let v${k} = X[s / 4u + ${k}u];\n      ` +
+          unroll(
+            4,
+            (j) =>
+              unroll(
+                cols,
+                (c) =>
+                  `a${4 * k + j}_${c} = fma(v${k}.${XYZW[j]}, g${c >> 2}.${XYZW[c & 3]}, a${
+                    4 * k + j
+                  }_${c});`,
+                " ",
+              ),
+            "\n      ",
+          ),
+        "\n      ",
+      )
+    }`
+    : `${unroll(cols, (c) => `let g${c} = DY[d + ${c}u];`, " ")}
+      ${
+      unroll(
+        rows,
+        (r) =>
+          `let v${r} = X[s + ${r}u]; ` +
+          unroll(cols, (c) => `a${r}_${c} = fma(v${r}, g${c}, a${r}_${c});`, " "),
+        "\n      ",
+      )
+    }`;
+  const store = vec4
+    ? unroll(
+      rows,
+      (r) =>
+        unroll(
+          cols / 4,
+          (h) =>
+            `Partial[(dst + ${r}u * P.Co) / 4u + ${h}u] = vec4<f32>(${
+              unroll(4, (k) => `a${r}_${4 * h + k}`, ", ")
+            });`,
+          " ",
+        ),
+    )
+    : unroll(rows, (r) => unroll(cols, (c) => `Partial[dst + ${r}u * P.Co + ${c}u] = a${r}_${c};`, " "));
   return {
-    key: `conv-direct-dw:rows${rows}:cols${cols}`,
+    key: `conv-direct-dw:rows${rows}:cols${cols}${vec4 ? ":v4" : ""}`,
     uniforms: [["n", "u32"], ["kChunk", "u32"], ...GEOMETRY_UNIFORMS],
-    inputs: [["X", "f32"], ["DY", "f32"]],
-    outputs: [["Partial", "f32"]],
+    inputs: [["X", T], ["DY", T]],
+    outputs: [["Partial", T]],
     body: `
 ${elementwiseMain()}
   let colGroups = P.Co / ${cols}u;
@@ -362,22 +475,13 @@ ${elementwiseMain()}
     if (ih >= 0 && iw >= 0 && ih < i32(P.H) && iw < i32(P.W)) {
       let s = ((o.x * P.H + u32(ih)) * P.W + u32(iw)) * P.Ci + t.z;
       let d = q * P.Co + c0;
-      ${unroll(cols, (c) => `let g${c} = DY[d + ${c}u];`, " ")}
-      ${
-      unroll(
-        rows,
-        (r) =>
-          `let v${r} = X[s + ${r}u]; ` +
-          unroll(cols, (c) => `a${r}_${c} = fma(v${r}, g${c}, a${r}_${c});`, " "),
-        "\n      ",
-      )
-    }
+      ${accumulate}
     }
     o.z += 1u;
     if (o.z == P.oW) { o.z = 0u; o.y += 1u; if (o.y == P.oH) { o.y = 0u; o.x += 1u; } }
   }
   let dst = (slice * P.kh * P.kw * P.Ci + m0) * P.Co + c0;
-  ${unroll(rows, (r) => unroll(cols, (c) => `Partial[dst + ${r}u * P.Co + ${c}u] = a${r}_${c};`, " "))}
+  ${store}
 }
 ${split3}
 `,
@@ -446,10 +550,16 @@ const backwardInput = (bias: boolean, t: GemmTiling) =>
 const backwardFilter = (t: GemmTiling) => memoSpec(`conv-dw:${tilingKey(t)}`, () => backwardFilterSpec(t));
 const naive = (d: "fwd" | "dx" | "dw", bias: boolean) =>
   memoSpec(`conv-naive-${d}:bias${+bias}`, () => naiveSpec(d, bias));
-const direct = (d: "fwd" | "dx", bias: boolean, cols: number, pixels: number) =>
-  memoSpec(`conv-direct-${d}:bias${+bias}:cols${cols}:px${pixels}`, () => directSpec(d, bias, cols, pixels));
-const directFilter = (rows: number, cols: number) =>
-  memoSpec(`conv-direct-dw:rows${rows}:cols${cols}`, () => directFilterSpec(rows, cols));
+const direct = (d: "fwd" | "dx", bias: boolean, cols: number, pixels: number, vec4: boolean) =>
+  memoSpec(
+    `conv-direct-${d}:bias${+bias}:cols${cols}:px${pixels}${vec4 ? ":v4" : ""}`,
+    () => directSpec(d, bias, cols, pixels, vec4),
+  );
+const directFilter = (rows: number, cols: number, vec4: boolean) =>
+  memoSpec(
+    `conv-direct-dw:rows${rows}:cols${cols}${vec4 ? ":v4" : ""}`,
+    () => directFilterSpec(rows, cols, vec4),
+  );
 
 // ---------------------------------------------------------------- the planner
 
@@ -460,8 +570,12 @@ export type ConvDirection = "fwd" | "dx" | "dw";
 export type ConvPlan =
   | { kernel: "naive"; reason: string }
   | { kernel: "gemv"; reason: string }
-  /** A register block of `rows` x `cols` per thread: rows are output pixels (fwd, dx) or input channels (dw). */
-  | { kernel: "direct"; rows: number; cols: number; reason: string }
+  /**
+   * A register block of `rows` x `cols` per thread: rows are output pixels (fwd, dx) or input
+   * channels (dw); `vec4`: channels read four at a time (every channel count and channel block a
+   * multiple of 4).
+   */
+  | { kernel: "direct"; rows: number; cols: number; vec4: boolean; reason: string }
   | { kernel: "gemm"; tiling: GemmTiling; reason: string };
 
 /** Sees every convolution direction as it is recorded (kernels/tune.ts collects the shapes in use). */
@@ -500,10 +614,14 @@ export function convPlan(direction: ConvDirection, g: ConvGeometry): ConvPlan {
   const t = tuning();
   if (implementation === "direct" || (implementation === "auto" && columns <= t.directColumns)) {
     const blocks = t.direct;
+    const rows = direction === "dw" ? blockFor(g.Ci, blocks.rows) : blocks.pixels;
+    const cols = blockFor(columns, blocks.cols);
+    const vec4 = g.Ci % 4 === 0 && g.Co % 4 === 0 && cols % 4 === 0 && (direction !== "dw" || rows % 4 === 0);
     return {
       kernel: "direct",
-      rows: direction === "dw" ? blockFor(g.Ci, blocks.rows) : blocks.pixels,
-      cols: blockFor(columns, blocks.cols),
+      rows,
+      cols,
+      vec4,
       reason: implementation === "direct" ? "forced" : `${columns} <= ${t.directColumns} output columns`,
     };
   }
@@ -569,7 +687,7 @@ function launchDirect(
   const columns = d === "fwd" ? g.Co : g.Ci;
   const threads = Math.ceil(pixelsTotal / plan.rows) * (columns / plan.cols);
   launch(
-    direct(d, inputs.length === 3, plan.cols, plan.rows),
+    direct(d, inputs.length === 3, plan.cols, plan.rows, plan.vec4),
     inputs,
     [out],
     { n: threads, pixelsTotal, ...g, ...phase },
@@ -696,7 +814,7 @@ export function convBackwardFilter(x: Tensor, dy: Tensor, g: ConvGeometry): Tens
   } else if (plan.kernel === "direct") {
     const threads = slices * threadsPerSlice;
     launch(
-      directFilter(plan.rows, plan.cols),
+      directFilter(plan.rows, plan.cols, plan.vec4),
       [x, dy],
       [partial],
       { n: threads, kChunk, ...g },
