@@ -12,6 +12,7 @@ import { matmul } from "../kernels/matmul.ts";
 import {
   convBackwardBias,
   convBackwardFilter,
+  convBackwardFilterAndBias,
   convBackwardInput,
   convForward,
   type ConvGeometry,
@@ -184,14 +185,14 @@ export const VJP = {
   },
 
   // y = conv(x, w) + b: dx is the transposed convolution of g with w, dw correlates x with g over
-  // batch and pixels, db sums g over batch and pixels (kernels/conv.ts).
+  // batch and pixels, db sums g over batch and pixels (kernels/conv.ts; dw and db in one pass over g
+  // where the kernel allows).
   conv2d: ({ g, inputs: [x, w], attrs, needs }) => {
     const geometry = attrs.geometry as ConvGeometry;
-    return [
-      needs[0] ? convBackwardInput(g, t(w), null, geometry) : null,
-      needs[1] ? convBackwardFilter(t(x), g, geometry) : null,
-      needs[2] ? convBackwardBias(g) : null,
-    ];
+    const [dw, db] = needs[1] && needs[2]
+      ? convBackwardFilterAndBias(t(x), g, geometry)
+      : [needs[1] ? convBackwardFilter(t(x), g, geometry) : null, needs[2] ? convBackwardBias(g) : null];
+    return [needs[0] ? convBackwardInput(g, t(w), null, geometry) : null, dw, db];
   },
   // y = conv^T(x, w) + b is the adjoint of a convolution whose input is y: dx = conv(g, w),
   // dw correlates g (that convolution's input) with x (its output), db sums g.

@@ -401,13 +401,19 @@ const XYZW = ["x", "y", "z", "w"];
  * `directSpec`, for the same reason). The pixel counters advance without division. Measured on
  * llvmpipe at batch 128, 16 channels, 14x14 k3: see `deno task bench --filter conv-small`.
  */
-function directFilterSpec(rows: number, cols: number, vec4: boolean): KernelSpec {
+function directFilterSpec(rows: number, cols: number, vec4: boolean, bias: boolean): KernelSpec {
   const T = vec4 ? "vec4<f32>" : "f32";
   // Per batch-and-pixel index q: `cols` gradient values and `rows` input values (scalar), or as
   // cols/4 and rows/4 vec4s when every channel count is a multiple of 4 (a quarter of the loads).
+  // With `bias`, every thread also sums its gradient values over all q of its slice (the tap does
+  // not matter), and the threads of the first row block store them: the bias gradient's partial
+  // sums come out of the same pass over dY.
+  const gradients = vec4
+    ? unroll(cols / 4, (h) => `let g${h} = DY[d / 4u + ${h}u];`, " ")
+    : unroll(cols, (c) => `let g${c} = DY[d + ${c}u];`, " ");
+  const biasSums = vec4 ? cols / 4 : cols;
   const accumulate = vec4
-    ? `${unroll(cols / 4, (h) => `let g${h} = DY[d / 4u + ${h}u];`, " ")}
-      ${
+    ? `${
       unroll(
         rows / 4,
         (k) =>
@@ -428,8 +434,7 @@ function directFilterSpec(rows: number, cols: number, vec4: boolean): KernelSpec
         "\n      ",
       )
     }`
-    : `${unroll(cols, (c) => `let g${c} = DY[d + ${c}u];`, " ")}
-      ${
+    : `${
       unroll(
         rows,
         (r) =>
@@ -453,10 +458,10 @@ function directFilterSpec(rows: number, cols: number, vec4: boolean): KernelSpec
     )
     : unroll(rows, (r) => unroll(cols, (c) => `Partial[dst + ${r}u * P.Co + ${c}u] = a${r}_${c};`, " "));
   return {
-    key: `conv-direct-dw:rows${rows}:cols${cols}${vec4 ? ":v4" : ""}`,
+    key: `conv-direct-dw:rows${rows}:cols${cols}${vec4 ? ":v4" : ""}${bias ? ":bias" : ""}`,
     uniforms: [["n", "u32"], ["kChunk", "u32"], ...GEOMETRY_UNIFORMS],
     inputs: [["X", T], ["DY", T]],
-    outputs: [["Partial", T]],
+    outputs: [["Partial", T], ...(bias ? [["BiasPartial", T] as const] : [])],
     body: `
 ${elementwiseMain()}
   let colGroups = P.Co / ${cols}u;
@@ -469,19 +474,40 @@ ${elementwiseMain()}
   let qEnd = min(P.B * P.oH * P.oW, qBegin + P.kChunk);
   var o = split3(qBegin, P.oH, P.oW);
   ${unroll(rows, (r) => unroll(cols, (c) => `var a${r}_${c} = 0.0;`, " "))}
+  ${bias ? unroll(biasSums, (h) => `var bs${h} = ${T}(0.0);`, " ") : ""}
   for (var q = qBegin; q < qEnd; q++) {
     let ih = i32(o.y * P.sy + t.x) - i32(P.padT);
     let iw = i32(o.z * P.sx + t.y) - i32(P.padL);
+    let d = q * P.Co + c0;
+    ${
+      bias
+        ? `${gradients}
+    ${unroll(biasSums, (h) => `bs${h} += g${h};`, " ")}`
+        : ""
+    }
     if (ih >= 0 && iw >= 0 && ih < i32(P.H) && iw < i32(P.W)) {
       let s = ((o.x * P.H + u32(ih)) * P.W + u32(iw)) * P.Ci + t.z;
-      let d = q * P.Co + c0;
+      ${bias ? "" : gradients}
       ${accumulate}
     }
     o.z += 1u;
     if (o.z == P.oW) { o.z = 0u; o.y += 1u; if (o.y == P.oH) { o.y = 0u; o.x += 1u; } }
   }
   let dst = (slice * P.kh * P.kw * P.Ci + m0) * P.Co + c0;
-  ${store}
+  ${store}${
+      bias
+        ? `
+  if (m0 == 0u) {
+    ${
+          unroll(
+            biasSums,
+            (h) => `BiasPartial[(slice * P.Co + c0)${vec4 ? " / 4u" : ""} + ${h}u] = bs${h};`,
+            " ",
+          )
+        }
+  }`
+        : ""
+    }
 }
 ${split3}
 `,
@@ -555,10 +581,10 @@ const direct = (d: "fwd" | "dx", bias: boolean, cols: number, pixels: number, ve
     `conv-direct-${d}:bias${+bias}:cols${cols}:px${pixels}${vec4 ? ":v4" : ""}`,
     () => directSpec(d, bias, cols, pixels, vec4),
   );
-const directFilter = (rows: number, cols: number, vec4: boolean) =>
+const directFilter = (rows: number, cols: number, vec4: boolean, bias: boolean) =>
   memoSpec(
-    `conv-direct-dw:rows${rows}:cols${cols}${vec4 ? ":v4" : ""}`,
-    () => directFilterSpec(rows, cols, vec4),
+    `conv-direct-dw:rows${rows}:cols${cols}${vec4 ? ":v4" : ""}${bias ? ":bias" : ""}`,
+    () => directFilterSpec(rows, cols, vec4, bias),
   );
 
 // ---------------------------------------------------------------- the planner
@@ -783,6 +809,25 @@ export function filterSplits(M: number, N: number, K: number): number {
  * matrix-vector shapes, the naive one: one thread per weight and K slice), then a sum over the slices.
  */
 export function convBackwardFilter(x: Tensor, dy: Tensor, g: ConvGeometry): Tensor {
+  return backwardFilterAndBias(x, dy, g, false).dw;
+}
+
+/**
+ * dW as `convBackwardFilter` and d(bias)[Co] = sum of dY over batch and pixels, from one pass over
+ * dY where the direct kernel serves (its threads sum dY on the way; a [slices, Co] reduction
+ * remains), else from a separate reduction (`convBackwardBias`).
+ */
+export function convBackwardFilterAndBias(x: Tensor, dy: Tensor, g: ConvGeometry): [Tensor, Tensor] {
+  const { dw, db } = backwardFilterAndBias(x, dy, g, true);
+  return [dw, db ?? convBackwardBias(dy)];
+}
+
+function backwardFilterAndBias(
+  x: Tensor,
+  dy: Tensor,
+  g: ConvGeometry,
+  withBias: boolean,
+): { dw: Tensor; db: Tensor | null } {
   observer?.("dw", g);
   const M = g.kh * g.kw * g.Ci, N = g.Co, K = g.B * g.oH * g.oW;
   const plan = convPlan("dw", g);
@@ -801,6 +846,7 @@ export function convBackwardFilter(x: Tensor, dy: Tensor, g: ConvGeometry): Tens
   const kChunk = Math.ceil(Math.ceil(K / splits) / step) * step;
   const slices = Math.ceil(K / kChunk);
   const partial = emptyTensor(slices === 1 ? [g.kh, g.kw, g.Ci, g.Co] : [slices, M, N], "f32", "conv2d-dw");
+  let biasPartial: Tensor | null = null;
   if (plan.kernel === "gemm") {
     launch(
       backwardFilter(t),
@@ -813,10 +859,11 @@ export function convBackwardFilter(x: Tensor, dy: Tensor, g: ConvGeometry): Tens
     );
   } else if (plan.kernel === "direct") {
     const threads = slices * threadsPerSlice;
+    biasPartial = withBias ? emptyTensor(slices === 1 ? [g.Co] : [slices, g.Co], "f32", "conv2d-db") : null;
     launch(
-      directFilter(plan.rows, plan.cols, plan.vec4),
+      directFilter(plan.rows, plan.cols, plan.vec4, withBias),
       [x, dy],
-      [partial],
+      biasPartial ? [partial, biasPartial] : [partial],
       { n: threads, kChunk, ...g },
       elementwiseGrid(threads),
       "conv2d-dw",
@@ -833,12 +880,17 @@ export function convBackwardFilter(x: Tensor, dy: Tensor, g: ConvGeometry): Tens
       convFlops(g),
     );
   }
-  if (slices === 1) return partial;
+  let db = biasPartial;
+  if (biasPartial && slices > 1) {
+    db = reduce("sum", biasPartial, 0);
+    biasPartial.dispose();
+  }
+  if (slices === 1) return { dw: partial, db };
   const summed = reduce("sum", partial, 0);
   partial.dispose();
   const dw = viewOf(summed, [g.kh, g.kw, g.Ci, g.Co]);
   summed.dispose();
-  return dw;
+  return { dw, db };
 }
 
 /** d(bias)[Co] = sum of dY over batch and pixels. */

@@ -7,6 +7,8 @@
  *   serial  one thread per output, looping over its R elements (many outputs, short rows);
  *   group   one 64-thread workgroup per output, strided partial sums then a tree in workgroup
  *           memory (few outputs, long rows).
+ * Where `inner` is a multiple of 4, each thread (or workgroup) takes four neighbouring outputs as
+ * one vec4 (`:v4`): a quarter of the loads on a CPU adapter (kernels/launch.ts).
  * Very long rows (R >= 8192) are split into chunks of 2048 reduced by a first pass, then the
  * chunk partials by a second: a full-tensor sum does not serialise on one workgroup.
  */
@@ -29,19 +31,21 @@ const GROUP = 64;
 const SERIAL_WORKGROUP = 64;
 const CHUNK = 2048;
 
-function reduceSpec(op: ReduceOp, group: boolean): KernelSpec {
+function reduceSpec(op: ReduceOp, group: boolean, vec4: boolean): KernelSpec {
   const combine = COMBINE[op];
+  const T = vec4 ? "vec4<f32>" : "f32";
   return {
-    key: `reduce:${op}:${group ? "group" : "serial"}`,
+    key: `reduce:${op}:${group ? "group" : "serial"}${vec4 ? ":v4" : ""}`,
     uniforms: [["outer", "u32"], ["R", "u32"], ["inner", "u32"], ["chunk", "u32"], ["chunks", "u32"], [
       "scale",
       "f32",
     ]],
-    inputs: [["X", "f32"]],
-    outputs: [["Out", "f32"]],
+    inputs: [["X", T]],
+    outputs: [["Out", T]],
+    // With vec4, `inner` counts vec4s: each thread reduces four neighbouring outputs at once.
     body: wgsl`
 #if ${group}
-var<workgroup> partial: array<f32, ${GROUP}>;
+var<workgroup> partial: array<${T}, ${GROUP}>;
 #endif
 @compute @workgroup_size(${group ? GROUP : SERIAL_WORKGROUP})
 fn main(${GRID_BUILTINS}) {
@@ -59,7 +63,7 @@ fn main(${GRID_BUILTINS}) {
   let start = c * P.chunk;
   let stop = min(P.R, start + P.chunk);
   let base = oo * P.R * P.inner + ii;
-  var acc = ${IDENTITY[op]};
+  var acc = ${T}(${IDENTITY[op]});
 #if ${group}
   for (var r = start + lid; r < stop; r += ${GROUP}u) {
     acc = ${combine("acc", "X[base + r * P.inner]")};
@@ -84,8 +88,11 @@ fn main(${GRID_BUILTINS}) {
   };
 }
 
-const spec = (op: ReduceOp, group: boolean): KernelSpec =>
-  memoSpec(`reduce:${op}:${group ? "group" : "serial"}`, () => reduceSpec(op, group));
+const spec = (op: ReduceOp, group: boolean, vec4: boolean): KernelSpec =>
+  memoSpec(
+    `reduce:${op}:${group ? "group" : "serial"}${vec4 ? ":v4" : ""}`,
+    () => reduceSpec(op, group, vec4),
+  );
 
 /** Reduces [outer, R, inner] to [outer, inner] with one or two passes; returns a flat tensor. */
 function reduceCanonical(
@@ -100,13 +107,16 @@ function reduceCanonical(
   const chunk = chunks > 1 ? CHUNK : Math.max(R, 1);
   const outputs = outer * chunks * inner;
   const out = emptyTensor([outputs], "f32", op);
-  const group = chunk >= 256 && outputs < 8192;
-  const groups = group ? outputs : Math.ceil(outputs / SERIAL_WORKGROUP);
+  // Four neighbouring outputs per thread when rows are whole vec4s (kernels/launch.ts says why).
+  const vec4 = inner % 4 === 0;
+  const threads = vec4 ? outputs / 4 : outputs;
+  const group = chunk >= 256 && threads < 8192;
+  const groups = group ? threads : Math.ceil(threads / SERIAL_WORKGROUP);
   launch(
-    spec(op, group),
+    spec(op, group, vec4),
     [x],
     [out],
-    { outer, R, inner, chunk, chunks, scale: chunks > 1 ? 1 : scale },
+    { outer, R, inner: vec4 ? inner / 4 : inner, chunk, chunks, scale: chunks > 1 ? 1 : scale },
     grid(groups),
     op,
   );

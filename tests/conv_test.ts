@@ -13,6 +13,7 @@ import {
   conv2dTransposeGeometry,
   convBackwardBias,
   convBackwardFilter,
+  convBackwardFilterAndBias,
   convBackwardInput,
   convForward,
   type ConvImplementation,
@@ -136,6 +137,10 @@ for (const variant of VARIANTS) {
           );
           splitKSeen ||= slices > 1;
           assertClose(await read(convBackwardBias(tg)), vjp.db.data, exact, `${label} db`);
+          // The fused pass (the direct kernel sums dY for the bias while it correlates).
+          const [dw2, db2] = convBackwardFilterAndBias(tx, tg, geometry);
+          assertClose(await read(dw2), vjp.dw.data, exact, `${label} dW with db`);
+          assertClose(await read(db2), vjp.db.data, exact, `${label} db with dW`);
         }
         assert.ok(splitKSeen, "no case exercised the split-K weight gradient");
       }),

@@ -23,6 +23,8 @@ const CASES: [number[], number | number[] | undefined][] = [
   [[2, 1, 3], 1],
   [[3, 4], []],
   [[2, 3, 4], undefined],
+  [[6, 8], 0], // rows of whole vec4s: four outputs per thread
+  [[2, 7, 12], 1],
 ];
 
 for (const op of ["sum", "mean", "max", "logsumexp"] as const) {
@@ -44,7 +46,8 @@ for (const op of ["sum", "mean", "max", "logsumexp"] as const) {
 
 gpuTest("reduce: long rows take the two-pass path and stay exact on integers", async () => {
   const rng = createRng(37);
-  for (const shape of [[100_000], [3, 20_000], [9000, 2]]) {
+  // [20000, 4] and [1000, 8] along axis 0: the workgroup variant with four outputs per thread.
+  for (const shape of [[100_000], [3, 20_000], [9000, 2], [20_000, 4], [1000, 8]]) {
     const x = randomNd(rng, shape, { low: -3, high: 3, integer: true });
     for (const axis of [0, shape.length - 1]) {
       await checkOp({
