@@ -14,8 +14,9 @@
  * kernels are not tuned: they are memory-bound and a few percent of a training step's profile.
  *
  * Timing: inputs are random and uploaded once per shape; per candidate, one untimed pass (compiles
- * its pipelines), then `reps` passes over all shapes of the family, each shape run as often as the
- * workload ran it, ending in one readback; the median pass counts. On a software adapter shapes are
+ * its pipelines), then `reps` rounds in which the candidates take turns, each timing one pass over
+ * all shapes of the family (each shape run as often as the workload ran it, ending in one
+ * readback); a candidate's median pass counts. On a software adapter shapes are
  * timed at batch <= `cpuBatch`: two cores are saturated by a few images, and per-image cost is what
  * the choice depends on there.
  */
@@ -102,7 +103,7 @@ export async function tuneKernels(
   shapes: readonly ConvShape[],
   options: TuneOptions = {},
 ): Promise<{ tuning: Tuning; rows: TuneRow[] }> {
-  const reps = options.reps ?? 3;
+  const reps = options.reps ?? 5;
   const log = options.log ?? (() => {});
   const software = adapterInfo().isFallbackAdapter;
   const cap = software ? (options.cpuBatch ?? 16) : Infinity;
@@ -153,15 +154,12 @@ export async function tuneKernels(
     }
     return performance.now() - t0;
   };
-  const time = async (candidate: Tuning, subset: ConvShape[]): Promise<number> => {
-    setTuning(candidate);
-    await pass(subset);
-    const times: number[] = [];
-    for (let r = 0; r < reps; r++) times.push(await pass(subset));
-    times.sort((a, b) => a - b);
-    return times[Math.floor(times.length / 2)];
-  };
-  /** Times each candidate on the shapes `select` picks under the current best; keeps the fastest. */
+  /**
+   * Times each candidate on the shapes `select` picks under the current best; keeps the fastest.
+   * Candidates take turns, one pass each per round, and each keeps its median over the rounds: the
+   * speed of a shared machine drifts within seconds (by 10-20% on our 2-core machines), and timing
+   * the candidates one after another let that drift choose.
+   */
   const family = async (
     name: string,
     candidates: Tuning[],
@@ -174,16 +172,28 @@ export async function tuneKernels(
       log(`${name}: no shapes in use, default kept`);
       return;
     }
-    let winner = best, fastest = Infinity;
-    const measured: TuneRow[] = [];
+    const times: number[][] = candidates.map(() => []);
     for (const candidate of candidates) {
-      const ms = await time(candidate, subset);
-      measured.push({ family: name, candidate: describe(candidate), ms, chosen: false });
-      if (ms < fastest) [winner, fastest] = [candidate, ms];
+      setTuning(candidate);
+      await pass(subset); // compiles its pipelines
     }
-    measured.find((m) => m.ms === fastest)!.chosen = true;
-    rows.push(...measured);
+    for (let r = 0; r < reps; r++) {
+      for (const [k, candidate] of candidates.entries()) {
+        setTuning(candidate);
+        times[k].push(await pass(subset));
+      }
+    }
+    const medians = times.map((t) => t.sort((a, b) => a - b)[Math.floor(t.length / 2)]);
+    const fastest = Math.min(...medians);
+    const winner = candidates[medians.indexOf(fastest)];
+    rows.push(...candidates.map((c, k) => ({
+      family: name,
+      candidate: describe(c),
+      ms: medians[k],
+      chosen: c === winner,
+    })));
     best = winner;
+    setTuning(best);
     log(`${name}: ${describe(winner)} (${fastest.toFixed(1)} ms on ${subset.length} shapes)`);
   };
   const columnsOf = (s: ConvShape) => s.direction === "dx" ? s.g.Ci : s.g.Co;
