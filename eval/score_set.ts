@@ -3,14 +3,13 @@
  * (models/scores.ts), one readback per batch, memory flat across batches; and the pictures' raw
  * material, reconstructions from p(x | z_{>k}) and samples from the prior.
  *
- * Randomness: the images are binarised once, by a fixed key shared by every run (`TEST_BINARIZATION`),
- * so all runs score identical binary images; the samples of the passes are keyed by the run's seed,
- * the batch and the pass, in streams of their own (`SCORE_STREAMS` + the objective's stream numbers).
+ * Randomness (models/streams.ts): the images are binarised once, by a fixed key shared by every run
+ * (`TEST_BINARIZATION`), so all runs score identical binary images; the samples of the passes are
+ * keyed by the run's seed, the batch and the pass (`scoringKeys`).
  */
 
 import { full, reparameterize, sigmoid } from "../autograd/ops.ts";
 import { noGrad } from "../autograd/tape.ts";
-import type { RandomKey } from "../kernels/philox.ts";
 import { dispose, readAll, scope, type Tensor } from "../kernels/tensor.ts";
 import { binarizedBatch, type ImageSet } from "../data/loader.ts";
 import {
@@ -30,11 +29,7 @@ import {
   packPasses,
   partialElbos,
 } from "../models/scores.ts";
-
-/** The binarisation of every evaluation set: one fixed key, whatever the run (SPEC section 6). */
-export const TEST_BINARIZATION: RandomKey = { seed: 2022, stream: 3, offset: 0 };
-/** Scoring passes draw from streams SCORE_STREAMS + s, apart from training's. */
-export const SCORE_STREAMS = 1000;
+import { priorSampleKey, scoringKeys, TEST_BINARIZATION } from "../models/streams.ts";
 
 export interface ScoreSetOptions {
   /** The run's seed. */
@@ -47,15 +42,6 @@ export interface ScoreSetOptions {
   batchSize: number;
   /** Called after each batch with the images done. */
   onBatch?: (done: number, total: number) => void;
-}
-
-/** The key maker of pass `pass` over batch `batch`. */
-function passKeys(seed: number, batch: number, passes: number, pass: number) {
-  return (stream: number): RandomKey => ({
-    seed,
-    stream: SCORE_STREAMS + stream,
-    offset: batch * passes + pass,
-  });
 }
 
 /** Scores images `indices` (all of the set by default) of `set` with every pass. */
@@ -79,7 +65,7 @@ export async function scoreSet(
           rows.push(scope(() =>
             packPasses(
               partialElbos(params, cfg, x, {
-                keyOf: passKeys(o.seed, batch, passes, p),
+                keyOf: scoringKeys(o.seed, batch, passes, p),
                 generate: o.generate,
               }),
             )
@@ -112,7 +98,7 @@ export async function reconstructions(
   const tensors = noGrad(() =>
     scope(() => {
       const x = binarizedBatch(set, indices, TEST_BINARIZATION);
-      const p = partialElbos(params, cfg, x, { keyOf: passKeys(seed, 0, 1, 0), generate });
+      const p = partialElbos(params, cfg, x, { keyOf: scoringKeys(seed, 0, 1, 0), generate });
       return [x, ...p.logits.map((l) => sigmoid(l))];
     })
   );
@@ -137,7 +123,6 @@ export async function priorSamples(
 ): Promise<Float32Array[]> {
   const L = cfg.layers.length;
   const top = cfg.layers[L - 1].latent;
-  const key = (stream: number): RandomKey => ({ seed, stream: SCORE_STREAMS + 500 + stream, offset: 0 });
   const probs = noGrad(() =>
     scope(() => {
       // The top prior N(0, I) enters as the "prior head" of layer L; the rest is the model's top-down.
@@ -150,7 +135,7 @@ export async function priorSamples(
         cfg,
         { stages: [], priors },
         L,
-        (g, l) => reparameterize(g.mu, g.u, key(l), cfg.sigma),
+        (g, l) => reparameterize(g.mu, g.u, priorSampleKey(seed, l), cfg.sigma),
       );
       return sigmoid(logitsOf(params, cfg, d));
     })

@@ -60,6 +60,7 @@ import {
   type LinearParams,
 } from "./layers.ts";
 import type { Rng } from "./rng.ts";
+import { MAX_LAYERS, posteriorStream, priorStream } from "./streams.ts";
 
 export type LatentSpec =
   | { kind: "conv"; channels: number }
@@ -193,6 +194,11 @@ function skipPlan(cfg: HvaeConfig): boolean[][] {
 export function validateConfig(cfg: HvaeConfig): void {
   const where = `preset '${cfg.preset}'`;
   if (cfg.layers.length < 1) throw new Error(`${where}: needs at least one latent layer`);
+  if (cfg.layers.length > MAX_LAYERS) {
+    throw new Error(
+      `${where}: at most ${MAX_LAYERS} latent layers (the random streams have room for that many)`,
+    );
+  }
   cfg.layers.forEach((layer, l) => {
     if (layer.latent.kind === "dense" && !layer.projection) {
       throw new Error(`${where}: dense latent z${l + 1} needs a projection size`);
@@ -408,7 +414,7 @@ export function encode(
     }
     h = last(runBlocks(stage, layer.encoder, h, cfg)) ?? h;
     const q = head(params.q[`z${l + 1}`], layer.latent, h, cfg);
-    const z = l < meanBelow ? q.mu : reparameterize(q.mu, q.u, keyOf(STREAM_POSTERIOR + l), cfg.sigma);
+    const z = l < meanBelow ? q.mu : reparameterize(q.mu, q.u, keyOf(posteriorStream(l)), cfg.sigma);
     out.push({ ...q, z });
   });
   return out;
@@ -424,10 +430,6 @@ export function unitScaleU(map: SigmaMap): number {
   // softplus(beta u) / beta + offset = 1  <=>  u = log(exp(beta (1 - offset)) - 1) / beta
   return Math.log(Math.expm1(map.beta * (1 - map.offset))) / map.beta;
 }
-
-/** Random streams: the posterior sample of layer l, and the prior resamples of pass k. */
-export const STREAM_POSTERIOR = 100;
-export const STREAM_PRIOR = 200;
 
 /** The generative pass from posterior samples, and the prior heads it computes. */
 export interface TopDown {
@@ -538,7 +540,7 @@ export function hvaeObjective(
         cfg,
         td,
         k,
-        (g, l) => reparameterize(g.mu, g.u, o.keyOf(STREAM_PRIOR + 10 * k + l), cfg.sigma),
+        (g, l) => reparameterize(g.mu, g.u, o.keyOf(priorStream(k, l)), cfg.sigma),
       );
       lls.push(perImage(bernoulliLogLik(logitsOf(params, cfg, d), x)));
     }

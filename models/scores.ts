@@ -31,9 +31,9 @@ import {
   perImage,
   posteriorTopDown,
   priorTopDown,
-  STREAM_PRIOR,
   type TopDown,
 } from "./hvae.ts";
+import { priorStream } from "./streams.ts";
 
 /** How z_k .. z_1 of a partial pass are generated: the prior means (default) or prior samples. */
 export type GenerateMode = "mean" | "sample";
@@ -78,9 +78,7 @@ export function partialElbos(params: HvaeParams, cfg: HvaeConfig, x: Tensor, o: 
       td,
       k,
       (g, l) =>
-        o.generate === "mean"
-          ? g.mu
-          : reparameterize(g.mu, g.u, o.keyOf(STREAM_PRIOR + 10 * k + l), cfg.sigma),
+        o.generate === "mean" ? g.mu : reparameterize(g.mu, g.u, o.keyOf(priorStream(k, l)), cfg.sigma),
     );
     const logits = logitsOf(params, cfg, d);
     const ll = perImage(bernoulliLogLik(logits, x));

@@ -11,6 +11,7 @@ import { valueAndGradWithAux } from "../autograd/tape.ts";
 import { scope, type Tensor } from "../kernels/tensor.ts";
 import { type AdamState, adamUpdate } from "./adam.ts";
 import { type HvaeConfig, hvaeObjective, type HvaeParams } from "./hvae.ts";
+import { trainingKeys } from "./streams.ts";
 
 export interface StepOptions {
   loss: "elbo" | "informative";
@@ -39,7 +40,7 @@ export function trainStep(
         loss: o.loss,
         beta: o.beta,
         freeBits: o.freeBits,
-        keyOf: (stream) => ({ seed: o.seed, stream, offset: o.step }),
+        keyOf: trainingKeys(o.seed, o.step),
       });
       return [objective.loss, objective.metrics];
     })(params, x);

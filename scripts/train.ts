@@ -21,6 +21,7 @@ import { adamInit } from "../models/adam.ts";
 import { type HvaeConfig, initHvae, initHvaeFromData } from "../models/hvae.ts";
 import { presetConfig, PRESETS } from "../models/presets.ts";
 import { createRng } from "../models/rng.ts";
+import { trainingBinarization, weightNormInitKeys } from "../models/streams.ts";
 import { freeBitsAt, metricNames, trainStep, warmupBeta } from "../models/training.ts";
 import { durationFlag, initGpuOrExit, intFlag, numberFlag, parseFlags, usageError } from "./cli.ts";
 import { EVALUATION_FLAGS, EVALUATION_USAGE, evaluationOptions } from "./evaluation_flags.ts";
@@ -202,9 +203,6 @@ try {
 }
 if (!flags.resume) await Deno.writeTextFile(`${dir}/config.json`, JSON.stringify(run, null, 2) + "\n");
 
-/** Random streams of the weight-norm initialisation pass (apart from the training steps' streams). */
-const STREAM_DATA_INIT = 1000;
-
 // Parameters and optimiser state: fresh from the seed, or from the checkpoint.
 let params = keep(initHvae(run.model, createRng(t.seed)));
 if (!flags.resume && run.model.weightNorm) {
@@ -215,8 +213,8 @@ if (!flags.resume && run.model.weightNorm) {
     initHvaeFromData(
       params,
       run.model,
-      binarizedBatch(set, first, { seed: t.seed, stream: 1, offset: 0 }),
-      (stream) => ({ seed: t.seed, stream: STREAM_DATA_INIT + stream, offset: 0 }),
+      binarizedBatch(set, first, trainingBinarization(t.seed, 0)),
+      weightNormInitKeys(t.seed),
     );
   });
   console.log(`train: weight norm initialised from the first batch (data-dependent, as the reference)`);
@@ -288,7 +286,7 @@ while (progress.epoch < t.epochs && !interrupted && !timeUp) {
         run.model,
         params,
         adam,
-        binarizedBatch(set, indices, { seed: t.seed, stream: 1, offset: epoch }),
+        binarizedBatch(set, indices, trainingBinarization(t.seed, epoch)),
         {
           loss: t.loss,
           lr: t.lr,

@@ -22,12 +22,12 @@ import {
   initHvaeFromData,
   logitsOf,
   posteriorTopDown,
-  STREAM_PRIOR,
   unitScaleU,
 } from "../models/hvae.ts";
 import { presetConfig } from "../models/presets.ts";
 import { createRng } from "../models/rng.ts";
 import { freeBitsAt, trainStep, warmupBeta } from "../models/training.ts";
+import { priorStream } from "../models/streams.ts";
 import { assertClose, gpuTest } from "./helpers.ts";
 import { syntheticBatch } from "./synthetic.ts";
 
@@ -103,7 +103,7 @@ gpuTest("hvae: the informative loss equals a naive recomputation of its L recons
     for (let l = L - 1; l >= k; l--) d = decodeFrom(l, q[l].z);
     for (let l = k - 1; l >= 0; l--) {
       const g = headOf(params.p[`z${l + 1}`], l, d);
-      const z = ops.reparameterize(g.mu, g.u, keyOf(STREAM_PRIOR + 10 * k + l), cfg.sigma);
+      const z = ops.reparameterize(g.mu, g.u, keyOf(priorStream(k, l)), cfg.sigma);
       d = decodeFrom(l, z);
     }
     expected.push(await readScalar(llOf(d)));

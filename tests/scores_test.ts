@@ -12,7 +12,8 @@ import { imageSetOnGpu } from "../data/loader.ts";
 import { scoreSet } from "../eval/score_set.ts";
 import { engineStats } from "../kernels/engine.ts";
 import { dispose, readAll } from "../kernels/tensor.ts";
-import { hvaeObjective, type HvaeParams, initHvae, STREAM_POSTERIOR } from "../models/hvae.ts";
+import { hvaeObjective, type HvaeParams, initHvae } from "../models/hvae.ts";
+import { posteriorStream } from "../models/streams.ts";
 import { presetConfig } from "../models/presets.ts";
 import { createRng } from "../models/rng.ts";
 import {
@@ -84,8 +85,8 @@ gpuTest(
       for (let k = 1; k < L; k++) {
         // Other noise for the posterior streams of layers <= k only: pass k must not notice;
         // other noise for layer k + 1 must change it.
-        const below = (s: number) => ({ seed: 9, stream: s, offset: s < STREAM_POSTERIOR + k ? 77 : 4 });
-        const above = (s: number) => ({ seed: 9, stream: s, offset: s === STREAM_POSTERIOR + k ? 77 : 4 });
+        const below = (s: number) => ({ seed: 9, stream: s, offset: s < posteriorStream(k) ? 77 : 4 });
+        const above = (s: number) => ({ seed: 9, stream: s, offset: s === posteriorStream(k) ? 77 : 4 });
         const runs = [keyOf, below, above].map((kf) =>
           partialElbos(params, cfg, x, { keyOf: kf, generate: "mean" }).elbo[k]
         );
