@@ -9,16 +9,8 @@
 import { isTensor, readAll, type Tensor, tensor } from "../kernels/tensor.ts";
 import { flatten, type Tree } from "../kernels/tree.ts";
 import type { AdamState } from "../models/adam.ts";
+import type { Progress } from "../models/training.ts";
 import { encodeSafetensors, type NamedArray, readSafetensors, writeFileAtomic } from "./safetensors.ts";
-
-export interface Progress {
-  /** Epochs completed. */
-  epoch: number;
-  /** Batches done in the current (incomplete) epoch; 0 at an epoch boundary. */
-  stepInEpoch: number;
-  /** Training steps done in total. */
-  step: number;
-}
 
 async function named(prefix: string, tree: unknown): Promise<Record<string, NamedArray>> {
   const flat = flatten(tree as Tree<Tensor>, isTensor);

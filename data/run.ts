@@ -7,19 +7,12 @@ import { keep } from "../kernels/tensor.ts";
 import { restoreTree } from "./checkpoint.ts";
 import { type HvaeConfig, type HvaeParams, initHvae, validateConfig } from "../models/hvae.ts";
 import { createRng } from "../models/rng.ts";
+import type { TrainingSchedule } from "../models/training.ts";
 import type { DatasetName } from "./datasets.ts";
 import { readSafetensors } from "./safetensors.ts";
 
-export interface TrainingConfig {
-  loss: "elbo" | "informative";
-  epochs: number;
-  batchSize: number;
-  lr: number;
-  warmupEpochs: number;
-  freeBits: number;
-  /** Free-bits period (0 or absent: the floor holds throughout); see models/training.ts freeBitsAt. */
-  freeBitsEpochs?: number;
-  seed: number;
+/** The training section of config.json: the schedule (models/training.ts) and the data it ran on. */
+export interface TrainingConfig extends TrainingSchedule {
   trainLimit: number | null;
   dataset: DatasetName;
 }

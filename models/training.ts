@@ -1,17 +1,22 @@
 /**
- * One training step of the HVAE, and the schedules around it. Pure functions of tensors and
- * numbers: files, progress and flags live in scripts/train.ts.
+ * Training the HVAE: one step (loss, gradients, Adam), the KL warm-up and free-bits schedules, the
+ * layout of the per-step metrics, the initial parameters, and `train`, the epoch loop with
+ * bit-exact resume. Files, flags and printing live in scripts/train.ts, which calls `train` with
+ * hooks for progress, checkpoints and stopping.
  *
- * Randomness per step comes from keys, not state: the posterior and prior samples of step t use
- * offset t, the binarisation of epoch e offset e (data/loader.ts), so a run resumed from a
- * checkpoint draws exactly the numbers an uninterrupted run would.
+ * Randomness comes from keys, not state (models/streams.ts): the posterior and prior samples of
+ * step t use offset t, the binarisation of epoch e offset e, the order of epoch e is a permutation
+ * seeded by (seed, e) (data/loader.ts). So a run resumed from a checkpoint after any step draws
+ * exactly the numbers an uninterrupted run would, and ends with the same bits.
  */
 
 import { valueAndGradWithAux } from "../autograd/tape.ts";
-import { scope, type Tensor } from "../kernels/tensor.ts";
+import { readAll, scope, type Tensor } from "../kernels/tensor.ts";
+import { batchesOf, binarizedBatch, type ImageSet, shuffledOrder } from "../data/loader.ts";
 import { type AdamState, adamUpdate } from "./adam.ts";
-import { type HvaeConfig, hvaeObjective, type HvaeParams } from "./hvae.ts";
-import { trainingKeys } from "./streams.ts";
+import { type HvaeConfig, hvaeObjective, type HvaeParams, initHvae, initHvaeFromData } from "./hvae.ts";
+import { createRng } from "./rng.ts";
+import { trainingBinarization, trainingKeys, weightNormInitKeys } from "./streams.ts";
 
 export interface StepOptions {
   loss: "elbo" | "informative";
@@ -79,4 +84,227 @@ export function metricNames(L: number, loss: "elbo" | "informative"): string[] {
   const lls = loss === "informative" ? L : 1;
   for (let k = 0; k < lls; k++) names.push(`ll${k}`);
   return names;
+}
+
+/** The metrics of a step (or their means over an epoch), by name. */
+export interface TrainingMetrics {
+  /** The minimised loss: -(objective), batch mean. */
+  loss: number;
+  /** L_x, the ELBO (Eq. 2/3), batch mean. */
+  elbo: number;
+  /** KL_l for l = 1..L. */
+  kl: number[];
+  /** ll_k = log p(x | z^(k)) for k = 0 (ELBO) or k = 0..L-1 (informative loss, Eq. 10). */
+  ll: number[];
+}
+
+/** Reads a metrics vector laid out as `metricNames` says ([loss, elbo, KL_1..KL_L, ll_0..]). */
+export function namedMetrics(values: ArrayLike<number>, L: number): TrainingMetrics {
+  const v = Array.from(values);
+  return { loss: v[0], elbo: v[1], kl: v.slice(2, 2 + L), ll: v.slice(2 + L) };
+}
+
+// ---------------------------------------------------------------- the epoch loop
+
+/** The training hyper-parameters of a run (saved in config.json; data/run.ts). */
+export interface TrainingSchedule {
+  loss: "elbo" | "informative";
+  epochs: number;
+  batchSize: number;
+  lr: number;
+  /** KL warm-up over this many epochs (0: off); `warmupBeta`. */
+  warmupEpochs: number;
+  /** Free-bits floor in nats per layer (0: off); `freeBitsAt`. */
+  freeBits: number;
+  /** Free-bits period (0 or absent: the floor holds throughout); `freeBitsAt`. */
+  freeBitsEpochs?: number;
+  seed: number;
+}
+
+/** Where a run stands: what a checkpoint stores besides the tensors (data/checkpoint.ts). */
+export interface Progress {
+  /** Epochs completed. */
+  epoch: number;
+  /** Batches done in the current (incomplete) epoch; 0 at an epoch boundary. */
+  stepInEpoch: number;
+  /** Training steps done in total. */
+  step: number;
+}
+
+/** The parameters, Adam's state and the progress: what `train` advances (the tensors in place). */
+export interface TrainState {
+  params: HvaeParams;
+  adam: AdamState<HvaeParams>;
+  progress: Progress;
+}
+
+/** What `train` reports after every step. */
+export interface StepReport {
+  /** The step's metrics (batch means). */
+  metrics: TrainingMetrics;
+  /** 0-based epoch and batch within it, and the epoch's batch count. */
+  epoch: number;
+  batch: number;
+  batches: number;
+  /** Steps run by this call of `train` so far (this one included). */
+  stepsHere: number;
+  /** Images of the epoch done in this call, and the seconds since its first step here. */
+  epochImages: number;
+  epochSeconds: number;
+  /** Seconds of training in this call so far (steps and readbacks; not the epoch hooks). */
+  trainingSeconds: number;
+  progress: Progress;
+}
+
+/** One line of metrics.jsonl: an epoch's means, complete or cut short by a stop. */
+export interface EpochRecord {
+  epoch: number;
+  complete: boolean;
+  stoppedBy?: string;
+  loss: number | null;
+  elbo: number | null;
+  kl: (number | null)[];
+  ll: (number | null)[];
+  images: number;
+  seconds: number;
+  imagesPerSecond: number;
+}
+
+export interface TrainHooks {
+  /** Before each step; `stepsHere` counts the steps of this call before it (e.g. to profile one). */
+  beforeStep?: (stepsHere: number, batch: number, batches: number) => void;
+  /** After each step's readback, with its metrics. */
+  afterStep?: (report: StepReport) => void | Promise<void>;
+  /** After each step: a reason to stop now (an interrupt, a time limit), or null to go on. */
+  shouldStop?: (report: StepReport) => string | null;
+  /** After each epoch, complete or cut short: write its record and a checkpoint here. */
+  afterEpoch?: (record: EpochRecord, state: TrainState) => void | Promise<void>;
+}
+
+/** A step whose loss or metrics are not finite; the state is that of the step before. */
+export class NonFiniteLossError extends Error {
+  constructor(
+    readonly epoch: number,
+    readonly batch: number,
+    readonly names: string[],
+    readonly values: ArrayLike<number>,
+  ) {
+    super(
+      `non-finite loss at epoch ${epoch + 1}, step ${batch + 1} (${
+        names.map((n, i) => `${n} ${values[i]}`).join(", ")
+      })`,
+    );
+  }
+}
+
+/**
+ * The parameters a run starts from: `initHvae` from the seed and, for weight-normalised presets given
+ * the training `set`, the reference's data-dependent initialisation on the first training batch (the
+ * bits step 1 will see). Without a set (a run about to be restored from its checkpoint), no data pass.
+ */
+export function initialParams(cfg: HvaeConfig, schedule: TrainingSchedule, set: ImageSet | null): HvaeParams {
+  const params = initHvae(cfg, createRng(schedule.seed));
+  if (cfg.weightNorm && set) {
+    const first = batchesOf(shuffledOrder(set.count, schedule.seed, 0), schedule.batchSize)[0];
+    scope(() => {
+      initHvaeFromData(
+        params,
+        cfg,
+        binarizedBatch(set, first, trainingBinarization(schedule.seed, 0)),
+        weightNormInitKeys(schedule.seed),
+      );
+    });
+  }
+  return params;
+}
+
+/**
+ * Trains from `state.progress` until `schedule.epochs` are complete or a hook asks to stop. Epoch e
+ * visits the set in `shuffledOrder(count, seed, e)`, in batches of `batchSize`, each binarised with
+ * `trainingBinarization(seed, e)`; step t uses `trainingKeys(seed, t)`, the schedules at t, and one
+ * readback. Parameters and moments change in place; `state.progress` advances. A non-finite metric
+ * throws `NonFiniteLossError` before the epoch hook runs, so the last checkpoint stays the last good one.
+ */
+export async function train(
+  cfg: HvaeConfig,
+  schedule: TrainingSchedule,
+  set: ImageSet,
+  state: TrainState,
+  hooks: TrainHooks = {},
+): Promise<{ stoppedBy: string | null; stepsHere: number; trainingSeconds: number; images: number }> {
+  const L = cfg.layers.length;
+  const names = metricNames(L, schedule.loss);
+  const stepsPerEpoch = Math.ceil(set.count / schedule.batchSize);
+  let stoppedBy: string | null = null, stepsHere = 0, trainingSeconds = 0, imagesHere = 0;
+  while (state.progress.epoch < schedule.epochs && stoppedBy === null) {
+    const epoch = state.progress.epoch;
+    const batches = batchesOf(shuffledOrder(set.count, schedule.seed, epoch), schedule.batchSize);
+    const sums = new Float64Array(names.length);
+    let images = 0;
+    const started = performance.now();
+    for (let b = state.progress.stepInEpoch; b < batches.length && stoppedBy === null; b++) {
+      const indices = batches[b];
+      const step = state.progress.step;
+      hooks.beforeStep?.(stepsHere, b, batches.length);
+      stepsHere++;
+      // Everything the step creates (the batch, its index upload, activations, gradients) is released
+      // at the end of this scope; only the metrics vector survives, for the one readback.
+      const metrics = scope(() =>
+        trainStep(
+          cfg,
+          state.params,
+          state.adam,
+          binarizedBatch(set, indices, trainingBinarization(schedule.seed, epoch)),
+          {
+            loss: schedule.loss,
+            lr: schedule.lr,
+            beta: warmupBeta(step, stepsPerEpoch, schedule.warmupEpochs),
+            freeBits: freeBitsAt(step, stepsPerEpoch, schedule.freeBits, schedule.freeBitsEpochs ?? 0),
+            seed: schedule.seed,
+            step,
+          },
+        )
+      );
+      const [values] = await readAll([metrics]);
+      metrics.dispose();
+      if (!values.every(Number.isFinite)) throw new NonFiniteLossError(epoch, b, names, values);
+      values.forEach((v, i) => sums[i] += v * indices.length);
+      images += indices.length;
+      state.progress = { epoch, stepInEpoch: b + 1, step: step + 1 };
+      const epochSeconds = (performance.now() - started) / 1000;
+      const report: StepReport = {
+        metrics: namedMetrics(values, L),
+        epoch,
+        batch: b,
+        batches: batches.length,
+        stepsHere,
+        epochImages: images,
+        epochSeconds,
+        trainingSeconds: trainingSeconds + epochSeconds,
+        progress: state.progress,
+      };
+      await hooks.afterStep?.(report);
+      stoppedBy = hooks.shouldStop?.(report) ?? null;
+    }
+    const seconds = (performance.now() - started) / 1000;
+    trainingSeconds += seconds;
+    imagesHere += images;
+    const complete = state.progress.stepInEpoch >= batches.length;
+    if (complete) state.progress = { epoch: epoch + 1, stepInEpoch: 0, step: state.progress.step };
+    const means = namedMetrics(Array.from(sums, (v) => images ? v / images : null) as number[], L);
+    const record: EpochRecord = {
+      epoch: epoch + 1,
+      complete,
+      ...(stoppedBy !== null && !complete ? { stoppedBy } : {}),
+      loss: means.loss,
+      elbo: means.elbo,
+      kl: means.kl,
+      ll: means.ll,
+      images,
+      seconds: +seconds.toFixed(2),
+      imagesPerSecond: +(images / seconds).toFixed(2),
+    };
+    await hooks.afterEpoch?.(record, state);
+  }
+  return { stoppedBy, stepsHere, trainingSeconds, images: imagesHere };
 }

@@ -9,20 +9,24 @@
  */
 
 import { adapterInfo, engineStats, startProfile, stopProfile } from "../kernels/engine.ts";
-import { dispose, isTensor, keep, readAll, scope, type Tensor } from "../kernels/tensor.ts";
+import { dispose, isTensor, keep, type Tensor } from "../kernels/tensor.ts";
 import { formatProfile } from "../kernels/runtime/profiler.ts";
 import { flatten, type Tree } from "../kernels/tree.ts";
 import { loadSplit } from "../data/datasets.ts";
 import type { RunConfig } from "../data/run.ts";
 import { evaluateRun } from "../eval/evaluate.ts";
-import { batchesOf, binarizedBatch, imageSetOnGpu, shuffledOrder } from "../data/loader.ts";
-import { loadCheckpoint, type Progress, saveCheckpoint } from "../data/checkpoint.ts";
+import { imageSetOnGpu } from "../data/loader.ts";
+import { loadCheckpoint, saveCheckpoint } from "../data/checkpoint.ts";
 import { adamInit } from "../models/adam.ts";
-import { type HvaeConfig, initHvae, initHvaeFromData } from "../models/hvae.ts";
+import type { HvaeConfig } from "../models/hvae.ts";
 import { presetConfig, PRESETS } from "../models/presets.ts";
-import { createRng } from "../models/rng.ts";
-import { trainingBinarization, weightNormInitKeys } from "../models/streams.ts";
-import { freeBitsAt, metricNames, trainStep, warmupBeta } from "../models/training.ts";
+import {
+  initialParams,
+  NonFiniteLossError,
+  type Progress,
+  train,
+  type TrainState,
+} from "../models/training.ts";
 import { durationFlag, initGpuOrExit, intFlag, numberFlag, parseFlags, usageError } from "./cli.ts";
 import { EVALUATION_FLAGS, EVALUATION_USAGE, evaluationOptions } from "./evaluation_flags.ts";
 import { applyKernelsMode, KERNELS_FLAG, KERNELS_USAGE, kernelsMode } from "./kernel_tuning.ts";
@@ -204,19 +208,8 @@ try {
 if (!flags.resume) await Deno.writeTextFile(`${dir}/config.json`, JSON.stringify(run, null, 2) + "\n");
 
 // Parameters and optimiser state: fresh from the seed, or from the checkpoint.
-let params = keep(initHvae(run.model, createRng(t.seed)));
+let params = keep(initialParams(run.model, t, flags.resume ? null : set));
 if (!flags.resume && run.model.weightNorm) {
-  // The reference's data-dependent weight-norm initialisation, on the first training batch (the bits
-  // step 1 will see).
-  const first = batchesOf(shuffledOrder(set.count, t.seed, 0), t.batchSize)[0];
-  scope(() => {
-    initHvaeFromData(
-      params,
-      run.model,
-      binarizedBatch(set, first, trainingBinarization(t.seed, 0)),
-      weightNormInitKeys(t.seed),
-    );
-  });
   console.log(`train: weight norm initialised from the first batch (data-dependent, as the reference)`);
 }
 console.log(
@@ -234,9 +227,6 @@ if (flags.resume) {
   console.log(`train: resuming after epoch ${progress.epoch}, step ${progress.step}`);
 }
 
-const L = run.model.layers.length;
-const names = metricNames(L, t.loss);
-const stepsPerEpoch = Math.ceil(set.count / t.batchSize);
 const terminal = Deno.stdout.isTerminal();
 let interrupted = false;
 const onInterrupt = () => {
@@ -254,10 +244,6 @@ function formatSeconds(s: number): string {
     : `${m}m${String(Math.round(s % 60)).padStart(2, "0")}s`;
 }
 
-/** Steps run by this process; with --profile the second (or an only one) is profiled. */
-let stepsHere = 0;
-/** Training time of this process (seconds, steps only), for --time-limit and the evaluation's budget. */
-let trainingSeconds = 0, imagesHere = 0, timeUp = false;
 if (timeLimit !== null) {
   console.log(`train: time limit ${formatSeconds(timeLimit)}: training stops after the step that reaches it`);
 }
@@ -266,116 +252,83 @@ const metadata = {
   loss: t.loss,
   format: "hvae-ood model, names in models/hvae.ts",
 };
-while (progress.epoch < t.epochs && !interrupted && !timeUp) {
-  const epoch = progress.epoch;
-  const order = shuffledOrder(set.count, t.seed, epoch);
-  const batches = batchesOf(order, t.batchSize);
-  const sums = new Float64Array(names.length);
-  let images = 0, lastPrint = 0;
-  const started = performance.now();
-  const firstBatch = progress.stepInEpoch;
-  for (let b = firstBatch; b < batches.length && !interrupted && !timeUp; b++) {
-    const indices = batches[b];
-    const profiling = flags.profile && (stepsHere === 1 || (stepsHere === 0 && batches.length - b === 1));
-    if (profiling) startProfile();
-    stepsHere++;
-    // Everything the step creates (the batch, its index upload, activations, gradients) is released
-    // at the end of this scope; only the metrics vector survives, for the one readback.
-    const metrics = scope(() =>
-      trainStep(
-        run.model,
-        params,
-        adam,
-        binarizedBatch(set, indices, trainingBinarization(t.seed, epoch)),
-        {
-          loss: t.loss,
-          lr: t.lr,
-          beta: warmupBeta(progress.step, stepsPerEpoch, t.warmupEpochs),
-          freeBits: freeBitsAt(progress.step, stepsPerEpoch, t.freeBits, t.freeBitsEpochs ?? 0),
-          seed: t.seed,
-          step: progress.step,
-        },
-      )
-    );
-    const [values] = await readAll([metrics]);
-    metrics.dispose();
-    if (profiling) {
-      const report = await stopProfile();
-      console.error(`\n${formatProfile(report)}`);
+const state: TrainState = { params, adam, progress };
+let profiling = false, lastPrint = 0;
+let result;
+try {
+  result = await train(run.model, t, set, state, {
+    beforeStep: (stepsHere, b, batches) => {
+      // With --profile: the second step of this process (the first compiles the kernels), or an only one.
+      profiling = flags.profile && (stepsHere === 1 || (stepsHere === 0 && batches - b === 1));
+      if (profiling) startProfile();
+    },
+    afterStep: async (r) => {
+      if (profiling) {
+        const report = await stopProfile();
+        console.error(`\n${formatProfile(report)}`);
+        await Deno.writeTextFile(
+          `${dir}/profile.json`,
+          JSON.stringify({ step: r.progress.step - 1, ...report }, null, 2),
+        );
+      }
+      const rate = r.epochImages / r.epochSeconds;
+      let remaining = ((r.batches - r.batch - 1) * t.batchSize) / rate;
+      if (timeLimit !== null) remaining = Math.min(remaining, Math.max(0, timeLimit - r.trainingSeconds));
+      const line = `epoch ${r.epoch + 1}/${t.epochs} step ${r.batch + 1}/${r.batches} loss ${
+        r.metrics.loss.toFixed(2)
+      } elbo ${r.metrics.elbo.toFixed(2)} ${rate.toFixed(1)} img/s ETA ${formatSeconds(remaining)}`;
+      if (terminal) {
+        const width = 24, filled = Math.round(((r.batch + 1) / r.batches) * width);
+        const bar = "=".repeat(filled) + " ".repeat(width - filled);
+        await Deno.stdout.write(new TextEncoder().encode(`\r[${bar}] ${line}`));
+      } else if (
+        r.epochSeconds - lastPrint >= 30 || r.batch + 1 === r.batches || r.epochImages <= t.batchSize
+      ) {
+        console.log(line);
+        lastPrint = r.epochSeconds;
+      }
+    },
+    shouldStop: (r) =>
+      interrupted
+        ? "interrupted"
+        : timeLimit !== null && r.trainingSeconds >= timeLimit
+        ? "time limit"
+        : null,
+    afterEpoch: async (record, s) => {
+      if (terminal) console.log();
+      lastPrint = 0;
       await Deno.writeTextFile(
-        `${dir}/profile.json`,
-        JSON.stringify({ step: progress.step, ...report }, null, 2),
+        `${dir}/metrics.jsonl`,
+        JSON.stringify({ ...record, bytesInUse: engineStats().bytesInUse }) + "\n",
+        { append: true },
       );
-    }
-    if (!values.every(Number.isFinite)) {
-      console.error(
-        `\ntrain: non-finite loss at epoch ${epoch + 1}, step ${b + 1} (${
-          names.map((n, i) => `${n} ${values[i]}`).join(", ")
-        }). ` +
-          `Stopping; the last good checkpoint in ${dir} is untouched. Try a lower --lr or --warmup-epochs.`,
+      await saveCheckpoint(dir, s.params, s.adam, s.progress, metadata);
+      const f = (v: number | null) => v?.toFixed(2);
+      console.log(
+        `epoch ${record.epoch}: loss ${f(record.loss)} elbo ${f(record.elbo)} kl [${
+          record.kl.map(f).join(", ")
+        }] ll [${record.ll.map(f).join(", ")}] ${record.seconds.toFixed(1)} s; saved ${dir}`,
       );
-      Deno.exit(1);
-    }
-    values.forEach((v, i) => sums[i] += v * indices.length);
-    images += indices.length;
-    progress = { epoch, stepInEpoch: b + 1, step: progress.step + 1 };
-    const elapsed = (performance.now() - started) / 1000;
-    const rate = images / elapsed;
-    let remaining = ((batches.length - b - 1) * t.batchSize) / rate;
-    if (timeLimit !== null) {
-      remaining = Math.min(remaining, Math.max(0, timeLimit - trainingSeconds - elapsed));
-      timeUp = trainingSeconds + elapsed >= timeLimit;
-    }
-    const line =
-      `epoch ${epoch + 1}/${t.epochs} step ${b + 1}/${batches.length} loss ${values[0].toFixed(2)} ` +
-      `elbo ${values[1].toFixed(2)} ${rate.toFixed(1)} img/s ETA ${formatSeconds(remaining)}`;
-    if (terminal) {
-      const width = 24, filled = Math.round(((b + 1) / batches.length) * width);
-      const bar = "=".repeat(filled) + " ".repeat(width - filled);
-      await Deno.stdout.write(new TextEncoder().encode(`\r[${bar}] ${line}`));
-    } else if (elapsed - lastPrint >= 30 || b + 1 === batches.length || b === firstBatch) {
-      console.log(line);
-      lastPrint = elapsed;
-    }
-  }
-  if (terminal) console.log();
-  const seconds = (performance.now() - started) / 1000;
-  trainingSeconds += seconds;
-  imagesHere += images;
-  const epochDone = progress.stepInEpoch >= batches.length;
-  if (epochDone) progress = { epoch: epoch + 1, stepInEpoch: 0, step: progress.step };
-  const mean = (i: number) => images ? sums[i] / images : null;
-  const record: Record<string, unknown> = {
-    epoch: epoch + 1,
-    complete: epochDone,
-    ...(timeUp && !epochDone ? { stoppedBy: "time limit" } : {}),
-    loss: mean(0),
-    elbo: mean(1),
-    kl: Array.from({ length: L }, (_, l) => mean(2 + l)),
-    ll: names.slice(2 + L).map((_, k) => mean(2 + L + k)),
-    images,
-    seconds: +seconds.toFixed(2),
-    imagesPerSecond: +(images / seconds).toFixed(2),
-    bytesInUse: engineStats().bytesInUse,
-  };
-  await Deno.writeTextFile(`${dir}/metrics.jsonl`, JSON.stringify(record) + "\n", { append: true });
-  await saveCheckpoint(dir, params, adam, progress, metadata);
-  console.log(
-    `epoch ${epoch + 1}: loss ${mean(0)?.toFixed(2)} elbo ${mean(1)?.toFixed(2)} kl [${
-      (record.kl as number[]).map((v) => v.toFixed(2)).join(", ")
-    }] ll [${(record.ll as number[]).map((v) => v.toFixed(2)).join(", ")}] ${
-      seconds.toFixed(1)
-    } s; saved ${dir}`,
+    },
+  });
+} catch (error) {
+  if (!(error instanceof NonFiniteLossError)) throw error;
+  console.error(
+    `\ntrain: ${error.message}. Stopping; the last good checkpoint in ${dir} is untouched. ` +
+      `Try a lower --lr or --warmup-epochs.`,
   );
+  Deno.exit(1);
 }
 Deno.removeSignalListener("SIGINT", onInterrupt);
+({ params, adam, progress } = state);
 dispose([adam.m, adam.v, set.bytes]);
-if (interrupted) {
+if (result.stoppedBy === "interrupted") {
   dispose(params);
   console.log(`train: stopped after step ${progress.step}; continue with: deno task train --resume ${dir}`);
   Deno.exit(130);
 }
-if (timeUp && progress.epoch < t.epochs) {
+const stepsPerEpoch = Math.ceil(set.count / t.batchSize);
+if (result.stoppedBy === "time limit" && progress.epoch < t.epochs) {
   console.log(
     `train: time limit ${formatSeconds(timeLimit!)} reached after ${progress.step} steps ` +
       `(epoch ${progress.epoch + 1}, ${progress.stepInEpoch} of ${stepsPerEpoch} steps); the checkpoint is ` +
@@ -383,6 +336,7 @@ if (timeUp && progress.epoch < t.epochs) {
   );
 }
 console.log(`train: done: ${dir}/{config.json, metrics.jsonl, model.safetensors, optimizer.safetensors}`);
+const imagesHere = result.images, trainingSeconds = result.trainingSeconds;
 if (noFlags && software && evaluation.limit === undefined && imagesHere > 0) {
   // Size the default evaluation by time as well: images per set that fit the budget at this
   // machine's scoring speed, estimated from its training speed.

@@ -2,7 +2,8 @@
  * The hierarchical VAE and its training on the `tiny` preset: the informative loss against a naive
  * recomputation of its L terms with the same noise, both losses' gradients against directional
  * finite differences, free bits and warm-up, loss going down, checkpoints round-tripping exactly,
- * flat memory, and `deno task train` with --resume reproducing an uninterrupted run.
+ * flat memory, and `deno task train` (its flags, --profile, Ctrl-C, --time-limit, --resume) as a
+ * command. The library training loop has its own tests in training_test.ts.
  */
 
 import assert from "node:assert/strict";
@@ -26,7 +27,7 @@ import {
 } from "../models/hvae.ts";
 import { presetConfig } from "../models/presets.ts";
 import { createRng } from "../models/rng.ts";
-import { freeBitsAt, trainStep, warmupBeta } from "../models/training.ts";
+import { trainStep } from "../models/training.ts";
 import { priorStream } from "../models/streams.ts";
 import { assertClose, gpuTest } from "./helpers.ts";
 import { syntheticBatch } from "./synthetic.ts";
@@ -203,76 +204,8 @@ gpuTest(
   },
 );
 
-Deno.test("training schedules: KL warm-up and the free-bits period, by step", () => {
-  // 10 steps per epoch. Warm-up over 2 epochs: beta = (step + 1) / 20, then 1.
-  assert.equal(warmupBeta(0, 10, 2), 0.05);
-  assert.equal(warmupBeta(9, 10, 2), 0.5);
-  assert.equal(warmupBeta(25, 10, 2), 1);
-  assert.equal(warmupBeta(5, 10, 0), 1);
-  // Free bits 2 over a 4-epoch period: 2 for epochs 0-1, then linearly to 0 at epoch 4.
-  assert.equal(freeBitsAt(0, 10, 2, 4), 2);
-  assert.equal(freeBitsAt(19, 10, 2, 4), 2);
-  assert.equal(freeBitsAt(20, 10, 2, 4), 2);
-  assert.equal(freeBitsAt(30, 10, 2, 4), 1);
-  assert.equal(freeBitsAt(35, 10, 2, 4), 0.5);
-  assert.equal(freeBitsAt(40, 10, 2, 4), 0);
-  assert.equal(freeBitsAt(90, 10, 2, 4), 0);
-  // No period: the floor holds.
-  assert.equal(freeBitsAt(1000, 10, 2, 0), 2);
-});
-
 gpuTest(
-  "deno task train: a tiny run, resumed after its first epoch, equals the uninterrupted run",
-  async () => {
-    const root = await Deno.makeTempDir();
-    const train = async (...args: string[]) => {
-      const out = await new Deno.Command(Deno.execPath(), {
-        args: ["run", "-A", "scripts/train.ts", ...args],
-        stdout: "piped",
-        stderr: "piped",
-      }).output();
-      const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
-      return { code: out.code, text };
-    };
-    const common = ["--preset", "tiny", "--train-limit", "256", "--batch-size", "64", "--no-eval"];
-    // The uninterrupted run is also profiled: --profile must not change what is trained.
-    const full = await train(...common, "--epochs", "2", "--out", `${root}/full`, "--profile");
-    assert.equal(full.code, 0, full.text);
-    const profile = JSON.parse(await Deno.readTextFile(`${root}/full/profile.json`));
-    assert.equal(profile.step, 1);
-    assert.ok(profile.rows.some((r: { label: string }) => r.label === "conv2d-dw"), full.text);
-    assert.match(full.text, /profile \((timestamp-query|submit-per-dispatch)\)/);
-    const half = await train(...common, "--epochs", "1", "--out", `${root}/half`);
-    assert.equal(half.code, 0, half.text);
-    const resumed = await train("--resume", `${root}/half`, "--epochs", "2", "--no-eval");
-    assert.equal(resumed.code, 0, resumed.text);
-    const strip = (s: string) => s.trim().split("\n").map((l) => l.replace(/"seconds".*/, ""));
-    assert.deepEqual(
-      strip(await Deno.readTextFile(`${root}/half/metrics.jsonl`)),
-      strip(await Deno.readTextFile(`${root}/full/metrics.jsonl`)),
-    );
-    assert.deepEqual(
-      await Deno.readFile(`${root}/half/model.safetensors`),
-      await Deno.readFile(`${root}/full/model.safetensors`),
-    );
-    const config = JSON.parse(await Deno.readTextFile(`${root}/full/config.json`));
-    assert.equal(config.model.preset, "tiny");
-    assert.equal(config.training.seed, 1);
-    assert.ok(config.adapter.description);
-    // Bad flags: usage errors with exit code 2; an existing run is never overwritten.
-    assert.equal((await train("--epochs", "zero")).code, 2);
-    assert.equal((await train("--bogus")).code, 2);
-    const period = await train("--free-bits-epochs", "-1");
-    assert.equal(period.code, 2);
-    assert.match(period.text, /--free-bits-epochs/);
-    const again = await train(...common, "--out", `${root}/full`);
-    assert.equal(again.code, 1);
-    assert.match(again.text, /already holds a run; continue it with --resume/);
-  },
-);
-
-gpuTest(
-  "deno task train: Ctrl-C or --time-limit saves after a step, and the resumed run ends where an uninterrupted one does",
+  "deno task train: flags, --profile, Ctrl-C and --time-limit save after a step, and the resumed run ends where an uninterrupted one does",
   async () => {
     const root = await Deno.makeTempDir();
     const common = [
@@ -292,8 +225,18 @@ gpuTest(
         stdout: "piped",
         stderr: "piped",
       });
-    const full = await run([...common, "--out", `${root}/full`]).output();
-    assert.equal(full.code, 0, new TextDecoder().decode(full.stderr));
+    // The uninterrupted run is also profiled: --profile must not change what is trained.
+    const full = await run([...common, "--out", `${root}/full`, "--profile"]).output();
+    const fullText = new TextDecoder().decode(full.stdout) + new TextDecoder().decode(full.stderr);
+    assert.equal(full.code, 0, fullText);
+    const profile = JSON.parse(await Deno.readTextFile(`${root}/full/profile.json`));
+    assert.equal(profile.step, 1);
+    assert.ok(profile.rows.some((r: { label: string }) => r.label === "conv2d-dw"), fullText);
+    assert.match(fullText, /profile \((timestamp-query|submit-per-dispatch)\)/);
+    const config = JSON.parse(await Deno.readTextFile(`${root}/full/config.json`));
+    assert.equal(config.model.preset, "tiny");
+    assert.equal(config.training.seed, 1);
+    assert.ok(config.adapter.description);
     // Interrupt after the first progress line (step 1 of 16).
     const child = run([...common, "--out", `${root}/cut`]).spawn();
     const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
@@ -345,6 +288,16 @@ gpuTest(
     const bad = await run([...common, "--time-limit", "soon"]).output();
     assert.equal(bad.code, 2);
     assert.match(new TextDecoder().decode(bad.stderr), /--time-limit must be a positive duration/);
+    // Bad flags: usage errors with exit code 2; an existing run is never overwritten.
+    const code = async (args: string[]) => (await run(args).output()).code;
+    assert.equal(await code(["--epochs", "zero"]), 2);
+    assert.equal(await code(["--bogus"]), 2);
+    const period = await run(["--free-bits-epochs", "-1"]).output();
+    assert.equal(period.code, 2);
+    assert.match(new TextDecoder().decode(period.stderr), /--free-bits-epochs/);
+    const again = await run([...common, "--out", `${root}/full`]).output();
+    assert.equal(again.code, 1);
+    assert.match(new TextDecoder().decode(again.stderr), /already holds a run; continue it with --resume/);
   },
 );
 
