@@ -13,7 +13,7 @@
  * - autodiff: `valueAndGrad`, `valueAndGradWithAux`, `grad`, `noGrad`, `stopGradient`;
  * - layers and optimisers (Adam, SGD) from `models/`;
  * - OOD detection: `loadRun` (a trained run directory), `scoreImages` / `scoreSet` (every score of
- *   SPEC section 4 per image, higher = more OOD), `calibrateThreshold` (for a target false-positive
+ *   docs/design.md section 3 per image, higher = more OOD), `calibrateThreshold` (for a target false-positive
  *   rate), the metrics (`detectionMetrics`: AUROC, AUPRC, FPR80) and `evaluateRun` (the whole
  *   evaluation of `deno task ood`).
  *

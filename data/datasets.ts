@@ -1,5 +1,5 @@
 /**
- * Where Fashion-MNIST and MNIST come from, in order (shared/notes/data.md):
+ * Where Fashion-MNIST and MNIST come from, in order (docs/design.md section 6):
  *   1. `--data-dir` (the files directly, or in a `<dataset>/` subfolder, optionally prefixed `<dataset>-`);
  *   2. the per-user cache: $HVAE_OOD_CACHE, else $XDG_CACHE_HOME/hvae-ood, else ~/.cache/hvae-ood;
  *   3. Fashion-MNIST: Debian's `dataset-fashion-mnist` in /usr/share/datasets/fashion-mnist/;

@@ -1,5 +1,5 @@
 /**
- * A run directory (SPEC section 7): `config.json` (the resolved model and training configuration)
+ * A run directory (docs/design.md section 7): `config.json` (the resolved model and training configuration)
  * and `model.safetensors` (the parameters), read back for evaluation and scoring.
  */
 

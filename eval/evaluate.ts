@@ -1,8 +1,8 @@
 /**
- * The paper's evaluation end to end (SPEC sections 4, 5, 7, 9; paper Tables 2, 10, 13-15 and
+ * The paper's evaluation end to end (docs/design.md sections 3, 4, 7; paper Tables 2, 10, 13-15 and
  * Figs. 2-5, 9): score the in-distribution test set and each OOD test set with a trained run, compute
  * AUROC / AUPRC / FPR80 for every score, print the tables, and write into the run directory
- *   ood.json                 the results (SPEC section 7 schema) and the diagnostics;
+ *   ood.json                 the results (docs/design.md section 7) and the diagnostics;
  *   scores.csv               every image's scores and the estimates behind them, to recompute metrics;
  *   roc-<ood>.svg            ROC curves of all scores (Fig. 3);
  *   histograms-<ood>.svg     LLR^{>k} and LLR^{ada} for in vs out (Fig. 4);

@@ -1,5 +1,5 @@
 /**
- * Detection metrics with OOD as the positive class (SPEC section 5), exact on ties, with
+ * Detection metrics with OOD as the positive class (docs/design.md section 4), exact on ties, with
  * scikit-learn's semantics as Havtorn et al.'s `ood-llr-results.py` uses them:
  *   AUROC   area under the ROC curve over unique thresholds; ties count half (the Mann-Whitney U / n m);
  *   AUPRC   average precision, sum_n (R_n - R_{n-1}) P_n over descending unique thresholds

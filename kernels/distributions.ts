@@ -8,7 +8,7 @@
  *   sigma(u) = max(softplus(beta * u) / beta + offset, floor),
  * with dsigma/du = sigmoid(beta * u) (0 where the floor binds). Two maps are used:
  *   SIGMA_LOG2: beta = ln 2, offset 0, floor 1e-6  ->  sigma = log2(1 + 2^u), sigma(0) = 1; the
- *               reference backbone's (Havtorn et al.; shared/notes/paper-anchors.md section 3.1);
+ *               reference backbone's (Havtorn et al.'s hvae-oodd; docs/design.md section 1);
  *   SIGMA_SOFTPLUS: beta 1, offset 1e-3, floor 0   ->  softplus(u) + 1e-3; the `small` preset's.
  *
  * Rows (all per element; sum over a layer's elements with `sum`):

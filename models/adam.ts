@@ -1,6 +1,6 @@
 /**
  * Adam over a parameter tree, with optional global-norm gradient clipping. Paper defaults: lr 3e-4,
- * betas (0.9, 0.999), eps 1e-8 (shared/notes/paper-anchors.md section 5.1).
+ * betas (0.9, 0.999), eps 1e-8 (hvae-oodd's settings; docs/design.md section 2).
  *
  * `adamInit` makes the moment tensors (long-lived, like the parameters); `adamUpdate` updates
  * parameters and moments in place with one fused kernel per parameter (kernels/adam.ts) and

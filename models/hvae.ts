@@ -1,5 +1,5 @@
 /**
- * The bottom-up hierarchical VAE (SPEC section 2) and its training objectives (SPEC section 3).
+ * The bottom-up hierarchical VAE and its training objectives (paper section 3; docs/design.md sections 1-2).
  *
  * Latents z_1 (bottom, nearest x) ... z_L (top), indexed 0..L-1 here. Inference is bottom-up: each
  * layer's encoder blocks produce h_l and the posterior head reads act(h_l). Two wirings:

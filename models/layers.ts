@@ -10,7 +10,7 @@
  * (Kaiming normal, the reference's) and g = ||v||, so w = v until `initWeightNormFromData` runs the
  * data-dependent initialisation of Salimans & Kingma (2016, section 3) on a first batch.
  *
- * Residual block (the `small` preset's, SPEC and issue text):
+ * Residual block (the `small` preset's; docs/design.md section 1):
  *   y = shortcut(x) + conv2(act(conv1(act(x))))
  *   res:  conv1, conv2 k x k stride 1 ("same"); shortcut identity
  *   down: conv2 stride 2 (pad k/2); shortcut 2x2 average pooling
@@ -197,7 +197,7 @@ export type BlockKind = "res" | "down" | "up";
  * Two families of residual block:
  *   "small"    the CPU preset's: strided conv pad k/2, 2x2 average-pool shortcut down, nearest 2x
  *              upsampling shortcut up, 1x1 conv where channels change;
- *   "havtorn"  the reference backbone's (shared/notes/paper-anchors.md section 3.1): TF-"same" strided
+ *   "havtorn"  the reference backbone's (hvae-oodd; docs/design.md section 1): TF-"same" strided
  *              conv, AvgPool k3 s2 "same" (divisor 9) shortcut down, no shortcut up, zero-padded channels
  *              where they grow; with `skip`, a transposed conv (stride 2) of act(skip) from the stage
  *              above is added after conv1.

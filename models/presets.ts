@@ -51,8 +51,8 @@ function smallLike(preset: string, C: number, z: [number, number, number]): Hvae
 }
 
 /**
- * The reference backbone of Havtorn et al. (hvae-oodd's FashionMNIST "VAE" stages; layer by layer in
- * shared/notes/paper-anchors.md section 3): 64 channels, ReLU, weight normalisation, sigma = log2(1 + 2^u);
+ * The reference backbone of Havtorn et al. (hvae-oodd's FashionMNIST "VAE" stages; docs/design.md
+ * section 1): 64 channels, ReLU, weight normalisation, sigma = log2(1 + 2^u);
  * inference through the samples (q(z_l | z_{l-1})); three residual blocks per stage (k5 with a stride-2
  * last block at 28x28, k3 with a stride-2 last block at 14x14, k3 at 7x7), the first block of a stage
  * without pre-activation or residual where it reads x; z1 a conv latent at 14x14, the others dense.

@@ -1,6 +1,6 @@
 /**
- * OOD scores of a trained HVAE (SPEC section 4; paper sections 3.2 and 3.4, Eq. 6, 11, 15 and
- * Appendix L), following Havtorn et al.'s `scripts/ood-llr.py` (shared/notes/paper-anchors.md §6-7).
+ * OOD scores of a trained HVAE (paper sections 3.2 and 3.4, Eq. 6, 11, 15 and Appendix L; docs/design.md
+ * section 3), following Havtorn et al.'s `scripts/ood-llr.py` in github.com/JakobHavtorn/hvae-oodd.
  * Every score is oriented so that higher = more OOD.
  *
  * The GPU part (`partialElbos`) runs, for k = 0 .. L-1, the partial pass behind L^{>k}_x (Eq. 15):

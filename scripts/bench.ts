@@ -1,7 +1,7 @@
 /**
  * `deno task bench`: kernel and training-step benchmarks, one JSON object per line.
  *
- * Method (shared/notes/engine-anchors.md, section 6.7): inputs are random data uploaded once (never
+ * Method (docs/design.md section 8): inputs are random data uploaded once (never
  * lazy constants); each measurement records `reps` repetitions of the work and ends with one readback,
  * so the ~11 ms Deno sync floor is paid once per run, not per op, and is reported on its own line;
  * the figure is the median of `runs` runs after one warm-up run. Every line carries the adapter.
@@ -137,7 +137,7 @@ for (const m of MATMULS) {
   dispose([a, b]);
 }
 
-// Convolutions at batch 128: the reference backbone "havtorn3" (64 channels; SPEC section 2) and the
+// Convolutions at batch 128: the reference backbone "havtorn3" (64 channels; docs/design.md section 1) and the
 // CPU preset "small" (16 channels). Each line times one direction; a transposed convolution's
 // forward is the input-gradient kernel and its input gradient the forward kernel.
 interface ConvBench {

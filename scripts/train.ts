@@ -355,7 +355,7 @@ if (noFlags && software && evaluation.limit === undefined && imagesHere > 0) {
   }
 }
 if (!flags["no-eval"]) {
-  // The paper's evaluation (SPEC section 4-5): the same code as 'deno task ood --run DIR'.
+  // The paper's evaluation (docs/design.md sections 3-4): the same code as 'deno task ood --run DIR'.
   console.log(
     `train: evaluating OOD detection (${
       evaluation.limit ?? "all"

@@ -307,7 +307,7 @@ gpuTest(
     const h = presetConfig("havtorn3");
     const params = keep(initHvae(h, createRng(23))) as HvaeParams;
     const flat = flatten(params as Tree<Tensor>, isTensor);
-    // 2.59 M parameters including the weight-norm gains (shared/notes/paper-anchors.md section 3.3).
+    // 2.59 M parameters including the weight-norm gains (docs/design.md section 1).
     assert.equal(flat.leaves.reduce((n, t) => n + t.size, 0), 2588898);
     // Skips reach decoder blocks 1 and 2 of the lower stages; block 0's would be same-size (inert).
     assert.deepEqual(

@@ -1,6 +1,6 @@
 /**
  * The evaluation end to end on `tiny`: `deno task train` evaluating at its end writes every file
- * (ood.json in SPEC section 7's schema, scores.csv, the SVGs and PNGs), `deno task ood` reproduces the
+ * (ood.json in the schema of docs/design.md section 7, scores.csv, the SVGs and PNGs), `deno task ood` reproduces the
  * same results from the seed, the metrics recompute from scores.csv, and `deno task score` scores
  * PNG and IDX inputs and rejects bad ones (wrong size, corrupt PNG, missing run, bad flags).
  */

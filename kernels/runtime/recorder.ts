@@ -4,7 +4,7 @@
  *
  * Why: under Deno a submit costs ~0.2 ms of CPU per op when each op submits alone, ~0.03 ms when
  * hundreds share one submit, and every GPU->CPU sync costs >= 11 ms and blocks the event loop
- * (shared/notes/engine-anchors.md, sections 0 and 5). So the recorder flushes only when
+ * (docs/design.md section 8). So the recorder flushes only when
  *   - a readback is requested (`read`),
  *   - `flushEvery` dispatches are pending (a tunable; tfjs uses 15, cubecl 16-32),
  *   - an upload needs the queue ordered after pending work (`beforeUpload`),
