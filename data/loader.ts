@@ -37,14 +37,37 @@ export function imageSetOnGpu(split: LoadedSplit, limit?: number): ImageSet {
     throw new Error(`${name}: the image limit must be a positive integer, got ${limit}`);
   }
   const n = Math.min(count, limit ?? count);
-  const pixels = split.images.data.subarray(0, n * height * width);
+  return imageSetFromPixels(
+    name,
+    split.images.data.subarray(0, n * height * width),
+    height,
+    width,
+    split.labels.data.slice(0, n),
+  );
+}
+
+/**
+ * Uploads gray levels (images of height x width, one after another) as an image set; labels default
+ * to 0.
+ */
+export function imageSetFromPixels(
+  name: string,
+  pixels: Uint8Array,
+  height: number,
+  width: number,
+  labels?: Uint8Array,
+): ImageSet {
+  const count = pixels.length / (height * width);
+  if (!Number.isInteger(count) || count < 1) {
+    throw new Error(`${name}: ${pixels.length} pixels is not a whole number of ${height}x${width} images`);
+  }
   return {
     name,
-    count: n,
+    count,
     height,
     width,
     bytes: keep(tensor(packBytes(pixels), undefined, "u32")),
-    labels: split.labels.data.slice(0, n),
+    labels: labels ?? new Uint8Array(count),
   };
 }
 

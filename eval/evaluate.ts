@@ -16,7 +16,7 @@ import { type ImageSet, imageSetOnGpu } from "../data/loader.ts";
 import { dispose } from "../kernels/tensor.ts";
 import type { LoadedRun } from "../data/run.ts";
 import { writeFileAtomic } from "../data/safetensors.ts";
-import { type GenerateMode, type ImageScores, scoreNames } from "../models/scores.ts";
+import { type GenerateMode, type ImageScores, passColumns, scoreNames } from "../models/scores.ts";
 import { type Detection, detectionMetrics } from "./metrics.ts";
 import { histogramSvg, rocSvg } from "./plots.ts";
 import { imageGrid } from "./grid.ts";
@@ -161,9 +161,7 @@ function scoresCsv(sets: { name: string; labels: Uint8Array; scores: ImageScores
     "label",
     ...names,
     "optk",
-    ...Array.from({ length: L }, (_, k) => `elbo>${k}`),
-    ...Array.from({ length: L }, (_, k) => `ll${k}`),
-    ...Array.from({ length: L }, (_, l) => `kl${l + 1}`),
+    ...passColumns(L),
   ];
   const lines = [cols.join(",")];
   const g = (v: number) => Number.isFinite(v) ? String(Math.fround(v)) : String(v);

@@ -8,19 +8,11 @@
  * keyed by the run's seed, the batch and the pass (`scoringKeys`).
  */
 
-import { full, reparameterize, sigmoid } from "../autograd/ops.ts";
+import { reparameterize, sigmoid } from "../autograd/ops.ts";
 import { noGrad } from "../autograd/tape.ts";
 import { dispose, readAll, scope, type Tensor } from "../kernels/tensor.ts";
 import { binarizedBatch, type ImageSet } from "../data/loader.ts";
-import {
-  featureShapes,
-  type Gaussian,
-  type HvaeConfig,
-  type HvaeParams,
-  logitsOf,
-  priorTopDown,
-  unitScaleU,
-} from "../models/hvae.ts";
+import { generate, type HvaeConfig, type HvaeParams } from "../models/hvae.ts";
 import {
   combinePasses,
   emptyScores,
@@ -121,24 +113,12 @@ export async function priorSamples(
   count: number,
   seed: number,
 ): Promise<Float32Array[]> {
-  const L = cfg.layers.length;
-  const top = cfg.layers[L - 1].latent;
   const probs = noGrad(() =>
-    scope(() => {
-      // The top prior N(0, I) enters as the "prior head" of layer L; the rest is the model's top-down.
-      const at = featureShapes(cfg)[L - 1];
-      const shape = top.kind === "dense" ? [count, top.size] : [count, at.h, at.w, top.channels];
-      const priors: (Gaussian | null)[] = new Array(L).fill(null);
-      priors[L - 1] = { mu: full(shape, 0), u: full(shape, unitScaleU(cfg.sigma)) };
-      const d = priorTopDown(
-        params,
-        cfg,
-        { stages: [], priors },
-        L,
-        (g, l) => reparameterize(g.mu, g.u, priorSampleKey(seed, l), cfg.sigma),
-      );
-      return sigmoid(logitsOf(params, cfg, d));
-    })
+    scope(() =>
+      sigmoid(
+        generate(params, cfg, count, (g, l) => reparameterize(g.mu, g.u, priorSampleKey(seed, l), cfg.sigma)),
+      )
+    )
   );
   const [values] = await readAll([probs]);
   probs.dispose();

@@ -6,10 +6,9 @@
  */
 
 import { readIdx } from "../data/idx.ts";
-import type { ImageSet } from "../data/loader.ts";
+import { imageSetFromPixels } from "../data/loader.ts";
 import type { LoadedRun } from "../data/run.ts";
-import { packBytes } from "../kernels/random.ts";
-import { dispose, keep, tensor } from "../kernels/tensor.ts";
+import { dispose } from "../kernels/tensor.ts";
 import type { ImageScores } from "../models/scores.ts";
 import { thresholdAtFpr } from "./metrics.ts";
 import { decodePng } from "./png.ts";
@@ -71,20 +70,7 @@ export async function scoreImages(
   o: Omit<ScoreSetOptions, "seed">,
 ): Promise<ImageScores> {
   const { height, width } = run.config.model.image;
-  const hw = height * width;
-  if (pixels.length === 0 || pixels.length % hw !== 0) {
-    throw new Error(
-      `scoreImages: ${pixels.length} pixels is not a whole number of ${height}x${width} images`,
-    );
-  }
-  const set: ImageSet = {
-    name: "user images",
-    count: pixels.length / hw,
-    height,
-    width,
-    bytes: keep(tensor(packBytes(pixels), undefined, "u32")),
-    labels: new Uint8Array(pixels.length / hw),
-  };
+  const set = imageSetFromPixels("scoreImages: user images", pixels, height, width);
   try {
     return await scoreSet(run.params, run.config.model, set, { ...o, seed: run.config.training.seed });
   } finally {

@@ -472,9 +472,39 @@ export function priorTopDown(
   k: number,
   draw: (p: Gaussian, l: number) => Tensor,
 ): Tensor {
-  let g = td.priors[k - 1]!;
-  let above = td.stages[k];
-  for (let l = k - 1; l >= 0; l--) {
+  return generateDown(params, cfg, k - 1, td.priors[k - 1]!, td.stages[k], draw);
+}
+
+/**
+ * `count` draws from the generative model (the paper's Fig. 9): z_L from p(z_L) = N(0, I), then each
+ * z_l from p(z_l | z_{l+1}) down to z_1 (`draw` turns each Gaussian into z_l: a reparameterised sample,
+ * or its mean). Returns the Bernoulli logits of p(x | z_1), [count, H, W, 1].
+ */
+export function generate(
+  params: HvaeParams,
+  cfg: HvaeConfig,
+  count: number,
+  draw: (p: Gaussian, l: number) => Tensor,
+): Tensor {
+  const L = cfg.layers.length;
+  const top = cfg.layers[L - 1].latent;
+  const at = featureShapes(cfg)[L - 1];
+  const shape = top.kind === "dense" ? [count, top.size] : [count, at.h, at.w, top.channels];
+  const standard = { mu: full(shape, 0), u: full(shape, unitScaleU(cfg.sigma)) };
+  return logitsOf(params, cfg, generateDown(params, cfg, L - 1, standard, [], draw));
+}
+
+/** Decodes z_from .. z_1 top-down from the Gaussian `g` of layer `from`; returns d_1. */
+function generateDown(
+  params: HvaeParams,
+  cfg: HvaeConfig,
+  from: number,
+  g: Gaussian,
+  skips: Tensor[],
+  draw: (p: Gaussian, l: number) => Tensor,
+): Tensor {
+  let above = skips;
+  for (let l = from; l >= 0; l--) {
     above = decode(params, cfg, l, draw(g, l), above);
     if (l > 0) g = prior(params, cfg, l - 1, last(above));
   }
