@@ -110,13 +110,8 @@ export {
   where,
   zeros,
 } from "./autograd/ops.ts";
-export {
-  type Conv2dOptions,
-  type ConvImplementation,
-  type Padding2d,
-  samePadding,
-  setConvImplementation,
-} from "./kernels/conv.ts";
+export { type ConvImplementation, setConvImplementation } from "./kernels/conv.ts";
+export { type Conv2dOptions, type Padding2d, samePadding } from "./kernels/conv_geometry.ts";
 export { SIGMA_LOG2, SIGMA_SOFTPLUS, type SigmaMap } from "./kernels/distributions.ts";
 export type { PoolDivisor } from "./kernels/avgpool.ts";
 export { philox, type RandomKey } from "./kernels/philox.ts";
@@ -158,10 +153,28 @@ export {
   type ObjectiveOptions,
 } from "./models/hvae.ts";
 export { presetConfig, PRESETS } from "./models/presets.ts";
-export { freeBitsAt, trainStep, warmupBeta } from "./models/training.ts";
+export {
+  batchesOf,
+  type EpochRecord,
+  freeBitsAt,
+  initialParams,
+  metricNames,
+  namedMetrics,
+  NonFiniteLossError,
+  type Progress,
+  shuffledOrder,
+  type StepReport,
+  train,
+  type TrainHooks,
+  type TrainingMetrics,
+  type TrainingSchedule,
+  type TrainState,
+  trainStep,
+  warmupBeta,
+} from "./models/training.ts";
 export { type DataOptions, type DatasetName, loadSplit, type Split } from "./data/datasets.ts";
 export { parseIdx, readIdx } from "./data/idx.ts";
-export { batchesOf, binarizedBatch, type ImageSet, imageSetOnGpu, shuffledOrder } from "./data/loader.ts";
+export { binarizedBatch, type ImageSet, imageSetFromPixels, imageSetOnGpu } from "./data/loader.ts";
 export { loadCheckpoint, saveCheckpoint } from "./data/checkpoint.ts";
 export { decodeSafetensors, encodeSafetensors } from "./data/safetensors.ts";
 export { createRng, type Rng } from "./models/rng.ts";

@@ -10,13 +10,8 @@
 
 import { binary, type BinaryOp, where as whereKernel } from "../kernels/binary.ts";
 import { matmul as matmulKernel, type MatmulOptions } from "../kernels/matmul.ts";
-import {
-  conv2dGeometry,
-  type Conv2dOptions,
-  conv2dTransposeGeometry,
-  convBackwardInput,
-  convForward,
-} from "../kernels/conv.ts";
+import { convBackwardInput, convForward } from "../kernels/conv.ts";
+import { conv2dGeometry, type Conv2dOptions, conv2dTransposeGeometry } from "../kernels/conv_geometry.ts";
 import * as mv from "../kernels/movement.ts";
 import { reduce } from "../kernels/reduce.ts";
 import { distribution, type DistributionOp, SIGMA_LOG2, type SigmaMap } from "../kernels/distributions.ts";

@@ -15,8 +15,8 @@ import {
   convBackwardFilterAndBias,
   convBackwardInput,
   convForward,
-  type ConvGeometry,
 } from "../kernels/conv.ts";
+import { type ConvGeometry } from "../kernels/conv_geometry.ts";
 import { broadcastTo, pad, permute, reshape, slice } from "../kernels/movement.ts";
 import { reduce } from "../kernels/reduce.ts";
 import { type DistributionOp, distributionVjp, type SigmaMap } from "../kernels/distributions.ts";

@@ -13,7 +13,6 @@ import { binarize, packBytes } from "../kernels/random.ts";
 import type { RandomKey } from "../kernels/philox.ts";
 import { reshape } from "../kernels/movement.ts";
 import { keep, type Tensor, tensor } from "../kernels/tensor.ts";
-import { createRng } from "../models/rng.ts";
 import type { LoadedSplit } from "./datasets.ts";
 
 export interface ImageSet {
@@ -69,24 +68,6 @@ export function imageSetFromPixels(
     bytes: keep(tensor(packBytes(pixels), undefined, "u32")),
     labels: labels ?? new Uint8Array(count),
   };
-}
-
-/** A seeded permutation of 0..count-1 for `epoch` (Fisher-Yates on the CPU generator). */
-export function shuffledOrder(count: number, seed: number, epoch: number): Uint32Array {
-  const rng = createRng((Math.imul(seed >>> 0, 0x9e3779b1) ^ Math.imul(epoch + 1, 0x85ebca77)) >>> 0);
-  const order = Uint32Array.from({ length: count }, (_, i) => i);
-  for (let i = count - 1; i > 0; i--) {
-    const j = Math.floor(rng.uniform() * (i + 1));
-    [order[i], order[j]] = [order[j], order[i]];
-  }
-  return order;
-}
-
-/** The index lists of consecutive batches of `order` (the last one may be smaller). */
-export function batchesOf(order: Uint32Array, batchSize: number): Uint32Array[] {
-  const out: Uint32Array[] = [];
-  for (let at = 0; at < order.length; at += batchSize) out.push(order.subarray(at, at + batchSize));
-  return out;
 }
 
 /** Binarised images [B, height, width, 1] (NHWC) for the given image indices. */

@@ -10,7 +10,7 @@
  */
 
 import { wgsl } from "wgsl-preprocessor";
-import { type ConvGeometry, GEOMETRY_UNIFORMS } from "./conv.ts";
+import { type ConvGeometry, GEOMETRY_UNIFORMS } from "./conv_geometry.ts";
 import { elementwiseGrid, elementwiseMain, launch } from "./launch.ts";
 import { type KernelSpec, memoSpec } from "./runtime/program.ts";
 import { emptyTensor, type Tensor } from "./tensor.ts";

@@ -27,10 +27,10 @@ import {
   convBackwardInput,
   type ConvDirection,
   convForward,
-  type ConvGeometry,
   convPlan,
   observeConvolutions,
 } from "./conv.ts";
+import { type ConvGeometry } from "./conv_geometry.ts";
 import { dispose, readAll, scope, type Tensor, tensor } from "./tensor.ts";
 import { defaultTuning, type GemmTiling, setTuning, type Tuning } from "./tuning.ts";
 

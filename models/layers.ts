@@ -40,7 +40,7 @@ import {
   weightNorm,
 } from "../autograd/ops.ts";
 import { keep, type Tensor, tensor } from "../kernels/tensor.ts";
-import type { Padding2d } from "../kernels/conv.ts";
+import type { Padding2d } from "../kernels/conv_geometry.ts";
 import { type Rng } from "./rng.ts";
 
 export type Activation = "relu" | "silu";

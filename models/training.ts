@@ -6,13 +6,13 @@
  *
  * Randomness comes from keys, not state (models/streams.ts): the posterior and prior samples of
  * step t use offset t, the binarisation of epoch e offset e, the order of epoch e is a permutation
- * seeded by (seed, e) (data/loader.ts). So a run resumed from a checkpoint after any step draws
+ * seeded by (seed, e) (`shuffledOrder`). So a run resumed from a checkpoint after any step draws
  * exactly the numbers an uninterrupted run would, and ends with the same bits.
  */
 
 import { valueAndGradWithAux } from "../autograd/tape.ts";
 import { readAll, scope, type Tensor } from "../kernels/tensor.ts";
-import { batchesOf, binarizedBatch, type ImageSet, shuffledOrder } from "../data/loader.ts";
+import { binarizedBatch, type ImageSet } from "../data/loader.ts";
 import { type AdamState, adamUpdate } from "./adam.ts";
 import { type HvaeConfig, hvaeObjective, type HvaeParams, initHvae, initHvaeFromData } from "./hvae.ts";
 import { createRng } from "./rng.ts";
@@ -195,6 +195,24 @@ export class NonFiniteLossError extends Error {
       })`,
     );
   }
+}
+
+/** A seeded permutation of 0..count-1 for `epoch` (Fisher-Yates on the CPU generator). */
+export function shuffledOrder(count: number, seed: number, epoch: number): Uint32Array {
+  const rng = createRng((Math.imul(seed >>> 0, 0x9e3779b1) ^ Math.imul(epoch + 1, 0x85ebca77)) >>> 0);
+  const order = Uint32Array.from({ length: count }, (_, i) => i);
+  for (let i = count - 1; i > 0; i--) {
+    const j = Math.floor(rng.uniform() * (i + 1));
+    [order[i], order[j]] = [order[j], order[i]];
+  }
+  return order;
+}
+
+/** The index lists of consecutive batches of `order` (the last one may be smaller). */
+export function batchesOf(order: Uint32Array, batchSize: number): Uint32Array[] {
+  const out: Uint32Array[] = [];
+  for (let at = 0; at < order.length; at += batchSize) out.push(order.subarray(at, at + batchSize));
+  return out;
 }
 
 /**

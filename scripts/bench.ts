@@ -18,14 +18,12 @@ import { adapterInfo, configure, engineStats, startProfile, stopProfile, sync } 
 import { formatProfile } from "../kernels/runtime/profiler.ts";
 import { matmul as matmulKernel } from "../kernels/matmul.ts";
 import {
-  conv2dGeometry,
-  type Conv2dOptions,
-  conv2dTransposeGeometry,
   convBackwardFilter,
   convBackwardInput,
   convForward,
   setConvImplementation,
 } from "../kernels/conv.ts";
+import { conv2dGeometry, type Conv2dOptions, conv2dTransposeGeometry } from "../kernels/conv_geometry.ts";
 import { dispose, keep, readAll, scope, type Tensor, tensor } from "../kernels/tensor.ts";
 import { dense, initDense } from "../models/layers.ts";
 import { createRng } from "../models/rng.ts";

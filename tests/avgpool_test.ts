@@ -2,7 +2,7 @@
 
 import assert from "node:assert/strict";
 import * as ops from "../autograd/ops.ts";
-import { samePadding } from "../kernels/conv.ts";
+import { samePadding } from "../kernels/conv_geometry.ts";
 import { checkOp, createRng, gpuTest, randomNd, toTensor } from "./helpers.ts";
 import * as ref from "./reference.ts";
 

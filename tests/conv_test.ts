@@ -8,9 +8,6 @@
 import assert from "node:assert/strict";
 import * as ops from "../autograd/ops.ts";
 import {
-  conv2dGeometry,
-  type Conv2dOptions,
-  conv2dTransposeGeometry,
   convBackwardBias,
   convBackwardFilter,
   convBackwardFilterAndBias,
@@ -18,9 +15,14 @@ import {
   convForward,
   type ConvImplementation,
   filterSplits,
-  samePadding,
   setConvImplementation,
 } from "../kernels/conv.ts";
+import {
+  conv2dGeometry,
+  type Conv2dOptions,
+  conv2dTransposeGeometry,
+  samePadding,
+} from "../kernels/conv_geometry.ts";
 import { defaultTuning, type DirectBlocks, setTuning } from "../kernels/tuning.ts";
 import { read } from "../kernels/tensor.ts";
 import { assertClose, checkOp, createRng, gpuTest, randomNd, toTensor } from "./helpers.ts";

@@ -7,12 +7,12 @@
 
 import assert from "node:assert/strict";
 import {
-  conv2dGeometry,
   convBackwardFilter,
   convBackwardInput,
   convForward,
   setConvImplementation,
 } from "../kernels/conv.ts";
+import { conv2dGeometry } from "../kernels/conv_geometry.ts";
 import { recordConvShapes, tuneKernels } from "../kernels/tune.ts";
 import { defaultTuning, setTuning, type Tuning, tuning, validateTuning } from "../kernels/tuning.ts";
 import { read } from "../kernels/tensor.ts";

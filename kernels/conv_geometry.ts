@@ -1,0 +1,193 @@
+/**
+ * The geometry of a 2-D convolution, transposed convolution or pooling window: the padding rules
+ * (TensorFlow's "same", explicit per-side padding, transposed-convolution crops), the validation of
+ * shapes and options with errors that name the op and the shapes, and `ConvGeometry`, the numbers
+ * every conv and pooling kernel reads as uniforms. kernels/conv.ts and kernels/avgpool.ts use it;
+ * autograd/ops.ts calls the validating constructors.
+ *
+ * Only the top/left padding enters the kernels' index math; the output size carries the rest, which
+ * is how TF-"same" asymmetric padding and transposed-convolution crops are both expressed.
+ */
+
+import type { UniformType } from "./runtime/program.ts";
+import { type Shape, shapeString } from "./shape.ts";
+
+/** Everything the index math needs; batch B, input H x W x Ci, output oH x oW x Co. */
+export interface ConvGeometry {
+  B: number;
+  H: number;
+  W: number;
+  Ci: number;
+  oH: number;
+  oW: number;
+  Co: number;
+  kh: number;
+  kw: number;
+  sy: number;
+  sx: number;
+  padT: number;
+  padL: number;
+}
+
+/** The uniforms of a ConvGeometry, in its field order (shared by the pooling kernels). */
+export const GEOMETRY_UNIFORMS: [string, UniformType][] = [
+  "B",
+  "H",
+  "W",
+  "Ci",
+  "oH",
+  "oW",
+  "Co",
+  "kh",
+  "kw",
+  "sy",
+  "sx",
+  "padT",
+  "padL",
+].map((name) => [name, "u32"]);
+
+/** Per-side padding [[top, bottom], [left, right]], or a rule. */
+export type Padding2d =
+  | "same"
+  | "valid"
+  | number
+  | readonly [readonly [number, number], readonly [number, number]];
+
+export interface Conv2dOptions {
+  /** One stride for both axes, or [sy, sx]. Default 1. */
+  stride?: number | readonly [number, number];
+  /**
+   * Convolution: zero padding. "same" is TensorFlow's rule: output ceil(in / s), total padding
+   * max(0, (out - 1) s + k - in) with the odd element at the bottom/right. Default "valid".
+   * Transposed convolution: the crop of the full (in - 1) s + k output, which may be negative at the
+   * bottom/right to extend it (PyTorch's output_padding); "same" gives output in x s.
+   */
+  padding?: Padding2d;
+}
+
+function strides2(stride: Conv2dOptions["stride"], op: string): [number, number] {
+  const [sy, sx] = typeof stride === "number" || stride === undefined ? [stride ?? 1, stride ?? 1] : stride;
+  if (![sy, sx].every((v) => Number.isInteger(v) && v > 0)) {
+    throw new Error(
+      `${op}: stride must be a positive integer or a pair of them, got ${JSON.stringify(stride)}`,
+    );
+  }
+  return [sy, sx];
+}
+
+/** TensorFlow "same": [before, after] for input n, kernel k, stride s. */
+export function samePadding(n: number, k: number, s: number): [number, number] {
+  const out = Math.ceil(n / s);
+  const total = Math.max(0, (out - 1) * s + k - n);
+  return [Math.floor(total / 2), total - Math.floor(total / 2)];
+}
+
+function explicitPads(padding: Padding2d, op: string): [[number, number], [number, number]] | null {
+  if (padding === "same" || padding === "valid") return null;
+  const pads = typeof padding === "number" ? [[padding, padding], [padding, padding]] : padding;
+  if (
+    !Array.isArray(pads) || pads.length !== 2 || pads.some((p) => !Array.isArray(p) || p.length !== 2) ||
+    pads.flat().some((v) => !Number.isInteger(v))
+  ) {
+    throw new Error(
+      `${op}: padding must be "same", "valid", an integer or [[top, bottom], [left, right]], got ${
+        JSON.stringify(padding)
+      }`,
+    );
+  }
+  return [[pads[0][0], pads[0][1]], [pads[1][0], pads[1][1]]];
+}
+
+function checkNhwc(x: Shape, w: Shape, op: string, wName: string): void {
+  if (x.length !== 4) {
+    throw new Error(`${op}: input must be NHWC [batch, height, width, channels], got ${shapeString(x)}`);
+  }
+  if (w.length !== 4) throw new Error(`${op}: filter must be ${wName}, got ${shapeString(w)}`);
+}
+
+function checkBias(bias: Shape | null, channels: number, op: string): void {
+  if (bias && (bias.length !== 1 || bias[0] !== channels)) {
+    throw new Error(`${op}: bias must have shape [${channels}], got ${shapeString(bias)}`);
+  }
+}
+
+/** Validates a convolution's arguments and returns its geometry; errors name the op and the shapes. */
+export function conv2dGeometry(
+  x: Shape,
+  w: Shape,
+  bias: Shape | null,
+  options: Conv2dOptions = {},
+  op = "conv2d",
+): ConvGeometry {
+  checkNhwc(x, w, op, "[kh, kw, in_channels, out_channels]");
+  const [B, H, W, Ci] = x;
+  const [kh, kw, wCi, Co] = w;
+  if (wCi !== Ci) {
+    throw new Error(
+      `${op}: input ${shapeString(x)} has ${Ci} channels but filter ${shapeString(w)} expects ${wCi}`,
+    );
+  }
+  checkBias(bias, Co, op);
+  const [sy, sx] = strides2(options.stride, op);
+  const padding = options.padding ?? "valid";
+  let pads = explicitPads(padding, op);
+  if (padding === "same") pads = [samePadding(H, kh, sy), samePadding(W, kw, sx)];
+  if (padding === "valid") pads = [[0, 0], [0, 0]];
+  const [[pT, pB], [pL, pR]] = pads!;
+  if ([pT, pB, pL, pR].some((v) => v < 0)) throw new Error(`${op}: negative padding ${JSON.stringify(pads)}`);
+  if (H + pT + pB < kh || W + pL + pR < kw || kh < 1 || kw < 1) {
+    throw new Error(
+      `${op}: filter ${shapeString(w)} (${kh}x${kw}) is larger than the padded input ` +
+        `${H + pT + pB}x${W + pL + pR} of ${shapeString(x)}`,
+    );
+  }
+  const oH = Math.floor((H + pT + pB - kh) / sy) + 1;
+  const oW = Math.floor((W + pL + pR - kw) / sx) + 1;
+  return { B, H, W, Ci, oH, oW, Co, kh, kw, sy, sx, padT: pT, padL: pL };
+}
+
+/**
+ * Validates a transposed convolution (filter [kh, kw, out_channels, in_channels], TensorFlow's
+ * convention: the filter of the convolution it is the adjoint of) and returns the geometry of that
+ * convolution: its input is the transposed convolution's output.
+ */
+export function conv2dTransposeGeometry(
+  x: Shape,
+  w: Shape,
+  bias: Shape | null,
+  options: Conv2dOptions = {},
+  op = "conv2dTranspose",
+): ConvGeometry {
+  checkNhwc(x, w, op, "[kh, kw, out_channels, in_channels]");
+  const [B, H, W, Cin] = x;
+  const [kh, kw, Cout, wCin] = w;
+  if (wCin !== Cin) {
+    throw new Error(
+      `${op}: input ${shapeString(x)} has ${Cin} channels but filter ${shapeString(w)} expects ${wCin}`,
+    );
+  }
+  checkBias(bias, Cout, op);
+  const [sy, sx] = strides2(options.stride, op);
+  const padding = options.padding ?? "valid";
+  let crops = explicitPads(padding, op);
+  if (padding === "valid") crops = [[0, 0], [0, 0]];
+  if (padding === "same") {
+    const crop = (k: number, s: number): [number, number] => {
+      const c = k - s; // full output (n - 1) s + k, target n s
+      return c >= 0 ? [Math.floor(c / 2), c - Math.floor(c / 2)] : [0, c];
+    };
+    crops = [crop(kh, sy), crop(kw, sx)];
+  }
+  const [[cT, cB], [cL, cR]] = crops!;
+  if (cT < 0 || cL < 0) throw new Error(`${op}: top/left crop must be >= 0, got ${JSON.stringify(crops)}`);
+  const oH = (H - 1) * sy + kh - cT - cB;
+  const oW = (W - 1) * sx + kw - cL - cR;
+  if (oH < 1 || oW < 1 || kh < 1 || kw < 1) {
+    throw new Error(
+      `${op}: crop ${JSON.stringify(crops)} leaves no output for ${shapeString(x)} and filter ${
+        shapeString(w)
+      }`,
+    );
+  }
+  return { B, H: oH, W: oW, Ci: Cout, oH: H, oW: W, Co: Cin, kh, kw, sy, sx, padT: cT, padL: cL };
+}
