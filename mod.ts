@@ -142,6 +142,10 @@ export {
   upsampleNearest2x,
 } from "./models/layers.ts";
 export {
+  decoderStage,
+  encoderStage,
+  flattenParams,
+  generate,
   type HvaeConfig,
   hvaeObjective,
   type HvaeParams,
@@ -151,6 +155,9 @@ export {
   type LayerSpec,
   type Objective,
   type ObjectiveOptions,
+  posteriorHead,
+  priorHead,
+  type StageParams,
 } from "./models/hvae.ts";
 export { presetConfig, PRESETS } from "./models/presets.ts";
 export {

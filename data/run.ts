@@ -60,6 +60,11 @@ export async function loadRun(dir: string): Promise<LoadedRun> {
     throw error;
   }
   // The parameter tree's structure comes from the config; its values from the file.
-  const params = restoreTree(initHvae(config.model, createRng(0)), stored.tensors, "", modelPath);
+  const params = restoreTree(
+    initHvae(config.model, createRng(0)),
+    stored.tensors,
+    "",
+    modelPath,
+  ) as HvaeParams;
   return { dir, config, params: keep(params) };
 }

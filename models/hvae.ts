@@ -43,7 +43,8 @@ import {
 } from "../autograd/ops.ts";
 import type { SigmaMap } from "../kernels/distributions.ts";
 import type { RandomKey } from "../kernels/philox.ts";
-import { scope, type Tensor } from "../kernels/tensor.ts";
+import { isTensor, scope, type Tensor } from "../kernels/tensor.ts";
+import { type Flat, flatten, type Tree } from "../kernels/tree.ts";
 import {
   activate,
   type Activation,
@@ -118,7 +119,6 @@ export interface HvaeConfig {
   kl: "analytic" | "sample";
 }
 
-type Tree = { [key: string]: Tree | Tensor | Tree[] };
 type Size = { h: number; w: number };
 
 function afterBlocks(start: Size, blocks: BlockSpec[]): Size[] {
@@ -251,47 +251,39 @@ function initBlocks(
 }
 
 /** Fresh parameters for `cfg`, drawn from `rng` (deterministic for a seed). */
-export function initHvae(cfg: HvaeConfig, rng: Rng): Tree {
+export function initHvae(cfg: HvaeConfig, rng: Rng): HvaeParams {
   validateConfig(cfg);
   const C = cfg.channels, wn = cfg.weightNorm;
   const enc = featureShapes(cfg);
   const dec = decoderShapes(cfg);
   const skips = skipPlan(cfg);
-  const params: Tree = { enc: {}, q: {}, dec: {}, p: {} };
-  if (cfg.stem) (params.enc as Tree).stem = initConv(cfg.stem.kernel, 1, C, rng, wn) as unknown as Tree;
+  const encoder: HvaeParams["enc"] = {};
+  const posterior: HvaeParams["q"] = {};
+  const decoder: HvaeParams["dec"] = {};
+  const priors: HvaeParams["p"] = {};
+  // The draws from `rng` happen in this order (stem, then per layer: encoder, projection, posterior
+  // head, decoder, projection, prior head; then the logits head): a seed gives the same weights.
+  if (cfg.stem) encoder.stem = initConv(cfg.stem.kernel, 1, C, rng, wn);
   cfg.layers.forEach((layer, l) => {
-    const name = `stage${l + 1}`;
-    const stage: Tree = initBlocks(layer.encoder, cfg, rng) as unknown as Tree;
+    const stage: StageParams = initBlocks(layer.encoder, cfg, rng);
     const below = cfg.layers[l - 1];
     if (cfg.inference === "markov" && below?.latent.kind === "dense") {
       const [h, w] = layer.inputMap!;
-      stage.proj = initDense(below.latent.size, h * w * C, rng, wn) as unknown as Tree;
+      stage.proj = initDense(below.latent.size, h * w * C, rng, wn);
     }
-    (params.enc as Tree)[name] = stage;
-    (params.q as Tree)[`z${l + 1}`] = initHead(cfg, layer.latent, enc[l], rng) as unknown as Tree;
-    const decStage: Tree = initBlocks(layer.decoder, cfg, rng, skips[l]) as unknown as Tree;
+    encoder[`stage${l + 1}`] = stage;
+    posterior[`z${l + 1}`] = initHead(cfg, layer.latent, enc[l], rng);
+    const decStage: StageParams = initBlocks(layer.decoder, cfg, rng, skips[l]);
     if (layer.latent.kind === "dense") {
-      decStage.proj = initDense(
-        layer.latent.size,
-        dec[l].start.h * dec[l].start.w * C,
-        rng,
-        wn,
-      ) as unknown as Tree;
+      decStage.proj = initDense(layer.latent.size, dec[l].start.h * dec[l].start.w * C, rng, wn);
     } else if ((layer.decoderProjection ?? "conv") === "conv") {
-      decStage.proj = initConv(cfg.headKernel, layer.latent.channels, C, rng, wn) as unknown as Tree;
+      decStage.proj = initConv(cfg.headKernel, layer.latent.channels, C, rng, wn);
     }
-    (params.dec as Tree)[name] = decStage;
-    if (l > 0) {
-      (params.p as Tree)[`z${l}`] = initHead(
-        cfg,
-        cfg.layers[l - 1].latent,
-        dec[l].end,
-        rng,
-      ) as unknown as Tree;
-    }
+    decoder[`stage${l + 1}`] = decStage;
+    if (l > 0) priors[`z${l}`] = initHead(cfg, cfg.layers[l - 1].latent, dec[l].end, rng);
   });
-  params.out = initConv(cfg.headKernel, C, 1, rng, wn) as unknown as Tree;
-  return params;
+  const out = initConv(cfg.headKernel, C, 1, rng, wn);
+  return { enc: encoder, q: posterior, dec: decoder, p: priors, out };
 }
 
 /**
@@ -318,9 +310,46 @@ export function initHvaeFromData(
 
 // ---------------------------------------------------------------- the forward pieces
 
-/** Parameters as the forward functions read them. */
-// deno-lint-ignore no-explicit-any
-export type HvaeParams = any;
+/**
+ * One encoder or decoder stage: its residual blocks `block0`, `block1`, ... and, where a latent
+ * enters the stage, the projection `proj` (see the names in this file's header).
+ */
+export interface StageParams {
+  proj?: LinearParams;
+  [block: `block${number}`]: BlockParams;
+}
+
+/**
+ * The parameter tree of a model; its dotted paths are the checkpoint names (this file's header).
+ * Layers are 1-based in the names (`stage1`, `z1`); the accessors below take 0-based layers.
+ */
+export interface HvaeParams {
+  enc: { stem?: LinearParams; [stage: `stage${number}`]: StageParams };
+  /** Posterior heads q(z_l | .). */
+  q: { [head: `z${number}`]: LinearParams };
+  dec: { [stage: `stage${number}`]: StageParams };
+  /** Prior heads p(z_l | z_{l+1}), for every layer but the top. */
+  p: { [head: `z${number}`]: LinearParams };
+  /** The Bernoulli logits head. */
+  out: LinearParams;
+}
+
+/**
+ * The tensors of a parameter tree (or of its gradients, which have its shape) with their dotted
+ * names, in the stable order of kernels/tree.ts.
+ */
+export function flattenParams(params: HvaeParams): Flat<Tensor> {
+  return flatten(params as unknown as Tree<Tensor>, isTensor);
+}
+
+/** The encoder stage of layer l (0-based). */
+export const encoderStage = (params: HvaeParams, l: number): StageParams => params.enc[`stage${l + 1}`];
+/** The decoder stage of layer l (0-based). */
+export const decoderStage = (params: HvaeParams, l: number): StageParams => params.dec[`stage${l + 1}`];
+/** The posterior head of layer l (0-based). */
+export const posteriorHead = (params: HvaeParams, l: number): LinearParams => params.q[`z${l + 1}`];
+/** The prior head of layer l (0-based; every layer but the top). */
+export const priorHead = (params: HvaeParams, l: number): LinearParams => params.p[`z${l + 1}`];
 
 export interface Gaussian {
   mu: Tensor;
@@ -329,7 +358,7 @@ export interface Gaussian {
 
 /** Runs a stage's blocks; returns every block's output (the last is the stage's). */
 function runBlocks(
-  p: Record<string, BlockParams>,
+  p: StageParams,
   specs: BlockSpec[],
   x: Tensor,
   cfg: HvaeConfig,
@@ -371,16 +400,16 @@ function projectDense(p: LinearParams, z: Tensor, [h, w]: [number, number], C: n
  */
 function decode(params: HvaeParams, cfg: HvaeConfig, l: number, z: Tensor, skips: Tensor[] = []): Tensor[] {
   const layer = cfg.layers[l];
-  const p = params.dec[`stage${l + 1}`];
+  const p = decoderStage(params, l);
   let x = z;
-  if (layer.latent.kind === "dense") x = projectDense(p.proj, z, layer.projection!, cfg.channels);
+  if (layer.latent.kind === "dense") x = projectDense(p.proj!, z, layer.projection!, cfg.channels);
   else if (p.proj) x = convLayer(p.proj, z);
   return runBlocks(p, layer.decoder, x, cfg, skips);
 }
 
 /** The prior head p(z_l | z_{l+1}) from d_{l+1}. */
 function prior(params: HvaeParams, cfg: HvaeConfig, l: number, d: Tensor): Gaussian {
-  return head(params.p[`z${l + 1}`], cfg.layers[l].latent, d, cfg);
+  return head(priorHead(params, l), cfg.layers[l].latent, d, cfg);
 }
 
 /** Bernoulli logits [B, H, W, 1] from d_1. */
@@ -402,18 +431,18 @@ export function encode(
   keyOf: (stream: number) => RandomKey,
   meanBelow = 0,
 ): (Gaussian & { z: Tensor })[] {
-  let h = cfg.stem ? convLayer(params.enc.stem, x, cfg.stem.stride, cfg.stem.padding) : x;
+  let h = cfg.stem ? convLayer(params.enc.stem!, x, cfg.stem.stride, cfg.stem.padding) : x;
   const out: (Gaussian & { z: Tensor })[] = [];
   cfg.layers.forEach((layer, l) => {
-    const stage = params.enc[`stage${l + 1}`];
+    const stage = encoderStage(params, l);
     if (cfg.inference === "markov" && l > 0) {
       const z = out[l - 1].z;
       h = cfg.layers[l - 1].latent.kind === "dense"
-        ? projectDense(stage.proj, z, layer.inputMap!, cfg.channels)
+        ? projectDense(stage.proj!, z, layer.inputMap!, cfg.channels)
         : z;
     }
     h = last(runBlocks(stage, layer.encoder, h, cfg)) ?? h;
-    const q = head(params.q[`z${l + 1}`], layer.latent, h, cfg);
+    const q = head(posteriorHead(params, l), layer.latent, h, cfg);
     const z = l < meanBelow ? q.mu : reparameterize(q.mu, q.u, keyOf(posteriorStream(l)), cfg.sigma);
     out.push({ ...q, z });
   });

@@ -29,7 +29,7 @@ import { dense, initDense } from "../models/layers.ts";
 import { createRng } from "../models/rng.ts";
 import { sgdStep } from "../models/sgd.ts";
 import { adamInit } from "../models/adam.ts";
-import { type HvaeParams, initHvae } from "../models/hvae.ts";
+import { initHvae } from "../models/hvae.ts";
 import { presetConfig } from "../models/presets.ts";
 import { trainStep } from "../models/training.ts";
 import { initGpuOrExit, intFlag, parseFlags } from "./cli.ts";
@@ -402,7 +402,7 @@ for (const preset of ["small", "havtorn3"]) {
     const name = `train-step-${preset}-${loss}`;
     if (!wanted(name)) continue;
     const cfg = presetConfig(preset);
-    const hvae = keep(initHvae(cfg, createRng(1))) as HvaeParams;
+    const hvae = keep(initHvae(cfg, createRng(1)));
     const state = adamInit(hvae);
     const x = keep(ops.greater(random([128, 28, 28, 1]), 0.4));
     let step = 0;

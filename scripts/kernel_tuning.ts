@@ -30,7 +30,7 @@ export async function tuneForWorkload(
   w: Workload,
   log: (line: string) => void,
 ): Promise<{ tuning: Tuning; rows: TuneRow[] }> {
-  const params = keep(initHvae(w.cfg, createRng(1))) as HvaeParams;
+  const params = keep(initHvae(w.cfg, createRng(1)));
   const rng = createRng(2);
   const { height, width } = w.cfg.image;
   const x = keep(greater(

@@ -9,16 +9,15 @@
  */
 
 import { adapterInfo, engineStats, startProfile, stopProfile } from "../kernels/engine.ts";
-import { dispose, isTensor, keep, type Tensor } from "../kernels/tensor.ts";
+import { dispose, keep } from "../kernels/tensor.ts";
 import { formatProfile } from "../kernels/runtime/profiler.ts";
-import { flatten, type Tree } from "../kernels/tree.ts";
 import { loadSplit } from "../data/datasets.ts";
 import type { RunConfig } from "../data/run.ts";
 import { evaluateRun } from "../eval/evaluate.ts";
 import { imageSetOnGpu } from "../data/loader.ts";
 import { loadCheckpoint, saveCheckpoint } from "../data/checkpoint.ts";
 import { adamInit } from "../models/adam.ts";
-import type { HvaeConfig } from "../models/hvae.ts";
+import { flattenParams, type HvaeConfig } from "../models/hvae.ts";
 import { presetConfig, PRESETS } from "../models/presets.ts";
 import {
   initialParams,
@@ -213,7 +212,7 @@ if (!flags.resume && run.model.weightNorm) {
   console.log(`train: weight norm initialised from the first batch (data-dependent, as the reference)`);
 }
 console.log(
-  `train: ${flatten(params as Tree<Tensor>, isTensor).leaves.reduce((n, p) => n + p.size, 0)} parameters`,
+  `train: ${flattenParams(params).leaves.reduce((n, p) => n + p.size, 0)} parameters`,
 );
 let adam = adamInit(params);
 let progress: Progress = { epoch: 0, stepInEpoch: 0, step: 0 };

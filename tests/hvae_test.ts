@@ -17,6 +17,7 @@ import { flatten, type Tree } from "../kernels/tree.ts";
 import { adamInit } from "../models/adam.ts";
 import {
   encode,
+  flattenParams,
   hvaeObjective,
   type HvaeParams,
   initHvae,
@@ -38,7 +39,7 @@ const keyOf = (stream: number) => ({ seed: 5, stream, offset: 3 });
 const batchOf = syntheticBatch;
 
 gpuTest("hvae: the informative loss equals a naive recomputation of its L reconstructions", async () => {
-  const params = initHvae(cfg, createRng(11)) as HvaeParams;
+  const params = initHvae(cfg, createRng(11));
   const x = batchOf(6);
   const o = hvaeObjective(params, cfg, x, { loss: "informative", beta: 1, freeBits: 0, keyOf });
   const metrics = await read(o.metrics);
@@ -57,8 +58,8 @@ gpuTest("hvae: the informative loss equals a naive recomputation of its L recons
       pad: "same" | number = "same",
     ) => ops.conv2d(t, lp.weight, lp.bias, { stride, padding: pad });
     let h = layer.latent.kind === "conv"
-      ? conv(p.proj, z)
-      : ops.reshape(ops.add(ops.matmul(z, p.proj.weight), p.proj.bias), [z.shape[0], 7, 7, cfg.channels]);
+      ? conv(p.proj!, z)
+      : ops.reshape(ops.add(ops.matmul(z, p.proj!.weight), p.proj!.bias), [z.shape[0], 7, 7, cfg.channels]);
     layer.decoder.forEach((b, i) => {
       const bp = p[`block${i}`];
       const a = act(conv(bp.conv1, act(h)));
@@ -128,14 +129,14 @@ gpuTest("hvae: the informative loss equals a naive recomputation of its L recons
 
 /** Directional finite differences of the loss along a random direction in parameter space. */
 async function directionalCheck(loss: "elbo" | "informative", freeBits: number, beta: number): Promise<void> {
-  const params = keep(initHvae(cfg, createRng(13))) as HvaeParams;
+  const params = keep(initHvae(cfg, createRng(13)));
   const x = keep(batchOf(4));
   const f = (p: HvaeParams) => hvaeObjective(p, cfg, x, { loss, beta, freeBits, keyOf }).loss;
-  const flat = flatten(params as Tree<Tensor>, isTensor);
+  const flat = flattenParams(params);
   const rng = createRng(17);
   const direction = flat.leaves.map((t) => Float32Array.from({ length: t.size }, () => rng.normal()));
   const { grads } = scope(() => valueAndGrad(f)(params));
-  const g = await readAll(flatten(grads as Tree<Tensor>, isTensor).leaves);
+  const g = await readAll(flattenParams(grads).leaves);
   let analytic = 0;
   g.forEach((gi, i) => gi.forEach((v, j) => analytic += v * direction[i][j]));
   const h = 1e-3;
@@ -143,7 +144,7 @@ async function directionalCheck(loss: "elbo" | "informative", freeBits: number, 
     const shifted = flat.rebuild(
       flat.leaves.map((t, i) => ops.add(t, ops.mul(tensor(direction[i], t.shape), s))),
     );
-    return await readScalar(scope(() => f(shifted)));
+    return await readScalar(scope(() => f(shifted as unknown as HvaeParams)));
   };
   const numeric = (await at(h) - await at(-h)) / (2 * h);
   const rel = Math.abs(numeric - analytic) / Math.max(1, Math.abs(analytic));
@@ -165,7 +166,7 @@ gpuTest(
 gpuTest(
   "hvae: training steps lower the loss, keep memory flat, and checkpoints round-trip exactly",
   async () => {
-    const params = keep(initHvae(cfg, createRng(19))) as HvaeParams;
+    const params = keep(initHvae(cfg, createRng(19)));
     const adam = adamInit(params);
     const x = keep(batchOf(16));
     const losses: number[] = [];
@@ -187,7 +188,7 @@ gpuTest(
     assert.ok(losses[11] < losses[0] - 5, `loss ${losses[0]} -> ${losses[11]}`);
     const dir = await Deno.makeTempDir();
     await saveCheckpoint(dir, params, adam, { epoch: 3, stepInEpoch: 0, step: 12 });
-    const fresh = keep(initHvae(cfg, createRng(99))) as HvaeParams;
+    const fresh = keep(initHvae(cfg, createRng(99)));
     const loaded = await loadCheckpoint(dir, fresh, adamInit(fresh));
     assert.deepEqual(loaded.progress, { epoch: 3, stepInEpoch: 0, step: 12 });
     assert.equal(loaded.adam.step, 12);
@@ -196,7 +197,7 @@ gpuTest(
       const [av, bv] = [await readAll(leaves(a)), await readAll(leaves(b))];
       av.forEach((v, i) => assert.deepEqual(bv[i], v));
     }
-    const other = keep(initHvae(presetConfig("small"), createRng(1))) as HvaeParams;
+    const other = keep(initHvae(presetConfig("small"), createRng(1)));
     await assert.rejects(
       () => loadCheckpoint(dir, other, adamInit(other)),
       /model\.safetensors: '.*' has shape \[.*\], the model expects/,
@@ -305,8 +306,8 @@ gpuTest(
   "havtorn3: the reference backbone's size and wiring; both losses give finite values and gradients",
   async () => {
     const h = presetConfig("havtorn3");
-    const params = keep(initHvae(h, createRng(23))) as HvaeParams;
-    const flat = flatten(params as Tree<Tensor>, isTensor);
+    const params = keep(initHvae(h, createRng(23)));
+    const flat = flattenParams(params);
     // 2.59 M parameters including the weight-norm gains (docs/design.md section 1).
     assert.equal(flat.leaves.reduce((n, t) => n + t.size, 0), 2588898);
     // Skips reach decoder blocks 1 and 2 of the lower stages; block 0's would be same-size (inert).
@@ -330,7 +331,7 @@ gpuTest(
       );
       const v = await readScalar(value);
       assert.ok(Number.isFinite(v) && v > 100, `${loss}: loss ${v}`);
-      const g = await readAll(flatten(grads as Tree<Tensor>, isTensor).leaves);
+      const g = await readAll(flattenParams(grads).leaves);
       assert.ok(g.every((a) => a.every(Number.isFinite)), `${loss}: non-finite gradient`);
       assert.ok(
         g.filter((a) => a.some((v) => v !== 0)).length > 0.9 * g.length,
@@ -344,10 +345,11 @@ gpuTest(
   "havtorn presets: data-dependent weight-norm init over the whole model, in the order of the pass",
   async () => {
     const narrow = { ...presetConfig("havtorn3"), preset: "havtorn3-narrow", channels: 8 };
-    const params = keep(initHvae(narrow, createRng(31))) as HvaeParams;
+    const params = keep(initHvae(narrow, createRng(31)));
     const x = keep(batchOf(6));
-    const gainsOf = () => flatten(params as Tree<Tensor>, isTensor).paths.filter((p) => p.endsWith(".gain"));
-    const leaf = (path: string) => path.split(".").reduce((t: HvaeParams, k) => t[k], params) as Tensor;
+    const gainsOf = () => flattenParams(params).paths.filter((p) => p.endsWith(".gain"));
+    // deno-lint-ignore no-explicit-any
+    const leaf = (path: string) => path.split(".").reduce((t: any, k) => t[k], params) as Tensor;
     const before = await readAll(gainsOf().map(leaf));
     const bytes = engineStats().bytesInUse;
     initHvaeFromData(params, narrow, x, keyOf);
@@ -367,7 +369,7 @@ gpuTest(
     const variance = logits.reduce((a, v) => a + (v - m) ** 2, 0) / (n - 1);
     assert.ok(Math.abs(m) < 1e-3 && Math.abs(variance - 1) < 1e-2, `logits mean ${m}, variance ${variance}`);
     // A preset without weight norm is left alone.
-    const plain = initHvae(cfg, createRng(31)) as HvaeParams;
+    const plain = initHvae(cfg, createRng(31));
     const q = plain.q.z1.weight;
     assert.equal(initHvaeFromData(plain, cfg, x, keyOf).q.z1.weight, q);
   },

@@ -12,7 +12,7 @@ import { imageSetOnGpu } from "../data/loader.ts";
 import { scoreSet } from "../eval/score_set.ts";
 import { engineStats } from "../kernels/engine.ts";
 import { dispose, readAll } from "../kernels/tensor.ts";
-import { hvaeObjective, type HvaeParams, initHvae } from "../models/hvae.ts";
+import { hvaeObjective, initHvae } from "../models/hvae.ts";
 import { posteriorStream } from "../models/streams.ts";
 import { presetConfig } from "../models/presets.ts";
 import { createRng } from "../models/rng.ts";
@@ -36,7 +36,7 @@ const meanOf = (xs: ArrayLike<number>) => Array.from(xs).reduce((a, b) => a + b,
 gpuTest(
   "scores: L>0 and KL_l are the ELBO's; with prior samples ll_k is the informative loss's term k",
   async () => {
-    const params = initHvae(tiny, createRng(3)) as HvaeParams;
+    const params = initHvae(tiny, createRng(3));
     const x = syntheticBatch(6);
     const L = tiny.layers.length;
     const objective = hvaeObjective(params, tiny, x, { loss: "informative", beta: 1, freeBits: 0, keyOf });
@@ -79,7 +79,7 @@ gpuTest(
     // A narrow copy of the reference backbone: Markov inference q(z_l | z_{l-1}), dense upper latents.
     const markov = { ...presetConfig("havtorn3"), preset: "havtorn3-narrow", channels: 8 };
     for (const cfg of [tiny, markov]) {
-      const params = initHvae(cfg, createRng(4)) as HvaeParams;
+      const params = initHvae(cfg, createRng(4));
       const x = syntheticBatch(3);
       const L = cfg.layers.length;
       for (let k = 1; k < L; k++) {
@@ -108,7 +108,7 @@ gpuTest(
 );
 
 gpuTest("scores: packPasses lays out L>k, ll_k and KL_l per image as passColumns says", async () => {
-  const params = initHvae(tiny, createRng(5)) as HvaeParams;
+  const params = initHvae(tiny, createRng(5));
   const x = syntheticBatch(4);
   const p = partialElbos(params, tiny, x, { keyOf, generate: "mean" });
   const [packed, ...columns] = await readAll([packPasses(p), ...p.elbo, ...p.ll, ...p.kl]);
@@ -172,7 +172,7 @@ Deno.test("scores: combinePasses gives log-mean-exp estimates within a draw and 
 });
 
 gpuTest("scores: a set is scored with one readback per batch, memory flat across batches", async () => {
-  const params = initHvae(tiny, createRng(6)) as HvaeParams;
+  const params = initHvae(tiny, createRng(6));
   const n = 12;
   const header = new Uint8Array([0, 0, 8, 3, 0, 0, 0, n, 0, 0, 0, 28, 0, 0, 0, 28]);
   const set = imageSetOnGpu({

@@ -7,10 +7,10 @@
 
 import assert from "node:assert/strict";
 import { loadCheckpoint, saveCheckpoint } from "../data/checkpoint.ts";
-import { dispose, isTensor, keep, readAll, type Tensor } from "../kernels/tensor.ts";
+import { dispose, keep, readAll, type Tensor } from "../kernels/tensor.ts";
 import { full } from "../kernels/movement.ts";
-import { flatten, type Tree } from "../kernels/tree.ts";
 import { adamInit } from "../models/adam.ts";
+import { flattenParams } from "../models/hvae.ts";
 import { presetConfig } from "../models/presets.ts";
 import {
   type EpochRecord,
@@ -46,9 +46,7 @@ function freshState(): TrainState {
 }
 
 async function bitsOf(state: TrainState): Promise<Uint32Array[]> {
-  const leaves = [state.params, state.adam.m, state.adam.v].flatMap((t) =>
-    flatten(t as Tree<Tensor>, isTensor).leaves
-  );
+  const leaves = [state.params, state.adam.m, state.adam.v].flatMap((t) => flattenParams(t).leaves);
   return (await readAll(leaves)).map((a) => new Uint32Array((a as Float32Array).buffer.slice(0)));
 }
 
