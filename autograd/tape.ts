@@ -38,11 +38,6 @@ class Tape {
 
 let active: Tape | null = null;
 
-/** True while a tape is recording (inside `valueAndGrad`, outside `noGrad`). */
-export function isRecording(): boolean {
-  return active !== null && active.paused === 0;
-}
-
 /**
  * Called by every differentiable op after computing `output`: records the op when any input is
  * tracked. Cheap when no tape is active.

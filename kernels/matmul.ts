@@ -9,12 +9,11 @@
 
 import { gemmGrid, gemmSpec, type GemmTiling, tilingFor, tilingKey } from "./gemm.ts";
 import { launch } from "./launch.ts";
+import { gpu } from "./runtime/device.ts";
 import { type KernelSpec, memoSpec } from "./runtime/program.ts";
 import { broadcastShapes, shapeString, sizeOf } from "./shape.ts";
 import { emptyTensor, type Tensor } from "./tensor.ts";
 import { broadcastTo } from "./movement.ts";
-
-export type MatmulTiling = GemmTiling;
 
 function matmulSpec(transA: boolean, transB: boolean, tiling: GemmTiling): KernelSpec {
   return gemmSpec({
@@ -81,6 +80,17 @@ export function matmul(a: Tensor, b: Tensor, options: MatmulOptions = {}): Tenso
   const batchB = b.shape.slice(0, -2);
   const batch = broadcastShapes("matmul (batch axes)", batchA, batchB);
   const nBatch = sizeOf(batch);
+  // Checked before anything is allocated: a throw must leave nothing behind.
+  const workgroups = gemmGrid(M, N, nBatch, tiling);
+  const limit = gpu().maxWorkgroupsPerDimension;
+  if (workgroups.some((w) => w > limit)) {
+    throw new Error(
+      `matmul: ${a}${transA ? "^T" : ""} @ ${b}${transB ? "^T" : ""} needs ${
+        workgroups.join(" x ")
+      } workgroups ` +
+        `(${shapeString(batch)} batch); this device allows ${limit} per dimension`,
+    );
+  }
   // Each operand's batch is either the full broadcast batch (stride one matrix) or a single matrix
   // (stride 0); other broadcasts are materialised first.
   const prepare = (x: Tensor, xBatch: readonly number[]): [Tensor, number] => {
@@ -94,15 +104,12 @@ export function matmul(a: Tensor, b: Tensor, options: MatmulOptions = {}): Tenso
   const [ta, sA] = prepare(a, batchA);
   const [tb, sB] = prepare(b, batchB);
   const out = emptyTensor([...batch, M, N], "f32", "matmul");
-  if (nBatch > 65535) {
-    throw new Error(`matmul: batch of ${nBatch} matrices exceeds 65535 (${shapeString(batch)})`);
-  }
   launch(
     spec(transA, transB, tiling),
     [ta, tb],
     [out],
     { M, N, K, kChunk: 0, sA, sB },
-    gemmGrid(M, N, nBatch, tiling),
+    workgroups,
     "matmul",
     2 * nBatch * M * N * K,
   );

@@ -27,9 +27,23 @@ const COMBINE = {
   max: (a: string, b: string) => `max(${a}, ${b})`,
 };
 
+/** Threads of the `group` variant's workgroup: a power of two for the tree, small enough for any adapter. */
 const GROUP = 64;
+/** Threads per workgroup of the `serial` variant (one output each). */
 const SERIAL_WORKGROUP = 64;
+/**
+ * Rows of one chunk of a very long reduction. Rows of at least 4 chunks are split: the first pass
+ * then has R / 2048 x inner outputs to spread over the adapter (a 4M-element sum: 2048 workgroups),
+ * and the second pass reduces rows short enough for one workgroup each.
+ */
 const CHUNK = 2048;
+/**
+ * The `group` variant pays a barrier per tree level; it wins when rows are long (>= 256: each of
+ * the 64 threads then sums >= 4 elements) and outputs too few (< 8192) for one thread per output to
+ * fill the adapter.
+ */
+const GROUP_MIN_ROW = 256;
+const GROUP_MAX_OUTPUTS = 8192;
 
 function reduceSpec(op: ReduceOp, group: boolean, vec4: boolean): KernelSpec {
   const combine = COMBINE[op];
@@ -110,7 +124,7 @@ function reduceCanonical(
   // Four neighbouring outputs per thread when rows are whole vec4s (kernels/launch.ts says why).
   const vec4 = inner % 4 === 0;
   const threads = vec4 ? outputs / 4 : outputs;
-  const group = chunk >= 256 && threads < 8192;
+  const group = chunk >= GROUP_MIN_ROW && threads < GROUP_MAX_OUTPUTS;
   const groups = group ? threads : Math.ceil(threads / SERIAL_WORKGROUP);
   launch(
     spec(op, group, vec4),

@@ -193,7 +193,7 @@ export function combinePasses(
     const i = at + b;
     const acc = { elbo: new Array(L).fill(0), ll: new Array(L).fill(0), kl: new Array(L).fill(0) };
     const scoreSum = new Array(names.length).fill(0);
-    let optkVotes = new Array(L).fill(0);
+    const optkVotes = new Array(L).fill(0);
     for (let s = 0; s < samples; s++) {
       const elbo: number[] = [], ll: number[] = [];
       for (let k = 0; k < L; k++) {
@@ -226,7 +226,6 @@ export function combinePasses(
       into.kl[k][i] = acc.kl[k];
     }
     into.optk[i] = optkVotes.indexOf(Math.max(...optkVotes));
-    optkVotes = [];
     names.forEach((name, j) => into.scores[name][i] = scoreSum[j]);
   }
 }

@@ -1,7 +1,7 @@
 /**
  * Plain stochastic gradient descent over a parameter tree, functional: returns new parameters
- * p - lr * g and leaves the old ones to the caller. (Adam, fused into one kernel per parameter
- * buffer, arrives with the VAE kernels.)
+ * p - lr * g and leaves the old ones to the caller. The models train with Adam (models/adam.ts, one
+ * fused kernel per parameter buffer); SGD serves small examples and benchmarks.
  */
 
 import { mul, sub } from "../autograd/ops.ts";

@@ -291,3 +291,27 @@ gpuTest("conv2d: bad arguments name the op and the shapes", () => {
     /conv2dTranspose: input \[1, 4, 4, 3\] has 3 channels but filter \[3, 3, 2, 4\] expects 4/,
   );
 });
+
+Deno.test("TF-same padding and transposed crops: fixed values (TensorFlow's rule, the reference's shapes)", () => {
+  // [before, after] for input n, kernel k, stride s: output ceil(n / s), the odd element after.
+  const cases: [number, number, number, [number, number]][] = [
+    [28, 5, 1, [2, 2]],
+    [28, 5, 2, [1, 2]], // the reference's stage-1 stride-2 conv: 28 -> 14
+    [14, 3, 2, [0, 1]], // stage 2: 14 -> 7; also the k3 s2 average-pool shortcut
+    [28, 3, 2, [0, 1]],
+    [7, 3, 1, [1, 1]],
+    [5, 4, 1, [1, 2]],
+    [6, 1, 3, [0, 0]],
+    [4, 5, 1, [2, 2]],
+  ];
+  for (const [n, k, s, expected] of cases) {
+    assert.deepEqual(samePadding(n, k, s), expected, `n ${n} k ${k} s ${s}`);
+  }
+  // Transposed "same": crop k - s of the full (n - 1) s + k output, the larger half at the end.
+  const t5 = conv2dTransposeGeometry([1, 14, 14, 64], [5, 5, 64, 64], null, { stride: 2, padding: "same" });
+  assert.deepEqual([t5.H, t5.W, t5.padT, t5.padL], [28, 28, 1, 1]); // 31 cropped 1 / 2
+  const t3 = conv2dTransposeGeometry([1, 7, 7, 64], [3, 3, 64, 64], null, { stride: 2, padding: "same" });
+  assert.deepEqual([t3.H, t3.W, t3.padT, t3.padL], [14, 14, 0, 0]); // 15 cropped 0 / 1
+  const c = conv2dGeometry([1, 28, 28, 1], [5, 5, 1, 64], null, { stride: 2, padding: "same" });
+  assert.deepEqual([c.oH, c.oW, c.padT, c.padL], [14, 14, 1, 1]);
+});

@@ -3,7 +3,10 @@
  * and gradients against finite differences, on random shapes with broadcasting and size-1 axes.
  */
 
+import assert from "node:assert/strict";
 import * as ops from "../autograd/ops.ts";
+import { BINARY as BINARY_KERNELS } from "../kernels/binary.ts";
+import { UNARY as UNARY_KERNELS } from "../kernels/unary.ts";
 import type { Tensor } from "../kernels/tensor.ts";
 import { checkOp, createRng, gpuTest, randomNd, type RandomOptions } from "./helpers.ts";
 import * as ref from "./reference.ts";
@@ -208,4 +211,12 @@ gpuTest("where: tensor and scalar branches, broadcasting, gradients to the chose
     ref: (c) => ref.where(c, -1, 1),
     grad: false,
   });
+});
+
+Deno.test("elementwise: every op of the kernel tables is tested in this file", () => {
+  // sign and pow have tests of their own above (integer inputs; exponents).
+  const unaryTested = [...UNARY, "sign", "pow"].sort();
+  assert.deepEqual(Object.keys(UNARY_KERNELS).sort(), unaryTested, "kernels/unary.ts UNARY vs this file");
+  const binaryTested = [...BINARY, ...COMPARISONS].sort();
+  assert.deepEqual(Object.keys(BINARY_KERNELS).sort(), binaryTested, "kernels/binary.ts BINARY vs this file");
 });

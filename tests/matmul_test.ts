@@ -6,7 +6,10 @@
 import assert from "node:assert/strict";
 import * as ops from "../autograd/ops.ts";
 import { matmul as matmulKernel } from "../kernels/matmul.ts";
-import { read } from "../kernels/tensor.ts";
+import { engineStats } from "../kernels/engine.ts";
+import { full } from "../kernels/movement.ts";
+import { gpu } from "../kernels/runtime/device.ts";
+import { dispose, read } from "../kernels/tensor.ts";
 import { assertClose, checkOp, createRng, gpuTest, randomNd, toTensor } from "./helpers.ts";
 import * as ref from "./reference.ts";
 
@@ -107,4 +110,14 @@ gpuTest("matmul: mismatched inner dimensions name both shapes", () => {
   const a = toTensor(randomNd(rng, [2, 3]));
   const b = toTensor(randomNd(rng, [4, 5]));
   assert.throws(() => ops.matmul(a, b), /matmul: inner dimensions differ: .*\[2, 3\].*\[4, 5\].*K = 3 vs 4/);
+});
+
+gpuTest("matmul: a grid past the device's limit is an error naming it, and allocates nothing", () => {
+  const limit = gpu().maxWorkgroupsPerDimension;
+  const a = full([limit + 1, 1, 1], 1);
+  const b = full([1, 1], 2);
+  const before = engineStats().bytesInUse;
+  assert.throws(() => ops.matmul(a, b), new RegExp(`this device allows ${limit} per dimension`));
+  assert.equal(engineStats().bytesInUse, before, "the failed matmul left buffers behind");
+  dispose([a, b]);
 });

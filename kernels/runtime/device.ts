@@ -147,8 +147,3 @@ export function gpu(): GpuContext {
     "no GPU device yet: `await initGpu()` (exported by mod.ts) before using tensors.",
   );
 }
-
-/** True once `initGpu` has succeeded and the device is alive. */
-export function hasGpu(): boolean {
-  return context !== null;
-}

@@ -47,7 +47,11 @@ export interface ReadRequest {
 }
 
 export class Recorder {
-  /** Flush after this many pending dispatches. */
+  /**
+   * Flush after this many pending dispatches: enough for the per-submit cost to vanish (see above)
+   * and a training step to take a handful of submits (the `small` step: 6), few enough that a real
+   * GPU's queue is fed while the rest of the step is recorded.
+   */
   flushEvery = 64;
   /** One submit and error scope per dispatch; errors name the op. */
   debug = false;
@@ -73,6 +77,8 @@ export class Recorder {
     const ctx = gpu();
     this.#device = ctx.device;
     this.#slot = Math.ceil(UNIFORM_BLOCK_BYTES / ctx.uniformAlignment) * ctx.uniformAlignment;
+    // Uniform blocks of up to 1024 pending dispatches (256 KiB at 256 B each): more than
+    // `flushEvery`, so the ring only forces a flush if `flushEvery` is raised past it.
     this.#ringCapacity = 1024;
     this.#ringCpu = new Uint8Array(this.#slot * this.#ringCapacity);
     this.#ringView = new DataView(this.#ringCpu.buffer);
