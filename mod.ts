@@ -3,19 +3,23 @@
  * hierarchical VAE with the Adaptive Likelihood Ratio (Li et al., NeurIPS 2022) for unsupervised
  * out-of-distribution detection.
  *
- * This module is the public API and re-exports only:
- * - the GPU: `initGpu` (call once, first), `adapterInfo`, `configure`, `engineStats`, `flush`, `sync`;
- * - tensors and their lifetimes: `tensor`, `read`, `readAll`, `readScalar`, `scope`, `keep`, `dispose`;
- * - differentiable ops: elementwise, broadcasting binary, reductions, movement, matmul, convolution
- *   and transposed convolution (NHWC), average pooling, weight normalisation, and the VAE's fused
- *   probability primitives (reparameterisation, Gaussian log-density and KL, Bernoulli log-likelihood);
- * - random tensors from a counter-based generator (Philox-4x32-10) and the binarisation of byte images;
- * - autodiff: `valueAndGrad`, `valueAndGradWithAux`, `grad`, `noGrad`, `stopGradient`;
- * - layers and optimisers (Adam, SGD) from `models/`;
- * - OOD detection: `loadRun` (a trained run directory), `scoreImages` / `scoreSet` (every score of
- *   docs/design.md section 3 per image, higher = more OOD), `calibrateThreshold` (for a target false-positive
- *   rate), the metrics (`detectionMetrics`: AUROC, AUPRC, FPR80) and `evaluateRun` (the whole
- *   evaluation of `deno task ood`).
+ * This module is the public API (re-exports only), in three parts:
+ * - **the engine**: the GPU (`initGpu` first, then `adapterInfo`, `configure`, `engineStats`, `flush`,
+ *   `sync`, and the kernel profiler `startProfile` / `stopProfile`); tensors and their lifetimes
+ *   (`tensor`, `read`, `readAll`, `scope`, `keep`, `dispose`); differentiable ops (elementwise,
+ *   broadcasting binary, reductions, movement, matmul, convolution and transposed convolution in
+ *   NHWC, average pooling, weight normalisation, and the VAE's fused probability primitives); random
+ *   tensors from a counter-based generator (Philox-4x32-10); autodiff (`valueAndGrad`, `grad`,
+ *   `noGrad`, `stopGradient`); layers and optimisers (Adam, SGD);
+ * - **the model**: presets, `initHvae`, the objectives (ELBO, the informative loss of Eq. 10), the
+ *   training loop `train` with bit-exact resume, checkpoints, datasets and image sets;
+ * - **evaluation**: `loadRun` (a trained run directory), `scoreImages` / `scoreSet` (every score of
+ *   docs/design.md section 3 per image, higher = more OOD), `thresholdAtFpr` (the threshold for a
+ *   target false-positive rate), the metrics (`detectionMetrics`: AUROC, AUPRC, FPR80) and
+ *   `evaluateRun` (the whole evaluation of `deno task ood`).
+ *
+ * Switches that exist for tests and benchmarks (forcing a convolution kernel family, the TypeScript
+ * Philox mirror, kernel tuning) are in the `./testing` entry (testing.ts), not here.
  *
  * @example
  * ```ts
@@ -29,7 +33,14 @@
  * @module
  */
 
-export { type AdapterDescription, GpuUnavailableError, initGpu } from "./kernels/runtime/device.ts";
+// ---------------------------------------------------------------- the engine
+
+export {
+  type AdapterDescription,
+  type GpuContext,
+  GpuUnavailableError,
+  initGpu,
+} from "./kernels/runtime/device.ts";
 export {
   adapterInfo,
   configure,
@@ -37,26 +48,39 @@ export {
   type EngineStats,
   engineStats,
   flush,
+  startProfile,
+  stopProfile,
   sync,
 } from "./kernels/engine.ts";
+export type { PoolStats } from "./kernels/runtime/pool.ts";
+export type { RecorderCounters } from "./kernels/runtime/recorder.ts";
+export {
+  formatProfile,
+  type ProfileMethod,
+  type ProfileReport,
+  type ProfileRow,
+} from "./kernels/runtime/profiler.ts";
 export {
   dispose,
   type DType,
   keep,
+  type Nested,
   read,
   readAll,
   readScalar,
+  type Scope,
   scope,
   Tensor,
   tensor,
 } from "./kernels/tensor.ts";
 export type { Shape } from "./kernels/shape.ts";
-export { flatten, type Tree } from "./kernels/tree.ts";
+export { type Flat, flatten, type Tree } from "./kernels/tree.ts";
 export {
   abs,
   add,
   avgPool2d,
   type AvgPool2dOptions,
+  type Axes,
   bernoulliLogLik,
   broadcastTo,
   concat,
@@ -110,16 +134,16 @@ export {
   where,
   zeros,
 } from "./autograd/ops.ts";
-export { type ConvImplementation, setConvImplementation } from "./kernels/conv.ts";
+export type { MatmulOptions } from "./kernels/matmul.ts";
 export { type Conv2dOptions, type Padding2d, samePadding } from "./kernels/conv_geometry.ts";
 export { SIGMA_LOG2, SIGMA_SOFTPLUS, type SigmaMap } from "./kernels/distributions.ts";
 export type { PoolDivisor } from "./kernels/avgpool.ts";
-export { philox, type RandomKey } from "./kernels/philox.ts";
+export type { RandomKey } from "./kernels/philox.ts";
 export { bernoulli, binarize, normal, packBytes, randomBits, uniform } from "./kernels/random.ts";
-export type { Operand } from "./autograd/tape.ts";
 export {
   grad,
   noGrad,
+  type Operand,
   type ValueAndGrad,
   valueAndGrad,
   type ValueAndGradAux,
@@ -130,6 +154,9 @@ export {
   type Activation,
   block,
   type BlockKind,
+  type BlockOptions,
+  type BlockParams,
+  type BlockStyle,
   convLayer,
   convTransposeLayer,
   dense,
@@ -141,10 +168,18 @@ export {
   type LinearParams,
   upsampleNearest2x,
 } from "./models/layers.ts";
+export { adamInit, type AdamOptions, type AdamState, adamUpdate, globalNorm } from "./models/adam.ts";
+export { sgdStep } from "./models/sgd.ts";
+export { createRng, type Rng } from "./models/rng.ts";
+
+// ---------------------------------------------------------------- the model
+
 export {
+  type BlockSpec,
   decoderStage,
   encoderStage,
   flattenParams,
+  type Gaussian,
   generate,
   type HvaeConfig,
   hvaeObjective,
@@ -170,6 +205,7 @@ export {
   NonFiniteLossError,
   type Progress,
   shuffledOrder,
+  type StepOptions,
   type StepReport,
   train,
   type TrainHooks,
@@ -179,14 +215,21 @@ export {
   trainStep,
   warmupBeta,
 } from "./models/training.ts";
-export { type DataOptions, type DatasetName, loadSplit, type Split } from "./data/datasets.ts";
-export { parseIdx, readIdx } from "./data/idx.ts";
+export {
+  type DataOptions,
+  type DatasetName,
+  type LoadedSplit,
+  loadSplit,
+  type Split,
+} from "./data/datasets.ts";
+export { type IdxArray, type IdxKind, readIdx } from "./data/idx.ts";
 export { binarizedBatch, type ImageSet, imageSetFromPixels, imageSetOnGpu } from "./data/loader.ts";
 export { loadCheckpoint, saveCheckpoint } from "./data/checkpoint.ts";
-export { decodeSafetensors, encodeSafetensors } from "./data/safetensors.ts";
-export { createRng, type Rng } from "./models/rng.ts";
-export { sgdStep } from "./models/sgd.ts";
-export { adamInit, type AdamOptions, type AdamState, adamUpdate, globalNorm } from "./models/adam.ts";
+export { decodeSafetensors, encodeSafetensors, type NamedArray } from "./data/safetensors.ts";
+export { type LoadedRun, loadRun, type RunConfig, type TrainingConfig } from "./data/run.ts";
+
+// ---------------------------------------------------------------- evaluation
+
 export {
   adaptiveLlr,
   type GenerateMode,
@@ -194,11 +237,25 @@ export {
   optimalKLlr,
   partialElbos,
   type PartialPasses,
+  type PassOptions,
   scoreNames,
 } from "./models/scores.ts";
-export { type LoadedRun, loadRun, type RunConfig } from "./data/run.ts";
-export { evaluateRun, type EvaluationOptions, type OodReport } from "./eval/evaluate.ts";
-export { auroc, averagePrecision, detectionMetrics, fprAtTpr, roc, thresholdAtFpr } from "./eval/metrics.ts";
+export {
+  type Diagnostics,
+  evaluateRun,
+  type EvaluationOptions,
+  type OodReport,
+  type OodResult,
+} from "./eval/evaluate.ts";
+export {
+  auroc,
+  averagePrecision,
+  type Detection,
+  detectionMetrics,
+  fprAtTpr,
+  type Roc,
+  roc,
+  thresholdAtFpr,
+} from "./eval/metrics.ts";
 export { scoreSet, type ScoreSetOptions } from "./eval/score_set.ts";
-export { calibrateThreshold, readUserImages, scoreImages } from "./eval/user_images.ts";
-export { decodePng, encodePng } from "./eval/png.ts";
+export { readUserImages, scoreImages, type UserImages } from "./eval/user_images.ts";

@@ -99,7 +99,8 @@ export function where(cond: Tensor, a: Operand, b: Operand): Tensor {
   return record("where", [cond, a, b], whereKernel(cond, a, b));
 }
 
-type Axes = number | readonly number[] | undefined;
+/** The axes a reduction runs over: one, several, or (undefined) all. Negative axes count from the end. */
+export type Axes = number | readonly number[] | undefined;
 
 /** Sum over `axes` (all by default). */
 export function sum(x: Tensor, axes?: Axes, keepdims = false): Tensor {
@@ -285,6 +286,10 @@ export function bernoulliLogLik(logits: Tensor, x: Tensor): Tensor {
   return dist("bernoulliLogLik", [logits, x], SIGMA_LOG2);
 }
 
+/**
+ * Options of `avgPool2d`: the window, and stride and padding as for convolutions (the stride defaults
+ * to the window).
+ */
 export interface AvgPool2dOptions extends Conv2dOptions {
   /** Window size: one number or [kh, kw]. */
   kernel: number | readonly [number, number];

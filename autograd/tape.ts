@@ -67,12 +67,17 @@ export function noGrad<T>(fn: () => T): T {
   }
 }
 
+/** What `valueAndGrad(f)(params)` returns. */
 export interface ValueAndGrad<P> {
+  /** f(params), a scalar tensor. */
   value: Tensor;
+  /** The gradient of the value with respect to every tensor of `params`, in the same tree shape. */
   grads: P;
 }
 
+/** What `valueAndGradWithAux(f)(params)` returns: also the auxiliary output of f. */
 export interface ValueAndGradAux<P, A> extends ValueAndGrad<P> {
+  /** The second element f returned (not differentiated). */
   aux: A;
 }
 

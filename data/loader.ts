@@ -15,13 +15,19 @@ import { reshape } from "../kernels/movement.ts";
 import { keep, type Tensor, tensor } from "../kernels/tensor.ts";
 import type { LoadedSplit } from "./datasets.ts";
 
+/** Images on the GPU as bytes, with their labels on the CPU. */
 export interface ImageSet {
+  /** A name for messages (e.g. `fashion-mnist test`). */
   name: string;
+  /** Number of images. */
   count: number;
+  /** Image height. */
   height: number;
+  /** Image width. */
   width: number;
   /** u8 pixels packed into u32 words, [count * height * width / 4] (long-lived). */
   bytes: Tensor;
+  /** One label per image. */
   labels: Uint8Array;
 }
 

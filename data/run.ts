@@ -13,21 +13,33 @@ import { readSafetensors } from "./safetensors.ts";
 
 /** The training section of config.json: the schedule (models/training.ts) and the data it ran on. */
 export interface TrainingConfig extends TrainingSchedule {
+  /** Trained on the first N images only (null: all). */
   trainLimit: number | null;
+  /** The training dataset. */
   dataset: DatasetName;
 }
 
+/** A run's config.json (docs/design.md section 7). */
 export interface RunConfig {
+  /** The model's resolved configuration. */
   model: HvaeConfig;
+  /** The training settings and data. */
   training: TrainingConfig;
+  /** The adapter the run trained on. */
   adapter: unknown;
+  /** Deno, V8 and TypeScript versions. */
   versions: Record<string, string>;
+  /** Where the training split came from, and how many images. */
   data?: { train: string; images: number };
+  /** When the run started (ISO 8601). */
   createdAt: string;
 }
 
+/** A run directory read back (`loadRun`). */
 export interface LoadedRun {
+  /** The run directory. */
   dir: string;
+  /** Its config.json. */
   config: RunConfig;
   /** The trained parameters on the GPU (kept: dispose them when done). */
   params: HvaeParams;

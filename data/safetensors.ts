@@ -9,11 +9,15 @@
  */
 
 export interface NamedArray {
+  /** The element type. */
   dtype: "F32" | "U32";
+  /** The shape. */
   shape: number[];
+  /** The elements, row-major. */
   data: Float32Array | Uint32Array;
 }
 
+/** Encodes named arrays (and string metadata) as a safetensors file's bytes. */
 export function encodeSafetensors(
   tensors: Record<string, NamedArray>,
   metadata: Record<string, string> = {},
@@ -46,6 +50,7 @@ export function encodeSafetensors(
   return out;
 }
 
+/** Decodes a safetensors file's bytes; errors name `file` and what is wrong. */
 export function decodeSafetensors(
   bytes: Uint8Array,
   name = "safetensors",

@@ -30,20 +30,29 @@ export const DISPLAY_NAMES: Record<DatasetName, string> = {
   mnist: "MNIST",
 };
 
+/** Settings of the evaluation (`evaluateRun`). */
 export interface EvaluationOptions {
+  /** The OOD test sets. */
   ood: DatasetName[];
+  /** Independent draws per image, scores averaged. */
   samples: number;
+  /** Passes per draw for importance-weighted estimates. */
   iw: number;
+  /** z_k .. z_1 of the partial passes as prior means or samples. */
   generate: GenerateMode;
+  /** Images per scoring batch. */
   batchSize: number;
   /** Score only the first N images of each test set. */
   limit?: number;
+  /** Where to look for the datasets first. */
   dataDir?: string;
   /** Where lines go (console.log by default). */
   log?: (line: string) => void;
 }
 
+/** Likelihood diagnostics of one scored set. */
 export interface Diagnostics {
+  /** Images scored. */
   images: number;
   /** Mean -log p(x | z_{>k}) = -ll_k, k = 0..L-1 (Tables 13, 15). */
   reconstructionNll: number[];
@@ -53,27 +62,43 @@ export interface Diagnostics {
   kl: number[];
   /** Mean -L_x in nats and in bits per dimension. */
   nll: number;
+  /** -L_x in bits per pixel. */
   bitsPerDim: number;
 }
 
+/** One line of ood.json's results: a score's metrics against one OOD set. */
 export interface OodResult extends Detection {
+  /** The OOD set. */
   ood: DatasetName;
+  /** The score (`scoreNames`). */
   score: string;
 }
 
+/** The contents of ood.json (docs/design.md section 7). */
 export interface OodReport {
+  /** The in-distribution set. */
   in: DatasetName;
+  /** Always "higher = more OOD". */
   orientation: string;
+  /** The run directory. */
   run: string;
+  /** Epochs the run had completed. */
   epochs: number;
+  /** The run's seed. */
   seed: number;
+  /** Draws per image. */
   samples: number;
+  /** Importance-weighted passes per draw. */
   iw: number;
+  /** Prior means or samples in the partial passes. */
   generate: GenerateMode;
   /** Images per scoring batch: the passes' noise is keyed by batch, so results depend on it. */
   batchSize: number;
+  /** Every score against every OOD set. */
   results: OodResult[];
+  /** Diagnostics per scored set. */
   diagnostics: Record<string, Diagnostics>;
+  /** Seconds the evaluation took. */
   seconds: number;
 }
 

@@ -11,7 +11,9 @@
 
 /** ROC points at every unique threshold, from the highest down; starts at (0, 0), ends at (1, 1). */
 export interface Roc {
+  /** False-positive rates, ascending. */
   fpr: number[];
+  /** True-positive rates at the same thresholds. */
   tpr: number[];
   /** The threshold of each point (Infinity for the first). */
   thresholds: number[];
@@ -32,6 +34,7 @@ function checkScores(inScores: ArrayLike<number>, outScores: ArrayLike<number>):
   }
 }
 
+/** The ROC curve of OOD detection (OOD positive), one point per distinct threshold. */
 export function roc(inScores: ArrayLike<number>, outScores: ArrayLike<number>): Roc {
   checkScores(inScores, outScores);
   const n = inScores.length, m = outScores.length;
@@ -93,9 +96,13 @@ export function fprAtTpr(
   return 1;
 }
 
+/** The paper's three detection metrics, as fractions. */
 export interface Detection {
+  /** Area under the ROC curve (ties count half). */
   auroc: number;
+  /** Average precision (the area under the precision-recall curve, as a step sum). */
   auprc: number;
+  /** The in-distribution fraction flagged where 80% of OOD images are. */
   fpr80: number;
 }
 

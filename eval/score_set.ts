@@ -23,6 +23,7 @@ import {
 } from "../models/scores.ts";
 import { priorSampleKey, scoringKeys, TEST_BINARIZATION } from "../models/streams.ts";
 
+/** Settings of `scoreSet`. */
 export interface ScoreSetOptions {
   /** The run's seed. */
   seed: number;
@@ -30,7 +31,9 @@ export interface ScoreSetOptions {
   samples: number;
   /** Passes per draw for importance-weighted L^{>k} estimates (default 1). */
   iw: number;
+  /** z_k .. z_1 of the partial passes as prior means or samples. */
   generate: GenerateMode;
+  /** Images per batch. */
   batchSize: number;
   /** Called after each batch with the images done. */
   onBatch?: (done: number, total: number) => void;

@@ -1,8 +1,8 @@
 /**
  * Scoring a user's own images (`deno task score`, and the library API in mod.ts): read IDX image
  * files and PNGs at the model's size (no silent resizing), score them like the test sets
- * (eval/score_set.ts: the same binarisation and passes), and calibrate an OOD threshold on the
- * in-distribution test set for a target false-positive rate.
+ * (eval/score_set.ts: the same binarisation and passes). `thresholdAtFpr` (eval/metrics.ts) turns
+ * in-distribution scores into an OOD threshold for a target false-positive rate.
  */
 
 import { readIdx } from "../data/idx.ts";
@@ -10,10 +10,10 @@ import { imageSetFromPixels } from "../data/loader.ts";
 import type { LoadedRun } from "../data/run.ts";
 import { dispose } from "../kernels/tensor.ts";
 import type { ImageScores } from "../models/scores.ts";
-import { thresholdAtFpr } from "./metrics.ts";
 import { decodePng } from "./png.ts";
 import { scoreSet, type ScoreSetOptions } from "./score_set.ts";
 
+/** Images read from users' files (`readUserImages`). */
 export interface UserImages {
   /** "file" for a PNG, "file#i" for image i of an IDX file. */
   names: string[];
@@ -76,9 +76,4 @@ export async function scoreImages(
   } finally {
     dispose(set.bytes);
   }
-}
-
-/** The threshold above which a score flags OOD, so that a fraction `fpr` of `inScores` is flagged. */
-export function calibrateThreshold(inScores: ArrayLike<number>, fpr: number): number {
-  return thresholdAtFpr(inScores, fpr);
 }

@@ -15,6 +15,10 @@ import { elementwiseGrid, elementwiseMain, launch } from "./launch.ts";
 import { type KernelSpec, memoSpec } from "./runtime/program.ts";
 import { emptyTensor, type Tensor } from "./tensor.ts";
 
+/**
+ * The divisor of an average-pool window: the full window (`window`), or the taps inside the input
+ * (`valid`).
+ */
 export type PoolDivisor = "window" | "valid";
 
 function poolSpec(backward: boolean, divisor: PoolDivisor): KernelSpec {

@@ -14,18 +14,31 @@ import { type Shape, shapeString } from "./shape.ts";
 
 /** Everything the index math needs; batch B, input H x W x Ci, output oH x oW x Co. */
 export interface ConvGeometry {
+  /** Batch size. */
   B: number;
+  /** Input height. */
   H: number;
+  /** Input width. */
   W: number;
+  /** Input channels. */
   Ci: number;
+  /** Output height. */
   oH: number;
+  /** Output width. */
   oW: number;
+  /** Output channels. */
   Co: number;
+  /** Kernel height. */
   kh: number;
+  /** Kernel width. */
   kw: number;
+  /** Vertical stride. */
   sy: number;
+  /** Horizontal stride. */
   sx: number;
+  /** Zero rows above the input (the rest of the padding is implied by the output size). */
   padT: number;
+  /** Zero columns left of the input. */
   padL: number;
 }
 
@@ -53,6 +66,7 @@ export type Padding2d =
   | number
   | readonly [readonly [number, number], readonly [number, number]];
 
+/** Options of `conv2d` and `conv2dTranspose`. */
 export interface Conv2dOptions {
   /** One stride for both axes, or [sy, sx]. Default 1. */
   stride?: number | readonly [number, number];

@@ -31,8 +31,11 @@ import { MATH_WGSL } from "./unary.ts";
 
 /** sigma(u) = max(softplus(beta u) / beta + offset, floor). */
 export interface SigmaMap {
+  /** The softplus sharpness beta (> 0). */
   beta: number;
+  /** Added to the softplus. */
   offset: number;
+  /** The smallest sigma. */
   floor: number;
 }
 

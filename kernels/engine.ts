@@ -11,6 +11,7 @@ import { getRecorder, type RecorderCounters } from "./runtime/recorder.ts";
 import { type ProfileMethod, Profiler, type ProfileReport, summarize } from "./runtime/profiler.ts";
 import { getPool } from "./tensor.ts";
 
+/** Settings of the engine (`configure`). */
 export interface EngineOptions {
   /** Submit after this many recorded dispatches (default 64). */
   flushEvery?: number;
@@ -36,6 +37,7 @@ export function configure(options: EngineOptions): Required<EngineOptions> {
   return previous;
 }
 
+/** What `engineStats()` reports: the buffer pool's bytes and buffers, and the recorder's counters. */
 export interface EngineStats extends PoolStats, RecorderCounters {
   /** Compiled pipelines (one per kernel variant). */
   pipelines: number;

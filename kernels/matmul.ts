@@ -40,6 +40,7 @@ fn storeC(z: u32, m: u32, n: u32, v: f32) {
 const spec = (transA: boolean, transB: boolean, t: GemmTiling): KernelSpec =>
   memoSpec(`matmul:tA${+transA}:tB${+transB}:${tilingKey(t)}`, () => matmulSpec(transA, transB, t));
 
+/** Options of `matmul`: transposed operands, and (for tests) the GEMM tile. */
 export interface MatmulOptions {
   /** Read A as its last two axes swapped ([..., K, M]). */
   transA?: boolean;

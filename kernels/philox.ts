@@ -77,6 +77,7 @@ export function philox(counter: readonly number[], key: readonly number[]): [num
 
 /** Where a random tensor's numbers come from: key (seed, stream) and a 64-bit offset (e.g. the step). */
 export interface RandomKey {
+  /** The run's seed. */
   seed: number;
   /** Distinguishes independent uses under one seed (a layer, a purpose). */
   stream: number;

@@ -19,6 +19,7 @@ import { gpu } from "./runtime/device.ts";
 import { checkShape, type Shape, shapeString, sizeOf } from "./shape.ts";
 import { flatten, isPlainObject, type Tree } from "./tree.ts";
 
+/** Element types: 32-bit floats, or unsigned integers (packed bytes, indices, random bits). */
 export type DType = "f32" | "u32";
 
 /** A GPU buffer shared by the tensors that view it. */
@@ -40,11 +41,18 @@ export function getPool(): BufferPool {
 }
 
 let nextId = 1;
-type Scope = Set<Tensor>;
+/** The tensors a `scope` releases when it ends. */
+export type Scope = Set<Tensor>;
 const scopes: Scope[] = [];
 
+/**
+ * An immutable n-dimensional array in a GPU buffer. Ops return new tensors; `dispose` (or the
+ * enclosing `scope`) releases its buffer.
+ */
 export class Tensor {
+  /** A number unique to this tensor (debugging). */
   readonly id = nextId++;
+  /** The number of elements. */
   readonly size: number;
   #storage: Storage | null;
   /** The scope that will release this tensor, or null when it is long-lived. */
@@ -61,6 +69,7 @@ export class Tensor {
     }
   }
 
+  /** The number of axes. */
   get rank(): number {
     return this.shape.length;
   }
@@ -92,6 +101,7 @@ export class Tensor {
     if (--storage.refs === 0) getPool().release(storage.buffer);
   }
 
+  /** `Tensor#id[shape] dtype`, for error messages. */
   toString(): string {
     return `Tensor#${this.id}(${this.dtype} ${shapeString(this.shape)})`;
   }
@@ -123,7 +133,8 @@ export function viewOf(t: Tensor, shape: Shape): Tensor {
   return new Tensor([...shape], t.dtype, storage);
 }
 
-type Nested = number | Nested[];
+/** A number or nested arrays of numbers, as `tensor` takes them (shape from the nesting). */
+export type Nested = number | Nested[];
 
 function flattenNested(data: Nested, shape: number[], out: number[], depth = 0): void {
   if (typeof data === "number") {

@@ -7,9 +7,13 @@
 
 export type Tree<T> = T | readonly Tree<T>[] | { readonly [key: string]: Tree<T> };
 
+/** A flattened tree: its leaves in a stable order, their dotted paths, and the way back. */
 export interface Flat<T> {
+  /** The leaves, in the order of the sorted object keys. */
   leaves: T[];
+  /** Each leaf's dotted path (e.g. `enc.stage1.block0.conv1.weight`). */
   paths: string[];
+  /** The same structure with `leaves` (in the same order) in place of the old ones. */
   rebuild<U>(leaves: readonly U[]): Tree<U>;
 }
 

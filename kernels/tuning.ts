@@ -15,11 +15,13 @@ import { gpu } from "./runtime/device.ts";
 
 /** A tile of the GEMM template (kernels/gemm.ts): WM x WN threads, TM x TN outputs each, K steps of TK. */
 export interface GemmTiling {
-  /** Threads per workgroup along M and N. */
+  /** Threads per workgroup along M. */
   WM: number;
+  /** Threads per workgroup along N. */
   WN: number;
-  /** Outputs per thread along M and N (TN a multiple of 4). */
+  /** Outputs per thread along M. */
   TM: number;
+  /** Outputs per thread along N (a multiple of 4). */
   TN: number;
   /** K step staged through workgroup memory. */
   TK: number;
@@ -32,17 +34,23 @@ export interface GemmTiling {
  * channel count is taken); `dwThreads` is the number of threads the weight gradient's K split aims for.
  */
 export interface DirectBlocks {
+  /** Output pixels per thread (forward, input gradient). */
   pixels: number;
+  /** Input channels per thread (weight gradient). */
   rows: number;
+  /** At most this many output columns per thread. */
   cols: number;
+  /** Threads the weight gradient's K split aims for. */
   dwThreads: number;
 }
 
+/** The kernel choices that depend on the adapter, in one record. */
 export interface Tuning {
   /** The GEMM tile for outputs with more than 32 columns. */
   gemmWide: GemmTiling;
   /** The GEMM tile for outputs with at most 32 columns (a 64-wide tile would be mostly padding). */
   gemmNarrow: GemmTiling;
+  /** Register blocks of the direct convolutions. */
   direct: DirectBlocks;
   /** Output columns up to which a convolution takes the direct kernels rather than the GEMM. */
   directColumns: number;

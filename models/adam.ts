@@ -17,19 +17,27 @@ import { isTensor, keep, type Tensor } from "../kernels/tensor.ts";
 import { flatten, type Tree } from "../kernels/tree.ts";
 import { unary } from "../kernels/unary.ts";
 
+/** Adam's hyper-parameters (defaults: the reference's). */
 export interface AdamOptions {
+  /** Learning rate (3e-4). */
   lr?: number;
+  /** First-moment decay (0.9). */
   beta1?: number;
+  /** Second-moment decay (0.999). */
   beta2?: number;
+  /** Added to the denominator (1e-8). */
   eps?: number;
   /** Rescale all gradients together when their global L2 norm exceeds this. */
   clipNorm?: number;
 }
 
+/** Adam's state for a parameter tree of type P. */
 export interface AdamState<P> {
   /** Updates done so far. */
   step: number;
+  /** First moments, shaped like the parameters. */
   m: P;
+  /** Second moments, shaped like the parameters. */
   v: P;
 }
 

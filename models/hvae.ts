@@ -63,12 +63,16 @@ import {
 import type { Rng } from "./rng.ts";
 import { MAX_LAYERS, posteriorStream, priorStream } from "./streams.ts";
 
+/** A latent layer: a conv latent (channels at the stage's resolution) or a dense one (size). */
 export type LatentSpec =
   | { kind: "conv"; channels: number }
   | { kind: "dense"; size: number };
 
+/** One residual block of a stage. */
 export interface BlockSpec {
+  /** Size-keeping, down- or up-sampling (`BlockKind`). */
   kind: BlockKind;
+  /** Kernel size. */
   kernel: number;
   /** Input channels when they are not the model's width (the first block reading x or z). */
   in?: number;
@@ -78,7 +82,9 @@ export interface BlockSpec {
   residual?: boolean;
 }
 
+/** One latent layer with its encoder and decoder stages. */
 export interface LayerSpec {
+  /** The latent's kind and size. */
   latent: LatentSpec;
   /** Blocks from the features below to h_l (the q head's input). */
   encoder: BlockSpec[];
@@ -94,11 +100,17 @@ export interface LayerSpec {
 
 /** A plain, JSON-serialisable model description (printed and saved with every run). */
 export interface HvaeConfig {
+  /** The preset's name. */
   preset: string;
+  /** Image size. */
   image: { height: number; width: number };
+  /** Feature channels of every stage. */
   channels: number;
+  /** The activation of blocks and heads. */
   activation: Activation;
+  /** The map from a head's raw output u to sigma (kernels/distributions.ts). */
   sigma: SigmaMap;
+  /** Weight-normalised layers with data-dependent initialisation. */
   weightNorm: boolean;
   /** Residual block family (models/layers.ts). */
   blockStyle: BlockStyle;
@@ -315,7 +327,9 @@ export function initHvaeFromData(
  * enters the stage, the projection `proj` (see the names in this file's header).
  */
 export interface StageParams {
+  /** The projection of the latent into the stage's features, where it has one. */
   proj?: LinearParams;
+  /** The residual blocks, `block0` first. */
   [block: `block${number}`]: BlockParams;
 }
 
@@ -324,9 +338,11 @@ export interface StageParams {
  * Layers are 1-based in the names (`stage1`, `z1`); the accessors below take 0-based layers.
  */
 export interface HvaeParams {
+  /** The encoder: the stem (ladder presets) and stages `stage1`..`stageL`. */
   enc: { stem?: LinearParams; [stage: `stage${number}`]: StageParams };
   /** Posterior heads q(z_l | .). */
   q: { [head: `z${number}`]: LinearParams };
+  /** The decoder stages `stage1`..`stageL`. */
   dec: { [stage: `stage${number}`]: StageParams };
   /** Prior heads p(z_l | z_{l+1}), for every layer but the top. */
   p: { [head: `z${number}`]: LinearParams };
@@ -351,8 +367,11 @@ export const posteriorHead = (params: HvaeParams, l: number): LinearParams => pa
 /** The prior head of layer l (0-based; every layer but the top). */
 export const priorHead = (params: HvaeParams, l: number): LinearParams => params.p[`z${l + 1}`];
 
+/** A diagonal Gaussian as a head outputs it: mean and raw scale u (sigma = sigma(u)). */
 export interface Gaussian {
+  /** The mean. */
   mu: Tensor;
+  /** The raw scale: sigma = the preset's map of u. */
   u: Tensor;
 }
 
@@ -548,7 +567,9 @@ export function klElementwise(cfg: HvaeConfig, ql: Gaussian & { z: Tensor }, p: 
     : gaussianLogRatio(ql.z, ql.mu, ql.u, top.mu, top.u, cfg.sigma);
 }
 
+/** Settings of `hvaeObjective`. */
 export interface ObjectiveOptions {
+  /** The ELBO, or the informative loss of Eq. 10. */
   loss: "elbo" | "informative";
   /** KL weight (warm-up); 1 for the plain objective. */
   beta: number;
@@ -558,6 +579,7 @@ export interface ObjectiveOptions {
   keyOf: (stream: number) => RandomKey;
 }
 
+/** What `hvaeObjective` returns. */
 export interface Objective {
   /** The scalar to minimise: -(batch mean of the objective). */
   loss: Tensor;

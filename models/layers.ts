@@ -43,6 +43,7 @@ import { keep, type Tensor, tensor } from "../kernels/tensor.ts";
 import type { Padding2d } from "../kernels/conv_geometry.ts";
 import { type Rng } from "./rng.ts";
 
+/** The activation functions the models use. */
 export type Activation = "relu" | "silu";
 
 /** relu(x) or silu(x) = x sigmoid(x). */
@@ -50,11 +51,13 @@ export function activate(kind: Activation, x: Tensor): Tensor {
   return kind === "relu" ? relu(x) : silu(x);
 }
 
+/** The parameters of a dense, convolution or transposed-convolution layer. */
 export interface LinearParams {
   /** Conv [kh, kw, Ci, Co], transposed conv [kh, kw, Co, Ci], dense [in, out]; v under weight norm. */
   weight: Tensor;
   /** Per output unit (weight norm only): the last axis of the weight, axis 2 of a transposed conv's. */
   gain?: Tensor;
+  /** Per output unit. */
   bias: Tensor;
 }
 
@@ -167,6 +170,10 @@ export function initWeightNormFromData<T>(forward: () => T): T {
   }
 }
 
+/**
+ * A convolution layer: stride 1 and "same" padding by default (with weight norm where the layer has
+ * a gain).
+ */
 export function convLayer(p: LinearParams, x: Tensor, stride = 1, padding: "same" | number = "same"): Tensor {
   return linearOutput(p, 3, (w, b) => conv2d(x, w, b, { stride, padding }));
 }
@@ -191,6 +198,7 @@ export function upsampleNearest2x(x: Tensor): Tensor {
   return reshape(wide, [B, 2 * H, 2 * W, C]);
 }
 
+/** A residual block that keeps the size (`res`), halves it (`down`) or doubles it (`up`). */
 export type BlockKind = "res" | "down" | "up";
 
 /**
@@ -205,14 +213,21 @@ export type BlockKind = "res" | "down" | "up";
  */
 export type BlockStyle = "small" | "havtorn";
 
+/** How a block is wired (`block`). */
 export interface BlockOptions {
+  /** The block family (`BlockStyle`). */
   style: BlockStyle;
+  /** Apply the activation to the block's input before conv1. */
   preact: boolean;
+  /** Add the shortcut to the output. */
   residual: boolean;
 }
 
+/** The parameters of a residual block. */
 export interface BlockParams {
+  /** The first convolution. */
   conv1: LinearParams;
+  /** The second convolution (strided in a `down` block, transposed in an `up` block). */
   conv2: LinearParams;
   /** 1x1 conv on the shortcut when the channel count changes ("small" style). */
   shortcut?: LinearParams;

@@ -109,6 +109,7 @@ function havtornLike(preset: string, latents: number[]): HvaeConfig {
   };
 }
 
+/** Every preset by name (docs/design.md section 1). */
 export const PRESETS: Record<string, () => HvaeConfig> = {
   small: () => smallLike("small", 16, [8, 16, 8]),
   tiny: () => smallLike("tiny", 4, [2, 4, 2]),

@@ -38,9 +38,11 @@ import { priorStream } from "./streams.ts";
 /** How z_k .. z_1 of a partial pass are generated: the prior means (default) or prior samples. */
 export type GenerateMode = "mean" | "sample";
 
+/** Settings of `partialElbos`. */
 export interface PassOptions {
   /** The key of random stream s for this pass. */
   keyOf: (stream: number) => RandomKey;
+  /** z_k .. z_1 as prior means or samples. */
   generate: GenerateMode;
 }
 
@@ -149,6 +151,7 @@ function logMeanExp(values: readonly number[]): number {
 
 /** Everything known per image of a scored set: the estimates behind the scores, and the scores. */
 export interface ImageScores {
+  /** Number of images. */
   count: number;
   /** L^{>k}_x per image, k = 0..L-1 (k = 0: L_x). */
   partialElbo: Float64Array[];

@@ -8,6 +8,7 @@ import { mul, sub } from "../autograd/ops.ts";
 import { isTensor, type Tensor } from "../kernels/tensor.ts";
 import { flatten, type Tree } from "../kernels/tree.ts";
 
+/** One SGD step: new parameters p - lr g (the old ones are the caller's to dispose). */
 export function sgdStep<P>(params: P, grads: P, lr: number): P {
   const p = flatten(params as Tree<Tensor>, isTensor);
   const g = flatten(grads as Tree<Tensor>, isTensor);

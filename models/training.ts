@@ -18,11 +18,17 @@ import { type HvaeConfig, hvaeObjective, type HvaeParams, initHvae, initHvaeFrom
 import { createRng } from "./rng.ts";
 import { trainingBinarization, trainingKeys, weightNormInitKeys } from "./streams.ts";
 
+/** Settings of one `trainStep`. */
 export interface StepOptions {
+  /** The ELBO, or the informative loss of Eq. 10. */
   loss: "elbo" | "informative";
+  /** Adam's learning rate. */
   lr: number;
+  /** The KL weight (warm-up). */
   beta: number;
+  /** The free-bits floor, in nats per layer. */
   freeBits: number;
+  /** The run's seed (the keys of the step's samples). */
   seed: number;
   /** Global step (the random offset of this step's samples). */
   step: number;
@@ -108,9 +114,13 @@ export function namedMetrics(values: ArrayLike<number>, L: number): TrainingMetr
 
 /** The training hyper-parameters of a run (saved in config.json; data/run.ts). */
 export interface TrainingSchedule {
+  /** The ELBO, or the informative loss of Eq. 10. */
   loss: "elbo" | "informative";
+  /** Epochs to train. */
   epochs: number;
+  /** Images per step. */
   batchSize: number;
+  /** Adam's learning rate. */
   lr: number;
   /** KL warm-up over this many epochs (0: off); `warmupBeta`. */
   warmupEpochs: number;
@@ -118,6 +128,7 @@ export interface TrainingSchedule {
   freeBits: number;
   /** Free-bits period (0 or absent: the floor holds throughout); `freeBitsAt`. */
   freeBitsEpochs?: number;
+  /** Seed of initialisation, order, binarisation and samples. */
   seed: number;
 }
 
@@ -133,8 +144,11 @@ export interface Progress {
 
 /** The parameters, Adam's state and the progress: what `train` advances (the tensors in place). */
 export interface TrainState {
+  /** The parameters (updated in place). */
   params: HvaeParams;
+  /** Adam's state (updated in place). */
   adam: AdamState<HvaeParams>;
+  /** Where the run stands. */
   progress: Progress;
 }
 
@@ -144,32 +158,47 @@ export interface StepReport {
   metrics: TrainingMetrics;
   /** 0-based epoch and batch within it, and the epoch's batch count. */
   epoch: number;
+  /** The batch within the epoch (0-based). */
   batch: number;
+  /** Batches in the epoch. */
   batches: number;
   /** Steps run by this call of `train` so far (this one included). */
   stepsHere: number;
   /** Images of the epoch done in this call, and the seconds since its first step here. */
   epochImages: number;
+  /** Seconds since the epoch's first step in this call. */
   epochSeconds: number;
   /** Seconds of training in this call so far (steps and readbacks; not the epoch hooks). */
   trainingSeconds: number;
+  /** Where the run stands after the step. */
   progress: Progress;
 }
 
 /** One line of metrics.jsonl: an epoch's means, complete or cut short by a stop. */
 export interface EpochRecord {
+  /** 1-based epoch. */
   epoch: number;
+  /** Whether the epoch was trained to its end. */
   complete: boolean;
+  /** Why the epoch was cut short (a hook's reason). */
   stoppedBy?: string;
+  /** Mean loss over the epoch's images (null without images). */
   loss: number | null;
+  /** Mean ELBO. */
   elbo: number | null;
+  /** Mean KL per layer. */
   kl: (number | null)[];
+  /** Mean log p(x | z^(k)) per k. */
   ll: (number | null)[];
+  /** Images trained on. */
   images: number;
+  /** Seconds the epoch took (steps and readbacks). */
   seconds: number;
+  /** Training speed. */
   imagesPerSecond: number;
 }
 
+/** What `train` calls along the way. */
 export interface TrainHooks {
   /** Before each step; `stepsHere` counts the steps of this call before it (e.g. to profile one). */
   beforeStep?: (stepsHere: number, batch: number, batches: number) => void;
@@ -183,6 +212,7 @@ export interface TrainHooks {
 
 /** A step whose loss or metrics are not finite; the state is that of the step before. */
 export class NonFiniteLossError extends Error {
+  /** A non-finite metric at `batch` of `epoch` (0-based), with the metrics' names and values. */
   constructor(
     readonly epoch: number,
     readonly batch: number,

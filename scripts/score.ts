@@ -11,7 +11,8 @@ import { imageSetOnGpu } from "../data/loader.ts";
 import { type LoadedRun, loadRun } from "../data/run.ts";
 import { DISPLAY_NAMES, type OodReport } from "../eval/evaluate.ts";
 import { scoreSet } from "../eval/score_set.ts";
-import { calibrateThreshold, readUserImages, scoreImages } from "../eval/user_images.ts";
+import { readUserImages, scoreImages } from "../eval/user_images.ts";
+import { thresholdAtFpr } from "../eval/metrics.ts";
 import { dispose } from "../kernels/tensor.ts";
 import { scoreNames } from "../models/scores.ts";
 import { initGpuOrExit, numberFlag, parseFlags, usageError } from "./cli.ts";
@@ -111,7 +112,7 @@ async function calibrationScores(): Promise<{ values: Float64Array; source: stri
 try {
   const images = await readUserImages(flags.input, height, width);
   const calibration = await calibrationScores();
-  const threshold = calibrateThreshold(calibration.values, fpr);
+  const threshold = thresholdAtFpr(calibration.values, fpr);
   const scored = await scoreImages(run, images.pixels, options);
   const values = scored.scores[flags.score];
   if (flags.json) {

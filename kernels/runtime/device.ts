@@ -13,26 +13,35 @@
 export interface AdapterDescription {
   /** e.g. "llvmpipe (LLVM 15.0.6, 256 bits)" or "NVIDIA H100 80GB HBM3". */
   description: string;
+  /** The adapter's vendor, as WebGPU reports it. */
   vendor: string;
+  /** The adapter's architecture, as WebGPU reports it (often empty). */
   architecture: string;
   /** True for a software adapter (Mesa's llvmpipe): expect ~100x lower throughput. */
   isFallbackAdapter: boolean;
+  /** Optional WebGPU features the adapter offers (e.g. `timestamp-query`). */
   features: string[];
+  /** The adapter's limits, by WebGPU limit name. */
   limits: Record<string, number>;
 }
 
 /** The device plus the facts the runtime needs about it. */
 export interface GpuContext {
+  /** The WebGPU device every kernel runs on. */
   device: GPUDevice;
+  /** What the adapter is (`adapterInfo()` returns it). */
   adapter: AdapterDescription;
   /** Byte alignment for dynamic uniform offsets on this device. */
   uniformAlignment: number;
+  /** The device's limit on workgroups per grid dimension (launchers split grids to respect it). */
   maxWorkgroupsPerDimension: number;
+  /** The device's largest storage-buffer binding, in bytes. */
   maxStorageBindingSize: number;
 }
 
 /** Thrown when no usable WebGPU device exists; its message says what to install. */
 export class GpuUnavailableError extends Error {
+  /** The error's name. */
   override name = "GpuUnavailableError";
 }
 

@@ -34,6 +34,7 @@ export function sizeClass(bytes: number): number {
   return Math.ceil(b / step) * step;
 }
 
+/** The buffer pool's counters (part of `engineStats()`). */
 export interface PoolStats {
   /** Bytes of buffers currently held by live tensors (class sizes). */
   bytesInUse: number;

@@ -35,25 +35,36 @@ export interface DispatchTiming {
 
 /** One row of a profile: the dispatches of one op and kernel variant. */
 export interface ProfileRow {
+  /** The op that recorded the dispatches (e.g. `conv2d-dw`). */
   label: string;
+  /** The kernel variant: its pipeline's cache key. */
   key: string;
+  /** Dispatches of this op and variant in the profiled work. */
   calls: number;
+  /** Their total GPU time, in milliseconds. */
   ms: number;
   /** Share of the summed kernel time, 0..1. */
   share: number;
+  /** Useful floating-point work per second (2 per multiply-add), where the kernel knows its work. */
   gflops?: number;
+  /** Bytes read and written per second (operands counted once per dispatch). */
   gbps?: number;
 }
 
+/** How dispatch times were measured: GPU timestamps, or one submit per dispatch. */
 export type ProfileMethod = "timestamp-query" | "submit-per-dispatch";
 
+/** A profile of the work between `startProfile()` and `stopProfile()`. */
 export interface ProfileReport {
+  /** How the times were measured. */
   method: ProfileMethod;
   /** Wall time from start to stop, ms. */
   wallMs: number;
   /** Sum of the dispatches' GPU times, ms. */
   kernelMs: number;
+  /** Dispatches recorded. */
   dispatches: number;
+  /** Submits made. */
   submits: number;
   /** Rows by descending time. */
   rows: ProfileRow[];

@@ -29,6 +29,7 @@ import {
   type UniformValues,
 } from "./program.ts";
 
+/** The command recorder's counters since start-up (part of `engineStats()`). */
 export interface RecorderCounters {
   /** Dispatches recorded. */
   dispatches: number;
