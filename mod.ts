@@ -48,12 +48,12 @@ export {
   type EngineStats,
   engineStats,
   flush,
+  type PoolStats,
+  type RecorderCounters,
   startProfile,
   stopProfile,
   sync,
 } from "./kernels/engine.ts";
-export type { PoolStats } from "./kernels/runtime/pool.ts";
-export type { RecorderCounters } from "./kernels/runtime/recorder.ts";
 export {
   formatProfile,
   type ProfileMethod,

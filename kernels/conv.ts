@@ -489,6 +489,7 @@ function naiveSpec(direction: "fwd" | "dx" | "dw", bias: boolean): KernelSpec {
     ? [["DY", "f32"], ["Wt", "f32"]]
     : [["X", "f32"], ["DY", "f32"]];
   if (bias) inputs.push(["Bias", "f32"]);
+  const [own, other] = direction === "fwd" ? ["co", "ci"] : ["ci", "co"];
   return {
     key: `conv-naive-${direction}:bias${+bias}`,
     uniforms: [["n", "u32"], ["kChunk", "u32"], ...GEOMETRY_UNIFORMS],
@@ -499,23 +500,20 @@ function naiveSpec(direction: "fwd" | "dx" | "dw", bias: boolean): KernelSpec {
     }${split3}
 ${elementwiseMain()}
   var acc = 0.0;
-#if ${direction === "fwd"}
-  let co = i % P.Co;
-  let o = split3(i / P.Co, P.oH, P.oW);
-  for (var ky = 0u; ky < P.kh; ky++) { for (var kx = 0u; kx < P.kw; kx++) { for (var ci = 0u; ci < P.Ci; ci++) {
-    acc += inputAt(o.x, o.y, o.z, ky, kx, ci) * weightAt(ky, kx, ci, co);
-  } } }
+#if ${direction !== "dw"}
+  // fwd: one thread per (output pixel, co), summing X at the pixel's taps x W over (ky, kx, ci);
+  // dx: one thread per (input pixel, ci), summing dY at the outputs it feeds x W over (ky, kx, co).
+  let ${own} = i % P.${own === "co" ? "Co" : "Ci"};
+  let p = split3(i / P.${own === "co" ? "Co" : "Ci"}, ${direction === "fwd" ? "P.oH, P.oW" : "P.H, P.W"});
+  for (var ky = 0u; ky < P.kh; ky++) { for (var kx = 0u; kx < P.kw; kx++) {
+    for (var ${other} = 0u; ${other} < P.${other === "co" ? "Co" : "Ci"}; ${other}++) {
+      acc += ${
+      direction === "fwd" ? "inputAt" : "gradOutAt"
+    }(p.x, p.y, p.z, ky, kx, ${other}) * weightAt(ky, kx, ci, co);
+    }
+  } }
 #if ${bias}
-  acc += Bias[co];
-#endif
-#elif ${direction === "dx"}
-  let ci = i % P.Ci;
-  let p = split3(i / P.Ci, P.H, P.W);
-  for (var ky = 0u; ky < P.kh; ky++) { for (var kx = 0u; kx < P.kw; kx++) { for (var co = 0u; co < P.Co; co++) {
-    acc += gradOutAt(p.x, p.y, p.z, ky, kx, co) * weightAt(ky, kx, ci, co);
-  } } }
-#if ${bias}
-  acc += Bias[ci];
+  acc += Bias[${own}];
 #endif
 #else
   // One thread per (K slice, weight): the batch-and-pixels index q runs over this slice only.

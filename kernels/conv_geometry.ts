@@ -125,6 +125,38 @@ function checkBias(bias: Shape | null, channels: number, op: string): void {
   }
 }
 
+/**
+ * The checks a convolution and a transposed convolution share: NHWC input, a 4-D filter whose
+ * input-channel axis (2 for `[kh, kw, in, out]`, 3 for the `transposed` filter `[kh, kw, out, in]`)
+ * matches the input, the bias, the strides; the padding option with its default.
+ */
+function checkArguments(
+  x: Shape,
+  w: Shape,
+  bias: Shape | null,
+  options: Conv2dOptions,
+  op: string,
+  transposed = false,
+) {
+  checkNhwc(
+    x,
+    w,
+    op,
+    transposed ? "[kh, kw, out_channels, in_channels]" : "[kh, kw, in_channels, out_channels]",
+  );
+  const [B, H, W, inC] = x;
+  const [kh, kw] = w;
+  const [wIn, outC] = transposed ? [w[3], w[2]] : [w[2], w[3]];
+  if (wIn !== inC) {
+    throw new Error(
+      `${op}: input ${shapeString(x)} has ${inC} channels but filter ${shapeString(w)} expects ${wIn}`,
+    );
+  }
+  checkBias(bias, outC, op);
+  const [sy, sx] = strides2(options.stride, op);
+  return { B, H, W, inC, outC, kh, kw, sy, sx, padding: options.padding ?? "valid" };
+}
+
 /** Validates a convolution's arguments and returns its geometry; errors name the op and the shapes. */
 export function conv2dGeometry(
   x: Shape,
@@ -133,17 +165,7 @@ export function conv2dGeometry(
   options: Conv2dOptions = {},
   op = "conv2d",
 ): ConvGeometry {
-  checkNhwc(x, w, op, "[kh, kw, in_channels, out_channels]");
-  const [B, H, W, Ci] = x;
-  const [kh, kw, wCi, Co] = w;
-  if (wCi !== Ci) {
-    throw new Error(
-      `${op}: input ${shapeString(x)} has ${Ci} channels but filter ${shapeString(w)} expects ${wCi}`,
-    );
-  }
-  checkBias(bias, Co, op);
-  const [sy, sx] = strides2(options.stride, op);
-  const padding = options.padding ?? "valid";
+  const { B, H, W, inC: Ci, outC: Co, kh, kw, sy, sx, padding } = checkArguments(x, w, bias, options, op);
   let pads = explicitPads(padding, op);
   if (padding === "same") pads = [samePadding(H, kh, sy), samePadding(W, kw, sx)];
   if (padding === "valid") pads = [[0, 0], [0, 0]];
@@ -170,19 +192,16 @@ export function conv2dTransposeGeometry(
   w: Shape,
   bias: Shape | null,
   options: Conv2dOptions = {},
-  op = "conv2dTranspose",
 ): ConvGeometry {
-  checkNhwc(x, w, op, "[kh, kw, out_channels, in_channels]");
-  const [B, H, W, Cin] = x;
-  const [kh, kw, Cout, wCin] = w;
-  if (wCin !== Cin) {
-    throw new Error(
-      `${op}: input ${shapeString(x)} has ${Cin} channels but filter ${shapeString(w)} expects ${wCin}`,
-    );
-  }
-  checkBias(bias, Cout, op);
-  const [sy, sx] = strides2(options.stride, op);
-  const padding = options.padding ?? "valid";
+  const op = "conv2dTranspose";
+  const { B, H, W, inC: Cin, outC: Cout, kh, kw, sy, sx, padding } = checkArguments(
+    x,
+    w,
+    bias,
+    options,
+    op,
+    true,
+  );
   let crops = explicitPads(padding, op);
   if (padding === "valid") crops = [[0, 0], [0, 0]];
   if (padding === "same") {

@@ -37,6 +37,8 @@ export function configure(options: EngineOptions): Required<EngineOptions> {
   return previous;
 }
 
+export type { PoolStats, RecorderCounters };
+
 /** What `engineStats()` reports: the buffer pool's bytes and buffers, and the recorder's counters. */
 export interface EngineStats extends PoolStats, RecorderCounters {
   /** Compiled pipelines (one per kernel variant). */

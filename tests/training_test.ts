@@ -12,24 +12,13 @@ import { full } from "../kernels/movement.ts";
 import { adamInit } from "../models/adam.ts";
 import { flattenParams } from "../models/hvae.ts";
 import { presetConfig } from "../models/presets.ts";
-import {
-  type EpochRecord,
-  freeBitsAt,
-  initialParams,
-  metricNames,
-  namedMetrics,
-  NonFiniteLossError,
-  train,
-  type TrainingSchedule,
-  type TrainState,
-  warmupBeta,
-} from "../models/training.ts";
+import * as training from "../models/training.ts";
 import { gpuTest } from "./helpers.ts";
 import { syntheticSet } from "./synthetic.ts";
 
 const cfg = presetConfig("tiny");
 // 40 images in batches of 16: 3 steps per epoch, the last one short.
-const schedule: TrainingSchedule = {
+const schedule: training.TrainingSchedule = {
   loss: "informative",
   epochs: 2,
   batchSize: 16,
@@ -40,12 +29,12 @@ const schedule: TrainingSchedule = {
   seed: 4,
 };
 
-function freshState(): TrainState {
-  const params = keep(initialParams(cfg, schedule, null));
+function freshState(): training.TrainState {
+  const params = keep(training.initialParams(cfg, schedule, null));
   return { params, adam: adamInit(params), progress: { epoch: 0, stepInEpoch: 0, step: 0 } };
 }
 
-async function bitsOf(state: TrainState): Promise<Uint32Array[]> {
+async function bitsOf(state: training.TrainState): Promise<Uint32Array[]> {
   const leaves = [state.params, state.adam.m, state.adam.v].flatMap((t) => flattenParams(t).leaves);
   return (await readAll(leaves)).map((a) => new Uint32Array((a as Float32Array).buffer.slice(0)));
 }
@@ -57,8 +46,10 @@ gpuTest(
     const dir = await Deno.makeTempDir();
     try {
       const whole = freshState();
-      const records: EpochRecord[] = [];
-      const done = await train(cfg, schedule, set, whole, { afterEpoch: (r) => void records.push(r) });
+      const records: training.EpochRecord[] = [];
+      const done = await training.train(cfg, schedule, set, whole, {
+        afterEpoch: (r) => void records.push(r),
+      });
       assert.equal(done.stoppedBy, null);
       assert.equal(done.stepsHere, 6);
       assert.deepEqual(whole.progress, { epoch: 2, stepInEpoch: 0, step: 6 });
@@ -69,9 +60,9 @@ gpuTest(
       // Stop after global steps 2 (mid-epoch) and 3 (an epoch boundary); each time save, restore into
       // fresh trees, continue.
       let state = freshState();
-      const pieces: EpochRecord[] = [];
+      const pieces: training.EpochRecord[] = [];
       for (const stopAfter of [2, 3, Infinity]) {
-        const r = await train(cfg, schedule, set, state, {
+        const r = await training.train(cfg, schedule, set, state, {
           shouldStop: (s) => s.progress.step >= stopAfter ? "test stop" : null,
           afterEpoch: async (record, s) => {
             pieces.push(record);
@@ -111,9 +102,9 @@ gpuTest(
     bias.dispose();
     let epochs = 0;
     await assert.rejects(
-      () => train(cfg, schedule, set, state, { afterEpoch: () => void epochs++ }),
+      () => training.train(cfg, schedule, set, state, { afterEpoch: () => void epochs++ }),
       (error: unknown) =>
-        error instanceof NonFiniteLossError && error.epoch === 0 && error.batch === 0 &&
+        error instanceof training.NonFiniteLossError && error.epoch === 0 && error.batch === 0 &&
         /non-finite loss at epoch 1, step 1 \(loss NaN/.test(error.message),
     );
     assert.equal(epochs, 0);
@@ -123,9 +114,18 @@ gpuTest(
 );
 
 Deno.test("training metrics: the vector's layout, by name", () => {
-  assert.deepEqual(metricNames(3, "informative"), ["loss", "elbo", "kl1", "kl2", "kl3", "ll0", "ll1", "ll2"]);
-  assert.deepEqual(metricNames(2, "elbo"), ["loss", "elbo", "kl1", "kl2", "ll0"]);
-  assert.deepEqual(namedMetrics([5, -4, 1, 2, 3, -6, -7, -8], 3), {
+  assert.deepEqual(training.metricNames(3, "informative"), [
+    "loss",
+    "elbo",
+    "kl1",
+    "kl2",
+    "kl3",
+    "ll0",
+    "ll1",
+    "ll2",
+  ]);
+  assert.deepEqual(training.metricNames(2, "elbo"), ["loss", "elbo", "kl1", "kl2", "ll0"]);
+  assert.deepEqual(training.namedMetrics([5, -4, 1, 2, 3, -6, -7, -8], 3), {
     loss: 5,
     elbo: -4,
     kl: [1, 2, 3],
@@ -135,18 +135,18 @@ Deno.test("training metrics: the vector's layout, by name", () => {
 
 Deno.test("training schedules: KL warm-up and the free-bits period, by step", () => {
   // 10 steps per epoch. Warm-up over 2 epochs: beta = (step + 1) / 20, then 1.
-  assert.equal(warmupBeta(0, 10, 2), 0.05);
-  assert.equal(warmupBeta(9, 10, 2), 0.5);
-  assert.equal(warmupBeta(25, 10, 2), 1);
-  assert.equal(warmupBeta(5, 10, 0), 1);
+  assert.equal(training.warmupBeta(0, 10, 2), 0.05);
+  assert.equal(training.warmupBeta(9, 10, 2), 0.5);
+  assert.equal(training.warmupBeta(25, 10, 2), 1);
+  assert.equal(training.warmupBeta(5, 10, 0), 1);
   // Free bits 2 over a 4-epoch period: 2 for epochs 0-1, then linearly to 0 at epoch 4.
-  assert.equal(freeBitsAt(0, 10, 2, 4), 2);
-  assert.equal(freeBitsAt(19, 10, 2, 4), 2);
-  assert.equal(freeBitsAt(20, 10, 2, 4), 2);
-  assert.equal(freeBitsAt(30, 10, 2, 4), 1);
-  assert.equal(freeBitsAt(35, 10, 2, 4), 0.5);
-  assert.equal(freeBitsAt(40, 10, 2, 4), 0);
-  assert.equal(freeBitsAt(90, 10, 2, 4), 0);
+  assert.equal(training.freeBitsAt(0, 10, 2, 4), 2);
+  assert.equal(training.freeBitsAt(19, 10, 2, 4), 2);
+  assert.equal(training.freeBitsAt(20, 10, 2, 4), 2);
+  assert.equal(training.freeBitsAt(30, 10, 2, 4), 1);
+  assert.equal(training.freeBitsAt(35, 10, 2, 4), 0.5);
+  assert.equal(training.freeBitsAt(40, 10, 2, 4), 0);
+  assert.equal(training.freeBitsAt(90, 10, 2, 4), 0);
   // No period: the floor holds.
-  assert.equal(freeBitsAt(1000, 10, 2, 0), 2);
+  assert.equal(training.freeBitsAt(1000, 10, 2, 0), 2);
 });
