@@ -6,6 +6,7 @@
  */
 
 import { GpuUnavailableError, initGpu } from "../kernels/runtime/device.ts";
+import { sync } from "../kernels/engine.ts";
 import { read, scope, type Tensor, tensor } from "../kernels/tensor.ts";
 import { mul, sum } from "../autograd/ops.ts";
 import { valueAndGrad } from "../autograd/tape.ts";
@@ -22,9 +23,29 @@ export const GPU_OK: boolean = await initGpu().then(
   },
 );
 
-/** Registers a test that needs the GPU. WebGPU keeps internal async ops alive, so the op sanitizer is off. */
+/**
+ * Registers a test that needs the GPU. WebGPU keeps internal async ops alive, so the op sanitizer is
+ * off. Each test ends with the GPU idle (`sync`), so no test's work runs into the next one and none
+ * is still executing on the adapter's threads when the process exits (the test process was seen to
+ * abort at exit, "corrupted size vs. prev_size", after every test had passed).
+ */
 export function gpuTest(name: string, fn: () => void | Promise<void>): void {
-  Deno.test({ name, ignore: !GPU_OK, sanitizeOps: false, sanitizeResources: false, fn });
+  Deno.test({
+    name,
+    ignore: !GPU_OK,
+    sanitizeOps: false,
+    sanitizeResources: false,
+    fn: async () => {
+      let failed = true;
+      try {
+        await fn();
+        failed = false;
+      } finally {
+        // After a failure, the test's own error is the one to report.
+        await (failed ? sync().catch(() => {}) : sync());
+      }
+    },
+  });
 }
 
 export { createRng, type Rng };
