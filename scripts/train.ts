@@ -321,7 +321,7 @@ try {
 Deno.removeSignalListener("SIGINT", onInterrupt);
 ({ params, adam, progress } = state);
 dispose([adam.m, adam.v, set.bytes]);
-if (result.stoppedBy === "interrupted") {
+if (result.stoppedBy === "interrupted" || interrupted) {
   dispose(params);
   console.log(`train: stopped after step ${progress.step}; continue with: deno task train --resume ${dir}`);
   Deno.exit(130);
