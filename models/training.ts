@@ -182,14 +182,14 @@ export interface EpochRecord {
   complete: boolean;
   /** Why the epoch was cut short (a hook's reason). */
   stoppedBy?: string;
-  /** Mean loss over the epoch's images (null without images). */
-  loss: number | null;
+  /** Mean loss over the epoch's images (an epoch record follows at least one step). */
+  loss: number;
   /** Mean ELBO. */
-  elbo: number | null;
+  elbo: number;
   /** Mean KL per layer. */
-  kl: (number | null)[];
+  kl: number[];
   /** Mean log p(x | z^(k)) per k. */
-  ll: (number | null)[];
+  ll: number[];
   /** Images trained on. */
   images: number;
   /** Seconds the epoch took (steps and readbacks). */
@@ -339,7 +339,7 @@ export async function train(
     imagesHere += images;
     const complete = state.progress.stepInEpoch >= batches.length;
     if (complete) state.progress = { epoch: epoch + 1, stepInEpoch: 0, step: state.progress.step };
-    const means = namedMetrics(Array.from(sums, (v) => images ? v / images : null) as number[], L);
+    const means = namedMetrics(Array.from(sums, (v) => v / images), L);
     const record: EpochRecord = {
       epoch: epoch + 1,
       complete,

@@ -302,7 +302,7 @@ try {
         { append: true },
       );
       await saveCheckpoint(dir, s.params, s.adam, s.progress, metadata);
-      const f = (v: number | null) => v?.toFixed(2);
+      const f = (v: number) => v.toFixed(2);
       console.log(
         `epoch ${record.epoch}: loss ${f(record.loss)} elbo ${f(record.elbo)} kl [${
           record.kl.map(f).join(", ")
