@@ -10,7 +10,7 @@
 
 import { reparameterize, sigmoid } from "../autograd/ops.ts";
 import { noGrad } from "../autograd/tape.ts";
-import { dispose, readAll, scope, type Tensor } from "../kernels/tensor.ts";
+import { dispose, dryRun, readAll, scope, type Tensor } from "../kernels/tensor.ts";
 import { binarizedBatch, type ImageSet } from "../data/loader.ts";
 import { generate, type HvaeConfig, type HvaeParams } from "../models/hvae.ts";
 import {
@@ -21,7 +21,10 @@ import {
   packPasses,
   partialElbos,
 } from "../models/scores.ts";
-import { priorSampleKey, scoringKeys, TEST_BINARIZATION } from "../models/streams.ts";
+import { type KeyOf, priorSampleKey, scoringKeys, TEST_BINARIZATION } from "../models/streams.ts";
+
+/** The keys of `keyOf`, made row-invariant: every image of a batch draws what the first would. */
+const aloneKeys = (keyOf: KeyOf): KeyOf => (stream) => ({ ...keyOf(stream), rowInvariant: true });
 
 /** Settings of `scoreSet`. */
 export interface ScoreSetOptions {
@@ -37,6 +40,12 @@ export interface ScoreSetOptions {
   batchSize: number;
   /** Called after each batch with the images done. */
   onBatch?: (done: number, total: number) => void;
+  /**
+   * Score every image as if it were alone: its binarisation and the passes' noise keyed by the pixel
+   * or element within the image, not by its position in the set or batch (`rowInvariant` keys,
+   * kernels/philox.ts). A user's image then scores the same whatever other images come with it.
+   */
+  eachImageAlone?: boolean;
 }
 
 /** Scores images `indices` (all of the set by default) of `set` with every pass. */
@@ -50,17 +59,23 @@ export async function scoreSet(
   const L = cfg.layers.length;
   const passes = o.samples * o.iw;
   const out = emptyScores(L, indices.length);
-  for (let at = 0, batch = 0; at < indices.length; at += o.batchSize, batch++) {
-    const ids = indices.subarray(at, at + o.batchSize);
-    const packed = noGrad(() =>
+  const passesOf = (ids: Uint32Array, batch: number) =>
+    noGrad(() =>
       scope(() => {
-        const x = binarizedBatch(set, ids, TEST_BINARIZATION);
+        const alone = o.eachImageAlone === true;
+        const x = binarizedBatch(
+          set,
+          ids,
+          alone ? { ...TEST_BINARIZATION, rowInvariant: true } : TEST_BINARIZATION,
+        );
         const rows: Tensor[] = [];
         for (let p = 0; p < passes; p++) {
           rows.push(scope(() =>
             packPasses(
               partialElbos(params, cfg, x, {
-                keyOf: scoringKeys(o.seed, batch, passes, p),
+                keyOf: alone
+                  ? aloneKeys(scoringKeys(o.seed, 0, passes, p))
+                  : scoringKeys(o.seed, batch, passes, p),
                 generate: o.generate,
               }),
             )
@@ -69,6 +84,18 @@ export async function scoreSet(
         return rows;
       })
     );
+  // A batch the device cannot hold fails here, before any GPU work (kernels/tensor.ts, `dryRun`).
+  try {
+    dryRun(() => passesOf(indices.subarray(0, o.batchSize), 0));
+  } catch (error) {
+    throw new Error(
+      `${set.name}: scoring batches of ${
+        Math.min(o.batchSize, indices.length)
+      } images do not fit this device (use a smaller --eval-batch-size): ${(error as Error).message}`,
+    );
+  }
+  for (let at = 0, batch = 0; at < indices.length; at += o.batchSize, batch++) {
+    const packed = passesOf(indices.subarray(at, at + o.batchSize), batch);
     const values = await readAll(packed);
     dispose(packed);
     combinePasses(out, at, values as Float32Array[], L, o.samples, o.iw);

@@ -6,7 +6,7 @@
 import { compile, type KernelSpec, type UniformValues } from "./runtime/program.ts";
 import { getRecorder } from "./runtime/recorder.ts";
 import { gpu } from "./runtime/device.ts";
-import type { Tensor } from "./tensor.ts";
+import { isDryRun, type Tensor } from "./tensor.ts";
 
 /**
  * Records `spec` reading `inputs` and writing `outputs`. `flops` (2 per multiply-add) is the useful
@@ -21,7 +21,7 @@ export function launch(
   label = spec.key,
   flops?: number,
 ): void {
-  if (workgroups.some((w) => w === 0)) return;
+  if (workgroups.some((w) => w === 0) || isDryRun()) return;
   const kernel = compile(spec);
   const buffers = [...inputs.map((t) => t.buffer), ...outputs.map((t) => t.buffer)];
   const recorder = getRecorder();

@@ -28,6 +28,34 @@ class Storage {
   constructor(readonly buffer: GPUBuffer) {}
 }
 
+/** The buffer of every tensor made inside `dryRun`: a placeholder no kernel ever binds. */
+const DRY_BUFFER = Object.freeze({ label: "dry run" }) as unknown as GPUBuffer;
+let dryDepth = 0;
+
+/**
+ * Runs `fn` without any GPU work: its tensors get no memory, uploads are skipped and kernels are
+ * not dispatched, while every check an op makes at record time (shapes, the device's binding and
+ * grid limits) runs as usual. So a whole training step at a batch size can be tried in milliseconds
+ * and fail, if it must, with the engine's own message before anything is submitted (a step that
+ * fails half-way leaves submitted work that Deno's teardown can time out on, with a panic).
+ * Every tensor `fn` makes is released at the end; tensors it updates in place keep their values.
+ */
+export function dryRun(fn: () => unknown): void {
+  dryDepth++;
+  try {
+    scope(() => {
+      fn();
+    });
+  } finally {
+    dryDepth--;
+  }
+}
+
+/** @internal Whether a `dryRun` is under way (`launch` records nothing then). */
+export function isDryRun(): boolean {
+  return dryDepth > 0;
+}
+
 let pool: BufferPool | null = null;
 
 /** The process-wide buffer pool. */
@@ -98,7 +126,7 @@ export class Tensor {
     this.#storage = null;
     this.owner?.delete(this);
     this.owner = null;
-    if (--storage.refs === 0) getPool().release(storage.buffer);
+    if (--storage.refs === 0 && storage.buffer !== DRY_BUFFER) getPool().release(storage.buffer);
   }
 
   /** `Tensor#id[shape] dtype`, for error messages. */
@@ -122,7 +150,7 @@ export function emptyTensor(shape: Shape, dtype: DType = "f32", op = "empty"): T
         `(${limit} bytes); use a smaller batch`,
     );
   }
-  const buffer = getPool().acquire(Math.max(4, bytes), op);
+  const buffer = dryDepth > 0 ? DRY_BUFFER : getPool().acquire(Math.max(4, bytes), op);
   return new Tensor([...shape], dtype, new Storage(buffer));
 }
 
@@ -174,7 +202,7 @@ export function tensor(
   const type: DType = dtype ?? (data instanceof Uint32Array ? "u32" : "f32");
   const bytes = type === "u32" ? Uint32Array.from(values) : Float32Array.from(values);
   const out = emptyTensor(finalShape, type, "tensor");
-  if (bytes.byteLength > 0) {
+  if (bytes.byteLength > 0 && dryDepth === 0) {
     getRecorder().beforeUpload();
     gpu().device.queue.writeBuffer(out.buffer, 0, bytes);
   }
@@ -183,6 +211,7 @@ export function tensor(
 
 /** Reads tensors back in one staging copy and one sync. f32 tensors give Float32Array, u32 Uint32Array. */
 export async function readAll(tensors: readonly Tensor[]): Promise<(Float32Array | Uint32Array)[]> {
+  if (dryDepth > 0) throw new Error("readAll: nothing can be read inside dryRun (no GPU work runs there)");
   const buffers = await getRecorder().read(tensors.map((t) => ({ buffer: t.buffer, bytes: t.size * 4 })));
   return buffers.map((b, i) => tensors[i].dtype === "u32" ? new Uint32Array(b) : new Float32Array(b));
 }

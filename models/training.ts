@@ -11,9 +11,9 @@
  */
 
 import { valueAndGradWithAux } from "../autograd/tape.ts";
-import { readAll, scope, type Tensor } from "../kernels/tensor.ts";
+import { dryRun, readAll, scope, type Tensor } from "../kernels/tensor.ts";
 import { binarizedBatch, type ImageSet } from "../data/loader.ts";
-import { type AdamState, adamUpdate } from "./adam.ts";
+import { adamInit, type AdamState, adamUpdate } from "./adam.ts";
 import { type HvaeConfig, hvaeObjective, type HvaeParams, initHvae, initHvaeFromData } from "./hvae.ts";
 import { createRng } from "./rng.ts";
 import { trainingBinarization, trainingKeys, weightNormInitKeys } from "./streams.ts";
@@ -267,6 +267,41 @@ export function initialParams(cfg: HvaeConfig, schedule: TrainingSchedule, set: 
 }
 
 /**
+ * Tries one training step at the schedule's batch size without running it (`dryRun`): a batch the
+ * device cannot hold fails here, with the engine's message and the batch size, before any GPU work.
+ * Without a state, the run's initialisation (with its data-dependent pass) is tried as well.
+ */
+export function checkStepFits(
+  cfg: HvaeConfig,
+  schedule: TrainingSchedule,
+  set: ImageSet,
+  state: TrainState | null,
+): void {
+  const batch = Uint32Array.from({ length: Math.min(schedule.batchSize, set.count) }, (_, i) => i);
+  try {
+    dryRun(() => {
+      const params = state?.params ?? initialParams(cfg, schedule, set);
+      // A copy of Adam's state: its step counter lives on the CPU and would advance even here.
+      const adam = state ? { ...state.adam } : adamInit(params);
+      trainStep(cfg, params, adam, binarizedBatch(set, batch, trainingBinarization(0, 0)), {
+        loss: schedule.loss,
+        lr: schedule.lr,
+        beta: 1,
+        freeBits: schedule.freeBits,
+        seed: schedule.seed,
+        step: 0,
+      });
+    });
+  } catch (error) {
+    throw new Error(
+      `a training step of ${batch.length} images does not fit this device (use a smaller --batch-size): ${
+        (error as Error).message
+      }`,
+    );
+  }
+}
+
+/**
  * Trains from `state.progress` until `schedule.epochs` are complete or a hook asks to stop. Epoch e
  * visits the set in `shuffledOrder(count, seed, e)`, in batches of `batchSize`, each binarised with
  * `trainingBinarization(seed, e)`; step t uses `trainingKeys(seed, t)`, the schedules at t, and one
@@ -282,6 +317,8 @@ export async function train(
 ): Promise<{ stoppedBy: string | null; stepsHere: number; trainingSeconds: number; images: number }> {
   const L = cfg.layers.length;
   const names = metricNames(L, schedule.loss);
+  if (set.count < 1) throw new Error(`${set.name}: no images to train on`);
+  checkStepFits(cfg, schedule, set, state);
   const stepsPerEpoch = Math.ceil(set.count / schedule.batchSize);
   let stoppedBy: string | null = null, stepsHere = 0, trainingSeconds = 0, imagesHere = 0;
   while (state.progress.epoch < schedule.epochs && stoppedBy === null) {
