@@ -5,7 +5,8 @@
  * in-distribution scores into an OOD threshold for a target false-positive rate.
  */
 
-import { readIdx } from "../data/idx.ts";
+import { gunzipIfNeeded, MAX_IDX_BYTES, parseIdx } from "../data/idx.ts";
+import { readRegularFile } from "../data/files.ts";
 import { imageSetFromPixels } from "../data/loader.ts";
 import type { LoadedRun } from "../data/run.ts";
 import { dispose } from "../kernels/tensor.ts";
@@ -30,23 +31,14 @@ export async function readUserImages(
   const names: string[] = [];
   const chunks: Uint8Array[] = [];
   for (const path of paths) {
-    let bytes: Uint8Array;
-    try {
-      bytes = await Deno.readFile(path);
-    } catch (error) {
-      throw new Error(`${path}: cannot read (${(error as Error).message})`);
-    }
+    // Regular files only, of at most an IDX file's size: no /dev/zero, no pipe read without end.
+    const bytes = await readRegularFile(path, MAX_IDX_BYTES, "PNG or IDX image file");
     if (bytes[0] === 0x89 && bytes[1] === 0x50) {
-      const png = await decodePng(bytes, path);
-      if (png.width !== width || png.height !== height) {
-        throw new Error(
-          `${path}: the image is ${png.width}x${png.height}; the model takes ${width}x${height} (resize it yourself: no silent resizing)`,
-        );
-      }
+      const png = await decodePng(bytes, path, { expect: { width, height } });
       names.push(path);
       chunks.push(png.pixels);
     } else {
-      const idx = await readIdx(path, "images");
+      const idx = parseIdx(await gunzipIfNeeded(bytes, path), path, "images");
       const [count, rows, cols] = idx.dims;
       if (idx.dims.length !== 3 || rows !== height || cols !== width) {
         throw new Error(
@@ -72,7 +64,13 @@ export async function scoreImages(
   const { height, width } = run.config.model.image;
   const set = imageSetFromPixels("scoreImages: user images", pixels, height, width);
   try {
-    return await scoreSet(run.params, run.config.model, set, { ...o, seed: run.config.training.seed });
+    // Each image scored as if alone: its scores depend on it, the run and the options, never on
+    // which other images were given with it or in what order.
+    return await scoreSet(run.params, run.config.model, set, {
+      ...o,
+      seed: run.config.training.seed,
+      eachImageAlone: true,
+    });
   } finally {
     dispose(set.bytes);
   }

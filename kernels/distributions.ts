@@ -23,7 +23,14 @@
 import { wgsl } from "wgsl-preprocessor";
 import { stridedOffsets } from "./binary.ts";
 import { type ElementsPerThread, elementType, elementwiseGrid, elementwiseMain, launch } from "./launch.ts";
-import { KEYED_BLOCK_WGSL, keyUniforms, PHILOX_WGSL, type RandomKey } from "./philox.ts";
+import {
+  KEY_UNIFORMS,
+  keyedBlockWgsl,
+  keyUniforms,
+  keyVariant,
+  PHILOX_WGSL,
+  type RandomKey,
+} from "./philox.ts";
 import { type KernelSpec, memoSpec, type UniformType } from "./runtime/program.ts";
 import { broadcastShapes, broadcastStrides, sameShape, type Shape, sizeOf } from "./shape.ts";
 import { emptyTensor, type Tensor } from "./tensor.ts";
@@ -119,7 +126,12 @@ fn noise_(i: u32) -> T {
 const MAX_INPUTS = 4;
 
 /** Forward (`grads` empty) or backward (one output per name in `grads`) kernel of a row. */
-function distributionSpec(op: DistributionOp, same: boolean, grads: readonly string[]): KernelSpec {
+function distributionSpec(
+  op: DistributionOp,
+  same: boolean,
+  grads: readonly string[],
+  key: RandomKey,
+): KernelSpec {
   const row: Row = DISTRIBUTIONS[op];
   const backward = grads.length > 0;
   const names = row.inputs.map((_, k) => `In${k}`);
@@ -129,10 +141,7 @@ function distributionSpec(op: DistributionOp, same: boolean, grads: readonly str
     ["beta", "f32"],
     ["offset", "f32"],
     ["floor", "f32"],
-    ["seed", "u32"],
-    ["stream", "u32"],
-    ["offLo", "u32"],
-    ["offHi", "u32"],
+    ...KEY_UNIFORMS,
     ["shape", "u32x8"],
     ...names.map((n): [string, UniformType] => [`${n}Str`, "u32x8"]),
   ];
@@ -143,12 +152,16 @@ function distributionSpec(op: DistributionOp, same: boolean, grads: readonly str
   );
   const stores = grads.map((name, k) => `  D${k}[i] = ${row.vjp[name]};`).join("\n");
   return {
-    key: `dist:${op}:${same ? "same" : "bcast"}:${backward ? `vjp-${grads.join("-")}` : "fwd"}`,
+    key: `dist:${op}:${same ? "same" : "bcast"}:${backward ? `vjp-${grads.join("-")}` : "fwd"}${
+      row.random ? keyVariant(key) : ""
+    }`,
     uniforms,
     inputs: [...(backward ? [["G", T] as const] : []), ...names.map((n) => [n, T] as const)],
     outputs: backward ? grads.map((_, k) => [`D${k}`, T] as const) : [["Out", T]],
     body: wgsl`alias T = ${T};
-${MATH_WGSL}${SIGMA_WGSL}${row.random ? PHILOX_WGSL + KEYED_BLOCK_WGSL + NOISE_WGSL(per) : ""}
+${MATH_WGSL}${SIGMA_WGSL}${
+      row.random ? PHILOX_WGSL + keyedBlockWgsl(key.rowInvariant === true) + NOISE_WGSL(per) : ""
+    }
 ${elementwiseMain(per)}
 ${same ? "" : stridedOffsets(names)}
 ${loads}
@@ -188,7 +201,9 @@ function uniformsFor(
   if (!(sigma.beta > 0) || !(sigma.floor >= 0) || !Number.isFinite(sigma.offset)) {
     throw new Error(`${op}: sigma map ${JSON.stringify(sigma)} needs beta > 0, floor >= 0`);
   }
-  return { n: sizeOf(shape), rank: shape.length, shape, ...strides, ...sigma, ...keyUniforms(key, op) };
+  const n = sizeOf(shape);
+  const rowSize = shape.length ? n / Math.max(1, shape[0]) : 1;
+  return { n, rank: shape.length, shape, ...strides, ...sigma, ...keyUniforms(key, op, rowSize) };
 }
 
 /** Forward value of a distribution row, elementwise with broadcasting. */
@@ -205,7 +220,11 @@ export function distribution(
     );
   }
   const { shape, same, strides } = broadcastInfo(op, inputs);
-  const spec = memoSpec(`dist:${op}:${same ? "same" : "bcast"}:fwd`, () => distributionSpec(op, same, []));
+  const variant = row.random ? keyVariant(key) : "";
+  const spec = memoSpec(
+    `dist:${op}:${same ? "same" : "bcast"}:fwd${variant}`,
+    () => distributionSpec(op, same, [], key),
+  );
   const out = emptyTensor(shape, "f32", op);
   const grid = elementwiseGrid(out.size, same ? 4 : 1);
   launch(spec, inputs, [out], uniformsFor(shape, strides, sigma, key, op), grid, op);
@@ -229,8 +248,8 @@ export function distributionVjp(
   if (grads.length === 0) return inputs.map(() => null);
   const { shape, same, strides } = broadcastInfo(op, inputs);
   const spec = memoSpec(
-    `dist:${op}:${same ? "same" : "bcast"}:vjp-${grads.join("-")}`,
-    () => distributionSpec(op, same, grads),
+    `dist:${op}:${same ? "same" : "bcast"}:vjp-${grads.join("-")}${row.random ? keyVariant(key) : ""}`,
+    () => distributionSpec(op, same, grads, key),
   );
   const outs = grads.map(() => emptyTensor(shape, "f32", `${op}-vjp`));
   launch(

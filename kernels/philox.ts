@@ -83,17 +83,42 @@ export interface RandomKey {
   stream: number;
   /** Advances between draws (training step, epoch); an integer below 2^53. */
   offset: number;
+  /**
+   * Every row (index along the first axis) draws the numbers of row 0, so what a row draws does not
+   * depend on its position in the batch: an image scored among others gets exactly what it would
+   * get alone (`deno task score`). Off by default: then every element draws its own numbers.
+   */
+  rowInvariant?: boolean;
 }
 
-/** The Philox counter and key of element `index` of a draw: counter (index, offsetLo, offsetHi, 0). */
-export function philoxInputs(key: RandomKey, index: number): { counter: number[]; key: number[] } {
+/**
+ * The Philox counter and key of element `index` of a draw: counter (index, offsetLo, offsetHi, 0);
+ * with `key.rowInvariant`, the index within its row of `rowSize` elements.
+ */
+export function philoxInputs(
+  key: RandomKey,
+  index: number,
+  rowSize = 0,
+): { counter: number[]; key: number[] } {
   const lo = key.offset % 4294967296;
   const hi = Math.floor(key.offset / 4294967296);
-  return { counter: [index, lo, hi, 0], key: [key.seed, key.stream] };
+  return { counter: [key.rowInvariant ? index % rowSize : index, lo, hi, 0], key: [key.seed, key.stream] };
 }
 
-/** The uniforms a random kernel needs for `key` (validated: integers in range). */
-export function keyUniforms(key: RandomKey, op: string): Record<string, number> {
+/** The uniforms every keyed kernel declares, with `keyUniforms`' values. */
+export const KEY_UNIFORMS: [string, "u32"][] = [
+  ["seed", "u32"],
+  ["stream", "u32"],
+  ["offLo", "u32"],
+  ["offHi", "u32"],
+  ["period", "u32"],
+];
+
+/**
+ * The uniforms a random kernel needs for `key` (validated: integers in range); `rowSize` is the
+ * number of elements per row of the drawn tensor (the period of a `rowInvariant` key).
+ */
+export function keyUniforms(key: RandomKey, op: string, rowSize = 1): Record<string, number> {
   const ok = (v: number, max: number) => Number.isInteger(v) && v >= 0 && v <= max;
   if (!ok(key.seed, 0xffffffff) || !ok(key.stream, 0xffffffff) || !ok(key.offset, Number.MAX_SAFE_INTEGER)) {
     throw new Error(
@@ -102,16 +127,32 @@ export function keyUniforms(key: RandomKey, op: string): Record<string, number> 
       } needs seed and stream in [0, 2^32) and an integer offset >= 0`,
     );
   }
+  if (key.rowInvariant && !(Number.isInteger(rowSize) && rowSize >= 1 && rowSize <= 0xffffffff)) {
+    throw new Error(`${op}: a row-invariant key needs rows of at least one element, got ${rowSize}`);
+  }
   return {
     seed: key.seed >>> 0,
     stream: key.stream >>> 0,
     offLo: key.offset % 4294967296,
     offHi: Math.floor(key.offset / 4294967296),
+    period: key.rowInvariant ? rowSize : 0,
   };
 }
 
-/** WGSL: the Philox block of element `i` under the kernel's key uniforms (seed, stream, offLo, offHi). */
-export const KEYED_BLOCK_WGSL = /* wgsl */ `
+/** The kernel-variant suffix of a key: row-invariant draws are a variant of their own (cache key). */
+export function keyVariant(key: RandomKey): string {
+  return key.rowInvariant ? ":rows" : "";
+}
+
+/**
+ * WGSL: the Philox block of element `i` under the kernel's key uniforms (seed, stream, offLo, offHi);
+ * the row-invariant variant counts `i` modulo the row size (`period`).
+ */
+export function keyedBlockWgsl(rowInvariant: boolean): string {
+  return /* wgsl */ `
 fn keyedBlock(i: u32) -> vec4<u32> {
-  return philox(vec4<u32>(i, P.offLo, P.offHi, 0u), vec2<u32>(P.seed, P.stream));
+  return philox(vec4<u32>(${
+    rowInvariant ? "i % P.period" : "i"
+  }, P.offLo, P.offHi, 0u), vec2<u32>(P.seed, P.stream));
 }`;
+}

@@ -8,22 +8,27 @@
 
 import { wgsl } from "wgsl-preprocessor";
 import { elementwiseGrid, elementwiseMain, launch } from "./launch.ts";
-import { KEYED_BLOCK_WGSL, keyUniforms, PHILOX_WGSL, type RandomKey } from "./philox.ts";
+import {
+  KEY_UNIFORMS,
+  keyedBlockWgsl,
+  keyUniforms,
+  keyVariant,
+  PHILOX_WGSL,
+  type RandomKey,
+} from "./philox.ts";
 import { type KernelSpec, memoSpec } from "./runtime/program.ts";
 import { checkShape, type Shape, sizeOf } from "./shape.ts";
 import { emptyTensor, type Tensor } from "./tensor.ts";
 
-const KEY_UNIFORMS = [["seed", "u32"], ["stream", "u32"], ["offLo", "u32"], ["offHi", "u32"]] as const;
-
 type Draw = "bits" | "uniform" | "normal" | "bernoulli";
 
-function drawSpec(draw: Draw): KernelSpec {
+function drawSpec(draw: Draw, rows: boolean): KernelSpec {
   return {
-    key: `random:${draw}`,
+    key: `random:${draw}${rows ? ":rows" : ""}`,
     uniforms: [["n", "u32"], ...KEY_UNIFORMS],
     inputs: draw === "bernoulli" ? [["Prob", "f32"]] : [],
     outputs: [["Out", draw === "bits" ? "u32" : "f32"]],
-    body: wgsl`${PHILOX_WGSL}${KEYED_BLOCK_WGSL}
+    body: wgsl`${PHILOX_WGSL}${keyedBlockWgsl(rows)}
 ${elementwiseMain()}
 #if ${draw === "bits"}
   // Four words per element: Out is [n, 4].
@@ -45,13 +50,15 @@ ${elementwiseMain()}
   };
 }
 
-const spec = (draw: Draw) => memoSpec(`random:${draw}`, () => drawSpec(draw));
+const spec = (draw: Draw, key: RandomKey) =>
+  memoSpec(`random:${draw}${keyVariant(key)}`, () => drawSpec(draw, key.rowInvariant === true));
 
 function draw(kind: Draw, shape: Shape, key: RandomKey, inputs: Tensor[] = []): Tensor {
   checkShape(shape, kind);
   const n = sizeOf(shape);
   const out = emptyTensor(kind === "bits" ? [...shape, 4] : shape, kind === "bits" ? "u32" : "f32", kind);
-  launch(spec(kind), inputs, [out], { n, ...keyUniforms(key, kind) }, elementwiseGrid(n), kind);
+  const rowSize = shape.length ? n / Math.max(1, shape[0]) : 1;
+  launch(spec(kind, key), inputs, [out], { n, ...keyUniforms(key, kind, rowSize) }, elementwiseGrid(n), kind);
   return out;
 }
 
@@ -76,17 +83,19 @@ export function bernoulli(p: Tensor, key: RandomKey): Tensor {
   return draw("bernoulli", p.shape, key, [p]);
 }
 
-const BINARIZE: KernelSpec = {
-  key: "binarize",
-  uniforms: [["n", "u32"], ["rowBytes", "u32"], ...KEY_UNIFORMS],
-  inputs: [["Bytes", "u32"], ["Index", "u32"]],
-  outputs: [["Out", "f32"]],
-  body: `${PHILOX_WGSL}${KEYED_BLOCK_WGSL}
+const binarizeSpec = (key: RandomKey): KernelSpec =>
+  memoSpec(`binarize${keyVariant(key)}`, () => ({
+    key: `binarize${keyVariant(key)}`,
+    uniforms: [["n", "u32"], ["rowBytes", "u32"], ...KEY_UNIFORMS],
+    inputs: [["Bytes", "u32"], ["Index", "u32"]],
+    outputs: [["Out", "f32"]],
+    body: `${PHILOX_WGSL}${keyedBlockWgsl(key.rowInvariant === true)}
 ${elementwiseMain()}
   let row = i / P.rowBytes;
   let j = i % P.rowBytes;
   let image = Index[row];
-  // The pixel's own index keys its draw: the same image gets the same bits in any batch.
+  // The pixel's own index keys its draw: the same image gets the same bits in any batch (with a
+  // row-invariant key, its index within the image: the same pixels get the same bits in any set).
   let pixel = image * P.rowBytes + j;
   let byte = (Bytes[pixel / 4u] >> (8u * (pixel % 4u))) & 0xffu;
   // u < byte / 255 exactly, in integers: u24 * 255 < byte * 2^24.
@@ -94,7 +103,7 @@ ${elementwiseMain()}
   Out[i] = select(0.0, 1.0, u24 * 255u < (byte << 24u));
 }
 `,
-};
+  }));
 
 /**
  * Dynamic binarisation: for each image index in `rows` (u32 [B]), the `rowBytes` pixels of that
@@ -114,10 +123,10 @@ export function binarize(bytes: Tensor, rows: Tensor, rowBytes: number, key: Ran
   const out = emptyTensor([rows.size, rowBytes], "f32", "binarize");
   const n = rows.size * rowBytes;
   launch(
-    BINARIZE,
+    binarizeSpec(key),
     [bytes, rows],
     [out],
-    { n, rowBytes, ...keyUniforms(key, "binarize") },
+    { n, rowBytes, ...keyUniforms(key, "binarize", rowBytes) },
     elementwiseGrid(n),
     "binarize",
   );

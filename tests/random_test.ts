@@ -1,13 +1,16 @@
 /**
  * The counter-based generator: Random123's known-answer vectors for Philox-4x32-10, GPU and
  * TypeScript streams identical bit for bit, moments of 1e5 normals and uniforms, independence of
- * streams and offsets, determinism, Bernoulli rates, and binarisation against its mirror.
+ * streams and offsets, determinism, Bernoulli rates, binarisation against its mirror, and row-invariant
+ * keys (every row draws what row 0 would).
  */
 
 import assert from "node:assert/strict";
 import { philox, philoxInputs } from "../kernels/philox.ts";
 import { bernoulli, binarize, normal, packBytes, randomBits, uniform } from "../kernels/random.ts";
 import { read, readAll, tensor } from "../kernels/tensor.ts";
+import { reparameterize } from "../autograd/ops.ts";
+import { SIGMA_LOG2 } from "../kernels/distributions.ts";
 import { gpuTest } from "./helpers.ts";
 
 Deno.test("philox: Random123 known-answer vectors for philox4x32_10", () => {
@@ -138,5 +141,35 @@ gpuTest(
       await read(binarize(extremes, tensor(Uint32Array.from([0])), 4, key)),
       Float32Array.from([0, 1, 0, 1]),
     );
+  },
+);
+
+gpuTest(
+  "row-invariant keys: every row draws row 0's numbers (bits, normals, binarisation, reparameterisation)",
+  async () => {
+    const key = { seed: 5, stream: 9, offset: 3, rowInvariant: true };
+    const [rows, n] = [3, 10];
+    const bits = (await readAll([randomBits([rows, n], key)]))[0];
+    for (let i = 0; i < rows * n; i++) {
+      const { counter, key: k } = philoxInputs(key, i, n);
+      assert.equal(counter[0], i % n);
+      assert.deepEqual(Array.from(bits.subarray(4 * i, 4 * i + 4)), philox(counter, k), `element ${i}`);
+    }
+    // Without the flag the rows differ (the test above would catch a key that ignores it).
+    const plain = (await readAll([randomBits([rows, n], { ...key, rowInvariant: false })]))[0];
+    assert.notDeepEqual(plain.subarray(0, 4 * n), plain.subarray(4 * n, 8 * n));
+    // Binarisation: image 2 gets the same bits in any row and as image 0 of another set.
+    const rowBytes = 20;
+    const pixels = Uint8Array.from({ length: rowBytes * 3 }, (_, i) => (i * 53) % 256);
+    pixels.copyWithin(2 * rowBytes, 0, rowBytes); // image 2 = image 0
+    const bytes = tensor(packBytes(pixels), undefined, "u32");
+    const out = await read(binarize(bytes, tensor(Uint32Array.from([1, 2, 0])), rowBytes, key));
+    assert.deepEqual(out.subarray(rowBytes, 2 * rowBytes), out.subarray(2 * rowBytes));
+    // Reparameterisation: identical rows of (mu, u) give identical samples in every row.
+    const mu = tensor(Float32Array.from({ length: rows * n }, (_, i) => (i % n) / n), [rows, n]);
+    const z = await read(reparameterize(mu, mu, key, SIGMA_LOG2));
+    for (let r = 1; r < rows; r++) assert.deepEqual(z.subarray(r * n, (r + 1) * n), z.subarray(0, n));
+    const zPlain = await read(reparameterize(mu, mu, { ...key, rowInvariant: false }, SIGMA_LOG2));
+    assert.notDeepEqual(zPlain.subarray(n, 2 * n), zPlain.subarray(0, n));
   },
 );
