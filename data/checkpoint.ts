@@ -10,7 +10,8 @@ import { isTensor, readAll, type Tensor, tensor } from "../kernels/tensor.ts";
 import { flatten, type Tree } from "../kernels/tree.ts";
 import type { AdamState } from "../models/adam.ts";
 import type { Progress } from "../models/training.ts";
-import { encodeSafetensors, type NamedArray, readSafetensors, writeFileAtomic } from "./safetensors.ts";
+import { writeFileAtomic, writeFilesAtomic } from "./files.ts";
+import { decodeSafetensors, encodeSafetensors, type NamedArray, readSafetensors } from "./safetensors.ts";
 
 async function named(prefix: string, tree: unknown): Promise<Record<string, NamedArray>> {
   const flat = flatten(tree as Tree<Tensor>, isTensor);
@@ -22,7 +23,12 @@ async function named(prefix: string, tree: unknown): Promise<Record<string, Name
   return out;
 }
 
-/** Writes model.safetensors and optimizer.safetensors into `dir` (atomically each). */
+/**
+ * Writes model.safetensors and optimizer.safetensors into `dir` as one checkpoint: both files are
+ * written in full to `.tmp` names first (a failure, such as a full disk, removes them and leaves the
+ * previous checkpoint as it was), then renamed, optimizer first. Both record the global step, so a
+ * pair from different steps is recognised (`recoverCheckpoint` completes an interrupted pair).
+ */
 export async function saveCheckpoint<P>(
   dir: string,
   params: P,
@@ -31,16 +37,24 @@ export async function saveCheckpoint<P>(
   metadata: Record<string, string> = {},
 ): Promise<void> {
   const moments = { ...(await named("m.", adam.m)), ...(await named("v.", adam.v)) };
-  await writeFileAtomic(
-    `${dir}/optimizer.safetensors`,
-    encodeSafetensors(moments, {
-      adamStep: String(adam.step),
-      epoch: String(progress.epoch),
-      stepInEpoch: String(progress.stepInEpoch),
-      step: String(progress.step),
-    }),
-  );
-  await saveModel(`${dir}/model.safetensors`, params, metadata);
+  const steps = {
+    epoch: String(progress.epoch),
+    stepInEpoch: String(progress.stepInEpoch),
+    step: String(progress.step),
+  };
+  const files: [string, Uint8Array][] = [
+    [`${dir}/optimizer.safetensors`, encodeSafetensors(moments, { adamStep: String(adam.step), ...steps })],
+    [`${dir}/model.safetensors`, encodeSafetensors(await named("", params), { ...metadata, ...steps })],
+  ];
+  try {
+    await writeFilesAtomic(files);
+  } catch (error) {
+    throw new Error(
+      `cannot write the checkpoint into ${dir} (${
+        (error as Error).message
+      }); the previous checkpoint is intact`,
+    );
+  }
 }
 
 /** Writes the parameters alone (a `model.safetensors`), atomically. */
@@ -67,13 +81,57 @@ export function restoreTree(
     if (entry.shape.length !== t.rank || entry.shape.some((d, j) => d !== t.shape[j])) {
       throw new Error(`${file}: '${key}' has shape [${entry.shape}], the model expects [${t.shape}]`);
     }
+    // Non-finite weights make every score NaN, and NaN compares false with any threshold: a model
+    // that would call every image in-distribution is refused here, by name.
+    let bad = 0;
+    for (const v of entry.data) if (!Number.isFinite(v)) bad++;
+    if (bad > 0) {
+      throw new Error(
+        `${file}: '${key}' holds ${bad} non-finite values (NaN or infinite) of ${entry.data.length}: ` +
+          `the checkpoint is unusable (train again, e.g. with a lower --lr)`,
+      );
+    }
     t.dispose();
     return tensor(entry.data as Float32Array, entry.shape);
   });
   return flat.rebuild(leaves);
 }
 
-/** Loads a checkpoint into fresh trees shaped like `params` and `adam`. */
+/**
+ * Makes `dir`'s checkpoint whole after a crash: when the model file is older than the optimizer file
+ * (a crash between the two renames of `saveCheckpoint`) and the model's complete `.tmp` holds the
+ * optimizer's step, it is renamed into place; then leftover `.tmp` files go. Returns what it did.
+ */
+export async function recoverCheckpoint(dir: string): Promise<string[]> {
+  const done: string[] = [];
+  const stepIn = async (path: string): Promise<string | null> => {
+    try {
+      return decodeSafetensors(await Deno.readFile(path), path).metadata.step ?? null;
+    } catch {
+      return null;
+    }
+  };
+  const model = `${dir}/model.safetensors`, optimizer = `${dir}/optimizer.safetensors`;
+  const [modelStep, optimizerStep, pendingStep] = await Promise.all([
+    stepIn(model),
+    stepIn(optimizer),
+    stepIn(`${model}.tmp`),
+  ]);
+  if (optimizerStep !== null && modelStep !== optimizerStep && pendingStep === optimizerStep) {
+    await Deno.rename(`${model}.tmp`, model);
+    done.push(
+      `completed the checkpoint of step ${optimizerStep} that a crash interrupted (model.safetensors.tmp)`,
+    );
+  }
+  for (const name of ["model.safetensors.tmp", "optimizer.safetensors.tmp"]) {
+    if (await Deno.remove(`${dir}/${name}`).then(() => true, () => false)) {
+      done.push(`removed ${name}, left by an interrupted write`);
+    }
+  }
+  return done;
+}
+
+/** Loads a checkpoint into fresh trees shaped like `params` and `adam`; refuses a pair from different steps. */
 export async function loadCheckpoint<P>(
   dir: string,
   params: P,
@@ -89,6 +147,14 @@ export async function loadCheckpoint<P>(
     }
     return v;
   };
+  // Checkpoints from before the model file recorded its step cannot be compared.
+  if (model.metadata.step !== undefined && model.metadata.step !== meta.step) {
+    throw new Error(
+      `${dir}: model.safetensors is from step ${model.metadata.step} but optimizer.safetensors from step ` +
+        `${meta.step}: they are not one checkpoint, and training cannot continue from them ` +
+        `('deno task ood --run ${dir}' still evaluates the model)`,
+    );
+  }
   return {
     params: restoreTree(params, model.tensors, "", `${dir}/model.safetensors`) as P,
     adam: {

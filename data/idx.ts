@@ -8,6 +8,10 @@
  * (truncated or with trailing bytes).
  */
 
+import { readRegularFile } from "./files.ts";
+import { inflate } from "./inflate.ts";
+
+/** What an IDX file holds: images (N x rows x cols) or labels (N). */
 export type IdxKind = "images" | "labels";
 
 /** The contents of an IDX file. */
@@ -20,17 +24,31 @@ export interface IdxArray {
 
 const DIMS: Record<IdxKind, number> = { images: 3, labels: 1 };
 
-/** Gunzips when the bytes start with the gzip signature; `name` goes into the error. */
-export async function gunzipIfNeeded(bytes: Uint8Array, name: string): Promise<Uint8Array> {
+/**
+ * Gunzips when the bytes start with the gzip signature; `name` goes into the error. Inflating stops
+ * past `maxBytes`, or past the length the IDX header in the first bytes announces (data/inflate.ts).
+ */
+export async function gunzipIfNeeded(
+  bytes: Uint8Array,
+  name: string,
+  maxBytes = MAX_IDX_BYTES,
+): Promise<Uint8Array> {
   if (bytes.length < 2 || bytes[0] !== 0x1f || bytes[1] !== 0x8b) return bytes;
-  try {
-    const stream = new Blob([bytes as Uint8Array<ArrayBuffer>]).stream().pipeThrough(
-      new DecompressionStream("gzip"),
-    );
-    return new Uint8Array(await new Response(stream).arrayBuffer());
-  } catch (error) {
-    throw new Error(`${name}: corrupt gzip data (${(error as Error).message})`);
-  }
+  return await inflate(bytes, "gzip", name, maxBytes, idxLength);
+}
+
+/** The largest IDX file read, raw or inflated: 2^31 bytes (2.7 million 28x28 images). */
+export const MAX_IDX_BYTES = 2 ** 31;
+
+/** The length an IDX file must have, from its first bytes (null when they are too few or not IDX). */
+function idxLength(head: Uint8Array): number | null {
+  if (head.length < 4 || head[0] !== 0 || head[1] !== 0 || head[2] !== 0x08) return null;
+  const rank = head[3], header = 4 + 4 * rank;
+  if (head.length < header) return null;
+  const view = new DataView(head.buffer, head.byteOffset, head.byteLength);
+  let size = 1;
+  for (let i = 0; i < rank; i++) size *= view.getUint32(4 + 4 * i);
+  return header + size;
 }
 
 /** Parses IDX bytes (already gunzipped) and checks them against the expected kind. */
@@ -75,12 +93,7 @@ export function parseIdx(bytes: Uint8Array, name: string, expect?: IdxKind): Idx
 
 /** Reads an IDX file (raw or .gz) and validates it. */
 export async function readIdx(path: string, expect?: IdxKind): Promise<IdxArray> {
-  let bytes: Uint8Array;
-  try {
-    bytes = await Deno.readFile(path);
-  } catch (error) {
-    throw new Error(`${path}: cannot read (${(error as Error).message})`);
-  }
+  const bytes = await readRegularFile(path, MAX_IDX_BYTES, "IDX file");
   return parseIdx(await gunzipIfNeeded(bytes, path), path, expect);
 }
 

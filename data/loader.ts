@@ -31,13 +31,26 @@ export interface ImageSet {
   labels: Uint8Array;
 }
 
-/** Uploads the first `limit` images (all by default) of a split (already checked by `loadSplit`). */
-export function imageSetOnGpu(split: LoadedSplit, limit?: number): ImageSet {
+/**
+ * Uploads the first `limit` images (all by default) of a split (already checked by `loadSplit`);
+ * with `expect`, images of another size are an error naming the split, its source and both sizes.
+ */
+export function imageSetOnGpu(
+  split: LoadedSplit,
+  limit?: number,
+  expect?: { height: number; width: number },
+): ImageSet {
   const [count, height, width] = split.images.dims;
   const name = `${split.dataset} ${split.split}`;
   if (split.images.dims.length !== 3) {
     throw new Error(`${name}: images must be N x rows x cols, got ${split.images.dims}`);
   }
+  if (expect && (height !== expect.height || width !== expect.width)) {
+    throw new Error(
+      `${name} (from ${split.source}): the images are ${height}x${width}; the model takes ${expect.height}x${expect.width}`,
+    );
+  }
+  if (count < 1) throw new Error(`${name} (from ${split.source}): the split holds no images`);
   if (limit !== undefined && (!Number.isInteger(limit) || limit < 1)) {
     throw new Error(`${name}: the image limit must be a positive integer, got ${limit}`);
   }

@@ -57,20 +57,22 @@ export async function loadRun(dir: string): Promise<LoadedRun> {
     }
     throw new Error(`${configPath}: ${(error as Error).message}`);
   }
-  if (!config?.model?.layers || !config?.training) {
+  if (typeof config !== "object" || config === null || !config.model || !config.training) {
     throw new Error(`${configPath}: not a run configuration (no model or training section)`);
   }
-  validateConfig(config.model);
-  const modelPath = `${dir}/model.safetensors`;
-  let stored;
   try {
-    stored = await readSafetensors(modelPath);
+    validateConfig(config.model);
   } catch (error) {
-    if (error instanceof Deno.errors.NotFound) {
-      throw new Error(`${modelPath} not found: the run has no checkpoint yet (train at least one epoch)`);
-    }
-    throw error;
+    throw new Error(`${configPath}: ${(error as Error).message}`);
   }
+  const modelPath = `${dir}/model.safetensors`;
+  if (!(await Deno.stat(modelPath).then(() => true, () => false))) {
+    throw new Error(
+      `${modelPath} not found: the run has no checkpoint yet (its training stopped before the first ` +
+        `checkpoint; 'deno task train --resume ${dir}' starts it over)`,
+    );
+  }
+  const stored = await readSafetensors(modelPath);
   // The parameter tree's structure comes from the config; its values from the file.
   const params = restoreTree(
     initHvae(config.model, createRng(0)),

@@ -4,10 +4,13 @@
  *   N bytes: a UTF-8 JSON header {name: {dtype, shape, data_offsets: [begin, end]}, "__metadata__": {string: string}},
  *            padded with spaces to a multiple of 8;
  *   the raw little-endian tensor data, data_offsets relative to the end of the header.
- * Only F32 (and U32 for generator state) are written or read here. Writes go to `<path>.tmp` and are
- * renamed into place, so a crash never leaves a half-written checkpoint under the real name.
+ * Only F32 (and U32 for generator state) are written or read here. Reading validates every part of
+ * the header (a hostile file is an error naming the file and the tensor, never a TypeError).
  */
 
+import { readRegularFile } from "./files.ts";
+
+/** A named tensor of a safetensors file, on the CPU. */
 export interface NamedArray {
   /** The element type. */
   dtype: "F32" | "U32";
@@ -50,60 +53,67 @@ export function encodeSafetensors(
   return out;
 }
 
-/** Decodes a safetensors file's bytes; errors name `file` and what is wrong. */
+/** The largest header the format allows (the reference implementation's limit). */
+const MAX_HEADER_BYTES = 100_000_000;
+/** The largest file `readSafetensors` reads: far above any checkpoint here, far below a machine's memory. */
+const MAX_FILE_BYTES = 4 * 2 ** 30;
+
+const isPlainRecord = (v: unknown): v is Record<string, unknown> =>
+  typeof v === "object" && v !== null && !Array.isArray(v);
+const isCount = (v: unknown): v is number => typeof v === "number" && Number.isSafeInteger(v) && v >= 0;
+
+/** Decodes a safetensors file's bytes; every malformed part is an error naming `name` and the tensor. */
 export function decodeSafetensors(
   bytes: Uint8Array,
   name = "safetensors",
 ): { tensors: Record<string, NamedArray>; metadata: Record<string, string> } {
   if (bytes.length < 8) throw new Error(`${name}: ${bytes.length} bytes is too short for a safetensors file`);
   const n = Number(new DataView(bytes.buffer, bytes.byteOffset, 8).getBigUint64(0, true));
-  if (8 + n > bytes.length) {
+  if (n > MAX_HEADER_BYTES || 8 + n > bytes.length) {
     throw new Error(`${name}: header length ${n} runs past the end of the file (${bytes.length} bytes)`);
   }
-  let header: Record<string, { dtype: string; shape: number[]; data_offsets: [number, number] }>;
+  let header: unknown;
   try {
-    header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + n)));
+    header = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes.subarray(8, 8 + n)));
   } catch (error) {
     throw new Error(`${name}: the header is not JSON (${(error as Error).message})`);
   }
-  const { __metadata__: metadata = {}, ...entries } = header as Record<string, never>;
+  if (!isPlainRecord(header)) throw new Error(`${name}: the header is not a JSON object`);
+  const { __metadata__: rawMetadata = {}, ...entries } = header;
+  if (!isPlainRecord(rawMetadata) || !Object.values(rawMetadata).every((v) => typeof v === "string")) {
+    throw new Error(`${name}: __metadata__ must be an object of strings`);
+  }
+  const metadata = rawMetadata as Record<string, string>;
   const body = bytes.subarray(8 + n);
   const tensors: Record<string, NamedArray> = {};
-  for (
-    const [key, info] of Object.entries(entries) as [
-      string,
-      { dtype: string; shape: number[]; data_offsets: [number, number] },
-    ][]
-  ) {
-    if (info.dtype !== "F32" && info.dtype !== "U32") {
-      throw new Error(`${name}: '${key}' has dtype ${info.dtype}; only F32 and U32 are supported`);
+  for (const [key, info] of Object.entries(entries)) {
+    const bad = (what: string) => new Error(`${name}: tensor '${key}' ${what}`);
+    if (!isPlainRecord(info)) throw bad("is not an object {dtype, shape, data_offsets}");
+    const { dtype, shape, data_offsets: offsets } = info;
+    if (dtype !== "F32" && dtype !== "U32") {
+      throw bad(`has dtype ${JSON.stringify(dtype)}; only F32 and U32 are supported`);
     }
-    const [begin, end] = info.data_offsets;
-    const size = info.shape.reduce((a, b) => a * b, 1);
+    if (!Array.isArray(shape) || shape.length > 8 || !shape.every(isCount)) {
+      throw bad(`has shape ${JSON.stringify(shape)}; expected a list of at most 8 sizes`);
+    }
+    if (
+      !Array.isArray(offsets) || offsets.length !== 2 || !offsets.every(isCount) || offsets[0] > offsets[1]
+    ) {
+      throw bad(`has data_offsets ${JSON.stringify(offsets)}; expected [begin, end] with 0 <= begin <= end`);
+    }
+    const [begin, end] = offsets as number[];
+    const size = (shape as number[]).reduce((a, b) => a * b, 1);
     if (end - begin !== 4 * size || end > body.length) {
-      throw new Error(
-        `${name}: '${key}' offsets [${begin}, ${end}) do not hold shape [${info.shape}] within ${body.length} data bytes`,
-      );
+      throw bad(`offsets [${begin}, ${end}) do not hold shape [${shape}] within ${body.length} data bytes`);
     }
     const copy = body.slice(begin, end);
-    const data = info.dtype === "F32" ? new Float32Array(copy.buffer) : new Uint32Array(copy.buffer);
-    tensors[key] = { dtype: info.dtype, shape: info.shape, data };
+    const data = dtype === "F32" ? new Float32Array(copy.buffer) : new Uint32Array(copy.buffer);
+    tensors[key] = { dtype, shape: shape as number[], data };
   }
   return { tensors, metadata };
 }
 
-/** Writes atomically: `<path>.tmp`, then rename. */
-export async function writeFileAtomic(path: string, bytes: Uint8Array): Promise<void> {
-  await Deno.writeFile(`${path}.tmp`, bytes);
-  await Deno.rename(`${path}.tmp`, path);
-}
-
+/** Reads and decodes a safetensors file (a regular file of sane size; errors name it). */
 export async function readSafetensors(path: string): Promise<ReturnType<typeof decodeSafetensors>> {
-  let bytes: Uint8Array;
-  try {
-    bytes = await Deno.readFile(path);
-  } catch (error) {
-    throw new Error(`${path}: cannot read (${(error as Error).message})`);
-  }
-  return decodeSafetensors(bytes, path);
+  return decodeSafetensors(await readRegularFile(path, MAX_FILE_BYTES, "safetensors file"), path);
 }

@@ -14,7 +14,7 @@
  */
 
 import { defaultCacheDir } from "./datasets.ts";
-import { writeFileAtomic } from "./safetensors.ts";
+import { writeFileAtomic } from "./files.ts";
 import { type Tuning, validateTuning } from "../kernels/tuning.ts";
 import type { TuneRow } from "../kernels/tune.ts";
 import type { AdapterDescription } from "../kernels/runtime/device.ts";

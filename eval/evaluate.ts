@@ -15,7 +15,7 @@ import { type DatasetName, loadSplit } from "../data/datasets.ts";
 import { type ImageSet, imageSetOnGpu } from "../data/loader.ts";
 import { dispose } from "../kernels/tensor.ts";
 import type { LoadedRun } from "../data/run.ts";
-import { writeFileAtomic } from "../data/safetensors.ts";
+import { writeFilesAtomic } from "../data/files.ts";
 import { type GenerateMode, type ImageScores, passColumns, scoreNames } from "../models/scores.ts";
 import { type Detection, detectionMetrics } from "./metrics.ts";
 import { histogramSvg, rocSvg } from "./plots.ts";
@@ -223,6 +223,25 @@ function progressReporter(label: string, log: (line: string) => void) {
   };
 }
 
+/**
+ * Refuses scores that are not finite: NaN compares false with any threshold and would rank
+ * arbitrarily, so a model whose outputs overflow must be an error naming the run, never a result.
+ */
+export function checkFinite(dir: string, sets: readonly { name: string; scores: ImageScores }[]): void {
+  for (const { name, scores } of sets) {
+    for (const [score, values] of Object.entries(scores.scores)) {
+      let bad = 0;
+      for (const v of values) if (!Number.isFinite(v)) bad++;
+      if (bad > 0) {
+        throw new Error(
+          `${dir}: ${bad} of ${values.length} ${name} images have a non-finite ${score} score: the model's ` +
+            `outputs overflow, so no result can be trusted (nothing was written)`,
+        );
+      }
+    }
+  }
+}
+
 /** Runs the whole evaluation of `run`, writes its files into the run directory, returns the report. */
 export async function evaluateRun(run: LoadedRun, o: EvaluationOptions): Promise<OodReport> {
   const log = o.log ?? console.log;
@@ -235,7 +254,8 @@ export async function evaluateRun(run: LoadedRun, o: EvaluationOptions): Promise
   try {
     for (const name of [inName, ...o.ood]) {
       const split = await loadSplit(name, "test", { dataDir: o.dataDir });
-      sets.push({ name, set: imageSetOnGpu(split, o.limit) });
+      log(`ood: ${DISPLAY_NAMES[name]} test split from ${split.source}`);
+      sets.push({ name, set: imageSetOnGpu(split, o.limit, cfg.image) });
     }
     const scored: { name: DatasetName; labels: Uint8Array; scores: ImageScores }[] = [];
     for (const { name, set } of sets) {
@@ -249,8 +269,14 @@ export async function evaluateRun(run: LoadedRun, o: EvaluationOptions): Promise
       });
       scored.push({ name, labels: set.labels, scores });
     }
+    checkFinite(run.dir, scored);
     const pixels = cfg.image.height * cfg.image.width;
     const inScores = scored[0].scores;
+    // Every output is made in memory first and written all or nothing at the end (data/files.ts):
+    // a failure leaves the previous evaluation's files as they were, never a mix of old and new.
+    const files: [string, Uint8Array][] = [];
+    const text = (name: string, body: string) =>
+      files.push([`${run.dir}/${name}`, new TextEncoder().encode(body)]);
     const results: OodResult[] = [];
     const diagnostics: Record<string, Diagnostics> = { [inName]: diagnosticsOf(inScores, pixels) };
     for (const out of scored.slice(1)) {
@@ -262,18 +288,18 @@ export async function evaluateRun(run: LoadedRun, o: EvaluationOptions): Promise
         curves.push({ name: score, fpr: m.roc.fpr, tpr: m.roc.tpr, auroc: m.auroc });
       }
       const title = `${DISPLAY_NAMES[inName]} (in) vs ${DISPLAY_NAMES[out.name]} (OOD), ${cfg.preset}`;
-      await Deno.writeTextFile(`${run.dir}/roc-${out.name}.svg`, rocSvg(curves, `ROC: ${title}`));
+      text(`roc-${out.name}.svg`, rocSvg(curves, `ROC: ${title}`));
       const panels = scoreNames(L).filter((n) => n.startsWith("llr>") || n === "llr_ada").map((n) => ({
         title: n === "llr_ada" ? "LLR ada (Eq. 11)" : `LLR>${n.slice(4)}`,
         in: inScores.scores[n],
         out: out.scores.scores[n],
       }));
-      await Deno.writeTextFile(
-        `${run.dir}/histograms-${out.name}.svg`,
+      text(
+        `histograms-${out.name}.svg`,
         histogramSvg(panels, { in: DISPLAY_NAMES[inName], out: DISPLAY_NAMES[out.name] }, `Scores: ${title}`),
       );
     }
-    await writeFileAtomic(`${run.dir}/scores.csv`, new TextEncoder().encode(scoresCsv(scored, L)));
+    text("scores.csv", scoresCsv(scored, L));
     // Pictures: 8 in-distribution and 8 OOD images (the first of each test set) with their reconstructions.
     const picks = Uint32Array.from({ length: 8 }, (_, i) => i);
     const columns: (Float32Array | null)[][] = [];
@@ -285,15 +311,12 @@ export async function evaluateRun(run: LoadedRun, o: EvaluationOptions): Promise
     const { height: h, width: w } = cfg.image;
     const rows = Array.from({ length: L + 1 }, (_, r) => columns.map((c) => c[r]));
     const recon = imageGrid(rows, h, w, { scale: 2 });
-    await writeFileAtomic(
-      `${run.dir}/reconstructions.png`,
-      await encodePng(recon.pixels, recon.width, recon.height),
-    );
+    files.push([`${run.dir}/reconstructions.png`, await encodePng(recon.pixels, recon.width, recon.height)]);
     const samples = await priorSamples(run.params, cfg, 64, seed);
     const grid = imageGrid(Array.from({ length: 8 }, (_, r) => samples.slice(8 * r, 8 * r + 8)), h, w, {
       scale: 2,
     });
-    await writeFileAtomic(`${run.dir}/samples.png`, await encodePng(grid.pixels, grid.width, grid.height));
+    files.push([`${run.dir}/samples.png`, await encodePng(grid.pixels, grid.width, grid.height)]);
 
     const report: OodReport = {
       in: inName,
@@ -309,10 +332,16 @@ export async function evaluateRun(run: LoadedRun, o: EvaluationOptions): Promise
       diagnostics,
       seconds: +((performance.now() - started) / 1000).toFixed(1),
     };
-    await writeFileAtomic(
-      `${run.dir}/ood.json`,
-      new TextEncoder().encode(JSON.stringify(report, null, 2) + "\n"),
-    );
+    text("ood.json", JSON.stringify(report, null, 2) + "\n");
+    try {
+      await writeFilesAtomic(files);
+    } catch (error) {
+      throw new Error(
+        `cannot write the evaluation into ${run.dir} (${
+          (error as Error).message
+        }); its previous files are unchanged`,
+      );
+    }
     for (const out of scored.slice(1)) {
       log("");
       log(resultsTable(results, inName, out.name, [inScores.count, out.scores.count]));

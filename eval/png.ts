@@ -10,6 +10,8 @@
  * 16-bit, interlaced) is an error naming the file and the property.
  */
 
+import { inflate } from "../data/inflate.ts";
+
 const SIGNATURE = [137, 80, 78, 71, 13, 10, 26, 10];
 
 const CRC_TABLE = (() => {
@@ -88,8 +90,24 @@ function paeth(a: number, b: number, c: number): number {
   return pa <= pb && pa <= pc ? a : pb <= pc ? b : c;
 }
 
-/** Decodes a PNG file's bytes to gray levels; `name` is the file, for the errors. */
-export async function decodePng(bytes: Uint8Array, name: string): Promise<DecodedPng> {
+/** Limits of `decodePng`, checked on the header before any image data is inflated. */
+export interface PngLimits {
+  /** The only size accepted (a model's input): any other is an error naming both sizes. */
+  expect?: { width: number; height: number };
+  /** The most pixels accepted (default 2^24: a 4096 x 4096 image). */
+  maxPixels?: number;
+}
+
+/**
+ * Decodes a PNG file's bytes to gray levels; `name` is the file, for the errors. The size in the
+ * header is checked against `limits` first, and the image data is inflated no further than that
+ * size needs (a small file that claims or inflates to a huge image costs nothing).
+ */
+export async function decodePng(
+  bytes: Uint8Array,
+  name: string,
+  limits: PngLimits = {},
+): Promise<DecodedPng> {
   if (bytes.length < 8 || SIGNATURE.some((b, i) => bytes[i] !== b)) {
     throw new Error(`${name}: not a PNG file (bad signature)`);
   }
@@ -126,16 +144,21 @@ export async function decodePng(bytes: Uint8Array, name: string): Promise<Decode
     );
   }
   if (interlace !== 0) throw new Error(`${name}: interlaced PNGs are not supported`);
+  const { expect, maxPixels = 2 ** 24 } = limits;
+  if (expect && (width !== expect.width || height !== expect.height)) {
+    throw new Error(
+      `${name}: the image is ${width}x${height}; the model takes ${expect.width}x${expect.height} ` +
+        `(resize it yourself: no silent resizing)`,
+    );
+  }
+  if (width === 0 || height === 0 || width * height > maxPixels) {
+    throw new Error(`${name}: a PNG of ${width}x${height} pixels is refused (at most ${maxPixels} pixels)`);
+  }
   const compressed = new Uint8Array(idat.reduce((n, c) => n + c.length, 0));
   let o = 0;
   for (const c of idat) [compressed.set(c, o), o += c.length];
-  let raw: Uint8Array;
-  try {
-    raw = await through(compressed, new DecompressionStream("deflate"));
-  } catch (error) {
-    throw new Error(`${name}: corrupt PNG image data (${(error as Error).message})`);
-  }
   const stride = width * channels;
+  const raw = await inflate(compressed, "deflate", `${name} (PNG image data)`, height * (stride + 1));
   if (raw.length < height * (stride + 1)) {
     throw new Error(`${name}: PNG image data holds ${raw.length} bytes, ${height * (stride + 1)} expected`);
   }

@@ -202,8 +202,72 @@ function skipPlan(cfg: HvaeConfig): boolean[][] {
   );
 }
 
+/** The bounds on a configuration's sizes: far above the paper's models, far below what exhausts memory. */
+const CONFIG_LIMITS = { image: 1024, channels: 1024, latent: 65536, kernel: 15 } as const;
+
+/**
+ * Checks the fields of a configuration read from a file before anything is built from it: every
+ * size an integer within `CONFIG_LIMITS`, every choice one of its values. A hostile or corrupt
+ * config.json gets a message naming the field instead of a TypeError or an allocation failure.
+ */
+function checkConfigFields(cfg: HvaeConfig): void {
+  const where = `preset '${typeof cfg?.preset === "string" ? cfg.preset : "?"}'`;
+  const size = (name: string, v: unknown, max: number, min = 1) => {
+    if (typeof v !== "number" || !Number.isInteger(v) || v < min || v > max) {
+      throw new Error(`${where}: ${name} must be an integer in [${min}, ${max}], got ${JSON.stringify(v)}`);
+    }
+  };
+  const oneOf = (name: string, v: unknown, values: readonly unknown[]) => {
+    if (!values.includes(v)) {
+      throw new Error(`${where}: ${name} must be one of ${values.join(", ")}, got ${JSON.stringify(v)}`);
+    }
+  };
+  const pair = (name: string, v: unknown) => {
+    if (!Array.isArray(v) || v.length !== 2) throw new Error(`${where}: ${name} must be [h, w]`);
+    v.forEach((d, i) => size(`${name}[${i}]`, d, CONFIG_LIMITS.image));
+  };
+  size("image.height", cfg.image?.height, CONFIG_LIMITS.image);
+  size("image.width", cfg.image?.width, CONFIG_LIMITS.image);
+  size("channels", cfg.channels, CONFIG_LIMITS.channels);
+  size("headKernel", cfg.headKernel, CONFIG_LIMITS.kernel);
+  oneOf("activation", cfg.activation, ["relu", "silu"]);
+  oneOf("blockStyle", cfg.blockStyle, ["small", "havtorn"]);
+  oneOf("inference", cfg.inference, ["ladder", "markov"]);
+  oneOf("kl", cfg.kl, ["analytic", "sample"]);
+  oneOf("weightNorm", cfg.weightNorm, [true, false]);
+  oneOf("decoderSkips", cfg.decoderSkips, [true, false]);
+  const sigma = cfg.sigma;
+  if (![sigma?.beta, sigma?.offset, sigma?.floor].every((v) => typeof v === "number" && Number.isFinite(v))) {
+    throw new Error(`${where}: sigma must be {beta, offset, floor}, finite numbers`);
+  }
+  if (cfg.stem !== null) {
+    size("stem.kernel", cfg.stem?.kernel, CONFIG_LIMITS.kernel);
+    size("stem.stride", cfg.stem?.stride, 4);
+    size("stem.padding", cfg.stem?.padding, CONFIG_LIMITS.kernel, 0);
+  }
+  if (!Array.isArray(cfg.layers)) throw new Error(`${where}: layers must be a list`);
+  cfg.layers.forEach((layer, l) => {
+    const at = `layers[${l}]`;
+    oneOf(`${at}.latent.kind`, layer?.latent?.kind, ["conv", "dense"]);
+    if (layer.latent.kind === "conv") {
+      size(`${at}.latent.channels`, layer.latent.channels, CONFIG_LIMITS.channels);
+    } else size(`${at}.latent.size`, layer.latent.size, CONFIG_LIMITS.latent);
+    for (const part of ["encoder", "decoder"] as const) {
+      if (!Array.isArray(layer[part])) throw new Error(`${where}: ${at}.${part} must be a list of blocks`);
+      layer[part].forEach((b, j) => {
+        oneOf(`${at}.${part}[${j}].kind`, b?.kind, ["res", "down", "up"]);
+        size(`${at}.${part}[${j}].kernel`, b.kernel, CONFIG_LIMITS.kernel);
+        if (b.in !== undefined) size(`${at}.${part}[${j}].in`, b.in, CONFIG_LIMITS.channels);
+      });
+    }
+    if (layer.projection !== undefined) pair(`${at}.projection`, layer.projection);
+    if (layer.inputMap !== undefined) pair(`${at}.inputMap`, layer.inputMap);
+  });
+}
+
 /** Checks that the decoder's feature sizes meet the heads that read them. */
 export function validateConfig(cfg: HvaeConfig): void {
+  checkConfigFields(cfg);
   const where = `preset '${cfg.preset}'`;
   if (cfg.layers.length < 1) throw new Error(`${where}: needs at least one latent layer`);
   if (cfg.layers.length > MAX_LAYERS) {

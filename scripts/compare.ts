@@ -20,7 +20,8 @@ import { noGrad } from "../autograd/tape.ts";
 import { adapterInfo } from "../kernels/engine.ts";
 import { dispose, keep, readAll, scope, type Tensor, tensor } from "../kernels/tensor.ts";
 import { saveModel } from "../data/checkpoint.ts";
-import { encodeSafetensors, writeFileAtomic } from "../data/safetensors.ts";
+import { encodeSafetensors } from "../data/safetensors.ts";
+import { writeFileAtomic } from "../data/files.ts";
 import { loadRun, type RunConfig } from "../data/run.ts";
 import { bernoulliLogLik } from "../autograd/ops.ts";
 import {

@@ -54,7 +54,7 @@ Deno.test("idx: parses images and labels; every malformed file is named with wha
   await assert.rejects(() => readIdx(`${dir}/missing`), /missing: cannot read/);
 });
 
-Deno.test("datasets: --data-dir first (prefixed and gzipped names too), then the cache", async () => {
+Deno.test("datasets: --data-dir only (prefixed and gzipped names too); without it, the cache", async () => {
   const dataDir = await Deno.makeTempDir(), cacheDir = await Deno.makeTempDir();
   await Deno.writeFile(`${dataDir}/fashion-mnist-t10k-images-idx3-ubyte.gz`, await gzip(images(5)));
   await Deno.writeFile(`${dataDir}/fashion-mnist-t10k-labels-idx1-ubyte`, labels(5));
@@ -64,18 +64,22 @@ Deno.test("datasets: --data-dir first (prefixed and gzipped names too), then the
   await Deno.mkdir(`${cacheDir}/mnist`);
   await Deno.writeFile(`${cacheDir}/mnist/train-images-idx3-ubyte`, images(7));
   await Deno.writeFile(`${cacheDir}/mnist/train-labels-idx1-ubyte`, labels(7));
-  const cached = await loadSplit("mnist", "train", { dataDir, cacheDir, download: false });
+  const cached = await loadSplit("mnist", "train", { cacheDir, download: false });
   assert.equal(cached.source, `${cacheDir}/mnist`);
-  await Deno.writeFile(`${dataDir}/mnist-train-images-idx3-ubyte`, images(3));
+  // A --data-dir without the split is an error naming it, not a silent fallback to the cache.
+  await assert.rejects(
+    () => loadSplit("mnist", "train", { dataDir, cacheDir, download: false }),
+    /--data-dir .* does not hold the mnist train split .*Looked at:\n {2}.*: not there/s,
+  );
   await assert.rejects(
     () =>
-      loadSplit("mnist", "train", {
-        dataDir,
-        cacheDir: `${dataDir}/nothing`,
-        system: false,
-        download: false,
-      }),
-    /mnist train split not found\. Looked at:\n {2}.*: no labels file/,
+      loadSplit("mnist", "train", { dataDir: `${dataDir}/fashion-mnist-t10k-labels-idx1-ubyte`, cacheDir }),
+    /--data-dir .* is not a directory holding the mnist train split/,
+  );
+  await Deno.writeFile(`${dataDir}/mnist-train-images-idx3-ubyte`, images(3));
+  await assert.rejects(
+    () => loadSplit("mnist", "train", { dataDir, cacheDir, download: false }),
+    /does not hold the mnist train split .*Looked at:\n {2}.*: no labels file/s,
   );
   await Deno.writeFile(`${dataDir}/mnist-train-labels-idx1-ubyte`, labels(4));
   await assert.rejects(
@@ -132,14 +136,11 @@ Deno.test("datasets: download into the cache with MD5 verification, from a serve
     };
     const cacheDir = await Deno.makeTempDir();
     const options = { cacheDir, system: false, official: { "fashion-mnist": { baseUrl, md5: good } } };
-    const loaded = await loadSplit("fashion-mnist", "test", {
-      ...options,
-      dataDir: await Deno.makeTempDir(),
-    });
+    const loaded = await loadSplit("fashion-mnist", "test", options);
     assert.equal(loaded.source, `download into ${cacheDir}/fashion-mnist`);
     assert.deepEqual(loaded.images.dims, [6, 2, 3]);
     // The second time it comes from the cache.
-    const again = await loadSplit("fashion-mnist", "test", { ...options, dataDir: await Deno.makeTempDir() });
+    const again = await loadSplit("fashion-mnist", "test", options);
     assert.equal(again.source, `${cacheDir}/fashion-mnist`);
 
     const otherCache = await Deno.makeTempDir();

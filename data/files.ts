@@ -1,0 +1,56 @@
+/**
+ * Reading and writing files safely: inputs are refused unless they are regular files of a sane size
+ * (no `/dev/zero`, no FIFO, no multi-gigabyte surprise), and outputs are written to a `.tmp` name and
+ * renamed into place, so a crash or a full disk never leaves a half-written file under the real name.
+ */
+
+/**
+ * Reads a whole regular file of at most `maxBytes`; errors name the file and say what is wrong
+ * (missing, a directory, a device or pipe, too large) before reading anything.
+ */
+export async function readRegularFile(path: string, maxBytes: number, what = "file"): Promise<Uint8Array> {
+  let info: Deno.FileInfo;
+  try {
+    info = await Deno.stat(path);
+  } catch (error) {
+    throw new Error(`${path}: cannot read (${(error as Error).message})`);
+  }
+  if (info.isDirectory) throw new Error(`${path}: is a directory, not a ${what}`);
+  if (!info.isFile) throw new Error(`${path}: not a regular file (a device or a pipe?), not a ${what}`);
+  if (info.size > maxBytes) {
+    throw new Error(`${path}: ${info.size} bytes, more than any ${what} this program reads (${maxBytes})`);
+  }
+  try {
+    return await Deno.readFile(path);
+  } catch (error) {
+    throw new Error(`${path}: cannot read (${(error as Error).message})`);
+  }
+}
+
+/** Writes atomically: `<path>.tmp`, then rename; a failed write removes the `.tmp`. */
+export async function writeFileAtomic(path: string, bytes: Uint8Array): Promise<void> {
+  await writeFilesAtomic([[path, bytes]]);
+}
+
+/**
+ * Writes several files all or nothing, as far as a file system allows: every `<path>.tmp` in full
+ * first (when one fails, for a full disk or a permission, all are removed and no file changes), then
+ * the renames, in order. Errors name the file.
+ */
+export async function writeFilesAtomic(files: readonly (readonly [string, Uint8Array])[]): Promise<void> {
+  const written: string[] = [];
+  try {
+    for (const [path, bytes] of files) {
+      written.push(`${path}.tmp`);
+      try {
+        await Deno.writeFile(`${path}.tmp`, bytes);
+      } catch (error) {
+        throw new Error(`${path}: ${(error as Error).message}`);
+      }
+    }
+  } catch (error) {
+    for (const tmp of written) await Deno.remove(tmp).catch(() => {});
+    throw error;
+  }
+  for (const [path] of files) await Deno.rename(`${path}.tmp`, path);
+}
