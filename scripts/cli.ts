@@ -5,20 +5,32 @@
 
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import { GpuUnavailableError, initGpu } from "../kernels/runtime/device.ts";
+import { sync } from "../kernels/engine.ts";
 
 type Options = NonNullable<ParseArgsConfig["options"]>;
 
-/** Parses `Deno.args` strictly; prints usage and exits 0 on --help, 2 on a bad flag. */
+/**
+ * Parses `Deno.args` strictly; prints usage and exits 0 on --help, 2 on a bad flag. Flags are read
+ * from the parsed values only (`--epochs=4` and `--epochs 4` alike; `--out --help` is a path).
+ */
 export function parseFlags<O extends Options>(tool: string, usage: string, options: O) {
-  if (Deno.args.includes("--help") || Deno.args.includes("-h")) {
+  let help: boolean;
+  try {
+    const withHelp = { ...options, help: { type: "boolean", short: "h" } } as const;
+    help =
+      (parseArgs({ args: Deno.args, options: withHelp }).values as Record<string, unknown>).help === true;
+  } catch (error) {
+    // A bad flag next to --help: the user asked for the usage.
+    if (!Deno.args.includes("--help") && !Deno.args.includes("-h")) {
+      usageError(tool, usage, (error as Error).message);
+    }
+    help = true;
+  }
+  if (help) {
     console.log(usage);
     Deno.exit(0);
   }
-  try {
-    return parseArgs({ args: Deno.args, options }).values;
-  } catch (error) {
-    usageError(tool, usage, (error as Error).message);
-  }
+  return parseArgs({ args: Deno.args, options }).values;
 }
 
 /** Prints `message` and the usage, then exits with status 2. */
@@ -27,14 +39,76 @@ export function usageError(tool: string, usage: string, message: string): never 
   Deno.exit(2);
 }
 
-/** Reads an integer flag (at least `min`), or exits with a usage error naming it. */
-export function intFlag(tool: string, usage: string, name: string, raw: unknown, min = -Infinity): number {
+/** Reads an integer flag in [`min`, `max`], or exits with a usage error naming it. */
+export function intFlag(
+  tool: string,
+  usage: string,
+  name: string,
+  raw: unknown,
+  min = -Infinity,
+  max = Number.MAX_SAFE_INTEGER,
+): number {
   const value = Number(raw);
-  if (typeof raw !== "string" || !Number.isInteger(value) || value < min) {
+  if (
+    typeof raw !== "string" || raw.trim() === "" || !Number.isInteger(value) || value < min || value > max
+  ) {
     const what = min === 1 ? "a positive integer" : min === 0 ? "a non-negative integer" : "an integer";
-    usageError(tool, usage, `--${name} must be ${what}, got '${raw}'`);
+    usageError(
+      tool,
+      usage,
+      `--${name} must be ${what}${max < Number.MAX_SAFE_INTEGER ? ` up to ${max}` : ""}, got '${raw}'`,
+    );
   }
   return value;
+}
+
+/**
+ * Reads a path flag: undefined when absent; an empty string (an unset shell variable, `--out "$DIR"`)
+ * is a usage error, never "the default".
+ */
+export function pathFlag(tool: string, usage: string, name: string, raw: unknown): string | undefined {
+  if (raw === undefined) return undefined;
+  if (typeof raw !== "string" || raw.trim() === "") {
+    usageError(tool, usage, `--${name} needs a path, got an empty string (an unset shell variable?)`);
+  }
+  return raw;
+}
+
+/**
+ * Runs a command's body: an error becomes one line, `<tool>: <message>`, and exit status 1 (with
+ * the stack only for an unexpected kind of error, a bug to report). Before exiting, the GPU is let
+ * finish what was submitted: Deno's teardown panics on a queue still busy.
+ */
+export async function runCommand(tool: string, body: () => Promise<void>): Promise<void> {
+  try {
+    await body();
+  } catch (error) {
+    // Errors of the program's own making carry messages for the user; these kinds mean a bug.
+    const bug = [TypeError, RangeError, ReferenceError, SyntaxError, EvalError].some((k) =>
+      error instanceof k
+    );
+    const plain = error instanceof Error && !bug;
+    console.error(
+      plain
+        ? `${tool}: ${error.message}`
+        : `${tool}: internal error (please report): ${(error as Error)?.stack ?? error}`,
+    );
+    await Promise.resolve().then(sync).catch(() => {});
+    Deno.exit(1);
+  }
+}
+
+/**
+ * Calls `onStop` on Ctrl-C (SIGINT) and on SIGTERM (what `kill`, systemd and container runtimes send),
+ * so both stop a command the same way. Returns the function that removes the listeners.
+ */
+export function onStopSignals(onStop: (signal: string) => void): () => void {
+  const signals: Deno.Signal[] = Deno.build.os === "windows" ? ["SIGINT"] : ["SIGINT", "SIGTERM"];
+  const handlers = signals.map((signal) => [signal, () => onStop(signal)] as const);
+  for (const [signal, handler] of handlers) Deno.addSignalListener(signal, handler);
+  return () => {
+    for (const [signal, handler] of handlers) Deno.removeSignalListener(signal, handler);
+  };
 }
 
 /** Reads a numeric flag (at least `min`; Number.MIN_VALUE for "positive"), or exits with a usage error naming it. */

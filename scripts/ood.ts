@@ -8,7 +8,8 @@
 import { loadRun } from "../data/run.ts";
 import { dispose } from "../kernels/tensor.ts";
 import { evaluateRun } from "../eval/evaluate.ts";
-import { initGpuOrExit, parseFlags, usageError } from "./cli.ts";
+import { initGpuOrExit, parseFlags, pathFlag, runCommand, usageError } from "./cli.ts";
+import { RunLock } from "../data/run_dir.ts";
 import { EVALUATION_FLAGS, EVALUATION_USAGE, evaluationOptions } from "./evaluation_flags.ts";
 import { applyKernelsMode, KERNELS_FLAG, KERNELS_USAGE, kernelsMode } from "./kernel_tuning.ts";
 
@@ -16,7 +17,7 @@ const USAGE = `usage: deno task ood --run DIR [flags]
   --run DIR              a run directory written by 'deno task train' (required)
 ${EVALUATION_USAGE}
   --limit N              score only the first N images of each test set (default: all 10000)
-  --data-dir DIR         look for the dataset files here first
+  --data-dir DIR         read the dataset files from here (and only here)
 ${KERNELS_USAGE}
   --help                 this text
 Scores: elbo (-L_x), llr>k (Havtorn et al.), llr_optk (Appendix L), llr_ada (Eq. 11); higher = more OOD.`;
@@ -28,24 +29,21 @@ const flags = parseFlags("ood", USAGE, {
   ...EVALUATION_FLAGS,
   ...KERNELS_FLAG,
 });
-if (!flags.run) usageError("ood", USAGE, "--run DIR is required");
+const runDir = pathFlag("ood", USAGE, "run", flags.run) ?? usageError("ood", USAGE, "--run DIR is required");
 const options = evaluationOptions("ood", USAGE, flags, flags.limit, "limit");
+options.dataDir = pathFlag("ood", USAGE, "data-dir", flags["data-dir"]);
 const kernels = kernelsMode("ood", USAGE, flags.kernels);
 
-await initGpuOrExit("ood");
-await applyKernelsMode("ood", kernels, null);
-let run;
-try {
-  run = await loadRun(flags.run);
-} catch (error) {
-  console.error(`ood: ${(error as Error).message}`);
-  Deno.exit(1);
-}
-try {
-  await evaluateRun(run, options);
-} catch (error) {
-  console.error(`ood: ${(error as Error).message}`);
-  Deno.exit(1);
-} finally {
-  dispose(run.params);
-}
+await runCommand("ood", async () => {
+  await initGpuOrExit("ood");
+  await applyKernelsMode("ood", kernels, null);
+  const run = await loadRun(runDir);
+  // The evaluation writes into the run: not while a training (or another evaluation) writes there.
+  const lock = await RunLock.acquire(runDir, "deno task ood", (line) => console.error(`ood: ${line}`));
+  try {
+    await evaluateRun(run, options);
+  } finally {
+    dispose(run.params);
+    lock.release();
+  }
+});

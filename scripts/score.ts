@@ -15,7 +15,7 @@ import { readUserImages, scoreImages } from "../eval/user_images.ts";
 import { thresholdAtFpr } from "../eval/metrics.ts";
 import { dispose } from "../kernels/tensor.ts";
 import { scoreNames } from "../models/scores.ts";
-import { initGpuOrExit, numberFlag, parseFlags, usageError } from "./cli.ts";
+import { initGpuOrExit, numberFlag, parseFlags, pathFlag, runCommand, usageError } from "./cli.ts";
 import { EVALUATION_FLAGS, EVALUATION_USAGE, evaluationOptions } from "./evaluation_flags.ts";
 import { applyKernelsMode, KERNELS_FLAG, KERNELS_USAGE, kernelsMode } from "./kernel_tuning.ts";
 
@@ -28,7 +28,7 @@ const USAGE = `usage: deno task score --run DIR --input FILE [--input FILE ...] 
   --calibration-limit N  calibrate on the first N in-distribution test images (default: all 10000)
   --json                 one JSON object per image instead of a table
 ${EVALUATION_USAGE.split("\n").filter((l) => !l.includes("--ood")).join("\n")}
-  --data-dir DIR         look for the dataset files here first
+  --data-dir DIR         read the dataset files from here (and only here)
 ${KERNELS_USAGE}
   --help                 this text`;
 
@@ -43,9 +43,12 @@ const flags = parseFlags("score", USAGE, {
   ...EVALUATION_FLAGS,
   ...KERNELS_FLAG,
 });
-if (!flags.run) usageError("score", USAGE, "--run DIR is required");
+const runDir = pathFlag("score", USAGE, "run", flags.run) ??
+  usageError("score", USAGE, "--run DIR is required");
 if (!flags.input?.length) usageError("score", USAGE, "--input FILE is required (PNG or IDX)");
+const inputs = flags.input.map((f) => pathFlag("score", USAGE, "input", f)!);
 const options = evaluationOptions("score", USAGE, flags, flags["calibration-limit"], "calibration-limit");
+options.dataDir = pathFlag("score", USAGE, "data-dir", flags["data-dir"]);
 const fpr = numberFlag("score", USAGE, "fpr", flags.fpr, 0);
 if (fpr > 1) usageError("score", USAGE, `--fpr must be at most 1, got '${flags.fpr}'`);
 const log = (line: string) => flags.json ? console.error(line) : console.log(line);
@@ -55,7 +58,7 @@ await initGpuOrExit("score");
 await applyKernelsMode("score", kernels, null, log);
 let run: LoadedRun;
 try {
-  run = await loadRun(flags.run);
+  run = await loadRun(runDir);
 } catch (error) {
   console.error(`score: ${(error as Error).message}`);
   Deno.exit(1);
@@ -89,7 +92,7 @@ async function calibrationScores(): Promise<{ values: Float64Array; source: stri
     // No usable evaluation on disk: score the test set below.
   }
   const split = await loadSplit(inName, "test", { dataDir: options.dataDir });
-  const set = imageSetOnGpu(split, options.limit);
+  const set = imageSetOnGpu(split, options.limit, run.config.model.image);
   try {
     log(
       `score: calibrating on ${set.count} ${
@@ -102,21 +105,40 @@ async function calibrationScores(): Promise<{ values: Float64Array; source: stri
     });
     return {
       values: scores.scores[flags.score!],
-      source: `${DISPLAY_NAMES[inName]} test, ${set.count} images`,
+      source: `${DISPLAY_NAMES[inName]} test, ${set.count} images from ${split.source}`,
     };
   } finally {
     dispose(set.bytes);
   }
 }
 
-try {
-  const images = await readUserImages(flags.input, height, width);
-  const calibration = await calibrationScores();
-  const threshold = thresholdAtFpr(calibration.values, fpr);
-  const scored = await scoreImages(run, images.pixels, options);
-  const values = scored.scores[flags.score];
+await runCommand("score", async () => {
+  try {
+    const images = await readUserImages(inputs, height, width);
+    const calibration = await calibrationScores();
+    const threshold = thresholdAtFpr(calibration.values, fpr);
+    const scored = await scoreImages(run, images.pixels, options);
+    const values = scored.scores[flags.score!];
+    // NaN compares false with any threshold: it would read "in-distribution". Never a verdict.
+    const bad = images.names.filter((_, i) => !Number.isFinite(values[i]));
+    if (!Number.isFinite(threshold) || bad.length > 0) {
+      throw new Error(
+        `${run.dir}: the model gives non-finite ${flags.score} ${
+          Number.isFinite(threshold)
+            ? `scores (${bad.slice(0, 3).join(", ")}${bad.length > 3 ? ", ..." : ""})`
+            : "scores and threshold"
+        }: no verdict is possible (is the run diverged? see its metrics.jsonl)`,
+      );
+    }
+    report(images.names, values, threshold, calibration.source);
+  } finally {
+    dispose(run.params);
+  }
+});
+
+function report(names: string[], values: Float64Array, threshold: number, source: string) {
   if (flags.json) {
-    images.names.forEach((name, i) =>
+    names.forEach((name, i) =>
       console.log(JSON.stringify({
         image: name,
         score: flags.score,
@@ -127,26 +149,20 @@ try {
         orientation: "higher = more OOD",
       }))
     );
-  } else {
-    log(
-      `score: ${flags.score} (higher = more OOD); threshold ${threshold.toFixed(3)} flags ${
-        (100 * fpr).toFixed(1)
-      }% ` +
-        `of in-distribution images (calibrated on ${calibration.source})`,
-    );
-    const width = Math.max(5, ...images.names.map((n) => n.length));
-    log(`  ${"image".padEnd(width)}  ${flags.score.padStart(12)}  verdict`);
-    images.names.forEach((name, i) =>
-      log(
-        `  ${name.padEnd(width)}  ${values[i].toFixed(3).padStart(12)}  ${
-          values[i] > threshold ? "OOD" : "in-distribution"
-        }`,
-      )
-    );
+    return;
   }
-} catch (error) {
-  console.error(`score: ${(error as Error).message}`);
-  Deno.exit(1);
-} finally {
-  dispose(run.params);
+  log(
+    `score: ${flags.score} (higher = more OOD); threshold ${threshold.toFixed(3)} flags ${
+      (100 * fpr).toFixed(1)
+    }% of in-distribution images (calibrated on ${source})`,
+  );
+  const width = Math.max(5, ...names.map((n) => n.length));
+  log(`  ${"image".padEnd(width)}  ${flags.score!.padStart(12)}  verdict`);
+  names.forEach((name, i) =>
+    log(
+      `  ${name.padEnd(width)}  ${values[i].toFixed(3).padStart(12)}  ${
+        values[i] > threshold ? "OOD" : "in-distribution"
+      }`,
+    )
+  );
 }
