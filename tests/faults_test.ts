@@ -9,41 +9,13 @@ import assert from "node:assert/strict";
 import { encodeIdx } from "../data/idx.ts";
 import { decodeSafetensors, encodeSafetensors } from "../data/safetensors.ts";
 import { encodePng } from "../eval/png.ts";
+import { type CommandResult, interruptAfter, permissionsOf, runTask } from "./commands.ts";
 import { gpuTest } from "./helpers.ts";
 import { syntheticPixels } from "./synthetic.ts";
 
-interface Result {
-  code: number;
-  out: string;
-  err: string;
-}
-
-const TASKS: Record<string, string> = JSON.parse(await Deno.readTextFile("deno.json")).tasks;
-
-/** The permission flags of `deno task <name>`, as deno.json gives them. */
-const permissionsOf = (name: string) => TASKS[name].split(" ").filter((a) => a.startsWith("--allow"));
-
-/**
- * Runs `scripts/<script>.ts` as `deno task <script>` would: with that task's permissions (so a
- * check that needs more than the task grants fails here too), the test task's kernels.
- */
-async function task(
-  script: string,
-  args: string[],
-  o: { env?: Record<string, string> } = {},
-): Promise<Result> {
-  const result = await new Deno.Command(Deno.execPath(), {
-    args: ["run", ...permissionsOf(script), `scripts/${script}.ts`, ...args],
-    env: { HVAE_OOD_KERNELS: "default", NO_COLOR: "1", ...o.env },
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  return {
-    code: result.code,
-    out: new TextDecoder().decode(result.stdout),
-    err: new TextDecoder().decode(result.stderr),
-  };
-}
+type Result = CommandResult;
+const task = (script: string, args: string[], o: { env?: Record<string, string> } = {}) =>
+  runTask(script, args, o.env);
 
 const TINY = ["--preset", "tiny", "--train-limit", "128", "--batch-size", "64", "--no-eval"];
 const root = await Deno.makeTempDir({ prefix: "hvae-faults-" });
@@ -311,38 +283,14 @@ gpuTest("faults: the run directory's lock: held, stale, and two trainings starte
 
 gpuTest("faults: SIGTERM stops like Ctrl-C: the step finishes, a resumable checkpoint is saved", async () => {
   const out = `${root}/term`;
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "-A",
-      "scripts/train.ts",
-      "--preset",
-      "tiny",
-      "--train-limit",
-      "512",
-      "--batch-size",
-      "32",
-      "--out",
-      out,
-    ],
-    env: { HVAE_OOD_KERNELS: "default" },
-    stdout: "piped",
-    stderr: "null",
-  }).spawn();
-  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let seen = "";
-  while (!/step 1\/16/.test(seen)) {
-    const { value, done } = await reader.read();
-    if (done) break;
-    seen += value;
-  }
-  child.kill("SIGTERM");
-  while (true) {
-    const { value, done } = await reader.read();
-    if (done) break;
-    seen += value;
-  }
-  assert.equal((await child.status).code, 130, seen);
+  const stopped = await interruptAfter(
+    "train",
+    ["--preset", "tiny", "--train-limit", "512", "--batch-size", "32", "--out", out],
+    /step 1\/16/,
+    "SIGTERM",
+  );
+  const seen = stopped.out;
+  assert.equal(stopped.code, 130, seen);
   assert.match(seen, /SIGTERM: finishing this step, saving/);
   const meta = decodeSafetensors(await Deno.readFile(`${out}/optimizer.safetensors`)).metadata;
   assert.ok(Number(meta.step) >= 1 && Number(meta.step) < 16, JSON.stringify(meta));

@@ -30,6 +30,7 @@ import { presetConfig } from "../models/presets.ts";
 import { createRng } from "../models/rng.ts";
 import { trainStep } from "../models/training.ts";
 import { priorStream } from "../models/streams.ts";
+import { command, interruptAfter } from "./commands.ts";
 import { assertClose, gpuTest } from "./helpers.ts";
 import { syntheticBatch } from "./synthetic.ts";
 
@@ -220,12 +221,7 @@ gpuTest(
       "--epochs",
       "1",
     ];
-    const run = (args: string[]) =>
-      new Deno.Command(Deno.execPath(), {
-        args: ["run", "-A", "scripts/train.ts", ...args],
-        stdout: "piped",
-        stderr: "piped",
-      });
+    const run = (args: string[]) => command("train", args);
     // The uninterrupted run is also profiled: --profile must not change what is trained.
     const full = await run([...common, "--out", `${root}/full`, "--profile"]).output();
     const fullText = new TextDecoder().decode(full.stdout) + new TextDecoder().decode(full.stderr);
@@ -239,19 +235,8 @@ gpuTest(
     assert.equal(config.training.seed, 1);
     assert.ok(config.adapter.description);
     // Interrupt after the first progress line (step 1 of 16).
-    const child = run([...common, "--out", `${root}/cut`]).spawn();
-    const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-    let seen = "";
-    while (!/step 1\/16/.test(seen)) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      seen += value;
-    }
-    child.kill("SIGINT");
-    while (!(await reader.read()).done) { /* drain */ }
-    const status = await child.status;
-    await child.stderr.cancel();
-    assert.equal(status.code, 130, seen);
+    const cut = await interruptAfter("train", [...common, "--out", `${root}/cut`], /step 1\/16/, "SIGINT");
+    assert.equal(cut.code, 130, cut.out);
     const progress = (await readSafetensors(`${root}/cut/optimizer.safetensors`)).metadata;
     assert.ok(
       Number(progress.stepInEpoch) > 0 && Number(progress.stepInEpoch) < 16,

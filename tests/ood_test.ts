@@ -9,21 +9,11 @@ import assert from "node:assert/strict";
 import { encodeIdx } from "../data/idx.ts";
 import { detectionMetrics } from "../eval/metrics.ts";
 import { decodePng, encodePng } from "../eval/png.ts";
+import { runTask } from "./commands.ts";
 import { gpuTest } from "./helpers.ts";
 import { syntheticPixels } from "./synthetic.ts";
 
-async function task(script: string, ...args: string[]): Promise<{ code: number; out: string; err: string }> {
-  const result = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", `scripts/${script}.ts`, ...args],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  return {
-    code: result.code,
-    out: new TextDecoder().decode(result.stdout),
-    err: new TextDecoder().decode(result.stderr),
-  };
-}
+const task = (script: string, ...args: string[]) => runTask(script, args);
 
 gpuTest("ood: train evaluates at its end, ood reproduces it, score rates user images", async () => {
   const root = await Deno.makeTempDir();

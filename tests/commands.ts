@@ -1,0 +1,72 @@
+/**
+ * Running the command lines from tests as a user would: `deno task <name>`'s own permissions (read
+ * from deno.json, so a check that needs more than the task grants fails in the tests too), and
+ * interrupting a running command once it has printed a given line.
+ */
+
+/** What a command printed, and how it ended. */
+export interface CommandResult {
+  /** Exit status. */
+  code: number;
+  /** Standard output. */
+  out: string;
+  /** Standard error. */
+  err: string;
+}
+
+const TASKS: Record<string, string> = JSON.parse(await Deno.readTextFile("deno.json")).tasks;
+
+/** The permission flags of `deno task <name>`, as deno.json gives them. */
+export function permissionsOf(name: string): string[] {
+  return TASKS[name].split(" ").filter((a) => a.startsWith("--allow"));
+}
+
+/** `deno run <permissions> scripts/<script>.ts args...` with the task's permissions and the test task's kernels. */
+export function command(script: string, args: string[], env: Record<string, string> = {}): Deno.Command {
+  return new Deno.Command(Deno.execPath(), {
+    args: ["run", ...permissionsOf(script), `scripts/${script}.ts`, ...args],
+    env: { HVAE_OOD_KERNELS: "default", NO_COLOR: "1", ...env },
+    stdout: "piped",
+    stderr: "piped",
+  });
+}
+
+/** Runs `scripts/<script>.ts` as `deno task <script>` would, to its end. */
+export async function runTask(
+  script: string,
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<CommandResult> {
+  const result = await command(script, args, env).output();
+  return {
+    code: result.code,
+    out: new TextDecoder().decode(result.stdout),
+    err: new TextDecoder().decode(result.stderr),
+  };
+}
+
+/**
+ * Starts `scripts/<script>.ts`, sends `signal` once its standard output matches `after`, and waits
+ * for its end. Returns the exit status and everything it printed on standard output.
+ */
+export async function interruptAfter(
+  script: string,
+  args: string[],
+  after: RegExp,
+  signal: Deno.Signal,
+): Promise<{ code: number; out: string }> {
+  const child = command(script, args).spawn();
+  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let out = "", sent = false;
+  while (true) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    out += value;
+    if (!sent && after.test(out)) {
+      child.kill(signal);
+      sent = true;
+    }
+  }
+  await child.stderr.cancel();
+  return { code: (await child.status).code, out };
+}
