@@ -49,11 +49,7 @@ export async function saveCheckpoint<P>(
   try {
     await writeFilesAtomic(files);
   } catch (error) {
-    throw new Error(
-      `cannot write the checkpoint into ${dir} (${
-        (error as Error).message
-      }); the previous checkpoint is intact`,
-    );
+    throw new Error(`cannot write the checkpoint into ${dir} (${(error as Error).message})`);
   }
 }
 

@@ -23,6 +23,7 @@ import { evaluateRun } from "../eval/evaluate.ts";
 import { imageSetOnGpu } from "../data/loader.ts";
 import { loadCheckpoint, recoverCheckpoint, saveCheckpoint } from "../data/checkpoint.ts";
 import { writeFileAtomic } from "../data/files.ts";
+import { readSafetensors } from "../data/safetensors.ts";
 import { makeRunDir, prepareNewRunDir, runDirState, RunLock, truncateMetrics } from "../data/run_dir.ts";
 import { adamInit, type AdamState } from "../models/adam.ts";
 import { flattenParams, type HvaeConfig, type HvaeParams, initHvae, validateConfig } from "../models/hvae.ts";
@@ -366,11 +367,9 @@ await runCommand("train", async () => {
       console.log(`train: weight norm initialised from the first batch (data-dependent, as the reference)`);
     }
   } else {
-    ({ params, adam, progress } = await loadCheckpoint(
-      dir,
-      keep(initHvae(run.model, createRng(0))),
-      adamInit(keep(initHvae(run.model, createRng(0)))),
-    ));
+    // The trees' structure comes from the config, their values from the files.
+    const shape = keep(initHvae(run.model, createRng(0)));
+    ({ params, adam, progress } = await loadCheckpoint(dir, shape, adamInit(shape)));
     console.log(`train: resuming after epoch ${progress.epoch}, step ${progress.step}`);
   }
   const dropped = await truncateMetrics(dir, progress.step);
@@ -494,15 +493,24 @@ await runCommand("train", async () => {
     });
   } catch (error) {
     if (terminal) console.log();
-    const where = `the last good checkpoint in ${dir} is untouched`;
+    // What the user can do next depends on whether any checkpoint exists: --resume continues from
+    // it, or, without one, starts the run over from its saved configuration.
+    const saved = await readSafetensors(`${dir}/optimizer.safetensors`).then(
+      (f) => f.metadata.step,
+      () => null,
+    );
+    const next = saved === null
+      ? `no checkpoint was written yet; start the run over with: deno task train --resume ${dir}`
+      : `the last checkpoint (step ${saved}) is intact; continue with: deno task train --resume ${dir}`;
     if (error instanceof NonFiniteLossError) {
       throw new Error(
-        `${error.message}. Stopping; ${where}. Continue with a lower learning rate: ` +
-          `deno task train --resume ${dir} --lr ${t.lr / 10}` +
-          (progress.step === 0 && state.progress.step < 10 ? ` (or more --warmup-epochs in a new run)` : ""),
+        `${error.message}. Stopping; ${next} --lr ${
+          Number((t.lr / 10).toPrecision(3))
+        } (a lower learning rate)` +
+          (saved === null ? `, or start a new run with --warmup-epochs` : ""),
       );
     }
-    throw new Error(`${(error as Error).message}. Stopping; continue with: deno task train --resume ${dir}`);
+    throw new Error(`${(error as Error).message}. Stopping; ${next}`);
   }
   stopListening();
   ({ params, adam, progress } = state);

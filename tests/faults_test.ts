@@ -150,6 +150,18 @@ gpuTest("faults: a run stopped before its first checkpoint starts over with --re
     await Deno.readFile(`${early}/model.safetensors`),
     await Deno.readFile(`${base}/model.safetensors`),
   );
+  // A non-finite loss at step 2 leaves the same state; the advised command starts it over with a
+  // lower learning rate, recorded.
+  const diverged = `${root}/diverged`;
+  const nan = await task("train", [...TINY, "--lr", "1e30", "--out", diverged]);
+  assert.equal(nan.code, 1, both(nan));
+  assert.match(
+    nan.err,
+    /non-finite loss at epoch 1, step 2 .*no checkpoint was written yet; start the run over with: deno task train --resume .*diverged --lr 1e\+29/,
+  );
+  const again = await task("train", ["--resume", diverged, "--lr", "3e-4", "--no-eval"]);
+  assert.equal(again.code, 0, both(again));
+  assert.equal(JSON.parse(await Deno.readTextFile(`${diverged}/config.json`)).resumes[0].lr.to, 3e-4);
 });
 
 gpuTest(
@@ -175,9 +187,9 @@ gpuTest(
         assert.equal(full.code, 1, both(full));
         assert.match(
           full.err,
-          /cannot write the checkpoint into .*No space left on device.*the previous checkpoint is intact/,
+          /cannot write the checkpoint into .*No space left on device.*no checkpoint was written yet/,
         );
-        assert.match(full.err, /continue with: deno task train --resume/);
+        assert.match(full.err, /start the run over with: deno task train --resume/);
         assert.doesNotMatch(full.err, /\n\s+at /, "no stack trace");
         const left = [];
         for await (const e of Deno.readDir(run)) left.push(e.name);
@@ -197,7 +209,7 @@ gpuTest(
         await Deno.symlink("/dev/full", `${run}/optimizer.safetensors.tmp`);
         await assert.rejects(
           saveCheckpoint(run, {}, { step: 0, m: {}, v: {} }, { epoch: 0, stepInEpoch: 0, step: 0 }),
-          /cannot write the checkpoint into .*the previous checkpoint is intact/,
+          /cannot write the checkpoint into .*optimizer\.safetensors: No space left on device/,
         );
         assert.equal(await exists(`${run}/optimizer.safetensors.tmp`), false);
       }
