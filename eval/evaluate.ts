@@ -11,8 +11,8 @@
  * `deno task ood` and the end of `deno task train` both call `evaluateRun`.
  */
 
-import { type DatasetName, loadSplit } from "../data/datasets.ts";
-import { type ImageSet, imageSetOnGpu } from "../data/loader.ts";
+import type { DatasetName } from "../data/datasets.ts";
+import type { ImageSet } from "../data/loader.ts";
 import { dispose } from "../kernels/tensor.ts";
 import type { LoadedRun } from "../data/run.ts";
 import { writeFilesAtomic } from "../data/files.ts";
@@ -22,18 +22,17 @@ import { histogramSvg, rocSvg } from "./plots.ts";
 import { imageGrid } from "./grid.ts";
 import { encodePng } from "./png.ts";
 import { priorSamples, reconstructions, scoreSet } from "./score_set.ts";
+import { BUILT_IN_SETS, displayName, fileKey, loadTestSet, testSetOnGpu } from "./test_sets.ts";
 
 export const ORIENTATION = "higher = more OOD";
 
-export const DISPLAY_NAMES: Record<DatasetName, string> = {
-  "fashion-mnist": "Fashion-MNIST",
-  mnist: "MNIST",
-};
-
 /** Settings of the evaluation (`evaluateRun`). */
 export interface EvaluationOptions {
-  /** The OOD test sets. */
-  ood: DatasetName[];
+  /**
+   * The OOD test sets: built-in names (eval/test_sets.ts) or directories; "all" for every built-in
+   * set available here (the others are skipped, each with its reason).
+   */
+  ood: string[];
   /** Independent draws per image, scores averaged. */
   samples: number;
   /** Passes per draw for importance-weighted estimates. */
@@ -68,8 +67,8 @@ export interface Diagnostics {
 
 /** One line of ood.json's results: a score's metrics against one OOD set. */
 export interface OodResult extends Detection {
-  /** The OOD set. */
-  ood: DatasetName;
+  /** The OOD set (its name, or the directory given). */
+  ood: string;
   /** The score (`scoreNames`). */
   score: string;
 }
@@ -96,6 +95,10 @@ export interface OodReport {
   batchSize: number;
   /** Every score against every OOD set. */
   results: OodResult[];
+  /** Every scored set: its display name, where it came from, images scored. */
+  sets: Record<string, { display: string; source: string; images: number }>;
+  /** Sets of `--ood all` that are not available here, and why. */
+  skipped: { set: string; why: string }[];
   /** Diagnostics per scored set. */
   diagnostics: Record<string, Diagnostics>;
   /** Seconds the evaluation took. */
@@ -136,13 +139,13 @@ const pct = (v: number) => (100 * v).toFixed(1).padStart(7);
 /** The paper's Table 2 layout: one row per score, AUROC / AUPRC / FPR80 in %. */
 export function resultsTable(
   results: readonly OodResult[],
-  inName: DatasetName,
-  ood: DatasetName,
+  inName: string,
+  ood: string,
   counts: [number, number],
 ): string {
   const rows = results.filter((r) => r.ood === ood);
   const lines = [
-    `${DISPLAY_NAMES[inName]} (in, ${counts[0]}) vs ${DISPLAY_NAMES[ood]} (OOD, ${
+    `${displayName(inName)} (in, ${counts[0]}) vs ${displayName(ood)} (OOD, ${
       counts[1]
     }); scores: ${ORIENTATION}`,
     `  score       AUROC %  AUPRC %  FPR80 %`,
@@ -151,34 +154,49 @@ export function resultsTable(
   return lines.join("\n");
 }
 
-const num = (v: number) => (Math.abs(v) >= 1e5 ? v.toExponential(2) : v.toFixed(2)).padStart(15);
+/**
+ * AUROC in % of every score (columns) against every OOD set (rows): one run's part of the paper's
+ * Table 3, whose columns are the sets.
+ */
+export function setsTable(
+  results: readonly OodResult[],
+  sets: readonly string[],
+  scores: readonly string[],
+): string {
+  const width = Math.max(16, ...sets.map((n) => displayName(n).length + 2));
+  const lines = [
+    `AUROC % by OOD set; scores: ${ORIENTATION}`,
+    `  ${"set".padEnd(width)}${scores.map((n) => n.padStart(10)).join("")}`,
+  ];
+  for (const set of sets) {
+    const cells = scores.map((score) => {
+      const r = results.find((x) => x.ood === set && x.score === score);
+      return (r ? (100 * r.auroc).toFixed(1) : "-").padStart(10);
+    });
+    lines.push(`  ${displayName(set).padEnd(width)}${cells.join("")}`);
+  }
+  return lines.join("\n");
+}
+
+const num = (v: number) => (Math.abs(v) >= 1e5 ? v.toExponential(2) : v.toFixed(2)).padStart(17);
 
 /** Tables 13-15: reconstruction NLL and LLR^{>k} per k, KL per layer, bits per dimension, in vs out. */
-export function diagnosticsTable(diag: Record<string, Diagnostics>, sets: DatasetName[]): string {
+export function diagnosticsTable(diag: Record<string, Diagnostics>, sets: string[]): string {
   const L = diag[sets[0]].kl.length;
-  const names = sets.map((n) => DISPLAY_NAMES[n].padStart(15)).join("");
-  const lines = [
-    `  ${"".padEnd(16)}${"-log p(x|z>k)".padStart(15 * sets.length)}${"LLR>k".padStart(15 * sets.length)}`,
-    `  ${"k".padEnd(16)}${names}${names}`,
-  ];
-  for (let k = 0; k < L; k++) {
-    lines.push(
-      `  ${String(k).padEnd(16)}${sets.map((n) => num(diag[n].reconstructionNll[k])).join("")}${
-        sets.map((n) => k === 0 ? "n/a".padStart(15) : num(diag[n].llr[k])).join("")
-      }`,
-    );
-  }
-  lines.push(`  ${"".padEnd(16)}${names}`);
-  for (let l = 0; l < L; l++) {
-    lines.push(`  ${`KL_${l + 1}`.padEnd(16)}${sets.map((n) => num(diag[n].kl[l])).join("")}`);
-  }
-  lines.push(`  ${"-L_x".padEnd(16)}${sets.map((n) => num(diag[n].nll)).join("")}`);
-  lines.push(`  ${"bits/dim".padEnd(16)}${sets.map((n) => num(diag[n].bitsPerDim)).join("")}`);
+  // One column per set, one row per quantity: as wide as the sets, however many there are.
+  const row = (label: string, cell: (d: Diagnostics) => string) =>
+    `  ${label.padEnd(18)}${sets.map((n) => cell(diag[n])).join("")}`;
+  const lines = [`  ${"".padEnd(18)}${sets.map((n) => displayName(n).slice(0, 16).padStart(17)).join("")}`];
+  for (let k = 0; k < L; k++) lines.push(row(`-log p(x|z>${k})`, (d) => num(d.reconstructionNll[k])));
+  for (let k = 1; k < L; k++) lines.push(row(`LLR>${k}`, (d) => num(d.llr[k])));
+  for (let l = 0; l < L; l++) lines.push(row(`KL_${l + 1}`, (d) => num(d.kl[l])));
+  lines.push(row("-L_x", (d) => num(d.nll)));
+  lines.push(row("bits/dim", (d) => num(d.bitsPerDim)));
   return lines.join("\n");
 }
 
 /** scores.csv: one row per image of every scored set. */
-function scoresCsv(sets: { name: string; labels: Uint8Array; scores: ImageScores }[], L: number): string {
+function scoresCsv(sets: { key: string; labels: Uint8Array; scores: ImageScores }[], L: number): string {
   const names = scoreNames(L);
   const cols = [
     "set",
@@ -194,7 +212,7 @@ function scoresCsv(sets: { name: string; labels: Uint8Array; scores: ImageScores
     const s = set.scores;
     for (let i = 0; i < s.count; i++) {
       lines.push([
-        set.name,
+        set.key,
         i,
         set.labels[i],
         ...names.map((n) => g(s.scores[n][i])),
@@ -242,6 +260,40 @@ export function checkFinite(dir: string, sets: readonly { name: string; scores: 
   }
 }
 
+/**
+ * The OOD sets to score: `o.ood` as given, or for "all" every built-in set that loads here (the
+ * in-distribution set excepted); a set of "all" that cannot be loaded is skipped with its reason,
+ * one asked for by name is an error.
+ */
+async function availableSets(
+  o: EvaluationOptions,
+  inName: DatasetName,
+  image: { height: number; width: number },
+  log: (line: string) => void,
+): Promise<{ names: string[]; skipped: { set: string; why: string }[] }> {
+  if (!o.ood.includes("all")) return { names: o.ood, skipped: [] };
+  const names: string[] = [], skipped: { set: string; why: string }[] = [];
+  const wanted = [...BUILT_IN_SETS.filter((n) => n !== inName), ...o.ood.filter((n) => n !== "all")];
+  for (const name of wanted) {
+    try {
+      await loadTestSet(name, image.height, image.width, { dataDir: o.dataDir });
+      names.push(name);
+    } catch (error) {
+      // The first line says what is missing; a dataset's last line says how to provide it.
+      const lines = (error as Error).message.split("\n");
+      const how = lines.find((l) => l.startsWith("To provide it"));
+      skipped.push({ set: name, why: lines[0].replace(/ Looked at:$/, "") + (how ? ` ${how}` : "") });
+    }
+  }
+  if (names.length === 0) throw new Error(`--ood all: no OOD set is available here`);
+  log(
+    `ood: --ood all: ${names.map(displayName).join(", ")}${
+      skipped.length ? `; ${skipped.length} skipped (below)` : ""
+    }`,
+  );
+  return { names, skipped };
+}
+
 /** Runs the whole evaluation of `run`, writes its files into the run directory, returns the report. */
 export async function evaluateRun(run: LoadedRun, o: EvaluationOptions): Promise<OodReport> {
   const log = o.log ?? console.log;
@@ -250,24 +302,26 @@ export async function evaluateRun(run: LoadedRun, o: EvaluationOptions): Promise
   const L = cfg.layers.length;
   const seed = run.config.training.seed;
   const inName = run.config.training.dataset;
-  const sets: { name: DatasetName; set: ImageSet }[] = [];
+  const { names, skipped } = await availableSets(o, inName, cfg.image, log);
+  const sets: { name: string; key: string; display: string; source: string; set: ImageSet }[] = [];
   try {
-    for (const name of [inName, ...o.ood]) {
-      const split = await loadSplit(name, "test", { dataDir: o.dataDir });
-      log(`ood: ${DISPLAY_NAMES[name]} test split from ${split.source}`);
-      sets.push({ name, set: imageSetOnGpu(split, o.limit, cfg.image) });
+    for (const name of [inName, ...names]) {
+      const loaded = await loadTestSet(name, cfg.image.height, cfg.image.width, { dataDir: o.dataDir });
+      log(`ood: ${loaded.display}: ${loaded.source}`);
+      const set = testSetOnGpu(loaded, o.limit, cfg.image);
+      sets.push({ name, key: fileKey(name), display: loaded.display, source: loaded.source, set });
     }
-    const scored: { name: DatasetName; labels: Uint8Array; scores: ImageScores }[] = [];
-    for (const { name, set } of sets) {
+    const scored: { name: string; key: string; labels: Uint8Array; scores: ImageScores }[] = [];
+    for (const { name, key, display, set } of sets) {
       const scores = await scoreSet(run.params, cfg, set, {
         seed,
         samples: o.samples,
         iw: o.iw,
         generate: o.generate,
         batchSize: o.batchSize,
-        onBatch: progressReporter(`${DISPLAY_NAMES[name]} test`, log),
+        onBatch: progressReporter(display, log),
       });
-      scored.push({ name, labels: set.labels, scores });
+      scored.push({ name, key, labels: set.labels, scores });
     }
     checkFinite(run.dir, scored);
     const pixels = cfg.image.height * cfg.image.width;
@@ -287,16 +341,16 @@ export async function evaluateRun(run: LoadedRun, o: EvaluationOptions): Promise
         results.push({ ood: out.name, score, auroc: m.auroc, auprc: m.auprc, fpr80: m.fpr80 });
         curves.push({ name: score, fpr: m.roc.fpr, tpr: m.roc.tpr, auroc: m.auroc });
       }
-      const title = `${DISPLAY_NAMES[inName]} (in) vs ${DISPLAY_NAMES[out.name]} (OOD), ${cfg.preset}`;
-      text(`roc-${out.name}.svg`, rocSvg(curves, `ROC: ${title}`));
+      const title = `${displayName(inName)} (in) vs ${displayName(out.name)} (OOD), ${cfg.preset}`;
+      text(`roc-${out.key}.svg`, rocSvg(curves, `ROC: ${title}`));
       const panels = scoreNames(L).filter((n) => n.startsWith("llr>") || n === "llr_ada").map((n) => ({
         title: n === "llr_ada" ? "LLR ada (Eq. 11)" : `LLR>${n.slice(4)}`,
         in: inScores.scores[n],
         out: out.scores.scores[n],
       }));
       text(
-        `histograms-${out.name}.svg`,
-        histogramSvg(panels, { in: DISPLAY_NAMES[inName], out: DISPLAY_NAMES[out.name] }, `Scores: ${title}`),
+        `histograms-${out.key}.svg`,
+        histogramSvg(panels, { in: displayName(inName), out: displayName(out.name) }, `Scores: ${title}`),
       );
     }
     text("scores.csv", scoresCsv(scored, L));
@@ -329,6 +383,10 @@ export async function evaluateRun(run: LoadedRun, o: EvaluationOptions): Promise
       generate: o.generate,
       batchSize: o.batchSize,
       results,
+      sets: Object.fromEntries(
+        sets.map((x) => [x.name, { display: x.display, source: x.source, images: x.set.count }]),
+      ),
+      skipped,
       diagnostics,
       seconds: +((performance.now() - started) / 1000).toFixed(1),
     };
@@ -346,19 +404,24 @@ export async function evaluateRun(run: LoadedRun, o: EvaluationOptions): Promise
       log("");
       log(resultsTable(results, inName, out.name, [inScores.count, out.scores.count]));
     }
+    if (scored.length > 2) {
+      log("");
+      log(setsTable(results, names, scoreNames(L)));
+    }
+    for (const { set, why } of skipped) log(`ood: skipped ${set}: ${why}`);
     log("");
     log(`Diagnostics (the paper's Tables 13-15), means in nats, ${report.epochs} epoch(s), seed ${seed}:`);
     log(diagnosticsTable(diagnostics, scored.map((s) => s.name)));
     log("");
     log(
       `ood: wrote ${run.dir}/{ood.json, scores.csv, ${
-        o.ood.map((n) => `roc-${n}.svg, histograms-${n}.svg`).join(", ")
+        scored.slice(1).map((x) => `roc-${x.key}.svg, histograms-${x.key}.svg`).join(", ")
       }, ` +
         `reconstructions.png, samples.png} in ${report.seconds} s`,
     );
     log(
-      `ood: reconstructions.png: columns are ${DISPLAY_NAMES[inName]} then ${
-        DISPLAY_NAMES[o.ood[0]] ?? ""
+      `ood: reconstructions.png: columns are ${displayName(inName)} then ${
+        displayName(names[0])
       } test images; rows are the binarised input, then p(x | z>k) for k = 0..${L - 1}`,
     );
     return report;

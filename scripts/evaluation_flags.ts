@@ -3,8 +3,8 @@
  * EvaluationOptions with usage errors that name the flag.
  */
 
-import { DATASET_NAMES, type DatasetName } from "../data/datasets.ts";
 import type { EvaluationOptions } from "../eval/evaluate.ts";
+import { BUILT_IN_SETS, isBuiltInSet } from "../eval/test_sets.ts";
 import { intFlag, usageError } from "./cli.ts";
 
 export const EVALUATION_FLAGS = {
@@ -15,10 +15,11 @@ export const EVALUATION_FLAGS = {
   "eval-batch-size": { type: "string", default: "250" },
 } as const;
 
-export const EVALUATION_USAGE =
-  `  --ood LIST             OOD test sets, comma-separated (default mnist; available: ${
-    DATASET_NAMES.join(", ")
-  })
+export const EVALUATION_USAGE = `  --ood LIST             OOD test sets, comma-separated (default mnist): ${
+  BUILT_IN_SETS.join(", ")
+},
+                         a directory of 28x28 PNG or IDX files, or all (every built-in set available
+                         here; the others are skipped with their reasons)
   --samples N            draws per image, scores averaged (default 1, as the paper)
   --iw S                 passes per draw for importance-weighted L_x and L>k (default 1)
   --generate MODE        z_k..z_1 of the L>k passes: mean (prior means, default) or sample
@@ -31,18 +32,30 @@ export function evaluationOptions(
   limit: unknown,
   limitFlag: string,
 ): EvaluationOptions {
+  // Names not built in are directories, checked when they are read (data/test_sets.ts).
   const ood = String(flags.ood).split(",").map((s) => s.trim()).filter(Boolean);
+  if (ood.length === 0) usageError(tool, usage, "--ood needs at least one set");
   for (const name of ood) {
-    if (!DATASET_NAMES.includes(name as DatasetName)) {
-      usageError(tool, usage, `--ood: unknown dataset '${name}' (available: ${DATASET_NAMES.join(", ")})`);
+    if (name === "all" || isBuiltInSet(name)) continue;
+    let directory = false;
+    try {
+      directory = Deno.statSync(name).isDirectory;
+    } catch {
+      // Neither a set nor a path: the usage error below.
+    }
+    if (!directory) {
+      usageError(
+        tool,
+        usage,
+        `--ood: '${name}' is neither a set (${BUILT_IN_SETS.join(", ")}, all) nor a directory`,
+      );
     }
   }
-  if (ood.length === 0) usageError(tool, usage, "--ood needs at least one dataset");
   if (flags.generate !== "mean" && flags.generate !== "sample") {
     usageError(tool, usage, `--generate must be mean or sample, got '${flags.generate}'`);
   }
   return {
-    ood: ood as DatasetName[],
+    ood,
     samples: intFlag(tool, usage, "samples", flags.samples, 1),
     iw: intFlag(tool, usage, "iw", flags.iw, 1),
     generate: flags.generate,

@@ -9,7 +9,8 @@
 import { loadSplit } from "../data/datasets.ts";
 import { imageSetOnGpu } from "../data/loader.ts";
 import { type LoadedRun, loadRun } from "../data/run.ts";
-import { DISPLAY_NAMES, type OodReport } from "../eval/evaluate.ts";
+import type { OodReport } from "../eval/evaluate.ts";
+import { displayName } from "../eval/test_sets.ts";
 import { scoreSet } from "../eval/score_set.ts";
 import { readUserImages, scoreImages } from "../eval/user_images.ts";
 import { thresholdAtFpr } from "../eval/metrics.ts";
@@ -96,7 +97,7 @@ async function calibrationScores(): Promise<{ values: Float64Array; source: stri
   try {
     log(
       `score: calibrating on ${set.count} ${
-        DISPLAY_NAMES[inName]
+        displayName(inName)
       } test images (run 'deno task ood' once to reuse its scores)`,
     );
     const scores = await scoreSet(run.params, run.config.model, set, {
@@ -105,7 +106,7 @@ async function calibrationScores(): Promise<{ values: Float64Array; source: stri
     });
     return {
       values: scores.scores[flags.score!],
-      source: `${DISPLAY_NAMES[inName]} test, ${set.count} images from ${split.source}`,
+      source: `${displayName(inName)} test, ${set.count} images from ${split.source}`,
     };
   } finally {
     dispose(set.bytes);

@@ -343,8 +343,8 @@ gpuTest(
     // The source of every split is said.
     const r = await task("ood", ["--run", await trainedRun(), "--limit", "8", "--eval-batch-size", "8"]);
     assert.equal(r.code, 0, both(r));
-    assert.match(r.out, /Fashion-MNIST test split from \//);
-    assert.match(r.out, /^ood: MNIST test split from \//m);
+    assert.match(r.out, /^ood: Fashion-MNIST: \//m);
+    assert.match(r.out, /^ood: MNIST: \//m);
   },
 );
 

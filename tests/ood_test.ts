@@ -10,6 +10,7 @@ import { encodeIdx } from "../data/idx.ts";
 import { detectionMetrics } from "../eval/metrics.ts";
 import { decodePng, encodePng } from "../eval/png.ts";
 import { runTask } from "./commands.ts";
+import { BUILT_IN_SETS } from "../eval/test_sets.ts";
 import { gpuTest } from "./helpers.ts";
 import { syntheticPixels } from "./synthetic.ts";
 
@@ -88,6 +89,40 @@ gpuTest("ood: train evaluates at its end, ood reproduces it, score rates user im
   assert.equal(again.code, 0, again.out + again.err);
   const second = JSON.parse(await Deno.readTextFile(`${run}/ood.json`));
   assert.deepEqual(second.results, report.results, "the same results from the same seed and batch size");
+
+  // --ood all: every built-in set available here is scored, the others are skipped with a reason;
+  // a directory of the user's files is a set of its own.
+  const mine = `${root}/mine`;
+  await Deno.mkdir(mine);
+  await Deno.writeFile(`${mine}/blobs.idx`, encodeIdx([3, 28, 28], syntheticPixels(3)));
+  const all = await task(
+    "ood",
+    "--run",
+    run,
+    "--ood",
+    `all,${mine}`,
+    "--limit",
+    "16",
+    "--eval-batch-size",
+    "16",
+  );
+  assert.equal(all.code, 0, all.out + all.err);
+  const full = JSON.parse(await Deno.readTextFile(`${run}/ood.json`));
+  const setsScored = Object.keys(full.sets);
+  for (const name of BUILT_IN_SETS) {
+    const skip = full.skipped.find((s: { set: string }) => s.set === name);
+    assert.ok(setsScored.includes(name) !== Boolean(skip), `${name}: setsScored or skipped, not both`);
+    if (skip) assert.match(all.out, new RegExp(`ood: skipped ${name}: .+`));
+  }
+  for (const name of ["fashion-mnist", "mnist", "fashion-mnist-inverted", "noise", "blank", mine]) {
+    assert.ok(setsScored.includes(name), name);
+  }
+  assert.equal(full.sets[mine].images, 3);
+  assert.match(all.out, /AUROC % by OOD set/);
+  assert.ok((await Deno.stat(`${run}/roc-dir-mine.svg`)).size > 0);
+  assert.equal(new Set(full.results.map((r: { ood: string }) => r.ood)).size, setsScored.length - 1);
+  // The evaluation that the checks below reuse: MNIST only, as before.
+  assert.equal((await task("ood", "--run", run, "--limit", "40", "--eval-batch-size", "16")).code, 0);
 
   // `deno task score` on a PNG and an IDX file, as JSON lines.
   const pixels = syntheticPixels(3);

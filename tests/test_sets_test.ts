@@ -1,0 +1,138 @@
+/**
+ * The evaluation's test sets (eval/test_sets.ts): the transformed Fashion-MNIST sets pixel by pixel
+ * against their definitions, the synthetic sets (blank; noise at the in-distribution mean, the same
+ * every time), a user's directory of PNG and IDX files, KMNIST's download with its checksums on a
+ * loopback server, and the errors: a missing or empty directory, a missing dataset.
+ */
+
+import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import { encodeIdx } from "../data/idx.ts";
+import { loadSplit } from "../data/datasets.ts";
+import { encodePng } from "../eval/png.ts";
+import { BUILT_IN_SETS, displayName, fileKey, isBuiltInSet, loadTestSet } from "../eval/test_sets.ts";
+
+const N = 4, H = 3, W = 5;
+const pixels = Uint8Array.from({ length: N * H * W }, (_, i) => (i * 37) % 256);
+
+/** A data directory holding a tiny Fashion-MNIST test split (N images of H x W). */
+async function fashionDir(): Promise<string> {
+  const dir = await Deno.makeTempDir();
+  await Deno.writeFile(`${dir}/t10k-images-idx3-ubyte`, encodeIdx([N, H, W], pixels));
+  await Deno.writeFile(`${dir}/t10k-labels-idx1-ubyte`, encodeIdx([N], Uint8Array.from([3, 1, 4, 1])));
+  return dir;
+}
+
+const options = (dataDir: string) => ({ dataDir, system: false, download: false });
+const at = (data: Uint8Array, i: number, r: number, c: number) => data[i * H * W + r * W + c];
+
+Deno.test("test sets: flipped and inverted Fashion-MNIST, pixel by pixel, with their labels", async () => {
+  const dir = await fashionDir();
+  const h = await loadTestSet("fashion-mnist-hflip", H, W, options(dir));
+  const v = await loadTestSet("fashion-mnist-vflip", H, W, options(dir));
+  const inv = await loadTestSet("fashion-mnist-inverted", H, W, options(dir));
+  for (const set of [h, v, inv]) {
+    assert.deepEqual(set.images.dims, [N, H, W]);
+    assert.deepEqual([...set.labels.data], [3, 1, 4, 1]);
+    assert.match(set.source, new RegExp(`Fashion-MNIST test \\(${dir}\\)`));
+  }
+  for (let i = 0; i < N; i++) {
+    for (let r = 0; r < H; r++) {
+      for (let c = 0; c < W; c++) {
+        assert.equal(at(h.images.data, i, r, c), at(pixels, i, r, W - 1 - c));
+        assert.equal(at(v.images.data, i, r, c), at(pixels, i, H - 1 - r, c));
+        assert.equal(at(inv.images.data, i, r, c), 255 - at(pixels, i, r, c));
+      }
+    }
+  }
+});
+
+Deno.test("test sets: blank is black; noise is Bernoulli at the in-distribution mean, the same every time", async () => {
+  const dir = await fashionDir();
+  const blank = await loadTestSet("blank", H, W, options(dir));
+  assert.deepEqual(blank.images.dims, [10000, H, W]);
+  assert.ok(blank.images.data.every((p) => p === 0));
+  const noise = await loadTestSet("noise", H, W, options(dir));
+  const again = await loadTestSet("noise", H, W, options(dir));
+  assert.deepEqual(noise.images.data, again.images.data);
+  assert.ok(noise.images.data.every((p) => p === 0 || p === 255));
+  const mean = pixels.reduce((a, b) => a + b, 0) / pixels.length / 255;
+  const rate = noise.images.data.reduce((a, p) => a + (p ? 1 : 0), 0) / noise.images.data.length;
+  // 150000 draws: the standard error is below 0.0013; 5 of them.
+  assert.ok(
+    Math.abs(rate - mean) < 5 * Math.sqrt(mean * (1 - mean) / noise.images.data.length),
+    `${rate} vs ${mean}`,
+  );
+  assert.match(noise.source, new RegExp(`Bernoulli\\(${mean.toFixed(4)}\\) noise`));
+});
+
+Deno.test("test sets: a directory of PNG and IDX files; names, keys and errors", async () => {
+  const dir = await Deno.makeTempDir();
+  await Deno.writeFile(`${dir}/b.png`, await encodePng(pixels.subarray(0, H * W), W, H));
+  await Deno.writeFile(`${dir}/a.idx`, encodeIdx([2, H, W], pixels.subarray(H * W, 3 * H * W)));
+  await Deno.writeTextFile(`${dir}/notes.txt`, "not an image");
+  const set = await loadTestSet(dir, H, W);
+  // Files in name order (a.idx's two images, then b.png); other files ignored.
+  assert.deepEqual(set.images.dims, [3, H, W]);
+  assert.deepEqual(set.images.data.subarray(0, 2 * H * W), pixels.subarray(H * W, 3 * H * W));
+  assert.deepEqual(set.images.data.subarray(2 * H * W), pixels.subarray(0, H * W));
+  assert.equal(set.source, `2 file(s) in ${dir}`);
+  assert.equal(displayName(`/data/My Set/`), "My Set");
+  assert.equal(fileKey(`/data/My Set/`), "dir-my-set");
+  assert.equal(fileKey("noise"), "noise");
+  assert.ok(BUILT_IN_SETS.every(isBuiltInSet) && !isBuiltInSet(dir));
+  await assert.rejects(
+    loadTestSet(`${dir}/nothing`, H, W),
+    /--ood .*nothing: not a built-in set .* nor a readable directory/,
+  );
+  const empty = await Deno.makeTempDir();
+  await assert.rejects(loadTestSet(empty, H, W), /holds no \.png or IDX image files/);
+  await Deno.writeFile(`${empty}/wrong.png`, await encodePng(new Uint8Array(4), 2, 2));
+  await assert.rejects(loadTestSet(empty, H, W), /wrong\.png: the image is 2x2; the model takes 5x3/);
+});
+
+Deno.test("test sets: KMNIST downloads from its official address with its checksums (on 127.0.0.1)", async () => {
+  const gz = async (bytes: Uint8Array) =>
+    new Uint8Array(
+      await new Response(
+        new Blob([bytes as Uint8Array<ArrayBuffer>]).stream().pipeThrough(new CompressionStream("gzip")),
+      )
+        .arrayBuffer(),
+    );
+  const files: Record<string, Uint8Array> = {
+    "/t10k-images-idx3-ubyte.gz": await gz(encodeIdx([N, H, W], pixels)),
+    "/t10k-labels-idx1-ubyte.gz": await gz(encodeIdx([N], new Uint8Array(N))),
+  };
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, (request) => {
+    const body = files[new URL(request.url).pathname];
+    return body ? new Response(body as Uint8Array<ArrayBuffer>) : new Response("no", { status: 404 });
+  });
+  try {
+    const baseUrl = `http://127.0.0.1:${server.addr.port}`;
+    const md5 = (b: Uint8Array) => createHash("md5").update(b).digest("hex");
+    const good = {
+      "t10k-images-idx3-ubyte": md5(files["/t10k-images-idx3-ubyte.gz"]),
+      "t10k-labels-idx1-ubyte": md5(files["/t10k-labels-idx1-ubyte.gz"]),
+    };
+    const cacheDir = await Deno.makeTempDir();
+    const set = await loadTestSet("kmnist", H, W, { cacheDir, official: { kmnist: { baseUrl, md5: good } } });
+    assert.equal(set.display, "KMNIST");
+    assert.equal(set.source, `download into ${cacheDir}/kmnist`);
+    assert.deepEqual(set.images.data, pixels);
+    const bad = { ...good, "t10k-labels-idx1-ubyte": "f".repeat(32) };
+    await assert.rejects(
+      loadSplit("kmnist", "test", {
+        cacheDir: await Deno.makeTempDir(),
+        official: { kmnist: { baseUrl, md5: bad } },
+      }),
+      /checksum mismatch \(MD5 [0-9a-f]{32}, expected f{32}\)/,
+    );
+    // Nowhere to be found: the error says where KMNIST comes from.
+    await assert.rejects(
+      loadSplit("kmnist", "test", { cacheDir: await Deno.makeTempDir(), download: false }),
+      /kmnist test split not found.*To provide it: download the official files \(http:\/\/codh\.rois\.ac\.jp/s,
+    );
+  } finally {
+    await server.shutdown();
+  }
+});
