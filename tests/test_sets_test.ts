@@ -6,11 +6,11 @@
  */
 
 import assert from "node:assert/strict";
-import { createHash } from "node:crypto";
 import { encodeIdx } from "../data/idx.ts";
 import { loadSplit } from "../data/datasets.ts";
 import { encodePng } from "../eval/png.ts";
 import { BUILT_IN_SETS, displayName, fileKey, isBuiltInSet, loadTestSet } from "../eval/test_sets.ts";
+import { withTestSplitServer } from "./loopback.ts";
 
 const N = 4, H = 3, W = 5;
 const pixels = Uint8Array.from({ length: N * H * W }, (_, i) => (i * 37) % 256);
@@ -92,47 +92,28 @@ Deno.test("test sets: a directory of PNG and IDX files; names, keys and errors",
 });
 
 Deno.test("test sets: KMNIST downloads from its official address with its checksums (on 127.0.0.1)", async () => {
-  const gz = async (bytes: Uint8Array) =>
-    new Uint8Array(
-      await new Response(
-        new Blob([bytes as Uint8Array<ArrayBuffer>]).stream().pipeThrough(new CompressionStream("gzip")),
-      )
-        .arrayBuffer(),
-    );
-  const files: Record<string, Uint8Array> = {
-    "/t10k-images-idx3-ubyte.gz": await gz(encodeIdx([N, H, W], pixels)),
-    "/t10k-labels-idx1-ubyte.gz": await gz(encodeIdx([N], new Uint8Array(N))),
-  };
-  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, (request) => {
-    const body = files[new URL(request.url).pathname];
-    return body ? new Response(body as Uint8Array<ArrayBuffer>) : new Response("no", { status: 404 });
-  });
-  try {
-    const baseUrl = `http://127.0.0.1:${server.addr.port}`;
-    const md5 = (b: Uint8Array) => createHash("md5").update(b).digest("hex");
-    const good = {
-      "t10k-images-idx3-ubyte": md5(files["/t10k-images-idx3-ubyte.gz"]),
-      "t10k-labels-idx1-ubyte": md5(files["/t10k-labels-idx1-ubyte.gz"]),
-    };
-    const cacheDir = await Deno.makeTempDir();
-    const set = await loadTestSet("kmnist", H, W, { cacheDir, official: { kmnist: { baseUrl, md5: good } } });
-    assert.equal(set.display, "KMNIST");
-    assert.equal(set.source, `download into ${cacheDir}/kmnist`);
-    assert.deepEqual(set.images.data, pixels);
-    const bad = { ...good, "t10k-labels-idx1-ubyte": "f".repeat(32) };
-    await assert.rejects(
-      loadSplit("kmnist", "test", {
-        cacheDir: await Deno.makeTempDir(),
-        official: { kmnist: { baseUrl, md5: bad } },
-      }),
-      /checksum mismatch \(MD5 [0-9a-f]{32}, expected f{32}\)/,
-    );
-    // Nowhere to be found: the error says where KMNIST comes from.
-    await assert.rejects(
-      loadSplit("kmnist", "test", { cacheDir: await Deno.makeTempDir(), download: false }),
-      /kmnist test split not found.*To provide it: download the official files \(http:\/\/codh\.rois\.ac\.jp/s,
-    );
-  } finally {
-    await server.shutdown();
-  }
+  await withTestSplitServer(
+    encodeIdx([N, H, W], pixels),
+    encodeIdx([N], new Uint8Array(N)),
+    async ({ baseUrl, md5 }) => {
+      const cacheDir = await Deno.makeTempDir();
+      const set = await loadTestSet("kmnist", H, W, { cacheDir, official: { kmnist: { baseUrl, md5 } } });
+      assert.equal(set.display, "KMNIST");
+      assert.equal(set.source, `download into ${cacheDir}/kmnist`);
+      assert.deepEqual(set.images.data, pixels);
+      const bad = { ...md5, "t10k-labels-idx1-ubyte": "f".repeat(32) };
+      await assert.rejects(
+        loadSplit("kmnist", "test", {
+          cacheDir: await Deno.makeTempDir(),
+          official: { kmnist: { baseUrl, md5: bad } },
+        }),
+        /checksum mismatch \(MD5 [0-9a-f]{32}, expected f{32}\)/,
+      );
+    },
+  );
+  // Nowhere to be found: the error says where KMNIST comes from.
+  await assert.rejects(
+    loadSplit("kmnist", "test", { cacheDir: await Deno.makeTempDir(), download: false }),
+    /kmnist test split not found.*To provide it: download the official files \(http:\/\/codh\.rois\.ac\.jp/s,
+  );
 });
