@@ -136,7 +136,10 @@ export async function decodePng(
   const h = new DataView(header.buffer, header.byteOffset, 13);
   const width = h.getUint32(0), height = h.getUint32(4);
   const [depth, colour, , , interlace] = header.subarray(8);
-  if (depth !== 8) throw new Error(`${name}: PNG bit depth ${depth} is not supported (8-bit only)`);
+  // 8-bit in every colour type; 1, 2 and 4 bits in grayscale (Omniglot's strokes are 1-bit PNGs).
+  if (depth !== 8 && !(colour === 0 && (depth === 1 || depth === 2 || depth === 4))) {
+    throw new Error(`${name}: PNG bit depth ${depth} is not supported (8-bit, or 1/2/4-bit grayscale)`);
+  }
   const channels = CHANNELS[colour];
   if (!channels) {
     throw new Error(
@@ -157,7 +160,9 @@ export async function decodePng(
   const compressed = new Uint8Array(idat.reduce((n, c) => n + c.length, 0));
   let o = 0;
   for (const c of idat) [compressed.set(c, o), o += c.length];
-  const stride = width * channels;
+  // Bytes per row, and the filters' "bytes per pixel" (1 for sub-byte depths, as the PNG spec says).
+  const stride = Math.ceil((width * channels * depth) / 8);
+  const bpp = Math.max(1, (channels * depth) / 8);
   const raw = await inflate(compressed, "deflate", `${name} (PNG image data)`, height * (stride + 1));
   if (raw.length < height * (stride + 1)) {
     throw new Error(`${name}: PNG image data holds ${raw.length} bytes, ${height * (stride + 1)} expected`);
@@ -169,9 +174,9 @@ export async function decodePng(
     const cur = rows.subarray(y * stride, (y + 1) * stride);
     const prev = y > 0 ? rows.subarray((y - 1) * stride, y * stride) : new Uint8Array(stride);
     for (let i = 0; i < stride; i++) {
-      const a = i >= channels ? cur[i - channels] : 0,
+      const a = i >= bpp ? cur[i - bpp] : 0,
         b = prev[i],
-        c = i >= channels ? prev[i - channels] : 0;
+        c = i >= bpp ? prev[i - bpp] : 0;
       const predictor = filter === 0
         ? 0
         : filter === 1
@@ -188,6 +193,18 @@ export async function decodePng(
     }
   }
   const pixels = new Uint8Array(width * height);
+  if (depth < 8) {
+    // Packed gray levels, most significant bits first, scaled to 0..255 (1-bit: 0 and 255).
+    const max = (1 << depth) - 1, perByte = 8 / depth;
+    for (let y = 0; y < height; y++) {
+      for (let x = 0; x < width; x++) {
+        const byte = rows[y * stride + Math.floor(x / perByte)];
+        const level = (byte >> (8 - depth * (1 + (x % perByte)))) & max;
+        pixels[y * width + x] = Math.round((level * 255) / max);
+      }
+    }
+    return { width, height, pixels };
+  }
   for (let i = 0; i < width * height; i++) {
     const p = rows.subarray(i * channels, (i + 1) * channels);
     const gray = channels <= 2 ? p[0] : 0.299 * p[0] + 0.587 * p[1] + 0.114 * p[2];

@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { crc32, decodePng, encodePng } from "../eval/png.ts";
 import { imageGrid } from "../eval/grid.ts";
 import { createRng } from "./helpers.ts";
+import { filteredPng } from "./synthetic.ts";
 
 const ascii = (s: string) => new TextEncoder().encode(s);
 
@@ -28,69 +29,6 @@ function chunksOf(bytes: Uint8Array): { type: string; data: Uint8Array; crcOk: b
     at += 12 + length;
   }
   return out;
-}
-
-/** A PNG built here: `rows` of raw samples (channels per pixel), each row with its own filter type. */
-async function filteredPng(
-  width: number,
-  rows: Uint8Array[],
-  channels: number,
-  colour: number,
-  filters: number[],
-) {
-  const stride = width * channels;
-  const raw: number[] = [];
-  rows.forEach((row, y) => {
-    const prev = y > 0 ? rows[y - 1] : new Uint8Array(stride);
-    const f = filters[y % filters.length];
-    raw.push(f);
-    for (let i = 0; i < stride; i++) {
-      const a = i >= channels ? row[i - channels] : 0,
-        b = prev[i],
-        c = i >= channels ? prev[i - channels] : 0;
-      const p = a + b - c;
-      const paeth = Math.abs(p - a) <= Math.abs(p - b) && Math.abs(p - a) <= Math.abs(p - c)
-        ? a
-        : Math.abs(p - b) <= Math.abs(p - c)
-        ? b
-        : c;
-      const predictor = [0, a, b, (a + b) >> 1, paeth][f];
-      raw.push((row[i] - predictor) & 0xff);
-    }
-  });
-  const z = new Uint8Array(
-    await new Response(
-      new Blob([Uint8Array.from(raw)]).stream().pipeThrough(new CompressionStream("deflate")),
-    )
-      .arrayBuffer(),
-  );
-  const chunk = (type: string, data: Uint8Array) => {
-    const body = new Uint8Array([...ascii(type), ...data]);
-    const out = new Uint8Array(12 + data.length);
-    const v = new DataView(out.buffer);
-    v.setUint32(0, data.length);
-    out.set(body, 4);
-    v.setUint32(8 + data.length, crc32(body));
-    return out;
-  };
-  const ihdr = new Uint8Array(13);
-  new DataView(ihdr.buffer).setUint32(0, width);
-  new DataView(ihdr.buffer).setUint32(4, rows.length);
-  ihdr.set([8, colour, 0, 0, 0], 8);
-  return new Uint8Array([
-    137,
-    80,
-    78,
-    71,
-    13,
-    10,
-    26,
-    10,
-    ...chunk("IHDR", ihdr),
-    ...chunk("IDAT", z.subarray(0, 5)),
-    ...chunk("IDAT", z.subarray(5)), // split IDAT: the decoder must join them
-    ...chunk("IEND", new Uint8Array(0)),
-  ]);
 }
 
 Deno.test("png: CRC-32 check value", () => {
@@ -166,4 +104,35 @@ Deno.test("grid: tiles land where they should, scaled, with gaps", () => {
   assert.equal(at(9, 9), 51);
   assert.equal(at(10, 10), 128);
   assert.throws(() => imageGrid([[new Float32Array(3)]], 2, 2), /tile \[0\]\[0\] has 3 values/);
+});
+
+Deno.test("png: 1-, 2- and 4-bit grayscale rows unpack to 0..255, with the filters on whole bytes", async () => {
+  const width = 11, height = 3;
+  for (const depth of [1, 2, 4]) {
+    const max = (1 << depth) - 1;
+    const levels = Array.from(
+      { length: height },
+      (_, y) => Array.from({ length: width }, (_, x) => (x * 3 + y) % (max + 1)),
+    );
+    const stride = Math.ceil((width * depth) / 8);
+    const rows = levels.map((row) => {
+      const packed = new Uint8Array(stride);
+      row.forEach((level, x) =>
+        packed[Math.floor((x * depth) / 8)] |= level << (8 - depth - ((x * depth) % 8))
+      );
+      return packed;
+    });
+    const png = await filteredPng(width, rows, 1, 0, [0, 1, 4], depth);
+    const decoded = await decodePng(png, `gray${depth}.png`);
+    assert.deepEqual([decoded.width, decoded.height], [width, height]);
+    assert.deepEqual(
+      Array.from(decoded.pixels),
+      levels.flat().map((l) => Math.round((l * 255) / max)),
+      `depth ${depth}`,
+    );
+  }
+  await assert.rejects(
+    decodePng(await filteredPng(2, [new Uint8Array(1)], 3, 2, [0], 4), "rgb4.png"),
+    /bit depth 4 is not supported/,
+  );
 });

@@ -1,6 +1,10 @@
-/** Synthetic 28x28 test images (smooth blobs, shifted per image), binarised on the GPU like real batches. */
+/**
+ * Synthetic test data: 28x28 images (smooth blobs, shifted per image), binarised on the GPU like
+ * real batches, and PNG files built without the project's encoder.
+ */
 
 import { parseIdx } from "../data/idx.ts";
+import { crc32 } from "../eval/png.ts";
 import { binarizedBatch, type ImageSet, imageSetOnGpu } from "../data/loader.ts";
 import type { Tensor } from "../kernels/tensor.ts";
 
@@ -33,4 +37,75 @@ export function syntheticSet(n: number): ImageSet {
 export function syntheticBatch(n: number): Tensor {
   const set = syntheticSet(n);
   return binarizedBatch(set, Uint32Array.from({ length: n }, (_, i) => i), { seed: 1, stream: 1, offset: 0 });
+}
+
+const ascii = (s: string) => new TextEncoder().encode(s);
+
+/**
+ * A PNG built here, independently of eval/png.ts's encoder: `rows` of raw samples (channels per
+ * pixel; for depths below 8, already packed, most significant bits first), each row with its own
+ * filter type, the image data split over two IDAT chunks.
+ */
+export async function filteredPng(
+  width: number,
+  rows: Uint8Array[],
+  channels: number,
+  colour: number,
+  filters: number[],
+  depth = 8,
+): Promise<Uint8Array> {
+  const stride = Math.ceil((width * channels * depth) / 8);
+  const bpp = Math.max(1, (channels * depth) / 8);
+  const raw: number[] = [];
+  rows.forEach((row, y) => {
+    const prev = y > 0 ? rows[y - 1] : new Uint8Array(stride);
+    const f = filters[y % filters.length];
+    raw.push(f);
+    for (let i = 0; i < stride; i++) {
+      const a = i >= bpp ? row[i - bpp] : 0,
+        b = prev[i],
+        c = i >= bpp ? prev[i - bpp] : 0;
+      const p = a + b - c;
+      const paeth = Math.abs(p - a) <= Math.abs(p - b) && Math.abs(p - a) <= Math.abs(p - c)
+        ? a
+        : Math.abs(p - b) <= Math.abs(p - c)
+        ? b
+        : c;
+      const predictor = [0, a, b, (a + b) >> 1, paeth][f];
+      raw.push((row[i] - predictor) & 0xff);
+    }
+  });
+  const z = new Uint8Array(
+    await new Response(
+      new Blob([Uint8Array.from(raw)]).stream().pipeThrough(new CompressionStream("deflate")),
+    )
+      .arrayBuffer(),
+  );
+  const chunk = (type: string, data: Uint8Array) => {
+    const body = new Uint8Array([...ascii(type), ...data]);
+    const out = new Uint8Array(12 + data.length);
+    const v = new DataView(out.buffer);
+    v.setUint32(0, data.length);
+    out.set(body, 4);
+    v.setUint32(8 + data.length, crc32(body));
+    return out;
+  };
+  const ihdr = new Uint8Array(13);
+  new DataView(ihdr.buffer).setUint32(0, width);
+  new DataView(ihdr.buffer).setUint32(4, rows.length);
+  ihdr.set([depth, colour, 0, 0, 0], 8);
+  return new Uint8Array([
+    137,
+    80,
+    78,
+    71,
+    13,
+    10,
+    26,
+    10,
+    ...chunk("IHDR", ihdr),
+    ...chunk("IDAT", z.subarray(0, 5)),
+    ...chunk("IDAT", z.subarray(5)), // split IDAT: the decoder must join them
+    ...chunk("IEND", new Uint8Array(0)),
+  ]);
 }
