@@ -218,6 +218,7 @@ export {
 export {
   type DataOptions,
   type DatasetName,
+  type Expected,
   type LoadedSplit,
   loadSplit,
   type Split,
@@ -260,3 +261,11 @@ export {
 export { scoreSet, type ScoreSetOptions } from "./eval/score_set.ts";
 export { readUserImages, scoreImages, type UserImages } from "./eval/user_images.ts";
 export { BUILT_IN_SETS, loadTestSet, type TestSet, testSetOnGpu } from "./eval/test_sets.ts";
+export {
+  EXTRA_DATASET_NAMES,
+  type ExtraDataOptions,
+  type ExtraDataset,
+  type ExtraDatasetName,
+  loadExtraDataset,
+  type OfficialFile,
+} from "./data/extra_datasets.ts";

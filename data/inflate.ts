@@ -11,7 +11,7 @@
  */
 export async function inflate(
   bytes: Uint8Array,
-  format: "gzip" | "deflate",
+  format: "gzip" | "deflate" | "deflate-raw",
   name: string,
   maxBytes: number,
   limitOf: (head: Uint8Array) => number | null = () => null,

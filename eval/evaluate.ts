@@ -20,9 +20,9 @@ import { type GenerateMode, type ImageScores, passColumns, scoreNames } from "..
 import { type Detection, detectionMetrics } from "./metrics.ts";
 import { histogramSvg, rocSvg } from "./plots.ts";
 import { imageGrid } from "./grid.ts";
-import { encodePng } from "./png.ts";
+import { encodePng } from "../data/png.ts";
 import { priorSamples, reconstructions, scoreSet } from "./score_set.ts";
-import { BUILT_IN_SETS, displayName, fileKey, loadTestSet, testSetOnGpu } from "./test_sets.ts";
+import { BUILT_IN_SETS, displayName, fileKey, loadTestSet, type TestSet, testSetOnGpu } from "./test_sets.ts";
 
 export const ORIENTATION = "higher = more OOD";
 
@@ -270,14 +270,17 @@ async function availableSets(
   inName: DatasetName,
   image: { height: number; width: number },
   log: (line: string) => void,
-): Promise<{ names: string[]; skipped: { set: string; why: string }[] }> {
-  if (!o.ood.includes("all")) return { names: o.ood, skipped: [] };
-  const names: string[] = [], skipped: { set: string; why: string }[] = [];
+): Promise<{ loaded: TestSet[]; skipped: { set: string; why: string }[] }> {
+  const load = (name: string) => loadTestSet(name, image.height, image.width, { dataDir: o.dataDir });
+  const loaded: TestSet[] = [], skipped: { set: string; why: string }[] = [];
+  if (!o.ood.includes("all")) {
+    for (const name of o.ood) loaded.push(await load(name));
+    return { loaded, skipped };
+  }
   const wanted = [...BUILT_IN_SETS.filter((n) => n !== inName), ...o.ood.filter((n) => n !== "all")];
   for (const name of wanted) {
     try {
-      await loadTestSet(name, image.height, image.width, { dataDir: o.dataDir });
-      names.push(name);
+      loaded.push(await load(name));
     } catch (error) {
       // The first line says what is missing; a dataset's last line says how to provide it.
       const lines = (error as Error).message.split("\n");
@@ -285,13 +288,13 @@ async function availableSets(
       skipped.push({ set: name, why: lines[0].replace(/ Looked at:$/, "") + (how ? ` ${how}` : "") });
     }
   }
-  if (names.length === 0) throw new Error(`--ood all: no OOD set is available here`);
+  if (loaded.length === 0) throw new Error(`--ood all: no OOD set is available here`);
   log(
-    `ood: --ood all: ${names.map(displayName).join(", ")}${
+    `ood: --ood all: ${loaded.map((t) => t.display).join(", ")}${
       skipped.length ? `; ${skipped.length} skipped (below)` : ""
     }`,
   );
-  return { names, skipped };
+  return { loaded, skipped };
 }
 
 /** Runs the whole evaluation of `run`, writes its files into the run directory, returns the report. */
@@ -302,11 +305,13 @@ export async function evaluateRun(run: LoadedRun, o: EvaluationOptions): Promise
   const L = cfg.layers.length;
   const seed = run.config.training.seed;
   const inName = run.config.training.dataset;
-  const { names, skipped } = await availableSets(o, inName, cfg.image, log);
+  const inSet = await loadTestSet(inName, cfg.image.height, cfg.image.width, { dataDir: o.dataDir });
+  const { loaded: oodSets, skipped } = await availableSets(o, inName, cfg.image, log);
+  const names = oodSets.map((t) => t.name);
   const sets: { name: string; key: string; display: string; source: string; set: ImageSet }[] = [];
   try {
-    for (const name of [inName, ...names]) {
-      const loaded = await loadTestSet(name, cfg.image.height, cfg.image.width, { dataDir: o.dataDir });
+    for (const loaded of [inSet, ...oodSets]) {
+      const name = loaded.name;
       log(`ood: ${loaded.display}: ${loaded.source}`);
       const set = testSetOnGpu(loaded, o.limit, cfg.image);
       sets.push({ name, key: fileKey(name), display: loaded.display, source: loaded.source, set });

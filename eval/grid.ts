@@ -1,7 +1,7 @@
 /**
  * Image grids for the pictures (Fig. 2/5 reconstructions, Fig. 9 samples): tiles of gray values in
  * [0, 1] laid out in rows and columns, scaled up by pixel replication, with gaps, as 8-bit pixels for
- * eval/png.ts. White is 1 (MNIST's convention: bright strokes on black).
+ * data/png.ts. White is 1 (MNIST's convention: bright strokes on black).
  */
 
 export interface GrayImage {

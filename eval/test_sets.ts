@@ -1,6 +1,8 @@
 /**
  * The test sets an evaluation can score, by name (README, "OOD test sets"):
  *   fashion-mnist, mnist, kmnist   the datasets' test splits (data/datasets.ts);
+ *   notmnist, omniglot, smallnorb  the paper's other OOD sets, from their official files, prepared as
+ *                                  hvae-oodd prepares them (data/extra_datasets.ts);
  *   fashion-mnist-hflip, -vflip    Fashion-MNIST's test images mirrored left-right, upside down;
  *   fashion-mnist-inverted         255 - pixel: light clothes on black become dark on white;
  *   noise                          Bernoulli noise: each pixel 255 with probability m, else 0, where m is
@@ -11,7 +13,13 @@
  * they cost nothing and need no download, and they are the same on every machine.
  */
 
-import { type DataOptions, DATASET_NAMES, type DatasetName, loadSplit } from "../data/datasets.ts";
+import { DATASET_NAMES, type DatasetName, loadSplit } from "../data/datasets.ts";
+import {
+  EXTRA_DATASET_NAMES,
+  type ExtraDataOptions,
+  type ExtraDatasetName,
+  loadExtraDataset,
+} from "../data/extra_datasets.ts";
 import type { IdxArray } from "../data/idx.ts";
 import { type ImageSet, imageSetFromPixels } from "../data/loader.ts";
 import { createRng } from "../models/rng.ts";
@@ -43,6 +51,7 @@ export const DERIVED_SETS = [
 /** Every built-in OOD set for a Fashion-MNIST model, in the order `--ood all` scores them. */
 export const BUILT_IN_SETS: readonly string[] = [
   ...DATASET_NAMES.filter((n) => n !== "fashion-mnist"),
+  ...EXTRA_DATASET_NAMES,
   ...DERIVED_SETS,
 ];
 
@@ -50,6 +59,9 @@ const DISPLAY: Record<string, string> = {
   "fashion-mnist": "Fashion-MNIST",
   mnist: "MNIST",
   kmnist: "KMNIST",
+  notmnist: "notMNIST",
+  omniglot: "Omniglot",
+  smallnorb: "SmallNORB",
   "fashion-mnist-hflip": "FMNIST h-flip",
   "fashion-mnist-vflip": "FMNIST v-flip",
   "fashion-mnist-inverted": "FMNIST inverted",
@@ -98,9 +110,13 @@ export async function loadTestSet(
   name: string,
   height: number,
   width: number,
-  options: DataOptions = {},
+  options: ExtraDataOptions = {},
 ): Promise<TestSet> {
   const display = displayName(name);
+  if ((EXTRA_DATASET_NAMES as readonly string[]).includes(name)) {
+    const set = await loadExtraDataset(name as ExtraDatasetName, options);
+    return { name, display, ...set };
+  }
   if ((DATASET_NAMES as readonly string[]).includes(name)) {
     const split = await loadSplit(name as DatasetName, "test", options);
     return { name, display, images: split.images, labels: split.labels, source: split.source };

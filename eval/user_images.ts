@@ -11,7 +11,7 @@ import { imageSetFromPixels } from "../data/loader.ts";
 import type { LoadedRun } from "../data/run.ts";
 import { dispose } from "../kernels/tensor.ts";
 import type { ImageScores } from "../models/scores.ts";
-import { decodePng } from "./png.ts";
+import { decodePng } from "../data/png.ts";
 import { scoreSet, type ScoreSetOptions } from "./score_set.ts";
 
 /** Images read from users' files (`readUserImages`). */

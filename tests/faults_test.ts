@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import { encodeIdx } from "../data/idx.ts";
 import { decodeSafetensors, encodeSafetensors } from "../data/safetensors.ts";
-import { encodePng } from "../eval/png.ts";
+import { encodePng } from "../data/png.ts";
 import { type CommandResult, interruptAfter, permissionsOf, runTask } from "./commands.ts";
 import { gpuTest } from "./helpers.ts";
 import { syntheticPixels } from "./synthetic.ts";
@@ -462,14 +462,14 @@ gpuTest("faults: hostile files: safetensors headers, configs, huge PNGs, gzip bo
   const ihdr = new DataView(big.buffer, 16, 8);
   ihdr.setUint32(0, 20000);
   ihdr.setUint32(4, 20000);
-  const { crc32 } = await import("../eval/png.ts");
+  const { crc32 } = await import("../data/png.ts");
   new DataView(big.buffer).setUint32(29, crc32(big.subarray(12, 29)));
   await Deno.writeFile(`${root}/huge.png`, big);
   const trained = await trainedRun();
   const png = await task("score", ["--run", trained, "--input", `${root}/huge.png`]);
   assert.equal(png.code, 1, both(png));
   assert.match(png.err, /huge.png: the image is 20000x20000; the model takes 28x28/);
-  const { decodePng } = await import("../eval/png.ts");
+  const { decodePng } = await import("../data/png.ts");
   await assert.rejects(decodePng(big, "huge.png"), /a PNG of 20000x20000 pixels is refused/);
 
   // 64 MB of zeros gzipped to 64 KB behind a header announcing one image: stopped early.

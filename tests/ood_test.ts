@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import { encodeIdx } from "../data/idx.ts";
 import { detectionMetrics } from "../eval/metrics.ts";
-import { decodePng, encodePng } from "../eval/png.ts";
+import { decodePng, encodePng } from "../data/png.ts";
 import { runTask } from "./commands.ts";
 import { BUILT_IN_SETS } from "../eval/test_sets.ts";
 import { gpuTest } from "./helpers.ts";

@@ -5,7 +5,7 @@
  */
 
 import assert from "node:assert/strict";
-import { crc32, decodePng, encodePng } from "../eval/png.ts";
+import { crc32, decodePng, encodePng } from "../data/png.ts";
 import { imageGrid } from "../eval/grid.ts";
 import { createRng } from "./helpers.ts";
 import { filteredPng } from "./synthetic.ts";

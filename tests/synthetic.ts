@@ -4,7 +4,7 @@
  */
 
 import { parseIdx } from "../data/idx.ts";
-import { crc32 } from "../eval/png.ts";
+import { crc32 } from "../data/png.ts";
 import { binarizedBatch, type ImageSet, imageSetOnGpu } from "../data/loader.ts";
 import type { Tensor } from "../kernels/tensor.ts";
 

@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import { encodeIdx } from "../data/idx.ts";
 import { loadSplit } from "../data/datasets.ts";
-import { encodePng } from "../eval/png.ts";
+import { encodePng } from "../data/png.ts";
 import { BUILT_IN_SETS, displayName, fileKey, isBuiltInSet, loadTestSet } from "../eval/test_sets.ts";
 import { withTestSplitServer } from "./loopback.ts";
 

@@ -10,7 +10,7 @@
  * 16-bit, interlaced) is an error naming the file and the property.
  */
 
-import { inflate } from "../data/inflate.ts";
+import { inflate } from "./inflate.ts";
 
 const SIGNATURE = [137, 80, 78, 71, 13, 10, 26, 10];
 
