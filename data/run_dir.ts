@@ -180,13 +180,14 @@ function lineWithin(line: string, step: number): boolean {
 }
 
 /**
- * Drops the lines of `dir/metrics.jsonl` that describe steps after `step` (the checkpoint's): a crash
+ * Drops the lines of `dir/metrics.jsonl` (or another JSON-lines `file` of the run whose lines carry
+ * their `step`, such as curves.jsonl) that describe steps after `step` (the checkpoint's): a crash
  * between an epoch's checkpoint and its line cannot leave a line, but one in an older version could,
  * and a run started over from nothing keeps none. Garbled lines (a write cut short) go too. Returns
  * how many lines were dropped.
  */
-export async function truncateMetrics(dir: string, step: number): Promise<number> {
-  const path = `${dir}/metrics.jsonl`;
+export async function truncateMetrics(dir: string, step: number, file = "metrics.jsonl"): Promise<number> {
+  const path = `${dir}/${file}`;
   let text: string;
   try {
     text = await Deno.readTextFile(path);

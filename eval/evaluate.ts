@@ -265,7 +265,7 @@ export function checkFinite(dir: string, sets: readonly { name: string; scores: 
  * in-distribution set excepted); a set of "all" that cannot be loaded is skipped with its reason,
  * one asked for by name is an error.
  */
-async function availableSets(
+export async function resolveOodSets(
   o: EvaluationOptions,
   inName: DatasetName,
   image: { height: number; width: number },
@@ -306,7 +306,7 @@ export async function evaluateRun(run: LoadedRun, o: EvaluationOptions): Promise
   const seed = run.config.training.seed;
   const inName = run.config.training.dataset;
   const inSet = await loadTestSet(inName, cfg.image.height, cfg.image.width, { dataDir: o.dataDir });
-  const { loaded: oodSets, skipped } = await availableSets(o, inName, cfg.image, log);
+  const { loaded: oodSets, skipped } = await resolveOodSets(o, inName, cfg.image, log);
   const names = oodSets.map((t) => t.name);
   const sets: { name: string; key: string; display: string; source: string; set: ImageSet }[] = [];
   try {

@@ -1,7 +1,7 @@
 /**
- * The evaluation's pictures as standalone SVG text: ROC curves of every score (the paper's Fig. 3)
- * and histograms of scores for in-distribution vs OOD images (Fig. 4). No dependencies: a plot is a
- * few axes, polylines and labels.
+ * The evaluation's pictures as standalone SVG text: ROC curves of every score (the paper's Fig. 3),
+ * histograms of scores for in-distribution vs OOD images (Fig. 4), and lines over epochs (AUROC
+ * curves of a training run). No dependencies: a plot is a few axes, polylines and labels.
  */
 
 const COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"];
@@ -154,6 +154,78 @@ export function histogramSvg(
         oy + ph + 30
       }" text-anchor="middle" fill="#555">score (nats; higher = more OOD)</text>`,
     );
+  });
+  parts.push("</svg>");
+  return parts.join("\n") + "\n";
+}
+
+/** One line of a `lineSvg` panel: y over x (NaN breaks it). */
+export interface LineSeries {
+  name: string;
+  x: readonly number[];
+  y: readonly number[];
+}
+
+/**
+ * Lines over a shared x (e.g. AUROC per epoch for every score), one panel per title, with points at
+ * the measurements and the y range given (AUROC: 0 to 1) or fitted.
+ */
+export function lineSvg(
+  panels: readonly { title: string; series: readonly LineSeries[] }[],
+  o: { title: string; xLabel: string; yLabel: string; yRange?: [number, number] },
+): string {
+  const cols = Math.min(panels.length, 2), rows = Math.ceil(panels.length / cols);
+  const pw = 360, ph = 240, left = 56, gap = 150, top = 50;
+  const W = cols * (pw + left + gap), H = rows * (ph + 70) + top;
+  const parts: string[] = [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="11">`,
+    `<rect width="${W}" height="${H}" fill="white"/>`,
+    `<text x="${W / 2}" y="22" text-anchor="middle" font-size="14">${esc(o.title)}</text>`,
+  ];
+  panels.forEach((panel, p) => {
+    const ox = left + (p % cols) * (pw + left + gap), oy = top + Math.floor(p / cols) * (ph + 70);
+    const xs = panel.series.flatMap((s) => s.x.filter(Number.isFinite));
+    const ys = panel.series.flatMap((s) => s.y.filter(Number.isFinite));
+    let [x0, x1] = [Math.min(...xs), Math.max(...xs)];
+    if (!(x1 > x0)) [x0, x1] = [x0 - 1, x0 + 1];
+    let [y0, y1] = o.yRange ?? [Math.min(...ys), Math.max(...ys)];
+    if (!(y1 > y0)) [y0, y1] = [y0 - 1, y0 + 1];
+    const X = (v: number) => ox + ((v - x0) / (x1 - x0)) * pw,
+      Y = (v: number) => oy + (1 - (v - y0) / (y1 - y0)) * ph;
+    parts.push(
+      `<text x="${ox + pw / 2}" y="${oy - 8}" text-anchor="middle" font-size="12">${esc(panel.title)}</text>`,
+      `<rect x="${ox}" y="${oy}" width="${pw}" height="${ph}" fill="none" stroke="black"/>`,
+    );
+    for (let t = 0; t <= 4; t++) {
+      const yv = y0 + ((y1 - y0) * t) / 4, xv = x0 + ((x1 - x0) * t) / 4;
+      parts.push(
+        `<line x1="${ox}" y1="${f(Y(yv))}" x2="${ox + pw}" y2="${f(Y(yv))}" stroke="#eee"/>`,
+        `<text x="${ox - 6}" y="${f(Y(yv) + 4)}" text-anchor="end">${+yv.toFixed(3)}</text>`,
+        `<text x="${f(X(xv))}" y="${oy + ph + 16}" text-anchor="middle">${+xv.toFixed(1)}</text>`,
+      );
+    }
+    parts.push(
+      `<text x="${ox + pw / 2}" y="${oy + ph + 34}" text-anchor="middle">${esc(o.xLabel)}</text>`,
+      `<text transform="translate(${ox - 40} ${oy + ph / 2}) rotate(-90)" text-anchor="middle">${
+        esc(o.yLabel)
+      }</text>`,
+    );
+    panel.series.forEach((s, i) => {
+      const colour = COLOURS[i % COLOURS.length];
+      const points = s.x.map((xv, k) => [xv, s.y[k]]).filter(([a, b]) =>
+        Number.isFinite(a) && Number.isFinite(b)
+      );
+      parts.push(
+        `<polyline points="${
+          points.map(([a, b]) => `${f(X(a))},${f(Y(b))}`).join(" ")
+        }" fill="none" stroke="${colour}" stroke-width="1.6"/>`,
+        ...points.map(([a, b]) => `<circle cx="${f(X(a))}" cy="${f(Y(b))}" r="2.5" fill="${colour}"/>`),
+        `<line x1="${ox + pw + 10}" y1="${oy + 10 + i * 18}" x2="${ox + pw + 28}" y2="${
+          oy + 10 + i * 18
+        }" stroke="${colour}" stroke-width="2"/>`,
+        `<text x="${ox + pw + 32}" y="${oy + 14 + i * 18}">${esc(s.name)}</text>`,
+      );
+    });
   });
   parts.push("</svg>");
   return parts.join("\n") + "\n";

@@ -19,7 +19,9 @@ import { formatProfile } from "../kernels/runtime/profiler.ts";
 import { guessBackend } from "../kernels/runtime/backend.ts";
 import { DATASET_NAMES, loadSplit } from "../data/datasets.ts";
 import type { RunConfig } from "../data/run.ts";
-import { evaluateRun } from "../eval/evaluate.ts";
+import { evaluateRun, resolveOodSets } from "../eval/evaluate.ts";
+import { type CurvePoint, curvePoints, type CurveSets, curvesSvg } from "../eval/curves.ts";
+import { displayName, loadTestSet, testSetOnGpu } from "../eval/test_sets.ts";
 import { imageSetOnGpu } from "../data/loader.ts";
 import { loadCheckpoint, recoverCheckpoint, saveCheckpoint } from "../data/checkpoint.ts";
 import { writeFileAtomic } from "../data/files.ts";
@@ -90,6 +92,9 @@ ${KERNELS_USAGE}; auto measures them on first use
                          a table by kernel on stderr and profile.json in the run directory
 ${EVALUATION_USAGE}
   --eval-limit N         evaluate on the first N images of each test set (default: all 10000)
+  --eval-every N         every N epochs, measure OOD detection on a fixed subset of the test sets (the
+                         --ood sets): curves.jsonl and curves.svg, AUROC per epoch (default 0: off)
+  --curve-limit N        images per set of those measurements (default 2000)
   --help                 this text
 With no flags on a CPU (software adapter) the run is sized by time: one epoch of all 60000 images or
 ${DEFAULT_TIME_LIMIT / 60} minutes of training, whichever ends first, then an evaluation sized to about ${
@@ -116,9 +121,27 @@ const flags = parseFlags("train", USAGE, {
   profile: { type: "boolean", default: false },
   ...KERNELS_FLAG,
   "eval-limit": { type: "string" },
+  "eval-every": { type: "string" },
+  "curve-limit": { type: "string" },
   ...EVALUATION_FLAGS,
 });
 const evaluation = evaluationOptions("train", USAGE, flags, flags["eval-limit"], "eval-limit");
+/** What --eval-every measures (saved in config.json as `curves`). */
+interface CurveSettings {
+  every: number;
+  limit: number;
+  ood: string[];
+  samples: number;
+  iw: number;
+  generate: "mean" | "sample";
+  batchSize: number;
+}
+const evalEvery = flags["eval-every"] === undefined
+  ? 0
+  : intFlag("train", USAGE, "eval-every", flags["eval-every"], 0);
+const curveLimit = flags["curve-limit"] === undefined
+  ? 2000
+  : intFlag("train", USAGE, "curve-limit", flags["curve-limit"], 1);
 const kernels = kernelsMode("train", USAGE, flags.kernels);
 const out = pathFlag("train", USAGE, "out", flags.out);
 const resume = pathFlag("train", USAGE, "resume", flags.resume);
@@ -372,12 +395,39 @@ await runCommand("train", async () => {
     ({ params, adam, progress } = await loadCheckpoint(dir, shape, adamInit(shape)));
     console.log(`train: resuming after epoch ${progress.epoch}, step ${progress.step}`);
   }
-  const dropped = await truncateMetrics(dir, progress.step);
-  if (dropped > 0) {
-    console.log(
-      `train: dropped ${dropped} line(s) of metrics.jsonl from after the checkpoint (step ${progress.step})`,
+  for (const file of ["metrics.jsonl", "curves.jsonl"]) {
+    const dropped = await truncateMetrics(dir, progress.step, file);
+    if (dropped > 0) {
+      console.log(
+        `train: dropped ${dropped} line(s) of ${file} from after the checkpoint (step ${progress.step})`,
+      );
+    }
+  }
+  // --eval-every's settings stay with the run (config.json `curves`): a resumed run continues the
+  // same curve on the same sets unless new ones are given.
+  const saved = (run as RunConfig & { curves?: CurveSettings }).curves;
+  const curves: CurveSettings | null = evalEvery > 0
+    ? {
+      every: evalEvery,
+      limit: curveLimit,
+      ood: evaluation.ood,
+      samples: evaluation.samples,
+      iw: evaluation.iw,
+      generate: evaluation.generate,
+      batchSize: evaluation.batchSize,
+    }
+    : flags["eval-every"] === undefined && saved?.every
+    ? saved
+    : null;
+  if (JSON.stringify(curves) !== JSON.stringify(saved ?? null)) {
+    Object.assign(run, { curves });
+    await writeFileAtomic(
+      `${dir}/config.json`,
+      new TextEncoder().encode(JSON.stringify(run, null, 2) + "\n"),
     );
   }
+  // The fixed subsets of the curves, on the GPU for the whole run.
+  const curveSets = curves ? await loadCurveSets(run, curves, dataDir) : null;
   if (Object.keys(changes).length > 0) {
     // Recorded where a reader of the run looks: config.json's history of resumes, and every later
     // metrics.jsonl line carries the learning rate it was trained with.
@@ -426,6 +476,51 @@ await runCommand("train", async () => {
     loss: t.loss,
     format: "hvae-ood model, names in models/hvae.ts",
   };
+  /** Loads the in-distribution test subset and the --ood sets' subsets for the curves. */
+  async function loadCurveSets(r: RunConfig, c: CurveSettings, from: string | undefined): Promise<CurveSets> {
+    const { height, width } = r.model.image;
+    const inSet = await loadTestSet(r.training.dataset, height, width, { dataDir: from });
+    const { loaded } = await resolveOodSets(
+      { ...evaluation, ood: c.ood },
+      r.training.dataset,
+      r.model.image,
+      (l) => console.log(`train: curves: ${l.replace(/^ood: /, "")}`),
+    );
+    console.log(
+      `train: every ${c.every} epoch(s): OOD detection on the first ${c.limit} images of ${inSet.display} and of ` +
+        `${loaded.map((t) => t.display).join(", ")} into curves.jsonl and curves.svg`,
+    );
+    return {
+      in: testSetOnGpu(inSet, c.limit, r.model.image),
+      ood: loaded.map((t) => ({ name: t.name, set: testSetOnGpu(t, c.limit, r.model.image) })),
+    };
+  }
+
+  /** Measures a curve point, appends its lines (after the checkpoint, like metrics.jsonl), redraws curves.svg. */
+  async function addCurvePoints(
+    s: TrainState,
+    c: CurveSettings,
+    sets: CurveSets,
+    at: { epoch: number; step: number },
+  ) {
+    const points = await curvePoints(s.params, run.model, sets, { ...c, seed: t.seed }, at);
+    for (const p of points) await appendLine(`${dir}/curves.jsonl`, JSON.stringify(p));
+    const all: CurvePoint[] = (await Deno.readTextFile(`${dir}/curves.jsonl`)).trim().split("\n").map((l) =>
+      JSON.parse(l)
+    );
+    const title = `OOD detection during training: ${run.model.preset}, ${t.loss}, seed ${t.seed}`;
+    await writeFileAtomic(`${dir}/curves.svg`, new TextEncoder().encode(curvesSvg(all, title)));
+    console.log(
+      `epoch ${at.epoch}: AUROC ${
+        points.map((p) =>
+          `${displayName(p.ood)} elbo ${p.metrics.elbo.auroc.toFixed(3)} llr_ada ${
+            p.metrics.llr_ada.auroc.toFixed(3)
+          }`
+        ).join("; ")
+      } (first ${c.limit} images; curves.svg)`,
+    );
+  }
+
   const state: TrainState = { params, adam, progress };
   let profiling = false, lastPrint = 0;
   let result;
@@ -489,6 +584,9 @@ await runCommand("train", async () => {
             record.kl.map(f).join(", ")
           }] ll [${record.ll.map(f).join(", ")}] ${record.seconds.toFixed(1)} s; saved ${dir}`,
         );
+        if (curves && curveSets && record.complete && record.epoch % curves.every === 0) {
+          await addCurvePoints(s, curves, curveSets, { epoch: record.epoch, step: s.progress.step });
+        }
       },
     });
   } catch (error) {
@@ -515,6 +613,7 @@ await runCommand("train", async () => {
   stopListening();
   ({ params, adam, progress } = state);
   dispose([adam.m, adam.v, set.bytes]);
+  if (curveSets) dispose([curveSets.in.bytes, ...curveSets.ood.map((o) => o.set.bytes)]);
   if (result.stoppedBy === "interrupted" || interrupted) {
     dispose(params);
     console.log(`train: stopped after step ${progress.step}; continue with: deno task train --resume ${dir}`);
