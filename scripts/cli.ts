@@ -14,11 +14,22 @@ type Options = NonNullable<ParseArgsConfig["options"]>;
  * from the parsed values only (`--epochs=4` and `--epochs 4` alike; `--out --help` is a path).
  */
 export function parseFlags<O extends Options>(tool: string, usage: string, options: O) {
+  return parseCommandLine(tool, usage, options, false).values;
+}
+
+/** `parseFlags` for a command that also takes positional arguments (e.g. an experiment's name). */
+export function parseCommandLine<O extends Options>(
+  tool: string,
+  usage: string,
+  options: O,
+  allowPositionals = true,
+) {
   let help: boolean;
   try {
     const withHelp = { ...options, help: { type: "boolean", short: "h" } } as const;
     help =
-      (parseArgs({ args: Deno.args, options: withHelp }).values as Record<string, unknown>).help === true;
+      (parseArgs({ args: Deno.args, options: withHelp, allowPositionals }).values as Record<string, unknown>)
+        .help === true;
   } catch (error) {
     // A bad flag next to --help: the user asked for the usage.
     if (!Deno.args.includes("--help") && !Deno.args.includes("-h")) {
@@ -30,7 +41,7 @@ export function parseFlags<O extends Options>(tool: string, usage: string, optio
     console.log(usage);
     Deno.exit(0);
   }
-  return parseArgs({ args: Deno.args, options }).values;
+  return parseArgs({ args: Deno.args, options, allowPositionals });
 }
 
 /** Prints `message` and the usage, then exits with status 2. */

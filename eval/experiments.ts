@@ -1,0 +1,300 @@
+/**
+ * The paper's experiments as data (`deno task reproduce NAME`, scripts/reproduce.ts): which runs each
+ * needs (loss x seed, on one preset and schedule), which OOD sets it scores, and how its table is
+ * made from the runs' ood.json, our figure beside the paper's (docs/paper_values.json, with the
+ * table numbers). Everything here is a function of the reports: the orchestration lives in the script.
+ *   table2        the informative loss, every score against MNIST (paper Tables 2 and 10);
+ *   table12       the ELBO (a vanilla HVAE), every score against MNIST (Table 12);
+ *   table3        both losses, LLR^ada against every OOD set available (Table 3, MNIST from Table 2);
+ *   table5        the informative loss over seeds, LLR^ada, mean and standard deviation (Table 5);
+ *   table14       KL per layer of the Fashion-MNIST test set, both losses (Table 14, Fig. 6);
+ *   bits-per-dim  bits per dimension of log p(x | z>k) per k, both losses (Table 15, and Table 4's L_x).
+ */
+
+import type { Diagnostics, OodReport } from "./evaluate.ts";
+
+/** One training run of an experiment. */
+export interface RunSpec {
+  /** The objective. */
+  loss: "elbo" | "informative";
+  /** The seed. */
+  seed: number;
+}
+
+/** A trained and evaluated run, as the tables see it. */
+export interface RunOutcome extends RunSpec {
+  /** Its directory. */
+  dir: string;
+  /** Epochs it completed. */
+  epochs: number;
+  /** Its ood.json. */
+  report: OodReport;
+}
+
+/** A table: a title, column names and rows of cells (our figures beside the paper's). */
+export interface ResultTable {
+  /** What it shows, the paper's table it reproduces. */
+  title: string;
+  /** Column headers. */
+  columns: string[];
+  /** Rows of cells. */
+  rows: string[][];
+  /** A line under the table (what differs from the paper's setting). */
+  note?: string;
+}
+
+/** An experiment's definition. */
+export interface Experiment {
+  /** Its name on the command line. */
+  name: string;
+  /** One line for --help. */
+  about: string;
+  /** The runs it needs, for `seeds` seeds (experiments that need several use their own default). */
+  runs(seeds: number): RunSpec[];
+  /** Default number of seeds. */
+  seeds: number;
+  /** The OOD sets each run is evaluated on. */
+  ood: string[];
+  /** The table, from the evaluated runs and the paper's values. */
+  table(runs: RunOutcome[], paper: PaperValues): ResultTable;
+}
+
+/** docs/paper_values.json. */
+export interface PaperValues {
+  /** Where the values are from. */
+  source: string;
+  /** By table number. */
+  tables: Record<string, { caption: string; rows: Record<string, unknown> }>;
+}
+
+type Metric = "auroc" | "auprc" | "fpr80";
+const METRICS: Metric[] = ["auroc", "auprc", "fpr80"];
+
+/** Mean and (sample) standard deviation; the deviation is NaN for one value. */
+export function meanStd(xs: readonly number[]): { mean: number; std: number } {
+  const mean = xs.reduce((a, b) => a + b, 0) / xs.length;
+  const std = xs.length > 1 ? Math.sqrt(xs.reduce((a, b) => a + (b - mean) ** 2, 0) / (xs.length - 1)) : NaN;
+  return { mean, std };
+}
+
+/** A percentage cell: the mean over runs, with "± std" when there are several. */
+export function pctCell(values: readonly number[]): string {
+  if (values.length === 0) return "–";
+  const { mean, std } = meanStd(values.map((v) => 100 * v));
+  return Number.isNaN(std) ? mean.toFixed(1) : `${mean.toFixed(1)} ± ${std.toFixed(1)}`;
+}
+
+function metricOf(run: RunOutcome, ood: string, score: string, metric: Metric): number | undefined {
+  return run.report.results.find((r) => r.ood === ood && r.score === score)?.[metric];
+}
+
+const num = (v: number) => (Number.isInteger(v) ? v.toFixed(1) : String(v));
+const paperCell = (v: unknown) =>
+  Array.isArray(v) ? `${num(v[0])} ± ${num(v[1])}` : typeof v === "number" ? num(v) : "–";
+
+/** Rows = scores: ours (mean ± std over the runs) beside the paper's, one OOD set. */
+function scoresTable(
+  runs: RunOutcome[],
+  paper: PaperValues,
+  table: string,
+  ood: string,
+  title: string,
+): ResultTable {
+  const rows = (paper.tables[table]?.rows ?? {}) as Record<string, Record<Metric, number>>;
+  const scores = [
+    ...new Set(runs.flatMap((r) => r.report.results.filter((x) => x.ood === ood).map((x) => x.score))),
+  ];
+  for (const s of Object.keys(rows)) if (!scores.includes(s)) scores.push(s);
+  return {
+    title,
+    columns: ["score", ...METRICS.flatMap((m) => [`${m} % (ours)`, `${m} % (paper)`])],
+    rows: scores.map((score) => [
+      score,
+      ...METRICS.flatMap((m) => [
+        pctCell(runs.map((r) => metricOf(r, ood, score, m)).filter((v): v is number => v !== undefined)),
+        paperCell(rows[score]?.[m]),
+      ]),
+    ]),
+  };
+}
+
+const ofLoss = (runs: RunOutcome[], loss: string) => runs.filter((r) => r.loss === loss);
+const seedsOf = (loss: RunSpec["loss"], n: number): RunSpec[] =>
+  Array.from({ length: n }, (_, i) => ({ loss, seed: i + 1 }));
+
+/** Per-layer (or per-k) values of the in-distribution diagnostics, mean over runs, beside the paper's. */
+function layersTable(
+  runs: RunOutcome[],
+  paper: PaperValues,
+  table: string,
+  title: string,
+  label: string,
+  of: (d: Diagnostics, pixels: number) => number[],
+  digits: (v: number) => string,
+): ResultTable {
+  const rows = (paper.tables[table]?.rows ?? {}) as Record<string, number[]>;
+  const valuesOf = (loss: string) => {
+    const mine = ofLoss(runs, loss).map((r) => of(r.report.diagnostics[r.report.in], 784));
+    const n = Math.max(0, ...mine.map((v) => v.length));
+    return Array.from({ length: n }, (_, k) => meanStd(mine.map((v) => v[k])).mean);
+  };
+  const [elbo, informative] = [valuesOf("elbo"), valuesOf("informative")];
+  const n = Math.max(elbo.length, informative.length, rows.elbo?.length ?? 0, rows.informative?.length ?? 0);
+  const cell = (xs: number[] | undefined, i: number) => xs?.[i] === undefined ? "–" : digits(xs[i]);
+  return {
+    title,
+    columns: [label, "ELBO (ours)", "ELBO (paper)", "informative (ours)", "informative (paper)"],
+    rows: Array.from({ length: n }, (_, i) => [
+      String(label === "layer" ? i + 1 : i),
+      cell(elbo, i),
+      cell(rows.elbo, i),
+      cell(informative, i),
+      cell(rows.informative, i),
+    ]),
+  };
+}
+
+const sci = (
+  v: number,
+) => (Math.abs(v) >= 1000 || (Math.abs(v) < 0.01 && v !== 0) ? v.toExponential(2) : v.toFixed(2));
+
+/** Every experiment, by name. */
+export const EXPERIMENTS: Record<string, Experiment> = {
+  table2: {
+    name: "table2",
+    about: "informative loss, every score vs MNIST (paper Tables 2, 10)",
+    seeds: 1,
+    runs: (n) => seedsOf("informative", n),
+    ood: ["mnist"],
+    table: (runs, paper) =>
+      scoresTable(
+        ofLoss(runs, "informative"),
+        paper,
+        "2",
+        "mnist",
+        "Fashion-MNIST (in) vs MNIST (OOD), informative loss",
+      ),
+  },
+  table12: {
+    name: "table12",
+    about: "ELBO (vanilla HVAE), every score vs MNIST (paper Table 12, a 5-layer model there)",
+    seeds: 1,
+    runs: (n) => seedsOf("elbo", n),
+    ood: ["mnist"],
+    table: (runs, paper) =>
+      scoresTable(
+        ofLoss(runs, "elbo"),
+        paper,
+        "12",
+        "mnist",
+        "Fashion-MNIST (in) vs MNIST (OOD), ELBO (vanilla HVAE)",
+      ),
+  },
+  table3: {
+    name: "table3",
+    about: "both losses, LLR^ada vs every OOD set available here (paper Table 3)",
+    seeds: 1,
+    runs: (n) => [...seedsOf("elbo", n), ...seedsOf("informative", n)],
+    ood: ["all"],
+    table: (runs, paper) => {
+      const rows = (paper.tables["3"]?.rows ?? {}) as Record<string, Record<string, Record<Metric, number>>>;
+      // Our sets, then the paper's that are not available here (a column of its figures only).
+      const sets = [
+        ...new Set([
+          ...runs.flatMap((r) => r.report.results.map((x) => x.ood)),
+          ...Object.values(rows).flatMap((r) => Object.keys(r)),
+        ]),
+      ];
+      return {
+        title: "LLR^ada by OOD set (AUROC %, ours / paper), Fashion-MNIST (in)",
+        columns: ["model", ...sets],
+        rows: (["elbo", "informative"] as const).map((loss) => [
+          loss === "elbo" ? "HVAE (ELBO)" : "ours (informative)",
+          ...sets.map((set) =>
+            `${
+              pctCell(
+                ofLoss(runs, loss).map((r) => metricOf(r, set, "llr_ada", "auroc")).filter((v): v is number =>
+                  v !== undefined
+                ),
+              )
+            } / ${paperCell(rows[loss]?.[set]?.auroc)}`
+          ),
+        ]),
+        note: "AUPRC and FPR80 of every cell are in results.json and each run's ood.json",
+      };
+    },
+  },
+  table5: {
+    name: "table5",
+    about: "informative loss over seeds (5 by default), LLR^ada, mean ± std (paper Table 5)",
+    seeds: 5,
+    runs: (n) => seedsOf("informative", n),
+    ood: ["all"],
+    table: (runs, paper) => {
+      const rows = (paper.tables["5"]?.rows ?? {}) as Record<string, Record<Metric, [number, number]>>;
+      const sets = [
+        ...new Set([...runs.flatMap((r) => r.report.results.map((x) => x.ood)), ...Object.keys(rows)]),
+      ];
+      return {
+        title: `LLR^ada over ${runs.length} seed(s), informative loss, Fashion-MNIST (in)`,
+        columns: ["OOD set", ...METRICS.flatMap((m) => [`${m} % (ours)`, `${m} % (paper)`])],
+        rows: sets.map((set) => [
+          set,
+          ...METRICS.flatMap((m) => [
+            pctCell(
+              runs.map((r) => metricOf(r, set, "llr_ada", m)).filter((v): v is number => v !== undefined),
+            ),
+            paperCell(rows[set]?.[m]),
+          ]),
+        ]),
+      };
+    },
+  },
+  table14: {
+    name: "table14",
+    about: "KL per layer on the Fashion-MNIST test set, both losses (paper Table 14, 5 layers there)",
+    seeds: 1,
+    runs: (n) => [...seedsOf("elbo", n), ...seedsOf("informative", n)],
+    ood: ["mnist"],
+    table: (runs, paper) =>
+      layersTable(
+        runs,
+        paper,
+        "14",
+        "KL divergence per layer (nats), Fashion-MNIST test",
+        "layer",
+        (d) => d.kl,
+        sci,
+      ),
+  },
+  "bits-per-dim": {
+    name: "bits-per-dim",
+    about: "bits per dimension of log p(x | z>k) per k, both losses (paper Table 15)",
+    seeds: 1,
+    runs: (n) => [...seedsOf("elbo", n), ...seedsOf("informative", n)],
+    ood: ["mnist"],
+    table: (runs, paper) =>
+      layersTable(
+        runs,
+        paper,
+        "15",
+        "bits per dimension of -log p(x | z>k), Fashion-MNIST test",
+        "k",
+        (d, pixels) => d.reconstructionNll.map((v) => v / (pixels * Math.LN2)),
+        (v) => v.toFixed(3),
+      ),
+  },
+};
+
+/** A table as Markdown. */
+export function markdownTable(t: ResultTable): string {
+  const line = (cells: string[]) => `| ${cells.join(" | ")} |`;
+  return [
+    `**${t.title}**`,
+    "",
+    line(t.columns),
+    line(t.columns.map(() => "---")),
+    ...t.rows.map(line),
+    ...(t.note ? ["", t.note] : []),
+  ].join("\n");
+}

@@ -1,0 +1,241 @@
+/**
+ * `deno task reproduce NAME`: one of the paper's experiments end to end (eval/experiments.ts): the
+ * trainings it needs (each a `deno task train` of its own, skipped when already done, resumed when
+ * cut short), their evaluations (skipped when ood.json already holds them), then its table, our
+ * figures beside the paper's, written as results.md and results.json with the preset, epochs, seeds,
+ * commit and adapter that made them. Sized for the machine by default: `small` for 3 epochs on a
+ * software adapter, the paper's backbone for its 1000 epochs on a GPU.
+ */
+
+import { adapterInfo } from "../kernels/engine.ts";
+import type { OodReport } from "../eval/evaluate.ts";
+import { EXPERIMENTS, markdownTable, type PaperValues, type RunOutcome } from "../eval/experiments.ts";
+import { writeFilesAtomic } from "../data/files.ts";
+import { initGpuOrExit, intFlag, parseCommandLine, pathFlag, runCommand, usageError } from "./cli.ts";
+
+const USAGE = `usage: deno task reproduce NAME [flags]
+  NAME                   ${
+  Object.values(EXPERIMENTS).map((e) => `${e.name}: ${e.about}`).join("\n                         ")
+}
+  --preset NAME          model preset (default: small on a software adapter, havtorn3 on a GPU)
+  --epochs N             epochs per run (default: 3 on a software adapter, 1000 on a GPU)
+  --seeds K              seeds per loss (default: the experiment's, 5 for table5, else 1)
+  --train-limit N        train on the first N images only (default: all 60000)
+  --eval-limit N         evaluate on the first N images of each test set (default: all)
+  --eval-batch-size N    images per scoring batch (default 250)
+  --eval-every N         record AUROC curves every N epochs in each run (curves.svg; default 0: off)
+  --data-dir DIR         read the dataset files from here (and only here)
+  --out DIR              the experiment's directory (default runs/reproduce-<NAME>-<preset>)
+  --help                 this text
+Each run is its own 'deno task train' in <out>/<preset>-<loss>-seed<seed>: an interrupted experiment
+continues where it stopped when started again with the same flags.`;
+
+const { values: flags, positionals } = parseCommandLine("reproduce", USAGE, {
+  preset: { type: "string" },
+  epochs: { type: "string" },
+  seeds: { type: "string" },
+  "train-limit": { type: "string" },
+  "eval-limit": { type: "string" },
+  "eval-batch-size": { type: "string", default: "250" },
+  "eval-every": { type: "string" },
+  "data-dir": { type: "string" },
+  out: { type: "string" },
+});
+const name = positionals[0];
+if (positionals.length !== 1 || !EXPERIMENTS[name]) {
+  usageError(
+    "reproduce",
+    USAGE,
+    `name one experiment (${Object.keys(EXPERIMENTS).join(", ")}), got '${positionals.join(" ")}'`,
+  );
+}
+const experiment = EXPERIMENTS[name];
+const int = (flag: string, min: number) =>
+  flags[flag as keyof typeof flags] === undefined
+    ? undefined
+    : intFlag("reproduce", USAGE, flag, flags[flag as keyof typeof flags], min);
+const seeds = int("seeds", 1) ?? experiment.seeds;
+const trainLimit = int("train-limit", 1), evalLimit = int("eval-limit", 1), evalEvery = int("eval-every", 0);
+const evalBatch = intFlag("reproduce", USAGE, "eval-batch-size", flags["eval-batch-size"], 1);
+const dataDir = pathFlag("reproduce", USAGE, "data-dir", flags["data-dir"]);
+
+/** The permission flags of `deno task <task>` from deno.json: one source of truth for what each command may do. */
+async function permissionsOf(task: string): Promise<string[]> {
+  const config = JSON.parse(await Deno.readTextFile(new URL("../deno.json", import.meta.url)));
+  return (config.tasks[task] as string).split(" ").filter((a) => a.startsWith("--allow"));
+}
+
+/** Runs `scripts/<script>.ts` as its task would, its output shown; an error names the command. */
+async function runScript(script: string, args: string[]): Promise<void> {
+  const path = new URL(`./${script}.ts`, import.meta.url).pathname;
+  const status = await new Deno.Command(Deno.execPath(), {
+    args: ["run", ...(await permissionsOf(script)), path, ...args],
+    stdout: "inherit",
+    stderr: "inherit",
+  }).output();
+  if (status.code !== 0) {
+    throw new Error(`'deno task ${script} ${args.join(" ")}' failed (exit status ${status.code}); see above`);
+  }
+}
+
+/** Epochs a run has completed (0 when it has none). */
+async function completedEpochs(dir: string): Promise<number> {
+  try {
+    const lines = (await Deno.readTextFile(`${dir}/metrics.jsonl`)).trim().split("\n").filter(Boolean);
+    return lines.map((l) => JSON.parse(l)).filter((r) => r.complete).length;
+  } catch {
+    return 0;
+  }
+}
+
+/** The commit of the checkout this runs from (read from .git, no git needed), or "unknown". */
+async function commit(): Promise<string> {
+  const git = new URL("../.git/", import.meta.url);
+  try {
+    const head = (await Deno.readTextFile(new URL("HEAD", git))).trim();
+    if (!head.startsWith("ref: ")) return head;
+    const ref = head.slice(5);
+    try {
+      return (await Deno.readTextFile(new URL(ref, git))).trim();
+    } catch {
+      const packed = await Deno.readTextFile(new URL("packed-refs", git));
+      return packed.split("\n").find((l) => l.endsWith(` ${ref}`))?.split(" ")[0] ?? "unknown";
+    }
+  } catch {
+    return "unknown";
+  }
+}
+
+await runCommand("reproduce", async () => {
+  await initGpuOrExit("reproduce");
+  const adapter = adapterInfo();
+  const software = adapter.isFallbackAdapter || /llvmpipe|swiftshader|software/i.test(adapter.description);
+  const preset = flags.preset ?? (software ? "small" : "havtorn3");
+  const epochs = int("epochs", 1) ?? (software ? 3 : 1000);
+  const out = pathFlag("reproduce", USAGE, "out", flags.out) ?? `runs/reproduce-${name}-${preset}`;
+  const specs = experiment.runs(seeds);
+  console.log(
+    `reproduce ${name}: ${specs.length} run(s) of '${preset}' for ${epochs} epoch(s) (${
+      specs.map((s) => `${s.loss} seed ${s.seed}`).join(", ")
+    }), evaluated on ${experiment.ood.join(", ")}${
+      evalLimit ? ` (first ${evalLimit} images per set)` : ""
+    }; in ${out}`,
+  );
+  await Deno.mkdir(out, { recursive: true });
+  const common = [
+    ...(trainLimit ? ["--train-limit", String(trainLimit)] : []),
+    ...(dataDir ? ["--data-dir", dataDir] : []),
+  ];
+  const outcomes: RunOutcome[] = [];
+  for (const spec of specs) {
+    const dir = `${out}/${preset}-${spec.loss}-seed${spec.seed}`;
+    const done = await completedEpochs(dir);
+    const exists = await Deno.stat(`${dir}/config.json`).then(() => true, () => false);
+    if (exists && done >= epochs) {
+      console.log(`reproduce: ${dir}: trained (${done} epochs), skipped`);
+    } else {
+      console.log(`reproduce: ${dir}: ${exists ? `resuming after ${done} epochs` : "training"}`);
+      const curves = evalEvery ? ["--eval-every", String(evalEvery), "--ood", experiment.ood.join(",")] : [];
+      await runScript(
+        "train",
+        exists
+          ? [
+            "--resume",
+            dir,
+            "--epochs",
+            String(epochs),
+            "--no-eval",
+            ...(dataDir ? ["--data-dir", dataDir] : []),
+            ...curves,
+          ]
+          : [
+            ...[
+              "--preset",
+              preset,
+              "--loss",
+              spec.loss,
+              "--seed",
+              String(spec.seed),
+              "--epochs",
+              String(epochs),
+            ],
+            ...["--out", dir, "--no-eval", ...common, ...curves],
+          ],
+      );
+    }
+    // The evaluation: kept when ood.json holds this one (same epochs, sets, images and batch size).
+    const wanted = { epochs, limit: evalLimit ?? null, batchSize: evalBatch };
+    const previous: OodReport | null = await Deno.readTextFile(`${dir}/ood.json`).then(
+      JSON.parse,
+      () => null,
+    );
+    const sameSets = previous?.sets &&
+      (experiment.ood.includes("all") ||
+        experiment.ood.every((s) => Object.keys(previous.sets).includes(s)));
+    const images = previous?.diagnostics[previous.in]?.images;
+    const same = previous && sameSets && previous.epochs === epochs && previous.batchSize === evalBatch &&
+      (wanted.limit === null ? images === 10000 : images === Math.min(wanted.limit, 10000));
+    if (same) console.log(`reproduce: ${dir}: evaluated, skipped`);
+    else {
+      await runScript("ood", [
+        ...["--run", dir, "--ood", experiment.ood.join(","), "--eval-batch-size", String(evalBatch)],
+        ...(evalLimit ? ["--limit", String(evalLimit)] : []),
+        ...(dataDir ? ["--data-dir", dataDir] : []),
+      ]);
+    }
+    const report: OodReport = JSON.parse(await Deno.readTextFile(`${dir}/ood.json`));
+    outcomes.push({ ...spec, dir, epochs: report.epochs, report });
+  }
+
+  const paper: PaperValues = JSON.parse(
+    await Deno.readTextFile(new URL("../docs/paper_values.json", import.meta.url)),
+  );
+  const table = experiment.table(outcomes, paper);
+  const settings = {
+    experiment: name,
+    preset,
+    epochs,
+    seeds,
+    trainLimit: trainLimit ?? null,
+    evalLimit: evalLimit ?? null,
+    evalBatchSize: evalBatch,
+    commit: await commit(),
+    adapter: adapter.description,
+    date: new Date().toISOString(),
+    paper: paper.source,
+  };
+  const md = [
+    `# ${name}: ${experiment.about}`,
+    "",
+    markdownTable(table),
+    "",
+    `Ours: preset \`${preset}\`, ${epochs} epoch(s)${
+      trainLimit ? ` on the first ${trainLimit} training images` : ""
+    }, ` +
+    `seeds ${[...new Set(specs.map((s) => s.seed))].join(", ")}, ` +
+    `${evalLimit ? `the first ${evalLimit}` : "all"} test images per set, commit ${
+      settings.commit.slice(0, 7)
+    }, ` +
+    `adapter ${settings.adapter}, ${settings.date}. Where several seeds ran, a cell is mean ± standard deviation.`,
+    `Paper: ${paper.source}. The paper trains for 1000 epochs; an epoch's AUROC is a point on a moving curve.`,
+    "",
+    "Runs:",
+    ...outcomes.map((o) => `- \`${o.dir}\`: ${o.loss}, seed ${o.seed}, ${o.epochs} epoch(s)`),
+    "",
+  ].join("\n");
+  const json = {
+    ...settings,
+    table,
+    runs: outcomes.map(({ report, ...rest }) => ({
+      ...rest,
+      results: report.results,
+      diagnostics: report.diagnostics,
+    })),
+  };
+  await writeFilesAtomic([
+    [`${out}/results.md`, new TextEncoder().encode(md)],
+    [`${out}/results.json`, new TextEncoder().encode(JSON.stringify(json, null, 2) + "\n")],
+  ]);
+  console.log(`\n${md}`);
+  console.log(`reproduce: wrote ${out}/results.md and ${out}/results.json`);
+});

@@ -1,0 +1,125 @@
+/**
+ * The paper's experiments (eval/experiments.ts, `deno task reproduce`): the tables' arithmetic on
+ * made-up reports (means, sample standard deviations, the paper's figures beside ours from
+ * docs/paper_values.json), and a two-seed `tiny` experiment end to end: trained, evaluated, tabulated,
+ * then skipped when asked again.
+ */
+
+import assert from "node:assert/strict";
+import type { OodReport } from "../eval/evaluate.ts";
+import {
+  EXPERIMENTS,
+  markdownTable,
+  meanStd,
+  type PaperValues,
+  pctCell,
+  type RunOutcome,
+} from "../eval/experiments.ts";
+import { runTask } from "./commands.ts";
+import { gpuTest } from "./helpers.ts";
+
+const paper: PaperValues = JSON.parse(await Deno.readTextFile("docs/paper_values.json"));
+
+/** A run whose ood.json says `auroc` for every score and set given. */
+function outcome(
+  loss: "elbo" | "informative",
+  seed: number,
+  auroc: Record<string, number>,
+  kl: number[],
+): RunOutcome {
+  const results = Object.entries(auroc).flatMap(([ood, a]) =>
+    ["elbo", "llr>1", "llr_ada"].map((score) => ({ ood, score, auroc: a, auprc: a / 2, fpr80: 1 - a }))
+  );
+  const diagnostics = {
+    images: 10,
+    reconstructionNll: [784 * Math.LN2, 1568 * Math.LN2],
+    llr: [0, 1],
+    kl,
+    nll: 1,
+    bitsPerDim: 1,
+  };
+  return {
+    loss,
+    seed,
+    dir: `runs/${loss}-${seed}`,
+    epochs: 1,
+    report: {
+      in: "fashion-mnist",
+      results,
+      diagnostics: { "fashion-mnist": diagnostics },
+    } as unknown as OodReport,
+  };
+}
+
+Deno.test("experiments: means, sample deviations, and the paper's figures beside ours", () => {
+  assert.deepEqual(meanStd([1, 2, 3]), { mean: 2, std: 1 });
+  assert.ok(Number.isNaN(meanStd([5]).std));
+  assert.equal(pctCell([0.5]), "50.0");
+  assert.equal(pctCell([0.5, 0.7]), `60.0 ± ${(100 * Math.SQRT1_2 * 0.2).toFixed(1)}`);
+  assert.equal(pctCell([]), "–");
+  const runs = [
+    outcome("informative", 1, { mnist: 0.9, noise: 0.6 }, [3, 2, 1]),
+    outcome("informative", 2, { mnist: 0.8, noise: 0.7 }, [5, 4, 3]),
+    outcome("elbo", 1, { mnist: 0.4 }, [9, 0, 0]),
+  ];
+  const t2 = EXPERIMENTS.table2.table(runs, paper);
+  const ada = t2.rows.find((r) => r[0] === "llr_ada")!;
+  assert.deepEqual(ada.slice(0, 3), ["llr_ada", "85.0 ± 7.1", "97.0"]);
+  assert.ok(
+    t2.rows.some((r) => r[0] === "llr_optk" && r[1] === "–" && r[2] === "94.3"),
+    "the paper's rows we lack",
+  );
+  const t5 = EXPERIMENTS.table5.table(runs.filter((r) => r.loss === "informative"), paper);
+  assert.deepEqual(t5.rows.find((r) => r[0] === "mnist")!.slice(0, 3), ["mnist", "85.0 ± 7.1", "97.0 ± 0.5"]);
+  assert.deepEqual(t5.rows.find((r) => r[0] === "kmnist")!.slice(1, 3), ["–", "95.0 ± 1.1"]);
+  const t3 = EXPERIMENTS.table3.table(runs, paper);
+  assert.deepEqual(t3.columns.slice(0, 3), ["model", "mnist", "noise"]);
+  assert.deepEqual(t3.rows.map((r) => r[1]), ["40.0 / –", "85.0 ± 7.1 / 97.0"]);
+  const t14 = EXPERIMENTS.table14.table(runs, paper);
+  assert.deepEqual(t14.rows[0], ["1", "9.00", "259.00", "4.00", "22.80"]);
+  assert.deepEqual(t14.rows[4], ["5", "–", "5.00e-4", "–", "19.70"]);
+  const bits = EXPERIMENTS["bits-per-dim"].table(runs, paper);
+  assert.deepEqual(bits.rows[1], ["1", "2.000", "7.656", "2.000", "4.019"]);
+  assert.match(
+    markdownTable(t2),
+    /^\*\*Fashion-MNIST \(in\) vs MNIST \(OOD\), informative loss\*\*\n\n\| score \| auroc % \(ours\)/,
+  );
+});
+
+gpuTest("reproduce: a two-seed experiment trains, evaluates, tabulates, and skips what is done", async () => {
+  const out = await Deno.makeTempDir();
+  const args = [
+    "table5",
+    ...["--preset", "tiny", "--epochs", "1", "--seeds", "2", "--train-limit", "128"],
+    ...["--eval-limit", "16", "--eval-batch-size", "16", "--out", out],
+  ];
+  const first = await runTask("reproduce", args);
+  assert.equal(first.code, 0, first.out + first.err);
+  const json = JSON.parse(await Deno.readTextFile(`${out}/results.json`));
+  assert.deepEqual([json.experiment, json.preset, json.epochs, json.seeds, json.evalLimit], [
+    "table5",
+    "tiny",
+    1,
+    2,
+    16,
+  ]);
+  assert.match(json.commit, /^([0-9a-f]{40}|unknown)$/);
+  assert.deepEqual(json.runs.map((r: { seed: number; loss: string }) => [r.loss, r.seed]), [[
+    "informative",
+    1,
+  ], ["informative", 2]]);
+  const md = await Deno.readTextFile(`${out}/results.md`);
+  assert.match(md, /\| mnist \| \d+\.\d ± \d+\.\d \| 97\.0 ± 0\.5 \|/);
+  assert.match(md, /preset `tiny`, 1 epoch\(s\) on the first 128 training images, seeds 1, 2/);
+  const again = await runTask("reproduce", args);
+  assert.equal(again.code, 0, again.out + again.err);
+  assert.equal(again.out.match(/trained \(1 epochs\), skipped/g)?.length, 2);
+  assert.equal(again.out.match(/evaluated, skipped/g)?.length, 2);
+  assert.deepEqual(JSON.parse(await Deno.readTextFile(`${out}/results.json`)).table, json.table);
+  const bad = await runTask("reproduce", ["table99"]);
+  assert.equal(bad.code, 2);
+  assert.match(
+    bad.err,
+    /name one experiment \(table2, table12, table3, table5, table14, bits-per-dim\), got 'table99'/,
+  );
+});
