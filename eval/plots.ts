@@ -230,3 +230,123 @@ export function lineSvg(
   parts.push("</svg>");
   return parts.join("\n") + "\n";
 }
+
+/**
+ * Grouped bars: one group per label (e.g. a layer), one bar per series (e.g. a run), on a log scale
+ * when the values span decades (KL per layer runs from 1e-4 to 1e2 nats).
+ */
+export function barSvg(
+  labels: readonly string[],
+  series: readonly { name: string; values: readonly number[] }[],
+  o: { title: string; xLabel: string; yLabel: string; log?: boolean },
+): string {
+  const W = 640, H = 400, left = 70, top = 50, pw = 400, ph = 270;
+  const positive = series.flatMap((s) => s.values.filter((v) => v > 0));
+  const log = o.log ?? false;
+  const lo = log ? 10 ** Math.floor(Math.log10(Math.min(...positive, 1))) : 0;
+  const hi = log ? 10 ** Math.ceil(Math.log10(Math.max(...positive, 1))) : Math.max(...positive, 1e-9) * 1.1;
+  const Y = (v: number) =>
+    top + ph -
+    (log ? (Math.log10(Math.max(v, lo)) - Math.log10(lo)) / (Math.log10(hi) - Math.log10(lo)) : v / hi) * ph;
+  const parts: string[] = [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="11">`,
+    `<rect width="${W}" height="${H}" fill="white"/>`,
+    `<text x="${W / 2}" y="22" text-anchor="middle" font-size="14">${esc(o.title)}</text>`,
+    `<rect x="${left}" y="${top}" width="${pw}" height="${ph}" fill="none" stroke="black"/>`,
+  ];
+  const ticks = log
+    ? Array.from({ length: Math.round(Math.log10(hi / lo)) + 1 }, (_, i) => lo * 10 ** i)
+    : Array.from({ length: 5 }, (_, i) => (hi * i) / 4);
+  for (const t of ticks) {
+    parts.push(
+      `<line x1="${left}" y1="${f(Y(t))}" x2="${left + pw}" y2="${f(Y(t))}" stroke="#eee"/>`,
+      `<text x="${left - 6}" y="${f(Y(t) + 4)}" text-anchor="end">${
+        log ? t.toExponential(0) : +t.toPrecision(3)
+      }</text>`,
+    );
+  }
+  const group = pw / labels.length, bar = (group * 0.8) / Math.max(1, series.length);
+  labels.forEach((label, g) => {
+    parts.push(
+      `<text x="${f(left + group * (g + 0.5))}" y="${top + ph + 16}" text-anchor="middle">${
+        esc(label)
+      }</text>`,
+    );
+    series.forEach((s, i) => {
+      const v = s.values[g];
+      if (!(v > 0)) return;
+      const x = left + group * g + group * 0.1 + bar * i;
+      parts.push(
+        `<rect class="bar" x="${f(x)}" y="${f(Y(v))}" width="${f(bar)}" height="${
+          f(top + ph - Y(v))
+        }" fill="${COLOURS[i % COLOURS.length]}"/>`,
+      );
+    });
+  });
+  series.forEach((s, i) => {
+    const ly = top + 12 + i * 18;
+    parts.push(
+      `<rect x="${left + pw + 12}" y="${ly - 9}" width="12" height="10" fill="${
+        COLOURS[i % COLOURS.length]
+      }"/>`,
+      `<text x="${left + pw + 30}" y="${ly}">${esc(s.name)}</text>`,
+    );
+  });
+  parts.push(
+    `<text x="${left + pw / 2}" y="${top + ph + 34}" text-anchor="middle">${esc(o.xLabel)}</text>`,
+    `<text transform="translate(18 ${top + ph / 2}) rotate(-90)" text-anchor="middle">${
+      esc(o.yLabel)
+    }</text>`,
+    "</svg>",
+  );
+  return parts.join("\n") + "\n";
+}
+
+/** Scatter panels of 2-D points coloured by class (e.g. a latent space per layer and run). */
+export function scatterSvg(
+  panels: readonly {
+    title: string;
+    x: ArrayLike<number>;
+    y: ArrayLike<number>;
+    classes: ArrayLike<number>;
+  }[],
+  o: { title: string; classNames?: readonly string[] },
+): string {
+  const palette = [...COLOURS, "#bcbd22", "#17becf"];
+  const cols = Math.min(panels.length, 3), rows = Math.ceil(panels.length / cols);
+  const size = 220, gap = 40, top = 50, legend = 120;
+  const W = cols * (size + gap) + gap + legend, H = rows * (size + gap + 20) + top;
+  const parts: string[] = [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="11">`,
+    `<rect width="${W}" height="${H}" fill="white"/>`,
+    `<text x="${W / 2}" y="22" text-anchor="middle" font-size="14">${esc(o.title)}</text>`,
+  ];
+  panels.forEach((p, k) => {
+    const ox = gap + (k % cols) * (size + gap), oy = top + Math.floor(k / cols) * (size + gap + 20);
+    const xs = Array.from(p.x), ys = Array.from(p.y);
+    const [x0, x1] = [Math.min(...xs), Math.max(...xs)], [y0, y1] = [Math.min(...ys), Math.max(...ys)];
+    const X = (v: number) => ox + 4 + ((v - x0) / (x1 - x0 || 1)) * (size - 8);
+    const Y = (v: number) => oy + size - 4 - ((v - y0) / (y1 - y0 || 1)) * (size - 8);
+    parts.push(
+      `<text x="${ox + size / 2}" y="${oy - 6}" text-anchor="middle">${esc(p.title)}</text>`,
+      `<rect x="${ox}" y="${oy}" width="${size}" height="${size}" fill="none" stroke="black"/>`,
+    );
+    for (let i = 0; i < xs.length; i++) {
+      parts.push(
+        `<circle cx="${f(X(xs[i]))}" cy="${f(Y(ys[i]))}" r="1.6" fill="${
+          palette[p.classes[i] % palette.length]
+        }" fill-opacity="0.7"/>`,
+      );
+    }
+  });
+  const names = o.classNames ?? Array.from({ length: 10 }, (_, i) => String(i));
+  names.forEach((name, i) => {
+    const lx = W - legend + 10, ly = top + 10 + i * 16;
+    parts.push(
+      `<circle cx="${lx}" cy="${ly - 4}" r="4" fill="${palette[i % palette.length]}"/>`,
+      `<text x="${lx + 10}" y="${ly}">${esc(name)}</text>`,
+    );
+  });
+  parts.push("</svg>");
+  return parts.join("\n") + "\n";
+}

@@ -11,6 +11,10 @@ import { adapterInfo } from "../kernels/engine.ts";
 import type { OodReport } from "../eval/evaluate.ts";
 import { EXPERIMENTS, markdownTable, type PaperValues, type RunOutcome } from "../eval/experiments.ts";
 import { writeFilesAtomic } from "../data/files.ts";
+import { loadRun } from "../data/run.ts";
+import { dispose } from "../kernels/tensor.ts";
+import { curvesFigure, klFigure, latentFigure, rocFigure } from "../eval/figures.ts";
+import { fileKey, loadTestSet, testSetOnGpu } from "../eval/test_sets.ts";
 import { initGpuOrExit, intFlag, parseCommandLine, pathFlag, runCommand, usageError } from "./cli.ts";
 
 const USAGE = `usage: deno task reproduce NAME [flags]
@@ -104,6 +108,39 @@ async function commit(): Promise<string> {
   } catch {
     return "unknown";
   }
+}
+
+/**
+ * The experiment's figures (eval/figures.ts): KL per layer of every run (Fig. 6), the ROC of LLR^ada
+ * of every run per OOD set (Fig. 3), AUROC per epoch where runs recorded curves, and the latent
+ * space of the first seed of each loss (Fig. 7), on the first 1000 in-distribution test images.
+ */
+async function makeFigures(runs: RunOutcome[]): Promise<Record<string, string>> {
+  const figures: Record<string, string> = { "kl.svg": klFigure(runs) };
+  const sets = [...new Set(runs.flatMap((r) => r.report.results.map((x) => x.ood)))];
+  for (const set of sets) figures[`roc-${fileKey(set)}.svg`] = await rocFigure(runs, set, "llr_ada");
+  const curves = await curvesFigure(runs, ["elbo", "llr_ada"]);
+  if (curves) figures["curves.svg"] = curves;
+  for (const loss of ["elbo", "informative"]) {
+    const first = runs.find((r) => r.loss === loss);
+    if (!first) continue;
+    const run = await loadRun(first.dir);
+    const { height, width } = run.config.model.image;
+    const test = await loadTestSet(run.config.training.dataset, height, width, { dataDir });
+    const set = testSetOnGpu(test, 1000, run.config.model.image);
+    try {
+      figures[`latents-${loss}-seed${first.seed}.svg`] = await latentFigure(
+        run.params,
+        run.config.model,
+        set,
+        1000,
+        `Posterior means per layer, PCA, ${loss} seed ${first.seed}, ${test.display} test (Fig. 7)`,
+      );
+    } finally {
+      dispose([set.bytes, run.params]);
+    }
+  }
+  return figures;
 }
 
 await runCommand("reproduce", async () => {
@@ -232,10 +269,18 @@ await runCommand("reproduce", async () => {
       diagnostics: report.diagnostics,
     })),
   };
+  const figures = await makeFigures(outcomes);
+  const withFigures = md + `\nFigures: ${Object.keys(figures).map((f) => `[${f}](${f})`).join(", ")}.\n`;
   await writeFilesAtomic([
-    [`${out}/results.md`, new TextEncoder().encode(md)],
-    [`${out}/results.json`, new TextEncoder().encode(JSON.stringify(json, null, 2) + "\n")],
+    [`${out}/results.md`, new TextEncoder().encode(withFigures)],
+    [
+      `${out}/results.json`,
+      new TextEncoder().encode(JSON.stringify({ ...json, figures: Object.keys(figures) }, null, 2) + "\n"),
+    ],
+    ...Object.entries(figures).map(([f, svg]) =>
+      [`${out}/${f}`, new TextEncoder().encode(svg)] as [string, Uint8Array]
+    ),
   ]);
-  console.log(`\n${md}`);
+  console.log(`\n${withFigures}`);
   console.log(`reproduce: wrote ${out}/results.md and ${out}/results.json`);
 });

@@ -15,6 +15,7 @@ import {
   pctCell,
   type RunOutcome,
 } from "../eval/experiments.ts";
+import { klFigure, pca2 } from "../eval/figures.ts";
 import { runTask } from "./commands.ts";
 import { gpuTest } from "./helpers.ts";
 
@@ -86,6 +87,36 @@ Deno.test("experiments: means, sample deviations, and the paper's figures beside
   );
 });
 
+Deno.test("figures: PCA finds the direction of largest variance first; KL bars on a log scale", () => {
+  // Points along (1, 2, 0) with a small spread along (0, 0, 1): PC1 is the line, PC2 the spread.
+  const n = 50,
+    t = Array.from({ length: n }, (_, i) => i - 25),
+    e = Array.from({ length: n }, (_, i) => (i % 5) - 2);
+  const x = Float64Array.from(t.flatMap((ti, i) => [ti, 2 * ti, 0.1 * e[i]]));
+  const [p1, p2] = pca2(x, n, 3);
+  const corr = (a: ArrayLike<number>, b: ArrayLike<number>) => {
+    const ma = Array.from(a).reduce((s, v) => s + v, 0) / n,
+      mb = Array.from(b).reduce((s, v) => s + v, 0) / n;
+    let ab = 0, aa = 0, bb = 0;
+    for (let i = 0; i < n; i++) {
+      [ab, aa, bb] = [ab + (a[i] - ma) * (b[i] - mb), aa + (a[i] - ma) ** 2, bb + (b[i] - mb) ** 2];
+    }
+    return ab / Math.sqrt(aa * bb);
+  };
+  assert.ok(Math.abs(corr(p1, t)) > 0.9999, `PC1 ~ t: ${corr(p1, t)}`);
+  assert.ok(Math.abs(corr(p2, e)) > 0.99, `PC2 ~ the spread: ${corr(p2, e)}`);
+  // Along the line, PC1 moves sqrt(1 + 4) per unit of t (up to the small spread).
+  assert.ok(Math.abs(Math.abs(p1[0] - p1[1]) - Math.sqrt(5)) < 0.05);
+  const runs = [
+    outcome("elbo", 1, { mnist: 0.4 }, [200, 0.01, 0.0005]),
+    outcome("informative", 1, { mnist: 0.9 }, [20, 10, 300]),
+  ];
+  const svg = klFigure(runs);
+  assert.equal(svg.match(/class="bar"/g)?.length, 6, "3 layers x 2 runs");
+  for (const tick of ["1e-4", "1e+0", "1e+3"]) assert.ok(svg.includes(`>${tick}</text>`), tick);
+  assert.match(svg, />elbo seed 1</);
+});
+
 gpuTest("reproduce: a two-seed experiment trains, evaluates, tabulates, and skips what is done", async () => {
   const out = await Deno.makeTempDir();
   const args = [
@@ -111,6 +142,15 @@ gpuTest("reproduce: a two-seed experiment trains, evaluates, tabulates, and skip
   const md = await Deno.readTextFile(`${out}/results.md`);
   assert.match(md, /\| mnist \| \d+\.\d ± \d+\.\d \| 97\.0 ± 0\.5 \|/);
   assert.match(md, /preset `tiny`, 1 epoch\(s\) on the first 128 training images, seeds 1, 2/);
+  for (const figure of ["kl.svg", "roc-mnist.svg", "latents-informative-seed1.svg"]) {
+    assert.match(
+      await Deno.readTextFile(`${out}/${figure}`),
+      /^<svg xmlns="http:\/\/www.w3.org\/2000\/svg"[^]*<\/svg>\n$/,
+      figure,
+    );
+    assert.ok(json.figures.includes(figure), figure);
+  }
+  assert.match(await Deno.readTextFile(`${out}/latents-informative-seed1.svg`), />Ankle boot</);
   const again = await runTask("reproduce", args);
   assert.equal(again.code, 0, again.out + again.err);
   assert.equal(again.out.match(/trained \(1 epochs\), skipped/g)?.length, 2);
