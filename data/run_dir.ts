@@ -203,3 +203,13 @@ export async function truncateMetrics(dir: string, step: number, file = "metrics
   await Deno.rename(`${path}.tmp`, path);
   return lines.length - keep.length;
 }
+
+/** Epochs a run has completed, from its metrics.jsonl (0 when it has none). */
+export async function completedEpochs(dir: string): Promise<number> {
+  try {
+    const lines = (await Deno.readTextFile(`${dir}/metrics.jsonl`)).trim().split("\n").filter(Boolean);
+    return lines.map((l) => JSON.parse(l)).filter((r) => r.complete).length;
+  } catch {
+    return 0;
+  }
+}

@@ -15,6 +15,7 @@ import type { DatasetName } from "../data/datasets.ts";
 import type { ImageSet } from "../data/loader.ts";
 import { dispose } from "../kernels/tensor.ts";
 import type { LoadedRun } from "../data/run.ts";
+import { completedEpochs } from "../data/run_dir.ts";
 import { writeFilesAtomic } from "../data/files.ts";
 import { type GenerateMode, type ImageScores, passColumns, scoreNames } from "../models/scores.ts";
 import { type Detection, detectionMetrics } from "./metrics.ts";
@@ -122,16 +123,6 @@ function diagnosticsOf(s: ImageScores, pixels: number): Diagnostics {
     nll,
     bitsPerDim: nll / (pixels * Math.LN2),
   };
-}
-
-/** Completed epochs of a run, from its metrics.jsonl (0 when absent). */
-async function completedEpochs(dir: string): Promise<number> {
-  try {
-    const lines = (await Deno.readTextFile(`${dir}/metrics.jsonl`)).trim().split("\n").filter(Boolean);
-    return lines.map((l) => JSON.parse(l)).filter((r) => r.complete).length;
-  } catch {
-    return 0;
-  }
 }
 
 const pct = (v: number) => (100 * v).toFixed(1).padStart(7);

@@ -12,6 +12,7 @@ import type { OodReport } from "../eval/evaluate.ts";
 import { EXPERIMENTS, markdownTable, type PaperValues, type RunOutcome } from "../eval/experiments.ts";
 import { writeFilesAtomic } from "../data/files.ts";
 import { loadRun } from "../data/run.ts";
+import { completedEpochs } from "../data/run_dir.ts";
 import { dispose } from "../kernels/tensor.ts";
 import { curvesFigure, klFigure, latentFigure, rocFigure } from "../eval/figures.ts";
 import { fileKey, loadTestSet, testSetOnGpu } from "../eval/test_sets.ts";
@@ -79,16 +80,6 @@ async function runScript(script: string, args: string[]): Promise<void> {
   }).output();
   if (status.code !== 0) {
     throw new Error(`'deno task ${script} ${args.join(" ")}' failed (exit status ${status.code}); see above`);
-  }
-}
-
-/** Epochs a run has completed (0 when it has none). */
-async function completedEpochs(dir: string): Promise<number> {
-  try {
-    const lines = (await Deno.readTextFile(`${dir}/metrics.jsonl`)).trim().split("\n").filter(Boolean);
-    return lines.map((l) => JSON.parse(l)).filter((r) => r.complete).length;
-  } catch {
-    return 0;
   }
 }
 
