@@ -110,7 +110,7 @@ async function makeFigures(runs: RunOutcome[]): Promise<Record<string, string>> 
   const figures: Record<string, string> = { "kl.svg": klFigure(runs) };
   const sets = [...new Set(runs.flatMap((r) => r.report.results.map((x) => x.ood)))];
   for (const set of sets) figures[`roc-${fileKey(set)}.svg`] = await rocFigure(runs, set, "llr_ada");
-  const curves = await curvesFigure(runs, ["elbo", "llr_ada"]);
+  const curves = await curvesFigure(runs, ["elbo", "llr>1", "llr_ada"]);
   if (curves) figures["curves.svg"] = curves;
   for (const loss of ["elbo", "informative"]) {
     const first = runs.find((r) => r.loss === loss);

@@ -163,3 +163,38 @@ gpuTest("reproduce: a two-seed experiment trains, evaluates, tabulates, and skip
     /name one experiment \(table2, table12, table3, table5, table14, bits-per-dim\), got 'table99'/,
   );
 });
+
+gpuTest("reproduce: every experiment runs end to end on tiny and writes its table and figures", async () => {
+  const root = await Deno.makeTempDir();
+  for (const name of Object.keys(EXPERIMENTS).filter((n) => n !== "table5")) {
+    const out = `${root}/${name}`;
+    const r = await runTask("reproduce", [
+      name,
+      ...[
+        "--preset",
+        "tiny",
+        "--epochs",
+        "1",
+        "--train-limit",
+        "64",
+        "--eval-limit",
+        "8",
+        "--eval-batch-size",
+        "8",
+      ],
+      ...["--out", out],
+    ]);
+    assert.equal(r.code, 0, r.out + r.err);
+    const json = JSON.parse(await Deno.readTextFile(`${out}/results.json`));
+    assert.equal(json.experiment, name);
+    assert.ok(json.table.rows.length > 0, name);
+    assert.match(await Deno.readTextFile(`${out}/results.md`), new RegExp(`^# ${name}: `));
+    for (const figure of json.figures) {
+      assert.match(await Deno.readTextFile(`${out}/${figure}`), /^<svg/, figure);
+    }
+    assert.ok(
+      json.figures.includes("kl.svg") && json.figures.some((f: string) => f.startsWith("latents-")),
+      name,
+    );
+  }
+});
