@@ -134,6 +134,9 @@ async function makeFigures(runs: RunOutcome[]): Promise<Record<string, string>> 
   return figures;
 }
 
+// The commit of the code that runs: read now, not at the end (a checkout may change meanwhile).
+const startCommit = await commit();
+
 await runCommand("reproduce", async () => {
   await initGpuOrExit("reproduce");
   const adapter = adapterInfo();
@@ -227,7 +230,7 @@ await runCommand("reproduce", async () => {
     trainLimit: trainLimit ?? null,
     evalLimit: evalLimit ?? null,
     evalBatchSize: evalBatch,
-    commit: await commit(),
+    commit: startCommit,
     adapter: adapter.description,
     date: new Date().toISOString(),
     paper: paper.source,
