@@ -197,12 +197,19 @@ export function lineSvg(
       `<rect x="${ox}" y="${oy}" width="${pw}" height="${ph}" fill="none" stroke="black"/>`,
     );
     for (let t = 0; t <= 4; t++) {
-      const yv = y0 + ((y1 - y0) * t) / 4, xv = x0 + ((x1 - x0) * t) / 4;
+      const yv = y0 + ((y1 - y0) * t) / 4;
       parts.push(
         `<line x1="${ox}" y1="${f(Y(yv))}" x2="${ox + pw}" y2="${f(Y(yv))}" stroke="#eee"/>`,
         `<text x="${ox - 6}" y="${f(Y(yv) + 4)}" text-anchor="end">${+yv.toFixed(3)}</text>`,
-        `<text x="${f(X(xv))}" y="${oy + ph + 16}" text-anchor="middle">${+xv.toFixed(1)}</text>`,
       );
+    }
+    // Whole-number x (epochs) over a short range gets a tick per value; otherwise four intervals.
+    const whole = xs.every(Number.isInteger) && x1 - x0 <= 10;
+    const xTicks = whole
+      ? Array.from({ length: x1 - x0 + 1 }, (_, i) => x0 + i)
+      : Array.from({ length: 5 }, (_, t) => x0 + ((x1 - x0) * t) / 4);
+    for (const xv of xTicks) {
+      parts.push(`<text x="${f(X(xv))}" y="${oy + ph + 16}" text-anchor="middle">${+xv.toFixed(1)}</text>`);
     }
     parts.push(
       `<text x="${ox + pw / 2}" y="${oy + ph + 34}" text-anchor="middle">${esc(o.xLabel)}</text>`,
