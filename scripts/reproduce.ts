@@ -15,7 +15,7 @@ import { loadRun } from "../data/run.ts";
 import { completedEpochs } from "../data/run_dir.ts";
 import { dispose } from "../kernels/tensor.ts";
 import { curvesFigure, klFigure, latentFigure, rocFigure } from "../eval/figures.ts";
-import { fileKey, loadTestSet, testSetOnGpu } from "../eval/test_sets.ts";
+import { BUILT_IN_SETS, fileKey, loadTestSet, testSetOnGpu } from "../eval/test_sets.ts";
 import { initGpuOrExit, intFlag, parseCommandLine, pathFlag, runCommand, usageError } from "./cli.ts";
 
 const USAGE = `usage: deno task reproduce NAME [flags]
@@ -200,9 +200,12 @@ await runCommand("reproduce", async () => {
       JSON.parse,
       () => null,
     );
+    // "all" is satisfied only by an evaluation that tried every built-in set (scored or skipped).
+    const tried = previous?.sets
+      ? [...Object.keys(previous.sets), ...previous.skipped.map((x) => x.set)]
+      : [];
     const sameSets = previous?.sets &&
-      (experiment.ood.includes("all") ||
-        experiment.ood.every((s) => Object.keys(previous.sets).includes(s)));
+      (experiment.ood.includes("all") ? BUILT_IN_SETS : experiment.ood).every((s) => tried.includes(s));
     const images = previous?.diagnostics[previous.in]?.images;
     const same = previous && sameSets && previous.epochs === epochs && previous.batchSize === evalBatch &&
       (wanted.limit === null ? images === 10000 : images === Math.min(wanted.limit, 10000));

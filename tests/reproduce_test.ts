@@ -197,4 +197,18 @@ gpuTest("reproduce: every experiment runs end to end on tiny and writes its tabl
       name,
     );
   }
+  // Runs evaluated on MNIST alone (table2's) are evaluated again for an experiment on every set.
+  const shared = `${root}/table2`;
+  const all = await runTask("reproduce", [
+    "table5",
+    ...["--preset", "tiny", "--epochs", "1", "--seeds", "1", "--train-limit", "64", "--eval-limit", "8"],
+    ...["--eval-batch-size", "8", "--out", shared],
+  ]);
+  assert.equal(all.code, 0, all.out + all.err);
+  assert.match(all.out, /tiny-informative-seed1: trained \(1 epochs\), skipped/);
+  assert.doesNotMatch(all.out, /tiny-informative-seed1: evaluated, skipped/);
+  const sets = JSON.parse(await Deno.readTextFile(`${shared}/results.json`)).table.rows.map((r: string[]) =>
+    r[0]
+  );
+  assert.ok(sets.includes("noise") && sets.includes("blank"), sets.join(" "));
 });
