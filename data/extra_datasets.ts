@@ -14,7 +14,7 @@
  */
 
 import { type DataOptions, defaultCacheDir, downloadChecked, type Expected, isFile } from "./datasets.ts";
-import { readRegularFile } from "./files.ts";
+import { concatBytes, readRegularFile } from "./files.ts";
 import { gunzipIfNeeded, type IdxArray } from "./idx.ts";
 import { readTar, readZip } from "./archives.ts";
 import { resizeBilinear, resizeNearest } from "./resample.ts";
@@ -182,7 +182,7 @@ async function notMnist(tar: Uint8Array, path: string) {
     }
   }
   return {
-    images: idx([pixels.length, 28, 28], concat(pixels)),
+    images: idx([pixels.length, 28, 28], concatBytes(pixels)),
     labels: idx([labels.length], Uint8Array.from(labels)),
     note: skipped ? ` (${skipped} unreadable files skipped)` : "",
   };
@@ -207,7 +207,7 @@ async function omniglot(zip: Uint8Array, path: string) {
   }
   const labels = entries.map((e) => characters.indexOf(e.name.split("/").slice(-3, -1).join("/")) % 256);
   return {
-    images: idx([full.length, 28, 28], resizeNearest(concat(full), full.length, size, size, 28, 28)),
+    images: idx([full.length, 28, 28], resizeNearest(concatBytes(full), full.length, size, size, 28, 28)),
     labels: idx([labels.length], Uint8Array.from(labels)),
     note: `, ${size}x${size} resized to 28x28 (nearest)`,
   };
@@ -259,11 +259,4 @@ function smallNorb(dat: Uint8Array, datPath: string, cat: Uint8Array | null, cat
       cat ? "" : ", no labels"
     }`,
   };
-}
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) [out.set(p, at), at += p.length];
-  return out;
 }

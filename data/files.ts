@@ -54,3 +54,16 @@ export async function writeFilesAtomic(files: readonly (readonly [string, Uint8A
   }
   for (const [path] of files) await Deno.rename(`${path}.tmp`, path);
 }
+
+/** The bytes of `parts` one after another, cut at `length` (default: all of them). */
+export function concatBytes(parts: readonly Uint8Array[], length?: number): Uint8Array {
+  const out = new Uint8Array(length ?? parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    if (at >= out.length) break;
+    const part = p.subarray(0, out.length - at);
+    out.set(part, at);
+    at += part.length;
+  }
+  return out;
+}

@@ -4,6 +4,8 @@
  * that inflates to gigabytes (a "decompression bomb") costs a few megabytes and a clear error.
  */
 
+import { concatBytes } from "./files.ts";
+
 /**
  * Inflates `bytes` (format as `DecompressionStream` names it). Stops with an error naming `name` once
  * the output passes `maxBytes`; `limitOf`, given the first bytes of output, may lower that ceiling
@@ -29,7 +31,7 @@ export async function inflate(
       chunks.push(value);
       total += value.length;
       if (!announced) {
-        const head = limitOf(concat(chunks, Math.min(total, 64)));
+        const head = limitOf(concatBytes(chunks, Math.min(total, 64)));
         if (head !== null) [limit, announced] = [Math.min(limit, head), true];
       }
       if (total > limit) {
@@ -45,17 +47,5 @@ export async function inflate(
     if (error instanceof RangeError) throw new Error(error.message);
     throw new Error(`${name}: corrupt ${format} data (${(error as Error).message})`);
   }
-  return concat(chunks, total);
-}
-
-function concat(chunks: readonly Uint8Array[], length: number): Uint8Array {
-  const out = new Uint8Array(length);
-  let at = 0;
-  for (const c of chunks) {
-    if (at >= length) break;
-    const part = c.subarray(0, length - at);
-    out.set(part, at);
-    at += part.length;
-  }
-  return out;
+  return concatBytes(chunks, total);
 }

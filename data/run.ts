@@ -8,7 +8,7 @@ import { restoreTree } from "./checkpoint.ts";
 import { type HvaeConfig, type HvaeParams, initHvae, validateConfig } from "../models/hvae.ts";
 import { createRng } from "../models/rng.ts";
 import type { TrainingSchedule } from "../models/training.ts";
-import type { DatasetName } from "./datasets.ts";
+import { DATASET_NAMES, type DatasetName } from "./datasets.ts";
 import { readSafetensors } from "./safetensors.ts";
 
 /** The training section of config.json: the schedule (models/training.ts) and the data it ran on. */
@@ -45,8 +45,11 @@ export interface LoadedRun {
   params: HvaeParams;
 }
 
-/** Reads `dir/config.json` and `dir/model.safetensors`; errors name the file and what is wrong. */
-export async function loadRun(dir: string): Promise<LoadedRun> {
+/**
+ * Reads and checks `dir/config.json`: JSON, a model section that `validateConfig` accepts and a
+ * training section with sane counts, a positive learning rate and a known dataset. Errors name the file.
+ */
+export async function readRunConfig(dir: string): Promise<RunConfig> {
   const configPath = `${dir}/config.json`;
   let config: RunConfig;
   try {
@@ -62,9 +65,22 @@ export async function loadRun(dir: string): Promise<LoadedRun> {
   }
   try {
     validateConfig(config.model);
+    const t = config.training;
+    const counts = [t.epochs, t.batchSize, t.seed];
+    if (
+      !counts.every((v) => Number.isInteger(v) && v >= 0) || !(t.lr > 0) || !DATASET_NAMES.includes(t.dataset)
+    ) {
+      throw new Error(`the training section is not valid (${JSON.stringify(t)})`);
+    }
   } catch (error) {
     throw new Error(`${configPath}: ${(error as Error).message}`);
   }
+  return config;
+}
+
+/** Reads `dir/config.json` (`readRunConfig`) and `dir/model.safetensors`; errors name the file and what is wrong. */
+export async function loadRun(dir: string): Promise<LoadedRun> {
+  const config = await readRunConfig(dir);
   const modelPath = `${dir}/model.safetensors`;
   if (!(await Deno.stat(modelPath).then(() => true, () => false))) {
     throw new Error(

@@ -186,6 +186,19 @@ export function diagnosticsTable(diag: Record<string, Diagnostics>, sets: string
   return lines.join("\n");
 }
 
+/**
+ * One score of one set from scores.csv's text (`set` is the set's file key, e.g. "fashion-mnist");
+ * the inverse of `scoresCsv`. An unknown score is an error naming it.
+ */
+export function scoresCsvColumn(csv: string, set: string, score: string): Float64Array {
+  const [head, ...rows] = csv.trim().split("\n");
+  const c = head.split(",").indexOf(score);
+  if (c < 0) throw new Error(`scores.csv has no column '${score}'`);
+  return Float64Array.from(
+    rows.map((r) => r.split(",")).filter((x) => x[0] === set).map((x) => Number(x[c])),
+  );
+}
+
 /** scores.csv: one row per image of every scored set. */
 function scoresCsv(sets: { key: string; labels: Uint8Array; scores: ImageScores }[], L: number): string {
   const names = scoreNames(L);

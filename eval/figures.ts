@@ -15,6 +15,7 @@ import { dispose, readAll, scope } from "../kernels/tensor.ts";
 import { encode, type HvaeConfig, type HvaeParams } from "../models/hvae.ts";
 import { scoringKeys, TEST_BINARIZATION } from "../models/streams.ts";
 import type { CurvePoint } from "./curves.ts";
+import { scoresCsvColumn } from "./evaluate.ts";
 import type { RunOutcome } from "./experiments.ts";
 import { detectionMetrics } from "./metrics.ts";
 import { barSvg, lineSvg, rocSvg, scatterSvg } from "./plots.ts";
@@ -53,22 +54,15 @@ export function klFigure(runs: readonly RunOutcome[]): string {
   );
 }
 
-/** A score column of scores.csv, for the rows of set `key`. */
-function column(csv: string, key: string, score: string): Float64Array {
-  const [head, ...rows] = csv.trim().split("\n");
-  const c = head.split(",").indexOf(score);
-  if (c < 0) throw new Error(`scores.csv has no column '${score}'`);
-  return Float64Array.from(
-    rows.map((r) => r.split(",")).filter((x) => x[0] === key).map((x) => Number(x[c])),
-  );
-}
-
 /** Fig. 3 with several runs: the ROC of `score` against `ood` for each run, from its scores.csv. */
 export async function rocFigure(runs: readonly RunOutcome[], ood: string, score: string): Promise<string> {
   const series = [];
   for (const r of runs) {
     const csv = await Deno.readTextFile(`${r.dir}/scores.csv`);
-    const m = detectionMetrics(column(csv, r.report.in, score), column(csv, fileKey(ood), score));
+    const m = detectionMetrics(
+      scoresCsvColumn(csv, r.report.in, score),
+      scoresCsvColumn(csv, fileKey(ood), score),
+    );
     series.push({ name: runName(r), fpr: m.roc.fpr, tpr: m.roc.tpr, auroc: m.auroc });
   }
   return rocSvg(

@@ -6,7 +6,7 @@
  */
 
 import { gunzipIfNeeded, MAX_IDX_BYTES, parseIdx } from "../data/idx.ts";
-import { readRegularFile } from "../data/files.ts";
+import { concatBytes, readRegularFile } from "../data/files.ts";
 import { imageSetFromPixels } from "../data/loader.ts";
 import type { LoadedRun } from "../data/run.ts";
 import { dispose } from "../kernels/tensor.ts";
@@ -49,10 +49,7 @@ export async function readUserImages(
       chunks.push(idx.data);
     }
   }
-  const pixels = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
-  let at = 0;
-  for (const c of chunks) [pixels.set(c, at), at += c.length];
-  return { names, pixels };
+  return { names, pixels: concatBytes(chunks) };
 }
 
 /** Scores images given as gray levels (`count` x height x width) with every score. */

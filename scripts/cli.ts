@@ -155,3 +155,14 @@ export async function initGpuOrExit(tool: string): Promise<void> {
     Deno.exit(1);
   }
 }
+
+/**
+ * The permission flags of `deno task <task>`, from deno.json: one source of truth for what each
+ * command may do (reproduce runs the tasks with them, the tests run the CLIs with them).
+ */
+export async function taskPermissions(task: string): Promise<string[]> {
+  const config = JSON.parse(await Deno.readTextFile(new URL("../deno.json", import.meta.url)));
+  const line = config.tasks?.[task];
+  if (typeof line !== "string") throw new Error(`deno.json has no task '${task}'`);
+  return line.split(" ").filter((a: string) => a.startsWith("--allow"));
+}

@@ -16,7 +16,15 @@ import { completedEpochs } from "../data/run_dir.ts";
 import { dispose } from "../kernels/tensor.ts";
 import { curvesFigure, klFigure, latentFigure, rocFigure } from "../eval/figures.ts";
 import { BUILT_IN_SETS, fileKey, loadTestSet, testSetOnGpu } from "../eval/test_sets.ts";
-import { initGpuOrExit, intFlag, parseCommandLine, pathFlag, runCommand, usageError } from "./cli.ts";
+import {
+  initGpuOrExit,
+  intFlag,
+  parseCommandLine,
+  pathFlag,
+  runCommand,
+  taskPermissions,
+  usageError,
+} from "./cli.ts";
 
 const USAGE = `usage: deno task reproduce NAME [flags]
   NAME                   ${
@@ -64,17 +72,11 @@ const trainLimit = int("train-limit", 1), evalLimit = int("eval-limit", 1), eval
 const evalBatch = intFlag("reproduce", USAGE, "eval-batch-size", flags["eval-batch-size"], 1);
 const dataDir = pathFlag("reproduce", USAGE, "data-dir", flags["data-dir"]);
 
-/** The permission flags of `deno task <task>` from deno.json: one source of truth for what each command may do. */
-async function permissionsOf(task: string): Promise<string[]> {
-  const config = JSON.parse(await Deno.readTextFile(new URL("../deno.json", import.meta.url)));
-  return (config.tasks[task] as string).split(" ").filter((a) => a.startsWith("--allow"));
-}
-
 /** Runs `scripts/<script>.ts` as its task would, its output shown; an error names the command. */
 async function runScript(script: string, args: string[]): Promise<void> {
   const path = new URL(`./${script}.ts`, import.meta.url).pathname;
   const status = await new Deno.Command(Deno.execPath(), {
-    args: ["run", ...(await permissionsOf(script)), path, ...args],
+    args: ["run", ...(await taskPermissions(script)), path, ...args],
     stdout: "inherit",
     stderr: "inherit",
   }).output();

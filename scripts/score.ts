@@ -9,7 +9,7 @@
 import { loadSplit } from "../data/datasets.ts";
 import { imageSetOnGpu } from "../data/loader.ts";
 import { type LoadedRun, loadRun } from "../data/run.ts";
-import type { OodReport } from "../eval/evaluate.ts";
+import { type OodReport, scoresCsvColumn } from "../eval/evaluate.ts";
 import { displayName } from "../eval/test_sets.ts";
 import { scoreSet } from "../eval/score_set.ts";
 import { readUserImages, scoreImages } from "../eval/user_images.ts";
@@ -80,13 +80,9 @@ async function calibrationScores(): Promise<{ values: Float64Array; source: stri
       options.limit === undefined &&
       report.diagnostics[inName]?.images >= 10000;
     if (same) {
-      const [head, ...rows] = (await Deno.readTextFile(`${run.dir}/scores.csv`)).trim().split("\n");
-      const column = head.split(",").indexOf(flags.score!);
-      const values = rows.map((r) => r.split(",")).filter((c) => c[0] === inName).map((c) =>
-        Number(c[column])
-      );
-      if (column >= 0 && values.length > 0 && values.every(Number.isFinite)) {
-        return { values: Float64Array.from(values), source: `${run.dir}/scores.csv` };
+      const values = scoresCsvColumn(await Deno.readTextFile(`${run.dir}/scores.csv`), inName, flags.score!);
+      if (values.length > 0 && values.every(Number.isFinite)) {
+        return { values, source: `${run.dir}/scores.csv` };
       }
     }
   } catch {

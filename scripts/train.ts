@@ -17,8 +17,8 @@ import { adapterInfo, engineStats, startProfile, stopProfile, sync } from "../ke
 import { dispose, keep } from "../kernels/tensor.ts";
 import { formatProfile } from "../kernels/runtime/profiler.ts";
 import { guessBackend } from "../kernels/runtime/backend.ts";
-import { DATASET_NAMES, loadSplit } from "../data/datasets.ts";
-import type { RunConfig } from "../data/run.ts";
+import { loadSplit } from "../data/datasets.ts";
+import { readRunConfig, type RunConfig } from "../data/run.ts";
 import { evaluateRun, resolveOodSets } from "../eval/evaluate.ts";
 import { type CurvePoint, curvePoints, type CurveSets, curvesSvg } from "../eval/curves.ts";
 import { displayName, loadTestSet, testSetOnGpu } from "../eval/test_sets.ts";
@@ -28,7 +28,7 @@ import { writeFileAtomic } from "../data/files.ts";
 import { readSafetensors } from "../data/safetensors.ts";
 import { makeRunDir, prepareNewRunDir, runDirState, RunLock, truncateMetrics } from "../data/run_dir.ts";
 import { adamInit, type AdamState } from "../models/adam.ts";
-import { flattenParams, type HvaeConfig, type HvaeParams, initHvae, validateConfig } from "../models/hvae.ts";
+import { flattenParams, type HvaeConfig, type HvaeParams, initHvae } from "../models/hvae.ts";
 import { presetConfig, PRESETS } from "../models/presets.ts";
 import { createRng } from "../models/rng.ts";
 import {
@@ -239,29 +239,11 @@ async function readSavedConfig(dir: string): Promise<RunConfig> {
   if (state === "foreign") {
     throw new Error(`cannot resume: ${dir} holds files but no config.json: it is not a run directory`);
   }
-  const path = `${dir}/config.json`;
-  let saved: RunConfig;
   try {
-    saved = JSON.parse(await Deno.readTextFile(path));
+    return await readRunConfig(dir);
   } catch (error) {
-    throw new Error(`cannot resume: ${path}: ${(error as Error).message}`);
+    throw new Error(`cannot resume: ${(error as Error).message}`);
   }
-  if (typeof saved !== "object" || saved === null || !saved.model || !saved.training) {
-    throw new Error(`cannot resume: ${path} is not a run configuration (no model or training section)`);
-  }
-  try {
-    validateConfig(saved.model);
-    const t = saved.training;
-    const counts = [t.epochs, t.batchSize, t.seed];
-    if (
-      !counts.every((v) => Number.isInteger(v) && v >= 0) || !(t.lr > 0) || !DATASET_NAMES.includes(t.dataset)
-    ) {
-      throw new Error(`the training section is not valid (${JSON.stringify(t)})`);
-    }
-  } catch (error) {
-    throw new Error(`cannot resume: ${path}: ${(error as Error).message}`);
-  }
-  return saved;
 }
 
 await runCommand("train", async () => {

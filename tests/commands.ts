@@ -4,6 +4,8 @@
  * interrupting a running command once it has printed a given line.
  */
 
+import { taskPermissions } from "../scripts/cli.ts";
+
 /** What a command printed, and how it ended. */
 export interface CommandResult {
   /** Exit status. */
@@ -14,11 +16,14 @@ export interface CommandResult {
   err: string;
 }
 
-const TASKS: Record<string, string> = JSON.parse(await Deno.readTextFile("deno.json")).tasks;
+const TASKS = ["train", "ood", "score", "info", "reproduce"];
+const PERMISSIONS: Record<string, string[]> = Object.fromEntries(
+  await Promise.all(TASKS.map(async (t) => [t, await taskPermissions(t)])),
+);
 
-/** The permission flags of `deno task <name>`, as deno.json gives them. */
+/** The permission flags of `deno task <name>`, as deno.json gives them (scripts/cli.ts). */
 export function permissionsOf(name: string): string[] {
-  return TASKS[name].split(" ").filter((a) => a.startsWith("--allow"));
+  return PERMISSIONS[name];
 }
 
 /** `deno run <permissions> scripts/<script>.ts args...` with the task's permissions and the test task's kernels. */
