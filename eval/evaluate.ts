@@ -301,6 +301,22 @@ export async function resolveOodSets(
   return { loaded, skipped };
 }
 
+/**
+ * Whether a previous evaluation (a run's ood.json) is the one `o` asks for: the run's current epochs,
+ * the same draws, passes, generation and batch size (the passes' noise is keyed by batch), the same
+ * number of images, and every OOD set asked for tried ("all": every built-in set, scored or skipped).
+ * `deno task reproduce` and an ensemble `deno task ood` then reuse it instead of scoring again.
+ */
+export function holdsEvaluation(previous: OodReport | null, o: EvaluationOptions, epochs: number): boolean {
+  if (!previous?.sets || !previous.diagnostics) return false;
+  const tried = [...Object.keys(previous.sets), ...(previous.skipped ?? []).map((x) => x.set)];
+  const wanted = o.ood.flatMap((s) => s === "all" ? BUILT_IN_SETS.filter((b) => b !== previous.in) : [s]);
+  const images = previous.diagnostics[previous.in]?.images;
+  return wanted.every((s) => tried.includes(s)) && previous.epochs === epochs &&
+    previous.samples === o.samples && previous.iw === o.iw && previous.generate === o.generate &&
+    previous.batchSize === o.batchSize && images === Math.min(o.limit ?? 10000, 10000);
+}
+
 /** Runs the whole evaluation of `run`, writes its files into the run directory, returns the report. */
 export async function evaluateRun(run: LoadedRun, o: EvaluationOptions): Promise<OodReport> {
   const log = o.log ?? console.log;

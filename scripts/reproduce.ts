@@ -8,14 +8,15 @@
  */
 
 import { adapterInfo } from "../kernels/engine.ts";
-import type { OodReport } from "../eval/evaluate.ts";
+import { holdsEvaluation, type OodReport } from "../eval/evaluate.ts";
+import { readEvaluation, waicEvaluation } from "../eval/ensemble.ts";
 import { EXPERIMENTS, markdownTable, type PaperValues, type RunOutcome } from "../eval/experiments.ts";
 import { writeFilesAtomic } from "../data/files.ts";
 import { loadRun } from "../data/run.ts";
 import { completedEpochs } from "../data/run_dir.ts";
 import { dispose } from "../kernels/tensor.ts";
 import { curvesFigure, klFigure, latentFigure, rocFigure } from "../eval/figures.ts";
-import { BUILT_IN_SETS, fileKey, loadTestSet, testSetOnGpu } from "../eval/test_sets.ts";
+import { fileKey, loadTestSet, testSetOnGpu } from "../eval/test_sets.ts";
 import {
   initGpuOrExit,
   intFlag,
@@ -197,20 +198,18 @@ await runCommand("reproduce", async () => {
       );
     }
     // The evaluation: kept when ood.json holds this one (same epochs, sets, images and batch size).
-    const wanted = { epochs, limit: evalLimit ?? null, batchSize: evalBatch };
     const previous: OodReport | null = await Deno.readTextFile(`${dir}/ood.json`).then(
       JSON.parse,
       () => null,
     );
-    // "all" is satisfied only by an evaluation that tried every built-in set (scored or skipped).
-    const tried = previous?.sets
-      ? [...Object.keys(previous.sets), ...previous.skipped.map((x) => x.set)]
-      : [];
-    const sameSets = previous?.sets &&
-      (experiment.ood.includes("all") ? BUILT_IN_SETS : experiment.ood).every((s) => tried.includes(s));
-    const images = previous?.diagnostics[previous.in]?.images;
-    const same = previous && sameSets && previous.epochs === epochs && previous.batchSize === evalBatch &&
-      (wanted.limit === null ? images === 10000 : images === Math.min(wanted.limit, 10000));
+    const same = holdsEvaluation(previous, {
+      ood: experiment.ood,
+      samples: 1,
+      iw: 1,
+      generate: "mean",
+      batchSize: evalBatch,
+      limit: evalLimit,
+    }, epochs);
     if (same) console.log(`reproduce: ${dir}: evaluated, skipped`);
     else {
       await runScript("ood", [
@@ -226,7 +225,12 @@ await runCommand("reproduce", async () => {
   const paper: PaperValues = JSON.parse(
     await Deno.readTextFile(new URL("../docs/paper_values.json", import.meta.url)),
   );
-  const table = experiment.table(outcomes, paper);
+  // The ensemble: the runs of one loss (its seeds) scored together by WAIC, where there are two or more.
+  const members = outcomes.filter((o) => o.loss === experiment.ensemble);
+  const waic = members.length >= 2
+    ? waicEvaluation(await Promise.all(members.map((o) => readEvaluation(o.dir))))
+    : undefined;
+  const table = experiment.table(outcomes, paper, waic);
   const settings = {
     experiment: name,
     preset,
@@ -276,6 +280,9 @@ await runCommand("reproduce", async () => {
       `${out}/results.json`,
       new TextEncoder().encode(JSON.stringify({ ...json, figures: Object.keys(figures) }, null, 2) + "\n"),
     ],
+    ...(waic
+      ? [[`${out}/waic.json`, new TextEncoder().encode(JSON.stringify(waic, null, 2) + "\n")] as const]
+      : []),
     ...Object.entries(figures).map(([f, svg]) =>
       [`${out}/${f}`, new TextEncoder().encode(svg)] as [string, Uint8Array]
     ),

@@ -76,6 +76,16 @@ Deno.test("experiments: means, sample deviations, and the paper's figures beside
   const t3 = EXPERIMENTS.table3.table(runs, paper);
   assert.deepEqual(t3.columns.slice(0, 3), ["model", "mnist", "noise"]);
   assert.deepEqual(t3.rows.map((r) => r[1]), ["40.0 / –", "85.0 ± 7.1 / 97.0"]);
+  // With an ensemble of the ELBO runs, a WAIC row beside the paper's WAIC(5VAE) of Table 1.
+  const waic = {
+    in: "fashion-mnist",
+    orientation: "higher = more OOD",
+    runs: [{ dir: "a", epochs: 1, seed: 1 }, { dir: "b", epochs: 1, seed: 2 }],
+    results: [{ ood: "mnist", score: "waic", auroc: 0.5, auprc: 0.5, fpr80: 0.5 }],
+    images: { "fashion-mnist": 10, mnist: 10 },
+  };
+  const t3w = EXPERIMENTS.table3.table(runs, paper, waic);
+  assert.deepEqual(t3w.rows[2].slice(0, 3), ["WAIC (2 ELBO runs)", "50.0 / 76.6", "– / –"]);
   const t14 = EXPERIMENTS.table14.table(runs, paper);
   assert.deepEqual(t14.rows[0], ["1", "9.00", "259.00", "4.00", "22.80"]);
   assert.deepEqual(t14.rows[4], ["5", "–", "5.00e-4", "–", "19.70"]);
@@ -182,6 +192,8 @@ gpuTest("reproduce: every experiment runs end to end on tiny and writes its tabl
         "--eval-batch-size",
         "8",
       ],
+      // table3 with two seeds: its ELBO runs also form a WAIC ensemble.
+      ...(name === "table3" ? ["--seeds", "2"] : []),
       ...["--out", out],
     ]);
     assert.equal(r.code, 0, r.out + r.err);
@@ -196,6 +208,13 @@ gpuTest("reproduce: every experiment runs end to end on tiny and writes its tabl
       json.figures.includes("kl.svg") && json.figures.some((f: string) => f.startsWith("latents-")),
       name,
     );
+    if (name === "table3") {
+      assert.match(
+        await Deno.readTextFile(`${out}/results.md`),
+        /\| WAIC \(2 ELBO runs\) \| \d+\.\d \/ 76\.6 \|/,
+      );
+      assert.deepEqual(JSON.parse(await Deno.readTextFile(`${out}/waic.json`)).runs.length, 2);
+    }
   }
   // Runs evaluated on MNIST alone (table2's) are evaluated again for an experiment on every set.
   const shared = `${root}/table2`;
