@@ -281,6 +281,21 @@ export function gaussianLogRatio(
   return sub(gaussianLogProb(z, mq, uq, map), gaussianLogProb(z, mp, up, map));
 }
 
+/**
+ * The precision-weighted combination of N(m1, sigma(u1)^2) and N(m2, sigma(u2)^2) (LVAE's posterior,
+ * Sonderby et al. 2016, Eq. 17-18): sigma^-2 = sigma1^-2 + sigma2^-2, mu = (m1 sigma1^-2 + m2 sigma2^-2)
+ * sigma^2, returned as (mu, u) with sigma(u) = sigma under the same map; differentiable in all four.
+ */
+export function precisionWeighted(
+  m1: Tensor,
+  u1: Tensor,
+  m2: Tensor,
+  u2: Tensor,
+  map: SigmaMap = SIGMA_LOG2,
+): { mu: Tensor; u: Tensor } {
+  return { mu: dist("precisionMean", [m1, u1, m2, u2], map), u: dist("precisionScale", [u1, u2], map) };
+}
+
 /** log p(x | logits) = x l - softplus(l) per element, for x in {0, 1}. */
 export function bernoulliLogLik(logits: Tensor, x: Tensor): Tensor {
   return dist("bernoulliLogLik", [logits, x], SIGMA_LOG2);

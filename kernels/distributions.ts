@@ -17,6 +17,8 @@
  *                    the backward pass regenerates eps from the same key instead of storing it
  *   gaussianLogProb  log N(z; mu, sigma(u)^2)
  *   gaussianKl       KL(N(mq, sq^2) || N(mp, sp^2)) = log(sp/sq) + (sq^2 + (mq - mp)^2) / (2 sp^2) - 1/2
+ *   precisionMean    the mean of the precision-weighted product of two Gaussians (LVAE's posterior)
+ *   precisionScale   its raw scale u, through the map's inverse (sigma(u) = the product's sigma)
  *   bernoulliLogLik  x l - softplus(l), the log-likelihood of x in {0, 1} under logits l (stable)
  */
 
@@ -63,6 +65,10 @@ interface Row {
   random?: boolean;
 }
 
+/** The precisions p_i = 1 / sigma(u_i)^2 of two Gaussians and the variance v of their product. */
+const PRECISION_PRE =
+  "let s1 = sigma_(u1); let s2 = sigma_(u2); let p1 = 1.0 / (s1 * s1); let p2 = 1.0 / (s2 * s2); let v = 1.0 / (p1 + p2);";
+
 export const DISTRIBUTIONS = {
   sigma: {
     inputs: ["u"],
@@ -94,6 +100,35 @@ export const DISTRIBUTIONS = {
       up: "g * (1.0 / sp - (sq * sq + dm * dm) / (vp * sp)) * dsigma_(up)",
     },
   },
+  // LVAE's posterior (Sonderby et al. 2016, Eq. 17-18): the precision-weighted combination of a
+  // bottom-up Gaussian (m1, sigma(u1)) and the top-down prior (m2, sigma(u2)). With p_i = 1 / s_i^2:
+  // s^2 = 1 / (p1 + p2), m = (m1 p1 + m2 p2) s^2. The mean and the raw scale are two rows that share
+  // this prelude; dp_i/du_i = -2 p_i / s_i * dsigma(u_i).
+  precisionMean: {
+    inputs: ["m1", "u1", "m2", "u2"],
+    pre: PRECISION_PRE + "let m = (m1 * p1 + m2 * p2) * v;",
+    f: "m",
+    vjp: {
+      m1: "g * p1 * v",
+      m2: "g * p2 * v",
+      u1: "g * 2.0 * (m - m1) * v * p1 / s1 * dsigma_(u1)",
+      u2: "g * 2.0 * (m - m2) * v * p2 / s2 * dsigma_(u2)",
+    },
+  },
+  // The raw scale u of the combination: sigma(u) = s, u = unsigma_(s) (the map's inverse). s is held
+  // just above the map's lowest value, where the inverse ends (gradient 0 there); du/ds =
+  // 1 / dsigma(u) = 1 / (1 - exp(-beta (s - offset))), ds/du_i = (s / s_i)^3 dsigma(u_i).
+  precisionScale: {
+    inputs: ["u1", "u2"],
+    pre: PRECISION_PRE +
+      "let s = sqrt(v); let inside = s > sigmaLow_(); let y = P.beta * (max(s, sigmaLow_()) - P.offset);" +
+      " let dsdu = select(T(0.0), 1.0 / -expm1_(-y), inside);",
+    f: "unsoftplus_(y) / P.beta",
+    vjp: {
+      u1: "g * dsdu * pow(s / s1, T(3.0)) * dsigma_(u1)",
+      u2: "g * dsdu * pow(s / s2, T(3.0)) * dsigma_(u2)",
+    },
+  },
   bernoulliLogLik: {
     inputs: ["l", "x"],
     f: "x * l - softplus_(l)",
@@ -105,6 +140,10 @@ export type DistributionOp = keyof typeof DISTRIBUTIONS;
 
 const SIGMA_WGSL = /* wgsl */ `
 fn sigma_(u: T) -> T { return max(softplus_(P.beta * u) / P.beta + P.offset, T(P.floor)); }
+// The smallest sigma the inverse maps back: just above offset and floor (relative 1e-6, at least 1e-6).
+fn sigmaLow_() -> T { let lo = max(P.offset, P.floor); return T(lo + max(1e-6 * lo, 1e-6)); }
+// softplus^-1(y) = log(expm1(y)) = y + log1p(-exp(-y)) (the second form for large y, no overflow).
+fn unsoftplus_(y: T) -> T { return select(log(expm1_(y)), y + log1p_(-exp(-y)), y > T(1.0)); }
 fn dsigma_(u: T) -> T {
   return select(T(0.0), sigmoid_(P.beta * u), softplus_(P.beta * u) / P.beta + P.offset > T(P.floor));
 }`;

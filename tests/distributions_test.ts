@@ -9,7 +9,8 @@ import assert from "node:assert/strict";
 import * as ops from "../autograd/ops.ts";
 import { SIGMA_LOG2, SIGMA_SOFTPLUS, type SigmaMap } from "../kernels/distributions.ts";
 import { philox, philoxInputs, type RandomKey } from "../kernels/philox.ts";
-import { read, readScalar, tensor } from "../kernels/tensor.ts";
+import { read, readScalar, type Tensor, tensor } from "../kernels/tensor.ts";
+import { grad } from "../autograd/tape.ts";
 import { checkOp, createRng, gpuTest, randomNd } from "./helpers.ts";
 import * as ref from "./reference.ts";
 
@@ -110,6 +111,64 @@ for (const [name, map] of MAPS) {
     });
   });
 }
+
+/** LVAE's precision-weighted product in float64: (mu, sigma). */
+function precisionRef([m1, u1, m2, u2]: number[], map: SigmaMap): { mu: number; s: number } {
+  const p1 = ref.sigmaOf(u1, map) ** -2, p2 = ref.sigmaOf(u2, map) ** -2;
+  return { mu: (m1 * p1 + m2 * p2) / (p1 + p2), s: Math.sqrt(1 / (p1 + p2)) };
+}
+
+for (const [name, map] of MAPS) {
+  gpuTest(`precisionWeighted (${name} map): LVAE's mean and scale, values and gradients`, async () => {
+    const rng = createRng(421);
+    const inputs = () => [0, 1, 2, 3].map((k) => randomNd(rng, [3, 6], { low: k % 2 ? -1.5 : -2, high: 2 }));
+    await checkOp({
+      name: `precisionWeighted mean ${name}`,
+      inputs: inputs(),
+      gpu: (m1, u1, m2, u2) => ops.precisionWeighted(m1, u1, m2, u2, map).mu,
+      ref: (...xs) => ref.mapBroadcast(xs, (v) => precisionRef(v, map).mu),
+      tol,
+    });
+    // u through the map's inverse: sigma(u) is the product's sigma, in float64 log(expm1(.)).
+    await checkOp({
+      name: `precisionWeighted scale ${name}`,
+      inputs: inputs(),
+      gpu: (m1, u1, m2, u2) => ops.precisionWeighted(m1, u1, m2, u2, map).u,
+      ref: (...xs) =>
+        ref.mapBroadcast(
+          xs,
+          (v) => Math.log(Math.expm1(map.beta * (precisionRef(v, map).s - map.offset))) / map.beta,
+        ),
+      tol: { rtol: 1e-4, atol: 2e-5 },
+      grad: { wrt: [1, 3] },
+    });
+    // Against a standard-normal prior broadcast as scalars; sigma(u) recovers the product's sigma.
+    const [m1, u1] = [randomNd(rng, [2, 5]), randomNd(rng, [2, 5], { low: -1, high: 1 })];
+    const top = { mu: tensor([0]), u: tensor([map === SIGMA_LOG2 ? 0 : 0.5413]) };
+    const q = ops.precisionWeighted(tensor(m1.data, m1.shape), tensor(u1.data, u1.shape), top.mu, top.u, map);
+    const sq = await read(ops.sigma(q.u, map));
+    for (let i = 0; i < sq.length; i++) {
+      const want = precisionRef([m1.data[i], u1.data[i], 0, map === SIGMA_LOG2 ? 0 : 0.5413], map).s;
+      assert.ok(Math.abs(sq[i] - want) < 1e-5 * want + 1e-6, `sigma(u) ${sq[i]} vs ${want}`);
+    }
+  });
+}
+
+gpuTest(
+  "precisionWeighted: a product narrower than the map allows stays finite, with zero scale gradient",
+  async () => {
+    // Two posteriors at the softplus map's lowest sigma (1e-3): their product's 7.1e-4 is below it.
+    const u = tensor([-30, -30]);
+    const q = ops.precisionWeighted(tensor([1, 2]), u, tensor([3, 4]), u, SIGMA_SOFTPLUS);
+    const [mu, raw] = [await read(q.mu), await read(q.u)];
+    [2, 3].forEach((want, i) => assert.ok(Math.abs(mu[i] - want) < 1e-6 * want, `mu ${mu[i]}`));
+    for (const v of raw) assert.ok(Number.isFinite(v), `u ${v}`);
+    const gu = grad((uu: Tensor) =>
+      ops.sum(ops.precisionWeighted(tensor([1, 2]), uu, tensor([3, 4]), uu, SIGMA_SOFTPLUS).u)
+    )(u);
+    for (const v of await read(gu)) assert.equal(v, 0);
+  },
+);
 
 gpuTest("gaussianKl equals the mean of log q(z) - log p(z) over many posterior samples", async () => {
   const n = 200_000;
