@@ -12,8 +12,8 @@
 import { binarizedBatch, type ImageSet } from "../data/loader.ts";
 import { noGrad } from "../autograd/tape.ts";
 import { dispose, readAll, scope } from "../kernels/tensor.ts";
-import { encode, type HvaeConfig, type HvaeParams } from "../models/hvae.ts";
-import { scoringKeys, TEST_BINARIZATION } from "../models/streams.ts";
+import { type HvaeConfig, type HvaeParams, posteriorMeans } from "../models/hvae.ts";
+import { TEST_BINARIZATION } from "../models/streams.ts";
 import type { CurvePoint } from "./curves.ts";
 import { scoresCsvColumn } from "./evaluate.ts";
 import type { RunOutcome } from "./experiments.ts";
@@ -154,11 +154,10 @@ export async function latentFigure(
   title: string,
 ): Promise<string> {
   const ids = Uint32Array.from({ length: Math.min(count, set.count) }, (_, i) => i);
-  const L = cfg.layers.length;
   const means = noGrad(() =>
     scope(() => {
       const x = binarizedBatch(set, ids, TEST_BINARIZATION);
-      return encode(params, cfg, x, scoringKeys(0, 0, 1, 0), L).map((q) => q.mu);
+      return posteriorMeans(params, cfg, x);
     })
   );
   const values = await readAll(means);

@@ -1,11 +1,16 @@
 /**
  * The bottom-up hierarchical VAE and its training objectives (paper section 3; docs/design.md sections 1-2).
  *
- * Latents z_1 (bottom, nearest x) ... z_L (top), indexed 0..L-1 here. Inference is bottom-up: each
- * layer's encoder blocks produce h_l and the posterior head reads act(h_l). Two wirings:
- *   "ladder"  h_l = enc_l(h_{l-1}) from a deterministic stack on x (the `small` preset);
+ * Latents z_1 (bottom, nearest x) ... z_L (top), indexed 0..L-1 here. Each layer's encoder blocks
+ * produce h_l and the posterior head reads act(h_l). Three wirings:
+ *   "ladder"  h_l = enc_l(h_{l-1}) from a deterministic stack on x, q(z_l | x) (the `small` preset);
  *   "markov"  h_l = enc_l(z_{l-1}), the sample below (projected to a map if dense): q(z_l | z_{l-1}),
- *             Havtorn et al.'s backbone (`havtorn3`, `paper3`, `paper5`).
+ *             Havtorn et al.'s backbone (`havtorn3`, `paper3`, `paper5`);
+ *   "topdown" the LVAE (Sonderby et al. 2016, "Ladder variational autoencoders", NeurIPS; the `*-lvae`
+ *             presets): the deterministic stack of "ladder" gives a bottom-up Gaussian per layer; the
+ *             posterior is built top-down along the generative path, q(z_L | x) = the top estimate and
+ *             q(z_l | x, z_{>l}) = its precision-weighted product with the prior p(z_l | z_{l+1})
+ *             (their Eq. 17-18; `precisionWeighted` in autograd/ops.ts), in `posteriorTopDown`.
  * Generation is top-down: p(z_L) = N(0, I); for each layer l, d_l = dec_l(proj_l(z_l)) (with skips:
  * decoder block j also reads block j of the stage above, upsampled); the prior head of layer l - 1
  * reads act(d_l); the bottom layer's features give the Bernoulli logits of p(x | z_1).
@@ -35,6 +40,7 @@ import {
   mean,
   mul,
   neg,
+  precisionWeighted,
   reparameterize,
   reshape,
   slice,
@@ -116,9 +122,10 @@ export interface HvaeConfig {
   blockStyle: BlockStyle;
   /**
    * "ladder": stage l reads the deterministic features h_{l-1} (the `small` preset);
-   * "markov": stage l reads the posterior sample z_{l-1}, q(z_l | z_{l-1}) (Havtorn's backbone).
+   * "markov": stage l reads the posterior sample z_{l-1}, q(z_l | z_{l-1}) (Havtorn's backbone);
+   * "topdown": the LVAE, "ladder"'s stack merged top-down with the priors (this file's header).
    */
-  inference: "ladder" | "markov";
+  inference: "ladder" | "markov" | "topdown";
   /** A first convolution on x (kernel, stride, padding), or none. */
   stem: { kernel: number; stride: number; padding: number } | null;
   /** Decoder block j of a stage adds a transposed conv of block j's output in the stage above. */
@@ -232,7 +239,7 @@ function checkConfigFields(cfg: HvaeConfig): void {
   size("headKernel", cfg.headKernel, CONFIG_LIMITS.kernel);
   oneOf("activation", cfg.activation, ["relu", "silu"]);
   oneOf("blockStyle", cfg.blockStyle, ["small", "havtorn"]);
-  oneOf("inference", cfg.inference, ["ladder", "markov"]);
+  oneOf("inference", cfg.inference, ["ladder", "markov", "topdown"]);
   oneOf("kl", cfg.kl, ["analytic", "sample"]);
   oneOf("weightNorm", cfg.weightNorm, [true, false]);
   oneOf("decoderSkips", cfg.decoderSkips, [true, false]);
@@ -505,7 +512,9 @@ const last = (xs: Tensor[]) => xs[xs.length - 1];
 /**
  * The posterior of every layer, bottom to top, and a reparameterised sample of each; the bottom
  * `meanBelow` layers give their posterior mean instead (the scoring passes of models/scores.ts, as
- * Havtorn et al.'s `ood-llr.py`: z_1..z_k = mu_q while going up).
+ * Havtorn et al.'s `ood-llr.py`: z_1..z_k = mu_q while going up). With "topdown" inference these are
+ * the bottom-up estimates, and only the top one is sampled here: `posteriorTopDown` merges the others
+ * with the priors and samples them (their `z` here is their mean, unused).
  */
 export function encode(
   params: HvaeParams,
@@ -513,9 +522,9 @@ export function encode(
   x: Tensor,
   keyOf: (stream: number) => RandomKey,
   meanBelow = 0,
-): (Gaussian & { z: Tensor })[] {
+): Posterior[] {
   let h = cfg.stem ? convLayer(params.enc.stem!, x, cfg.stem.stride, cfg.stem.padding) : x;
-  const out: (Gaussian & { z: Tensor })[] = [];
+  const out: Posterior[] = [];
   cfg.layers.forEach((layer, l) => {
     const stage = encoderStage(params, l);
     if (cfg.inference === "markov" && l > 0) {
@@ -526,7 +535,10 @@ export function encode(
     }
     h = last(runBlocks(stage, layer.encoder, h, cfg)) ?? h;
     const q = head(posteriorHead(params, l), layer.latent, h, cfg);
-    const z = l < meanBelow ? q.mu : reparameterize(q.mu, q.u, keyOf(posteriorStream(l)), cfg.sigma);
+    const merged = cfg.inference === "topdown" && l < cfg.layers.length - 1;
+    const z = l < meanBelow || merged
+      ? q.mu
+      : reparameterize(q.mu, q.u, keyOf(posteriorStream(l)), cfg.sigma);
     out.push({ ...q, z });
   });
   return out;
@@ -543,32 +555,65 @@ export function unitScaleU(map: SigmaMap): number {
   return Math.log(Math.expm1(map.beta * (1 - map.offset))) / map.beta;
 }
 
+/** A posterior layer: its Gaussian and the z the pass uses (a sample, or the mean). */
+export type Posterior = Gaussian & { z: Tensor };
+
 /** The generative pass from posterior samples, and the prior heads it computes. */
 export interface TopDown {
   /** stages[l]: every block output of decoder stage l (for l >= the pass's first layer). */
   stages: Tensor[][];
   /** priors[l]: p(z_l | z_{l+1}) from stage l + 1; null for the top layer (N(0, I)). */
   priors: (Gaussian | null)[];
+  /**
+   * posteriors[l]: q(z_l | .) and its z, for l >= the pass's first layer: `encode`'s for bottom-up
+   * inference, the precision-weighted products for "topdown" (the KL terms compare these with `priors`).
+   */
+  posteriors: Posterior[];
 }
 
 /**
- * Top-down from the posterior samples of layers L-1 .. `from` (0-based): decodes each z_l = q[l].z
- * with the skips of the stage above, and evaluates the prior head of the layer below.
+ * Top-down from the posterior samples of layers L-1 .. `from` (0-based): decodes each z_l with the
+ * skips of the stage above, and evaluates the prior head of the layer below. With "topdown"
+ * inference (LVAE) the posterior of each layer under the top is made here, from `q[l]` (the
+ * bottom-up estimate) and the prior just computed, and z_l is drawn from it by `keyOf`'s posterior
+ * stream (or is its mean with `draw` "mean"); otherwise q[l] is the posterior and q[l].z is used.
  */
 export function posteriorTopDown(
   params: HvaeParams,
   cfg: HvaeConfig,
-  q: { z: Tensor }[],
+  q: Posterior[],
   from = 0,
+  keyOf?: (stream: number) => RandomKey,
+  draw: "sample" | "mean" = "sample",
 ): TopDown {
   const L = cfg.layers.length;
   const priors: (Gaussian | null)[] = new Array(L).fill(null);
+  const posteriors: Posterior[] = new Array(L);
   const stages: Tensor[][] = new Array(L);
   for (let l = L - 1; l >= from; l--) {
-    stages[l] = decode(params, cfg, l, q[l].z, stages[l + 1]);
+    if (cfg.inference === "topdown" && l < L - 1) {
+      const { mu, u } = precisionWeighted(q[l].mu, q[l].u, priors[l]!.mu, priors[l]!.u, cfg.sigma);
+      if (draw === "sample" && !keyOf) throw new Error("posteriorTopDown: topdown inference needs keyOf");
+      const z = draw === "mean" ? mu : reparameterize(mu, u, keyOf!(posteriorStream(l)), cfg.sigma);
+      posteriors[l] = { mu, u, z };
+    } else posteriors[l] = draw === "mean" ? { ...q[l], z: q[l].mu } : q[l];
+    stages[l] = decode(params, cfg, l, posteriors[l].z, stages[l + 1]);
     if (l > 0) priors[l - 1] = prior(params, cfg, l - 1, last(stages[l]));
   }
-  return { stages, priors };
+  return { stages, priors, posteriors };
+}
+
+/**
+ * The posterior means of every layer for images x (the latent-space figures): `encode`'s means, or
+ * for "topdown" inference the means of the merged posteriors, each conditioned on the means above.
+ */
+export function posteriorMeans(params: HvaeParams, cfg: HvaeConfig, x: Tensor): Tensor[] {
+  const noKey = () => {
+    throw new Error("posteriorMeans draws nothing");
+  };
+  const q = encode(params, cfg, x, noKey, cfg.layers.length);
+  if (cfg.inference !== "topdown") return q.map((ql) => ql.mu);
+  return posteriorTopDown(params, cfg, q, 0, undefined, "mean").posteriors.map((p) => p.mu);
 }
 
 /**
@@ -624,7 +669,7 @@ function generateDown(
 }
 
 /** KL_l per element: analytic between the Gaussians, or log q(z) - log p(z) at the sample (cfg.kl). */
-export function klElementwise(cfg: HvaeConfig, ql: Gaussian & { z: Tensor }, p: Gaussian | null): Tensor {
+export function klElementwise(cfg: HvaeConfig, ql: Posterior, p: Gaussian | null): Tensor {
   const top = p ?? { mu: full([1], 0), u: full([1], unitScaleU(cfg.sigma)) };
   return cfg.kl === "analytic"
     ? gaussianKl(ql.mu, ql.u, top.mu, top.u, cfg.sigma)
@@ -670,10 +715,10 @@ export function hvaeObjective(
   const L = cfg.layers.length;
   const q = encode(params, cfg, x, o.keyOf);
   // k = 0: everything from the posterior samples.
-  const td = posteriorTopDown(params, cfg, q);
+  const td = posteriorTopDown(params, cfg, q, 0, o.keyOf);
   const lls = [perImage(bernoulliLogLik(logitsOf(params, cfg, last(td.stages[0])), x))];
   // KL per layer and image; the top layer's prior is N(0, I).
-  const kls = q.map((ql, l) => {
+  const kls = td.posteriors.map((ql, l) => {
     const elementwise = klElementwise(cfg, ql, td.priors[l]);
     return { elementwise, perImage: perImage(elementwise) };
   });

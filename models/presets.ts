@@ -9,12 +9,19 @@
  *   tiny   the same shape with C = 4 and latents 2 channels / 4 / 2: for tests.
  *   havtorn3, paper3, paper5: the reference backbone (below) with latents [8, 16, 8], [16, 8, 4] and
  *          [32, 24, 16, 8, 4].
+ *   <name>-lvae: the same model with the LVAE's top-down inference (Sonderby et al. 2016; models/hvae.ts):
+ *          the same parameters, the posterior of each layer below the top merged with its prior.
  */
 
 import { SIGMA_LOG2, SIGMA_SOFTPLUS } from "../kernels/distributions.ts";
 import type { HvaeConfig } from "./hvae.ts";
 
-function smallLike(preset: string, C: number, z: [number, number, number]): HvaeConfig {
+function smallLike(
+  preset: string,
+  C: number,
+  z: [number, number, number],
+  inference: "ladder" | "topdown" = "ladder",
+): HvaeConfig {
   return {
     preset,
     image: { height: 28, width: 28 },
@@ -23,7 +30,7 @@ function smallLike(preset: string, C: number, z: [number, number, number]): Hvae
     sigma: SIGMA_SOFTPLUS,
     weightNorm: false,
     blockStyle: "small",
-    inference: "ladder",
+    inference,
     decoderSkips: false,
     stem: { kernel: 5, stride: 2, padding: 2 },
     layers: [
@@ -62,15 +69,21 @@ function smallLike(preset: string, C: number, z: [number, number, number]): Hvae
  * Weight norm is per output channel (transposed convs too) with the reference's data-dependent
  * initialisation on the first training batch (`initHvaeFromData`, run by `deno task train`).
  */
-function havtornLike(preset: string, latents: number[]): HvaeConfig {
+function havtornLike(
+  preset: string,
+  latents: number[],
+  inference: "markov" | "topdown" = "markov",
+): HvaeConfig {
   const k3 = { kind: "res" as const, kernel: 3 };
   const first = { preact: false, residual: false };
+  // The LVAE's stages read the deterministic features below (64 channels at 14x14, then 7x7), not z.
+  const markov = inference === "markov";
   const top = latents.slice(2).map((size) => ({
     latent: { kind: "dense" as const, size },
     encoder: [k3, k3, k3],
     decoder: [{ ...k3, ...first }, k3, k3],
     projection: [7, 7] as [number, number],
-    inputMap: [7, 7] as [number, number],
+    ...(markov ? { inputMap: [7, 7] as [number, number] } : {}),
   }));
   return {
     preset,
@@ -80,7 +93,7 @@ function havtornLike(preset: string, latents: number[]): HvaeConfig {
     sigma: SIGMA_LOG2,
     weightNorm: true,
     blockStyle: "havtorn",
-    inference: "markov",
+    inference,
     decoderSkips: true,
     stem: null,
     layers: [
@@ -98,7 +111,7 @@ function havtornLike(preset: string, latents: number[]): HvaeConfig {
       },
       {
         latent: { kind: "dense", size: latents[1] },
-        encoder: [{ ...k3, in: latents[0] }, k3, { kind: "down", kernel: 3 }],
+        encoder: [markov ? { ...k3, in: latents[0] } : k3, k3, { kind: "down", kernel: 3 }],
         decoder: [{ kind: "up", kernel: 3, ...first }, k3, k3],
         projection: [7, 7],
       },
@@ -116,6 +129,12 @@ export const PRESETS: Record<string, () => HvaeConfig> = {
   havtorn3: () => havtornLike("havtorn3", [8, 16, 8]),
   paper3: () => havtornLike("paper3", [16, 8, 4]),
   paper5: () => havtornLike("paper5", [32, 24, 16, 8, 4]),
+  // The LVAE (top-down inference, models/hvae.ts) on the same backbones and latent sizes.
+  "small-lvae": () => smallLike("small-lvae", 16, [8, 16, 8], "topdown"),
+  "tiny-lvae": () => smallLike("tiny-lvae", 4, [2, 4, 2], "topdown"),
+  "havtorn3-lvae": () => havtornLike("havtorn3-lvae", [8, 16, 8], "topdown"),
+  "paper3-lvae": () => havtornLike("paper3-lvae", [16, 8, 4], "topdown"),
+  "paper5-lvae": () => havtornLike("paper5-lvae", [32, 24, 16, 8, 4], "topdown"),
 };
 
 /** The named preset, or an error listing the available ones. */

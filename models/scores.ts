@@ -9,8 +9,9 @@
  *   3. z_k .. z_1 from the generative model: the prior means (the reference's default) or samples;
  *   4. L^{>k}_x = ll_k - sum_{l>k} KL_l with ll_k = log p(x | z^(k)), the pass's reconstruction.
  * k = 0 is the ordinary ELBO pass, so L^{>0}_x = L_x and LLR^{>0} = 0 exactly (one estimator for all).
- * With ladder inference (the `small` preset) the posterior of z_{>k} does not depend on z_{<=k}, so
- * pass 0's inference and the generative work above k serve every k; Markov inference reruns both.
+ * With ladder inference (the `small` preset) the posterior of z_{>k} does not depend on z_{<=k}, nor
+ * with the LVAE's top-down inference (it is built from the top down), so pass 0's inference and the
+ * generative work above k serve every k; Markov inference reruns both.
  *
  * The CPU part combines per-image values of several passes into the scores:
  *   elbo       -L_x                                   (Eq. 2/3; log-mean-exp over `iw` passes when > 1)
@@ -65,13 +66,13 @@ export function partialElbos(params: HvaeParams, cfg: HvaeConfig, x: Tensor, o: 
   let shared: { q: ReturnType<typeof encode>; td: TopDown; kl: Tensor[] } | null = null;
   for (let k = 0; k < L; k++) {
     let q: ReturnType<typeof encode>, td: TopDown, kl: Tensor[];
-    if (shared && cfg.inference === "ladder") {
+    if (shared && cfg.inference !== "markov") {
       ({ q, td, kl } = shared);
     } else {
       q = encode(params, cfg, x, o.keyOf, k);
-      td = posteriorTopDown(params, cfg, q, k);
-      const priors = td.priors;
-      kl = q.map((ql, l) => l >= k ? perImage(klElementwise(cfg, ql, priors[l])) : (null as never));
+      td = posteriorTopDown(params, cfg, q, k, o.keyOf);
+      const { priors, posteriors } = td;
+      kl = posteriors.map((ql, l) => l >= k ? perImage(klElementwise(cfg, ql, priors[l])) : (null as never));
       if (k === 0) shared = { q, td, kl };
     }
     const d = k === 0 ? td.stages[0][td.stages[0].length - 1] : priorTopDown(

@@ -12,7 +12,7 @@ import { valueAndGrad } from "../autograd/tape.ts";
 import { loadCheckpoint, saveCheckpoint } from "../data/checkpoint.ts";
 import { readSafetensors } from "../data/safetensors.ts";
 import { engineStats } from "../kernels/engine.ts";
-import { isTensor, keep, read, readAll, readScalar, scope, type Tensor, tensor } from "../kernels/tensor.ts";
+import { isTensor, keep, read, readAll, readScalar, scope, type Tensor } from "../kernels/tensor.ts";
 import { flatten, type Tree } from "../kernels/tree.ts";
 import { adamInit } from "../models/adam.ts";
 import {
@@ -32,6 +32,7 @@ import { trainStep } from "../models/training.ts";
 import { priorStream } from "../models/streams.ts";
 import { command, interruptAfter } from "./commands.ts";
 import { assertClose, gpuTest } from "./helpers.ts";
+import { directionalCheck } from "./gradient_check.ts";
 import { syntheticBatch } from "./synthetic.ts";
 
 const cfg = presetConfig("tiny");
@@ -128,39 +129,12 @@ gpuTest("hvae: the informative loss equals a naive recomputation of its L recons
   }, "unit scale");
 });
 
-/** Directional finite differences of the loss along a random direction in parameter space. */
-async function directionalCheck(loss: "elbo" | "informative", freeBits: number, beta: number): Promise<void> {
-  const params = keep(initHvae(cfg, createRng(13)));
-  const x = keep(batchOf(4));
-  const f = (p: HvaeParams) => hvaeObjective(p, cfg, x, { loss, beta, freeBits, keyOf }).loss;
-  const flat = flattenParams(params);
-  const rng = createRng(17);
-  const direction = flat.leaves.map((t) => Float32Array.from({ length: t.size }, () => rng.normal()));
-  const { grads } = scope(() => valueAndGrad(f)(params));
-  const g = await readAll(flattenParams(grads).leaves);
-  let analytic = 0;
-  g.forEach((gi, i) => gi.forEach((v, j) => analytic += v * direction[i][j]));
-  const h = 1e-3;
-  const at = async (s: number) => {
-    const shifted = flat.rebuild(
-      flat.leaves.map((t, i) => ops.add(t, ops.mul(tensor(direction[i], t.shape), s))),
-    );
-    return await readScalar(scope(() => f(shifted as unknown as HvaeParams)));
-  };
-  const numeric = (await at(h) - await at(-h)) / (2 * h);
-  const rel = Math.abs(numeric - analytic) / Math.max(1, Math.abs(analytic));
-  assert.ok(
-    rel < 2e-2,
-    `${loss}: directional derivative ${analytic} vs finite differences ${numeric} (rel ${rel})`,
-  );
-}
-
 gpuTest(
   "hvae: ELBO and informative loss gradients match finite differences (with free bits and beta)",
   async () => {
-    await directionalCheck("elbo", 0, 1);
-    await directionalCheck("informative", 0, 1);
-    await directionalCheck("elbo", 2, 0.5);
+    await directionalCheck(cfg, "elbo", 0, 1);
+    await directionalCheck(cfg, "informative", 0, 1);
+    await directionalCheck(cfg, "elbo", 2, 0.5);
   },
 );
 

@@ -1,0 +1,142 @@
+/**
+ * The LVAE (top-down inference, `*-lvae` presets; models/hvae.ts): its posterior is the precision-
+ * weighted product of the bottom-up estimate and the prior, built from the top down; the ELBO is
+ * ll - sum KL(q || p) of those; both losses' gradients match finite differences; training lowers the
+ * loss; and `deno task train` then `ood` run end to end on `tiny-lvae` with every score.
+ */
+
+import assert from "node:assert/strict";
+import * as ops from "../autograd/ops.ts";
+import { keep, read, readAll, readScalar } from "../kernels/tensor.ts";
+import { adamInit } from "../models/adam.ts";
+import {
+  encode,
+  hvaeObjective,
+  initHvae,
+  logitsOf,
+  perImage,
+  posteriorMeans,
+  posteriorTopDown,
+  unitScaleU,
+} from "../models/hvae.ts";
+import { presetConfig, PRESETS } from "../models/presets.ts";
+import { createRng } from "../models/rng.ts";
+import { trainStep } from "../models/training.ts";
+import { sigmaOf } from "./reference.ts";
+import { runTask } from "./commands.ts";
+import { directionalCheck } from "./gradient_check.ts";
+import { assertClose, gpuTest } from "./helpers.ts";
+import { syntheticBatch } from "./synthetic.ts";
+
+const cfg = presetConfig("tiny-lvae");
+const keyOf = (stream: number) => ({ seed: 7, stream, offset: 1 });
+
+Deno.test("lvae presets: the HVAE presets' backbones and latents, with top-down inference", () => {
+  for (const name of ["small", "tiny", "havtorn3", "paper3", "paper5"]) {
+    const [hvae, lvae] = [PRESETS[name](), PRESETS[`${name}-lvae`]()];
+    assert.equal(lvae.inference, "topdown");
+    assert.deepEqual(lvae.layers.map((l) => l.latent), hvae.layers.map((l) => l.latent), name);
+    assert.equal(lvae.channels, hvae.channels);
+  }
+});
+
+gpuTest(
+  "lvae: q(z_l | x, z>l) is the precision-weighted product of the bottom-up estimate and the prior",
+  async () => {
+    const params = initHvae(cfg, createRng(3));
+    const x = syntheticBatch(5);
+    const L = cfg.layers.length;
+    const q = encode(params, cfg, x, keyOf);
+    const td = posteriorTopDown(params, cfg, q, 0, keyOf);
+    // The top layer is the bottom-up estimate itself; below, the product with p(z_l | z_{l+1}).
+    assert.equal(td.posteriors[L - 1], q[L - 1]);
+    for (let l = L - 2; l >= 0; l--) {
+      const [m1, u1, m2, u2, mu, u] = await readAll([
+        q[l].mu,
+        q[l].u,
+        td.priors[l]!.mu,
+        td.priors[l]!.u,
+        td.posteriors[l].mu,
+        td.posteriors[l].u,
+      ]);
+      const wantMu: number[] = [], wantS: number[] = [], gotS: number[] = [];
+      for (let i = 0; i < mu.length; i++) {
+        const p1 = sigmaOf(u1[i], cfg.sigma) ** -2, p2 = sigmaOf(u2[i], cfg.sigma) ** -2;
+        wantMu.push((m1[i] * p1 + m2[i] * p2) / (p1 + p2));
+        wantS.push(Math.sqrt(1 / (p1 + p2)));
+        gotS.push(sigmaOf(u[i], cfg.sigma));
+      }
+      assertClose(mu, wantMu, { rtol: 1e-5, atol: 1e-6 }, `mu of z${l + 1}`);
+      assertClose(gotS, wantS, { rtol: 1e-5, atol: 1e-6 }, `sigma of z${l + 1}`);
+      // Narrower than either factor: the product of two Gaussians.
+      for (let i = 0; i < gotS.length; i++) {
+        assert.ok(gotS[i] <= Math.min(sigmaOf(u1[i], cfg.sigma), sigmaOf(u2[i], cfg.sigma)) * (1 + 1e-5));
+      }
+    }
+    // The ELBO of the objective is log p(x | z) - sum_l KL(q_l || p_l) of these posteriors.
+    const o = hvaeObjective(params, cfg, x, { loss: "elbo", beta: 1, freeBits: 0, keyOf });
+    const metrics = await read(o.metrics);
+    const ll = await readScalar(
+      ops.mean(ops.sum(ops.bernoulliLogLik(logitsOf(params, cfg, td.stages[0].at(-1)!), x), [1, 2, 3])),
+    );
+    let kl = 0;
+    for (let l = 0; l < L; l++) {
+      const p = td.priors[l] ?? { mu: ops.full([1], 0), u: ops.full([1], unitScaleU(cfg.sigma)) };
+      const klL = await readScalar(
+        ops.mean(perImage(ops.gaussianKl(td.posteriors[l].mu, td.posteriors[l].u, p.mu, p.u, cfg.sigma))),
+      );
+      assertClose([metrics[2 + l]], [klL], { rtol: 1e-5, atol: 1e-4 }, `KL_${l + 1}`);
+      kl += klL;
+    }
+    assertClose([metrics[1]], [ll - kl], { rtol: 1e-5, atol: 1e-3 }, "elbo");
+    // The latent figures read the merged posterior means, one per layer.
+    const means = posteriorMeans(params, cfg, x);
+    assert.deepEqual(means.map((m) => m.shape[0]), [5, 5, 5]);
+  },
+);
+
+gpuTest("lvae: ELBO and informative loss gradients match finite differences", async () => {
+  await directionalCheck(cfg, "elbo", 0, 1);
+  await directionalCheck(cfg, "informative", 0, 1);
+  await directionalCheck(cfg, "elbo", 2, 0.5);
+});
+
+gpuTest("lvae: training steps lower the loss", async () => {
+  const params = keep(initHvae(cfg, createRng(19)));
+  const adam = adamInit(params);
+  const x = keep(syntheticBatch(16));
+  const losses: number[] = [];
+  for (let step = 0; step < 12; step++) {
+    const m = trainStep(cfg, params, adam, x, {
+      loss: "informative",
+      lr: 3e-3,
+      beta: 1,
+      freeBits: 0,
+      seed: 1,
+      step,
+    });
+    losses.push((await readAll([m]))[0][0]);
+    m.dispose();
+  }
+  assert.ok(losses[11] < losses[0] - 5, `loss ${losses[0]} -> ${losses[11]}`);
+});
+
+gpuTest("lvae: deno task train --preset tiny-lvae, then every score and the KL per layer", async () => {
+  const run = await Deno.makeTempDir();
+  const trained = await runTask("train", [
+    ...["--preset", "tiny-lvae", "--train-limit", "128", "--batch-size", "64", "--epochs", "1"],
+    ...["--eval-limit", "24", "--eval-batch-size", "12", "--out", run],
+  ]);
+  assert.equal(trained.code, 0, trained.out + trained.err);
+  const report = JSON.parse(await Deno.readTextFile(`${run}/ood.json`));
+  assert.deepEqual(
+    report.results.map((r: { score: string }) => r.score),
+    ["elbo", "llr>1", "llr>2", "llr_optk", "llr_ada"],
+  );
+  for (const r of report.results) assert.ok(r.auroc >= 0 && r.auroc <= 1, r.score);
+  const kl = report.diagnostics["fashion-mnist"].kl;
+  assert.equal(kl.length, 3);
+  for (const v of kl) assert.ok(Number.isFinite(v) && v >= 0, `KL ${v}`);
+  assert.equal(JSON.parse(await Deno.readTextFile(`${run}/config.json`)).model.inference, "topdown");
+  await Deno.remove(run, { recursive: true });
+});
