@@ -22,7 +22,7 @@ import { type Detection, detectionMetrics } from "./metrics.ts";
 import { histogramSvg, rocSvg } from "./plots.ts";
 import { imageGrid } from "./grid.ts";
 import { encodePng } from "../data/png.ts";
-import { priorSamples, reconstructions, scoreSet } from "./score_set.ts";
+import { priorSamples, reconstructions, regretSet, scoreSet } from "./score_set.ts";
 import { BUILT_IN_SETS, displayName, fileKey, loadTestSet, type TestSet, testSetOnGpu } from "./test_sets.ts";
 
 export const ORIENTATION = "higher = more OOD";
@@ -48,7 +48,22 @@ export interface EvaluationOptions {
   dataDir?: string;
   /** Where lines go (console.log by default). */
   log?: (line: string) => void;
+  /** Also score Likelihood Regret (models/regret.ts; costly: `steps` optimisation steps per batch). */
+  regret?: RegretSettings | null;
 }
+
+/** Likelihood Regret's settings (models/regret.ts). */
+export interface RegretSettings {
+  /** Adam steps on each image's posterior. */
+  steps: number;
+  /** Adam's learning rate. */
+  lr: number;
+  /** Draws of the importance-weighted bounds before and after. */
+  iw: number;
+}
+
+/** The name of Likelihood Regret's score in the results. */
+export const REGRET_SCORE = "regret";
 
 /** Likelihood diagnostics of one scored set. */
 export interface Diagnostics {
@@ -94,6 +109,8 @@ export interface OodReport {
   generate: GenerateMode;
   /** Images per scoring batch: the passes' noise is keyed by batch, so results depend on it. */
   batchSize: number;
+  /** Likelihood Regret's settings when it was scored, else null. */
+  regret: RegretSettings | null;
   /** Every score against every OOD set. */
   results: OodResult[];
   /** Every scored set: its display name, where it came from, images scored. */
@@ -200,8 +217,11 @@ export function scoresCsvColumn(csv: string, set: string, score: string): Float6
 }
 
 /** scores.csv: one row per image of every scored set. */
-function scoresCsv(sets: { key: string; labels: Uint8Array; scores: ImageScores }[], L: number): string {
-  const names = scoreNames(L);
+function scoresCsv(
+  sets: { key: string; labels: Uint8Array; scores: ImageScores }[],
+  L: number,
+  names: readonly string[],
+): string {
   const cols = [
     "set",
     "index",
@@ -314,7 +334,8 @@ export function holdsEvaluation(previous: OodReport | null, o: EvaluationOptions
   const images = previous.diagnostics[previous.in]?.images;
   return wanted.every((s) => tried.includes(s)) && previous.epochs === epochs &&
     previous.samples === o.samples && previous.iw === o.iw && previous.generate === o.generate &&
-    previous.batchSize === o.batchSize && images === Math.min(o.limit ?? 10000, 10000);
+    previous.batchSize === o.batchSize && images === Math.min(o.limit ?? 10000, 10000) &&
+    JSON.stringify(previous.regret ?? null) === JSON.stringify(o.regret ?? null);
 }
 
 /** Runs the whole evaluation of `run`, writes its files into the run directory, returns the report. */
@@ -327,7 +348,9 @@ export async function evaluateRun(run: LoadedRun, o: EvaluationOptions): Promise
   const inName = run.config.training.dataset;
   const inSet = await loadTestSet(inName, cfg.image.height, cfg.image.width, { dataDir: o.dataDir });
   const { loaded: oodSets, skipped } = await resolveOodSets(o, inName, cfg.image, log);
-  const names = oodSets.map((t) => t.name);
+  const setNames = oodSets.map((t) => t.name);
+  // Every score of the model, and Likelihood Regret when asked for.
+  const names = [...scoreNames(L), ...(o.regret ? [REGRET_SCORE] : [])];
   const sets: { name: string; key: string; display: string; source: string; set: ImageSet }[] = [];
   try {
     for (const loaded of [inSet, ...oodSets]) {
@@ -348,6 +371,16 @@ export async function evaluateRun(run: LoadedRun, o: EvaluationOptions): Promise
       });
       scored.push({ name, key, labels: set.labels, scores });
     }
+    if (o.regret) {
+      for (const [i, { display, set }] of sets.entries()) {
+        scored[i].scores.scores[REGRET_SCORE] = await regretSet(run.params, cfg, set, {
+          ...o.regret,
+          seed,
+          batchSize: o.batchSize,
+          onBatch: progressReporter(`${display} (likelihood regret, ${o.regret.steps} steps)`, log),
+        });
+      }
+    }
     checkFinite(run.dir, scored);
     const pixels = cfg.image.height * cfg.image.width;
     const inScores = scored[0].scores;
@@ -361,7 +394,7 @@ export async function evaluateRun(run: LoadedRun, o: EvaluationOptions): Promise
     for (const out of scored.slice(1)) {
       diagnostics[out.name] = diagnosticsOf(out.scores, pixels);
       const curves = [];
-      for (const score of scoreNames(L)) {
+      for (const score of names) {
         const m = detectionMetrics(inScores.scores[score], out.scores.scores[score]);
         results.push({ ood: out.name, score, auroc: m.auroc, auprc: m.auprc, fpr80: m.fpr80 });
         curves.push({ name: score, fpr: m.roc.fpr, tpr: m.roc.tpr, auroc: m.auroc });
@@ -378,7 +411,7 @@ export async function evaluateRun(run: LoadedRun, o: EvaluationOptions): Promise
         histogramSvg(panels, { in: displayName(inName), out: displayName(out.name) }, `Scores: ${title}`),
       );
     }
-    text("scores.csv", scoresCsv(scored, L));
+    text("scores.csv", scoresCsv(scored, L, names));
     // Pictures: 8 in-distribution and 8 OOD images (the first of each test set) with their reconstructions.
     const picks = Uint32Array.from({ length: 8 }, (_, i) => i);
     const columns: (Float32Array | null)[][] = [];
@@ -407,6 +440,7 @@ export async function evaluateRun(run: LoadedRun, o: EvaluationOptions): Promise
       iw: o.iw,
       generate: o.generate,
       batchSize: o.batchSize,
+      regret: o.regret ?? null,
       results,
       sets: Object.fromEntries(
         sets.map((x) => [x.name, { display: x.display, source: x.source, images: x.set.count }]),
@@ -431,7 +465,7 @@ export async function evaluateRun(run: LoadedRun, o: EvaluationOptions): Promise
     }
     if (scored.length > 2) {
       log("");
-      log(setsTable(results, names, scoreNames(L)));
+      log(setsTable(results, setNames, names));
     }
     for (const { set, why } of skipped) log(`ood: skipped ${set}: ${why}`);
     log("");
@@ -446,7 +480,7 @@ export async function evaluateRun(run: LoadedRun, o: EvaluationOptions): Promise
     );
     log(
       `ood: reconstructions.png: columns are ${displayName(inName)} then ${
-        displayName(names[0])
+        displayName(setNames[0])
       } test images; rows are the binarised input, then p(x | z>k) for k = 0..${L - 1}`,
     );
     return report;

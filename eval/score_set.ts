@@ -10,7 +10,8 @@
 
 import { reparameterize, sigmoid } from "../autograd/ops.ts";
 import { noGrad } from "../autograd/tape.ts";
-import { dispose, dryRun, readAll, scope, type Tensor } from "../kernels/tensor.ts";
+import { dispose, dryRun, read, readAll, scope, type Tensor } from "../kernels/tensor.ts";
+import { likelihoodRegret } from "../models/regret.ts";
 import { binarizedBatch, type ImageSet } from "../data/loader.ts";
 import { generate, type HvaeConfig, type HvaeParams } from "../models/hvae.ts";
 import {
@@ -154,4 +155,43 @@ export async function priorSamples(
   probs.dispose();
   const hw = cfg.image.height * cfg.image.width;
   return Array.from({ length: count }, (_, i) => Float32Array.from(values.subarray(i * hw, (i + 1) * hw)));
+}
+
+/** Settings of `regretSet`: Likelihood Regret's (models/regret.ts) and the batching. */
+export interface RegretSetOptions {
+  /** Adam steps on each image's posterior. */
+  steps: number;
+  /** Adam's learning rate. */
+  lr: number;
+  /** Draws of the importance-weighted bounds before and after. */
+  iw: number;
+  /** The run's seed. */
+  seed: number;
+  /** Images per batch (optimised together; each image's parameters are its own). */
+  batchSize: number;
+  /** Called after each batch with the images done. */
+  onBatch?: (done: number, total: number) => void;
+}
+
+/** Likelihood Regret of every image of `set` (higher = more OOD), one readback per batch. */
+export async function regretSet(
+  params: HvaeParams,
+  cfg: HvaeConfig,
+  set: ImageSet,
+  o: RegretSetOptions,
+): Promise<Float64Array> {
+  const out = new Float64Array(set.count);
+  const regretOf = (at: number, batch: number) =>
+    scope(() => {
+      const ids = Uint32Array.from({ length: Math.min(o.batchSize, set.count - at) }, (_, i) => at + i);
+      const x = binarizedBatch(set, ids, TEST_BINARIZATION);
+      return likelihoodRegret(params, cfg, x, { steps: o.steps, lr: o.lr, iw: o.iw, seed: o.seed, batch });
+    });
+  for (let at = 0, batch = 0; at < set.count; at += o.batchSize, batch++) {
+    const regret = regretOf(at, batch);
+    out.set(await read(regret), at);
+    regret.dispose();
+    o.onBatch?.(Math.min(at + o.batchSize, set.count), set.count);
+  }
+  return out;
 }

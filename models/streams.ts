@@ -46,6 +46,10 @@ export const PASS_BASE = {
   scoring: 1000,
   /** The data-dependent weight-norm initialisation pass on the first batch; offset 0. */
   weightNormInit: 2000,
+  /** Likelihood Regret's optimisation steps (models/regret.ts); offset: batch x steps + step. */
+  regretFit: 3000,
+  /** Likelihood Regret's ELBO estimates before and after (the same draws); offset: batch x samples + draw. */
+  regretEstimate: 4000,
 } as const;
 
 /** Streams used directly, outside any pass. */
@@ -87,4 +91,14 @@ export function weightNormInitKeys(seed: number): KeyOf {
 /** The key of layer l's draw when sampling from the generative model. */
 export function priorSampleKey(seed: number, layer: number): RandomKey {
   return { seed, stream: STREAM.priorSamples + checkedLayer(layer), offset: 0 };
+}
+
+/** The keys of Likelihood Regret's optimisation step `step` (of `steps`) on batch `batch`. */
+export function regretFitKeys(seed: number, batch: number, steps: number, step: number): KeyOf {
+  return (stream) => ({ seed, stream: PASS_BASE.regretFit + stream, offset: batch * steps + step });
+}
+
+/** The keys of Likelihood Regret's ELBO estimate `draw` (of `samples`) on batch `batch`. */
+export function regretEstimateKeys(seed: number, batch: number, samples: number, draw: number): KeyOf {
+  return (stream) => ({ seed, stream: PASS_BASE.regretEstimate + stream, offset: batch * samples + draw });
 }

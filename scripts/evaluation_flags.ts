@@ -5,7 +5,7 @@
 
 import type { EvaluationOptions } from "../eval/evaluate.ts";
 import { BUILT_IN_SETS, isBuiltInSet } from "../eval/test_sets.ts";
-import { intFlag, usageError } from "./cli.ts";
+import { intFlag, numberFlag, usageError } from "./cli.ts";
 
 export const EVALUATION_FLAGS = {
   ood: { type: "string", default: "mnist" },
@@ -13,6 +13,10 @@ export const EVALUATION_FLAGS = {
   iw: { type: "string", default: "1" },
   generate: { type: "string", default: "mean" },
   "eval-batch-size": { type: "string", default: "250" },
+  regret: { type: "boolean" },
+  "regret-steps": { type: "string", default: "100" },
+  "regret-lr": { type: "string", default: "1e-2" },
+  "regret-iw": { type: "string", default: "16" },
 } as const;
 
 export const EVALUATION_USAGE = `  --ood LIST             OOD test sets, comma-separated (default mnist): ${
@@ -23,7 +27,12 @@ export const EVALUATION_USAGE = `  --ood LIST             OOD test sets, comma-s
   --samples N            draws per image, scores averaged (default 1, as the paper)
   --iw S                 passes per draw for importance-weighted L_x and L>k (default 1)
   --generate MODE        z_k..z_1 of the L>k passes: mean (prior means, default) or sample
-  --eval-batch-size N    images per scoring batch (default 250)`;
+  --eval-batch-size N    images per scoring batch (default 250)
+  --regret               also score Likelihood Regret (Xiao et al. 2020): each image's posterior
+                         optimised alone; costly (a training step's work per step and batch)
+  --regret-steps N       its Adam steps per image (default 100, as Xiao et al.)
+  --regret-lr X          its Adam learning rate on the posterior's parameters (default 1e-2)
+  --regret-iw K          draws of its importance-weighted bounds before and after (default 16)`;
 
 export function evaluationOptions(
   tool: string,
@@ -61,6 +70,13 @@ export function evaluationOptions(
     generate: flags.generate,
     batchSize: intFlag(tool, usage, "eval-batch-size", flags["eval-batch-size"], 1),
     limit: limit === undefined ? undefined : intFlag(tool, usage, limitFlag, limit, 1),
+    regret: flags.regret === true
+      ? {
+        steps: intFlag(tool, usage, "regret-steps", flags["regret-steps"], 1),
+        lr: numberFlag(tool, usage, "regret-lr", flags["regret-lr"], Number.MIN_VALUE),
+        iw: intFlag(tool, usage, "regret-iw", flags["regret-iw"], 1),
+      }
+      : null,
     dataDir: flags["data-dir"] as string | undefined,
   };
 }

@@ -1,0 +1,143 @@
+/**
+ * Likelihood Regret (Xiao, Yan & Amit, "Likelihood Regret: An Out-of-Distribution Detection Score for
+ * Variational Auto-encoder", NeurIPS 2020; the paper's "LRe" of Table 1):
+ *   LR(x) = L(x; q*_x) - L(x; q_x)
+ * the gain in the ELBO L when the inference for x alone is optimised, q_x being the model's posterior
+ * and q*_x the optimised one. An image like the training data is already well explained by the
+ * amortised encoder (a small regret); an OOD image gains more (higher = more OOD).
+ *
+ * Xiao et al. optimise a copy of the encoder's weights per test image (Adam, 100 steps). Here each
+ * image's posterior parameters (mu, u of every layer's diagonal Gaussian) are optimised directly,
+ * for a whole batch at once, starting from the model's posterior: that is the family an encoder
+ * specialised to one image can reach, so q* is at least as good, and it runs batched on the GPU. The
+ * optimised posterior is mean-field across layers (each layer's Gaussian is free, not conditioned on
+ * the sample above or below): for "ladder" inference that is the model's own family; for "markov" and
+ * "topdown" the starting point is the model's posterior at one draw of the layers it conditions on.
+ *
+ * The steps maximise the ELBO (the KL analytic or sampled, as the model's configuration says); L
+ * before and after is the importance-weighted bound of Burda et al. (2016) with `iw` draws of z from q,
+ * log (1/K) sum_k p(x, z_k) / q(z_k), as Xiao et al. estimate it (their 1000 draws), with the same draws
+ * before and after (common random numbers), so the regret's noise is the optimisation's.
+ */
+
+import {
+  bernoulliLogLik,
+  concat,
+  logsumexp,
+  neg,
+  reparameterize,
+  reshape,
+  stopGradient,
+  sub,
+  sum,
+} from "../autograd/ops.ts";
+import { valueAndGrad } from "../autograd/tape.ts";
+import { dispose, keep, scope, type Tensor } from "../kernels/tensor.ts";
+import { adamInit, adamUpdate } from "./adam.ts";
+import {
+  encode,
+  type Gaussian,
+  type HvaeConfig,
+  type HvaeParams,
+  klElementwise,
+  logitsOf,
+  perImage,
+  posteriorTopDown,
+} from "./hvae.ts";
+import { type KeyOf, posteriorStream, regretEstimateKeys, regretFitKeys } from "./streams.ts";
+
+/** Settings of `likelihoodRegret`. */
+export interface RegretOptions {
+  /** Adam steps on each image's posterior. */
+  steps: number;
+  /** Adam's learning rate. */
+  lr: number;
+  /** Draws of z in the importance-weighted bounds before and after. */
+  iw: number;
+  /** The run's seed (the keys of models/streams.ts). */
+  seed: number;
+  /** The batch's number in its set (the keys' offsets). */
+  batch: number;
+}
+
+/** The model's posterior of every layer for x [B, H, W, 1], as free parameters (no gradient path back). */
+export function modelPosterior(params: HvaeParams, cfg: HvaeConfig, x: Tensor, keyOf: KeyOf): Gaussian[] {
+  const q = encode(params, cfg, x, keyOf);
+  return posteriorTopDown(params, cfg, q, 0, keyOf).posteriors.map((p) => ({
+    mu: stopGradient(p.mu),
+    u: stopGradient(p.u),
+  }));
+}
+
+/**
+ * The ELBO per image [B] under the given posterior of every layer: z_l drawn from q_l by `keyOf`,
+ * the generative pass top down from them, log p(x | z) - sum_l KL_l, with KL_l analytic or, with
+ * `kl` "sample", log q(z_l) - log p(z_l | z_{l+1}) at the draw (then the value is log p(x, z) / q(z)).
+ */
+export function elboUnder(
+  params: HvaeParams,
+  cfg: HvaeConfig,
+  x: Tensor,
+  q: Gaussian[],
+  keyOf: KeyOf,
+  kl: HvaeConfig["kl"] = cfg.kl,
+): Tensor {
+  const posteriors = q.map((g, l) => ({
+    ...g,
+    z: reparameterize(g.mu, g.u, keyOf(posteriorStream(l)), cfg.sigma),
+  }));
+  // The posteriors are given: the generative pass of any wiring, nothing merged on the way down.
+  const generative: HvaeConfig = cfg.inference === "topdown" ? { ...cfg, inference: "ladder" } : cfg;
+  const td = posteriorTopDown(params, generative, posteriors);
+  const stage = td.stages[0];
+  let elbo = perImage(bernoulliLogLik(logitsOf(params, cfg, stage[stage.length - 1]), x));
+  const terms: HvaeConfig = { ...cfg, kl };
+  posteriors.forEach((ql, l) => elbo = sub(elbo, perImage(klElementwise(terms, ql, td.priors[l]))));
+  return elbo;
+}
+
+/** The importance-weighted bound per image [B] with `iw` draws, by the fixed estimate keys of the batch. */
+export function iwBound(
+  params: HvaeParams,
+  cfg: HvaeConfig,
+  x: Tensor,
+  q: Gaussian[],
+  o: RegretOptions,
+): Tensor {
+  const B = x.shape[0];
+  const draws = Array.from(
+    { length: o.iw },
+    (_, k) =>
+      reshape(elboUnder(params, cfg, x, q, regretEstimateKeys(o.seed, o.batch, o.iw, k), "sample"), [B, 1]),
+  );
+  return sub(logsumexp(concat(draws, 1), [1]), Math.log(o.iw));
+}
+
+/**
+ * Likelihood Regret per image of the batch x [B, H, W, 1] of binary images: [B], on the GPU, no
+ * readback. Each image's posterior is optimised by the sum of the images' ELBOs (their gradients do
+ * not mix), `steps` Adam steps at `lr`, each with fresh draws.
+ */
+export function likelihoodRegret(params: HvaeParams, cfg: HvaeConfig, x: Tensor, o: RegretOptions): Tensor {
+  return scope(() => {
+    const start = modelPosterior(params, cfg, x, regretEstimateKeys(o.seed, o.batch, o.iw, 0));
+    const before = iwBound(params, cfg, x, start, o);
+    // The optimised parameters and Adam's moments outlive the steps' scopes, and go at the end.
+    const q = keep(start);
+    const adam = adamInit(q);
+    try {
+      for (let step = 0; step < o.steps; step++) {
+        scope(() => {
+          const keyOf = regretFitKeys(o.seed, o.batch, o.steps, step);
+          const { grads } = valueAndGrad((qq: Gaussian[]) => neg(sum(elboUnder(params, cfg, x, qq, keyOf))))(
+            q,
+          );
+          adamUpdate(q, grads, adam, { lr: o.lr });
+        });
+      }
+      return sub(iwBound(params, cfg, x, q, o), before);
+    } finally {
+      dispose([q, adam.m, adam.v]);
+    }
+  });
+}
