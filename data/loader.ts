@@ -9,7 +9,7 @@
  * keeps one fixed key, so it is binarised the same way in every batch and every run.
  */
 
-import { binarize, packBytes } from "../kernels/random.ts";
+import { binarize, dequantize, packBytes } from "../kernels/random.ts";
 import type { RandomKey } from "../kernels/philox.ts";
 import { reshape } from "../kernels/movement.ts";
 import { keep, type Tensor, tensor } from "../kernels/tensor.ts";
@@ -91,7 +91,22 @@ export function imageSetFromPixels(
 
 /** Binarised images [B, height, width, 1] (NHWC) for the given image indices. */
 export function binarizedBatch(set: ImageSet, indices: Uint32Array, key: RandomKey): Tensor {
+  return inputBatch(set, indices, key, "bernoulli");
+}
+
+/**
+ * The model's input for the given image indices, [B, height, width, 1] (NHWC): binarised images for
+ * the Bernoulli likelihood, uniformly dequantised ones in [0, 1) for the Gaussian (kernels/random.ts).
+ * The same key gives the same images in any batch.
+ */
+export function inputBatch(
+  set: ImageSet,
+  indices: Uint32Array,
+  key: RandomKey,
+  likelihood: "bernoulli" | "gaussian" = "bernoulli",
+): Tensor {
   const rowBytes = set.height * set.width;
-  const flat = binarize(set.bytes, tensor(indices, [indices.length], "u32"), rowBytes, key);
+  const view = likelihood === "gaussian" ? dequantize : binarize;
+  const flat = view(set.bytes, tensor(indices, [indices.length], "u32"), rowBytes, key);
   return reshape(flat, [indices.length, set.height, set.width, 1]);
 }

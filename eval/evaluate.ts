@@ -18,6 +18,7 @@ import type { LoadedRun } from "../data/run.ts";
 import { completedEpochs } from "../data/run_dir.ts";
 import { writeFilesAtomic } from "../data/files.ts";
 import { type GenerateMode, type ImageScores, passColumns, scoreNames } from "../models/scores.ts";
+import { likelihoodOf } from "../models/hvae.ts";
 import { type Detection, detectionMetrics } from "./metrics.ts";
 import { histogramSvg, rocSvg } from "./plots.ts";
 import { imageGrid } from "./grid.ts";
@@ -129,12 +130,18 @@ const mean = (xs: ArrayLike<number>) => {
   return s / xs.length;
 };
 
-function diagnosticsOf(s: ImageScores, pixels: number): Diagnostics {
+/**
+ * The diagnostics of a scored set. With the Gaussian likelihood (dequantised images) the model's
+ * values are densities on [0, 1)^D; the negative log-likelihoods here are of the 8-bit images, the
+ * density's plus D ln 256 (Theis et al. 2016), so bits per dimension count the bins too.
+ */
+function diagnosticsOf(s: ImageScores, pixels: number, likelihood: "bernoulli" | "gaussian"): Diagnostics {
   const L = s.ll.length;
-  const nll = -mean(s.partialElbo[0]);
+  const bins = likelihood === "gaussian" ? pixels * Math.log(256) : 0;
+  const nll = -mean(s.partialElbo[0]) + bins;
   return {
     images: s.count,
-    reconstructionNll: s.ll.map((ll) => -mean(ll)),
+    reconstructionNll: s.ll.map((ll) => -mean(ll) + bins),
     llr: Array.from({ length: L }, (_, k) => mean(s.partialElbo[0]) - mean(s.partialElbo[k])),
     kl: s.kl.map(mean),
     nll,
@@ -390,9 +397,11 @@ export async function evaluateRun(run: LoadedRun, o: EvaluationOptions): Promise
     const text = (name: string, body: string) =>
       files.push([`${run.dir}/${name}`, new TextEncoder().encode(body)]);
     const results: OodResult[] = [];
-    const diagnostics: Record<string, Diagnostics> = { [inName]: diagnosticsOf(inScores, pixels) };
+    const diagnostics: Record<string, Diagnostics> = {
+      [inName]: diagnosticsOf(inScores, pixels, likelihoodOf(cfg)),
+    };
     for (const out of scored.slice(1)) {
-      diagnostics[out.name] = diagnosticsOf(out.scores, pixels);
+      diagnostics[out.name] = diagnosticsOf(out.scores, pixels, likelihoodOf(cfg));
       const curves = [];
       for (const score of names) {
         const m = detectionMetrics(inScores.scores[score], out.scores.scores[score]);

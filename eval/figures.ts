@@ -9,10 +9,10 @@
  *                       projected to 2-D by PCA, coloured by class.
  */
 
-import { binarizedBatch, type ImageSet } from "../data/loader.ts";
+import { type ImageSet, inputBatch } from "../data/loader.ts";
 import { noGrad } from "../autograd/tape.ts";
 import { dispose, readAll, scope } from "../kernels/tensor.ts";
-import { type HvaeConfig, type HvaeParams, posteriorMeans } from "../models/hvae.ts";
+import { type HvaeConfig, type HvaeParams, likelihoodOf, posteriorMeans } from "../models/hvae.ts";
 import { TEST_BINARIZATION } from "../models/streams.ts";
 import type { CurvePoint } from "./curves.ts";
 import { scoresCsvColumn } from "./evaluate.ts";
@@ -156,7 +156,7 @@ export async function latentFigure(
   const ids = Uint32Array.from({ length: Math.min(count, set.count) }, (_, i) => i);
   const means = noGrad(() =>
     scope(() => {
-      const x = binarizedBatch(set, ids, TEST_BINARIZATION);
+      const x = inputBatch(set, ids, TEST_BINARIZATION, likelihoodOf(cfg));
       return posteriorMeans(params, cfg, x);
     })
   );

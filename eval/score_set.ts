@@ -8,12 +8,12 @@
  * keyed by the run's seed, the batch and the pass (`scoringKeys`).
  */
 
-import { reparameterize, sigmoid } from "../autograd/ops.ts";
+import { reparameterize } from "../autograd/ops.ts";
 import { noGrad } from "../autograd/tape.ts";
 import { dispose, dryRun, read, readAll, scope, type Tensor } from "../kernels/tensor.ts";
 import { likelihoodRegret } from "../models/regret.ts";
-import { binarizedBatch, type ImageSet } from "../data/loader.ts";
-import { generate, type HvaeConfig, type HvaeParams } from "../models/hvae.ts";
+import { type ImageSet, inputBatch } from "../data/loader.ts";
+import { generate, type HvaeConfig, type HvaeParams, likelihoodOf, meanImage } from "../models/hvae.ts";
 import {
   combinePasses,
   emptyScores,
@@ -64,10 +64,11 @@ export async function scoreSet(
     noGrad(() =>
       scope(() => {
         const alone = o.eachImageAlone === true;
-        const x = binarizedBatch(
+        const x = inputBatch(
           set,
           ids,
           alone ? { ...TEST_BINARIZATION, rowInvariant: true } : TEST_BINARIZATION,
+          likelihoodOf(cfg),
         );
         const rows: Tensor[] = [];
         for (let p = 0; p < passes; p++) {
@@ -107,7 +108,7 @@ export async function scoreSet(
 
 /**
  * Gray images in [0, 1] for a reconstruction grid: per image, the binarised input, then the
- * Bernoulli means sigmoid(logits) of p(x | z_{>k}) for k = 0..L-1 (one pass, prior means below k).
+ * means of p(x | z_{>k}) for k = 0..L-1 (`meanImage`: sigmoid(logits) for the Bernoulli; one pass, prior means below k).
  * Returns rows[image][0..L] of H*W arrays.
  */
 export async function reconstructions(
@@ -120,9 +121,9 @@ export async function reconstructions(
 ): Promise<Float32Array[][]> {
   const tensors = noGrad(() =>
     scope(() => {
-      const x = binarizedBatch(set, indices, TEST_BINARIZATION);
+      const x = inputBatch(set, indices, TEST_BINARIZATION, likelihoodOf(cfg));
       const p = partialElbos(params, cfg, x, { keyOf: scoringKeys(seed, 0, 1, 0), generate });
-      return [x, ...p.logits.map((l) => sigmoid(l))];
+      return [x, ...p.logits.map((l) => meanImage(cfg, l))];
     })
   );
   const values = await readAll(tensors);
@@ -146,7 +147,8 @@ export async function priorSamples(
 ): Promise<Float32Array[]> {
   const probs = noGrad(() =>
     scope(() =>
-      sigmoid(
+      meanImage(
+        cfg,
         generate(params, cfg, count, (g, l) => reparameterize(g.mu, g.u, priorSampleKey(seed, l), cfg.sigma)),
       )
     )
@@ -184,7 +186,7 @@ export async function regretSet(
   const regretOf = (at: number, batch: number) =>
     scope(() => {
       const ids = Uint32Array.from({ length: Math.min(o.batchSize, set.count - at) }, (_, i) => at + i);
-      const x = binarizedBatch(set, ids, TEST_BINARIZATION);
+      const x = inputBatch(set, ids, TEST_BINARIZATION, likelihoodOf(cfg));
       return likelihoodRegret(params, cfg, x, { steps: o.steps, lr: o.lr, iw: o.iw, seed: o.seed, batch });
     });
   for (let at = 0, batch = 0; at < set.count; at += o.batchSize, batch++) {

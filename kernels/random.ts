@@ -1,6 +1,7 @@
 /**
  * Random tensors from the counter-based generator (kernels/philox.ts): raw bits, uniform, standard
- * normal, Bernoulli, and the dynamic binarisation of byte images, x ~ Bernoulli(pixel / 255).
+ * normal, Bernoulli, and two views of byte images: the dynamic binarisation x ~ Bernoulli(pixel / 255)
+ * and the uniform dequantisation x = (pixel + u) / 256 (one kernel template, a branch each).
  *
  * Element i of a draw uses Philox block (i, offset) under key (seed, stream). None of these carries a
  * gradient (the reparameterised Gaussian, which does, lives in kernels/distributions.ts).
@@ -83,13 +84,16 @@ export function bernoulli(p: Tensor, key: RandomKey): Tensor {
   return draw("bernoulli", p.shape, key, [p]);
 }
 
-const binarizeSpec = (key: RandomKey): KernelSpec =>
-  memoSpec(`binarize${keyVariant(key)}`, () => ({
-    key: `binarize${keyVariant(key)}`,
+/** What `imagesFromBytes` makes of a byte: a Bernoulli bit, or a uniformly dequantised value. */
+export type ByteImageMode = "binarize" | "dequantize";
+
+const byteImageSpec = (mode: ByteImageMode, key: RandomKey): KernelSpec =>
+  memoSpec(`${mode}${keyVariant(key)}`, () => ({
+    key: `${mode}${keyVariant(key)}`,
     uniforms: [["n", "u32"], ["rowBytes", "u32"], ...KEY_UNIFORMS],
     inputs: [["Bytes", "u32"], ["Index", "u32"]],
     outputs: [["Out", "f32"]],
-    body: `${PHILOX_WGSL}${keyedBlockWgsl(key.rowInvariant === true)}
+    body: wgsl`${PHILOX_WGSL}${keyedBlockWgsl(key.rowInvariant === true)}
 ${elementwiseMain()}
   let row = i / P.rowBytes;
   let j = i % P.rowBytes;
@@ -98,12 +102,43 @@ ${elementwiseMain()}
   // row-invariant key, its index within the image: the same pixels get the same bits in any set).
   let pixel = image * P.rowBytes + j;
   let byte = (Bytes[pixel / 4u] >> (8u * (pixel % 4u))) & 0xffu;
-  // u < byte / 255 exactly, in integers: u24 * 255 < byte * 2^24.
   let u24 = keyedBlock(pixel).x >> 8u;
+#if ${mode === "binarize"}
+  // u < byte / 255 exactly, in integers: u24 * 255 < byte * 2^24.
   Out[i] = select(0.0, 1.0, u24 * 255u < (byte << 24u));
+#else
+  // (byte + u) / 256 with u uniform in [0, 1): a density on [0, 1) whose bin of width 1/256 is the byte.
+  Out[i] = (f32(byte) + f32(u24) * 5.9604644775390625e-8) * 0.00390625;
+#endif
 }
 `,
   }));
+
+function imagesFromBytes(
+  mode: ByteImageMode,
+  bytes: Tensor,
+  rows: Tensor,
+  rowBytes: number,
+  key: RandomKey,
+): Tensor {
+  if (bytes.dtype !== "u32" || rows.dtype !== "u32" || rows.rank !== 1) {
+    throw new Error(`${mode}: expected packed u32 bytes and a u32 index vector, got ${bytes} and ${rows}`);
+  }
+  if (!Number.isInteger(rowBytes) || rowBytes < 1) {
+    throw new Error(`${mode}: rowBytes must be >= 1, got ${rowBytes}`);
+  }
+  const out = emptyTensor([rows.size, rowBytes], "f32", mode);
+  const n = rows.size * rowBytes;
+  launch(
+    byteImageSpec(mode, key),
+    [bytes, rows],
+    [out],
+    { n, rowBytes, ...keyUniforms(key, mode, rowBytes) },
+    elementwiseGrid(n),
+    mode,
+  );
+  return out;
+}
 
 /**
  * Dynamic binarisation: for each image index in `rows` (u32 [B]), the `rowBytes` pixels of that
@@ -114,23 +149,16 @@ ${elementwiseMain()}
  * must be below the number of images in `bytes`.
  */
 export function binarize(bytes: Tensor, rows: Tensor, rowBytes: number, key: RandomKey): Tensor {
-  if (bytes.dtype !== "u32" || rows.dtype !== "u32" || rows.rank !== 1) {
-    throw new Error(`binarize: expected packed u32 bytes and a u32 index vector, got ${bytes} and ${rows}`);
-  }
-  if (!Number.isInteger(rowBytes) || rowBytes < 1) {
-    throw new Error(`binarize: rowBytes must be >= 1, got ${rowBytes}`);
-  }
-  const out = emptyTensor([rows.size, rowBytes], "f32", "binarize");
-  const n = rows.size * rowBytes;
-  launch(
-    binarizeSpec(key),
-    [bytes, rows],
-    [out],
-    { n, rowBytes, ...keyUniforms(key, "binarize", rowBytes) },
-    elementwiseGrid(n),
-    "binarize",
-  );
-  return out;
+  return imagesFromBytes("binarize", bytes, rows, rowBytes, key);
+}
+
+/**
+ * Uniform dequantisation (Theis et al. 2016, "A note on the evaluation of generative models"): each
+ * pixel becomes (byte + u) / 256, u ~ U[0, 1) drawn as `binarize` draws its bits (same keys, same
+ * layout), for a model with a density on [0, 1) such as the Gaussian likelihood (models/hvae.ts).
+ */
+export function dequantize(bytes: Tensor, rows: Tensor, rowBytes: number, key: RandomKey): Tensor {
+  return imagesFromBytes("dequantize", bytes, rows, rowBytes, key);
 }
 
 /** Packs u8 values into u32 words, little-endian (the layout `binarize` reads; hosts are little-endian). */

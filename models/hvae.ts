@@ -35,14 +35,17 @@ import {
   concat,
   full,
   gaussianKl,
+  gaussianLogProb,
   gaussianLogRatio,
   maximum,
   mean,
+  minimum,
   mul,
   neg,
   precisionWeighted,
   reparameterize,
   reshape,
+  sigmoid,
   slice,
   sub,
   sum,
@@ -136,7 +139,16 @@ export interface HvaeConfig {
   headKernel: number;
   /** "analytic": KL between the Gaussians; "sample": log q(z) - log p(z) at the posterior sample. */
   kl: "analytic" | "sample";
+  /**
+   * p(x | z): "bernoulli" on binarised images (the paper's, and the default when absent), or
+   * "gaussian", N(x | mu(z), sigma_x^2 I) with one learned scalar sigma_x on dequantised images in
+   * [0, 1) ("OverSmooth", the paper's Appendix J; `logLikelihood`).
+   */
+  likelihood?: "bernoulli" | "gaussian";
 }
+
+/** The likelihood of a configuration ("bernoulli" when the field is absent, as in older runs). */
+export const likelihoodOf = (cfg: HvaeConfig): "bernoulli" | "gaussian" => cfg.likelihood ?? "bernoulli";
 
 type Size = { h: number; w: number };
 
@@ -243,6 +255,7 @@ function checkConfigFields(cfg: HvaeConfig): void {
   oneOf("kl", cfg.kl, ["analytic", "sample"]);
   oneOf("weightNorm", cfg.weightNorm, [true, false]);
   oneOf("decoderSkips", cfg.decoderSkips, [true, false]);
+  oneOf("likelihood", cfg.likelihood, [undefined, "bernoulli", "gaussian"]);
   const sigma = cfg.sigma;
   if (![sigma?.beta, sigma?.offset, sigma?.floor].every((v) => typeof v === "number" && Number.isFinite(v))) {
     throw new Error(`${where}: sigma must be {beta, offset, floor}, finite numbers`);
@@ -366,7 +379,11 @@ export function initHvae(cfg: HvaeConfig, rng: Rng): HvaeParams {
     if (l > 0) priors[`z${l}`] = initHead(cfg, cfg.layers[l - 1].latent, dec[l].end, rng);
   });
   const out = initConv(cfg.headKernel, C, 1, rng, wn);
-  return { enc: encoder, q: posterior, dec: decoder, p: priors, out };
+  const params: HvaeParams = { enc: encoder, q: posterior, dec: decoder, p: priors, out };
+  // The Gaussian likelihood's sigma_x = sigma(u), starting at 1 (no draw from rng: the other weights
+  // of a seed are those of the Bernoulli model).
+  if (likelihoodOf(cfg) === "gaussian") params.likelihood = { u: full([1], unitScaleU(cfg.sigma)) };
+  return params;
 }
 
 /**
@@ -417,8 +434,10 @@ export interface HvaeParams {
   dec: { [stage: `stage${number}`]: StageParams };
   /** Prior heads p(z_l | z_{l+1}), for every layer but the top. */
   p: { [head: `z${number}`]: LinearParams };
-  /** The Bernoulli logits head. */
+  /** The likelihood's head: Bernoulli logits, or the Gaussian's mean. */
   out: LinearParams;
+  /** The Gaussian likelihood's scalar scale, sigma_x = sigma(u) ([1]); absent for the Bernoulli. */
+  likelihood?: { u: Tensor };
 }
 
 /**
@@ -502,9 +521,27 @@ function prior(params: HvaeParams, cfg: HvaeConfig, l: number, d: Tensor): Gauss
   return head(priorHead(params, l), cfg.layers[l].latent, d, cfg);
 }
 
-/** Bernoulli logits [B, H, W, 1] from d_1. */
+/** The likelihood head's output [B, H, W, 1] from d_1: Bernoulli logits, or the Gaussian's mean. */
 export function logitsOf(params: HvaeParams, cfg: HvaeConfig, d: Tensor): Tensor {
   return convLayer(params.out, activate(cfg.activation, d));
+}
+
+/**
+ * log p(x | z) per element from the head's output `out` (`logitsOf`): x l - softplus(l) for the
+ * Bernoulli on binary x, log N(x; out, sigma_x^2) for the Gaussian on dequantised x (a density on
+ * [0, 1)^D: bits per dimension add log2 256 = 8 for the bins, eval/evaluate.ts).
+ */
+export function logLikelihood(params: HvaeParams, cfg: HvaeConfig, out: Tensor, x: Tensor): Tensor {
+  if (likelihoodOf(cfg) === "bernoulli") return bernoulliLogLik(out, x);
+  if (!params.likelihood) {
+    throw new Error(`preset '${cfg.preset}': the Gaussian likelihood needs likelihood.u`);
+  }
+  return gaussianLogProb(x, out, params.likelihood.u, cfg.sigma);
+}
+
+/** The image the likelihood expects from the head's output: sigmoid(logits), or the Gaussian's mean in [0, 1]. */
+export function meanImage(cfg: HvaeConfig, out: Tensor): Tensor {
+  return likelihoodOf(cfg) === "bernoulli" ? sigmoid(out) : minimum(maximum(out, 0), 1);
 }
 
 const last = (xs: Tensor[]) => xs[xs.length - 1];
@@ -716,7 +753,7 @@ export function hvaeObjective(
   const q = encode(params, cfg, x, o.keyOf);
   // k = 0: everything from the posterior samples.
   const td = posteriorTopDown(params, cfg, q, 0, o.keyOf);
-  const lls = [perImage(bernoulliLogLik(logitsOf(params, cfg, last(td.stages[0])), x))];
+  const lls = [perImage(logLikelihood(params, cfg, logitsOf(params, cfg, last(td.stages[0])), x))];
   // KL per layer and image; the top layer's prior is N(0, I).
   const kls = td.posteriors.map((ql, l) => {
     const elementwise = klElementwise(cfg, ql, td.priors[l]);
@@ -732,7 +769,7 @@ export function hvaeObjective(
         k,
         (g, l) => reparameterize(g.mu, g.u, o.keyOf(priorStream(k, l)), cfg.sigma),
       );
-      lls.push(perImage(bernoulliLogLik(logitsOf(params, cfg, d), x)));
+      lls.push(perImage(logLikelihood(params, cfg, logitsOf(params, cfg, d), x)));
     }
   }
   // The penalty: beta * sum_l sum_elements max(KL_elem, lambda / n_l).

@@ -11,6 +11,8 @@
  *          [32, 24, 16, 8, 4].
  *   <name>-lvae: the same model with the LVAE's top-down inference (Sonderby et al. 2016; models/hvae.ts):
  *          the same parameters, the posterior of each layer below the top merged with its prior.
+ *   <name>-oversmooth: the same model with a Gaussian likelihood and one learned scale sigma_x on
+ *          dequantised images in [0, 1) ("OverSmooth", the paper's Appendix J, after Takida et al.).
  */
 
 import { SIGMA_LOG2, SIGMA_SOFTPLUS } from "../kernels/distributions.ts";
@@ -135,7 +137,18 @@ export const PRESETS: Record<string, () => HvaeConfig> = {
   "havtorn3-lvae": () => havtornLike("havtorn3-lvae", [8, 16, 8], "topdown"),
   "paper3-lvae": () => havtornLike("paper3-lvae", [16, 8, 4], "topdown"),
   "paper5-lvae": () => havtornLike("paper5-lvae", [32, 24, 16, 8, 4], "topdown"),
+  // OverSmooth (the paper's Appendix J): the same HVAEs with a Gaussian likelihood and a learned sigma_x.
+  "small-oversmooth": () => gaussian(smallLike("small-oversmooth", 16, [8, 16, 8])),
+  "tiny-oversmooth": () => gaussian(smallLike("tiny-oversmooth", 4, [2, 4, 2])),
+  "havtorn3-oversmooth": () => gaussian(havtornLike("havtorn3-oversmooth", [8, 16, 8])),
+  "paper3-oversmooth": () => gaussian(havtornLike("paper3-oversmooth", [16, 8, 4])),
+  "paper5-oversmooth": () => gaussian(havtornLike("paper5-oversmooth", [32, 24, 16, 8, 4])),
 };
+
+/** `cfg` with the Gaussian likelihood N(x | mu(z), sigma_x^2 I) on dequantised images (models/hvae.ts). */
+function gaussian(cfg: HvaeConfig): HvaeConfig {
+  return { ...cfg, likelihood: "gaussian" };
+}
 
 /** The named preset, or an error listing the available ones. */
 export function presetConfig(name: string): HvaeConfig {

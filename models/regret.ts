@@ -20,17 +20,7 @@
  * before and after (common random numbers), so the regret's noise is the optimisation's.
  */
 
-import {
-  bernoulliLogLik,
-  concat,
-  logsumexp,
-  neg,
-  reparameterize,
-  reshape,
-  stopGradient,
-  sub,
-  sum,
-} from "../autograd/ops.ts";
+import { concat, logsumexp, neg, reparameterize, reshape, stopGradient, sub, sum } from "../autograd/ops.ts";
 import { valueAndGrad } from "../autograd/tape.ts";
 import { dispose, keep, scope, type Tensor } from "../kernels/tensor.ts";
 import { adamInit, adamUpdate } from "./adam.ts";
@@ -41,6 +31,7 @@ import {
   type HvaeParams,
   klElementwise,
   logitsOf,
+  logLikelihood,
   perImage,
   posteriorTopDown,
 } from "./hvae.ts";
@@ -90,7 +81,7 @@ export function elboUnder(
   const generative: HvaeConfig = cfg.inference === "topdown" ? { ...cfg, inference: "ladder" } : cfg;
   const td = posteriorTopDown(params, generative, posteriors);
   const stage = td.stages[0];
-  let elbo = perImage(bernoulliLogLik(logitsOf(params, cfg, stage[stage.length - 1]), x));
+  let elbo = perImage(logLikelihood(params, cfg, logitsOf(params, cfg, stage[stage.length - 1]), x));
   const terms: HvaeConfig = { ...cfg, kl };
   posteriors.forEach((ql, l) => elbo = sub(elbo, perImage(klElementwise(terms, ql, td.priors[l]))));
   return elbo;

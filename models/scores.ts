@@ -20,7 +20,7 @@
  *   llr_ada    sum_k (R_{k-1} / R_k)(LLR^{>k} - LLR^{>k-1}), R_k = 1 / ll_k   (Eq. 11)
  */
 
-import { add, bernoulliLogLik, concat, reparameterize, reshape, sub } from "../autograd/ops.ts";
+import { add, concat, reparameterize, reshape, sub } from "../autograd/ops.ts";
 import type { RandomKey } from "../kernels/philox.ts";
 import { type Tensor } from "../kernels/tensor.ts";
 import {
@@ -29,6 +29,7 @@ import {
   type HvaeParams,
   klElementwise,
   logitsOf,
+  logLikelihood,
   perImage,
   posteriorTopDown,
   priorTopDown,
@@ -84,7 +85,7 @@ export function partialElbos(params: HvaeParams, cfg: HvaeConfig, x: Tensor, o: 
         o.generate === "mean" ? g.mu : reparameterize(g.mu, g.u, o.keyOf(priorStream(k, l)), cfg.sigma),
     );
     const logits = logitsOf(params, cfg, d);
-    const ll = perImage(bernoulliLogLik(logits, x));
+    const ll = perImage(logLikelihood(params, cfg, logits, x));
     let penalty = kl[L - 1];
     for (let l = L - 2; l >= k; l--) penalty = add(penalty, kl[l]);
     out.elbo.push(sub(ll, penalty));

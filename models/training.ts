@@ -12,9 +12,16 @@
 
 import { valueAndGradWithAux } from "../autograd/tape.ts";
 import { dryRun, readAll, scope, type Tensor } from "../kernels/tensor.ts";
-import { binarizedBatch, type ImageSet } from "../data/loader.ts";
+import { type ImageSet, inputBatch } from "../data/loader.ts";
 import { adamInit, type AdamState, adamUpdate } from "./adam.ts";
-import { type HvaeConfig, hvaeObjective, type HvaeParams, initHvae, initHvaeFromData } from "./hvae.ts";
+import {
+  type HvaeConfig,
+  hvaeObjective,
+  type HvaeParams,
+  initHvae,
+  initHvaeFromData,
+  likelihoodOf,
+} from "./hvae.ts";
 import { createRng } from "./rng.ts";
 import { trainingBinarization, trainingKeys, weightNormInitKeys } from "./streams.ts";
 
@@ -258,7 +265,7 @@ export function initialParams(cfg: HvaeConfig, schedule: TrainingSchedule, set: 
       initHvaeFromData(
         params,
         cfg,
-        binarizedBatch(set, first, trainingBinarization(schedule.seed, 0)),
+        inputBatch(set, first, trainingBinarization(schedule.seed, 0), likelihoodOf(cfg)),
         weightNormInitKeys(schedule.seed),
       );
     });
@@ -283,7 +290,7 @@ export function checkStepFits(
       const params = state?.params ?? initialParams(cfg, schedule, set);
       // A copy of Adam's state: its step counter lives on the CPU and would advance even here.
       const adam = state ? { ...state.adam } : adamInit(params);
-      trainStep(cfg, params, adam, binarizedBatch(set, batch, trainingBinarization(0, 0)), {
+      trainStep(cfg, params, adam, inputBatch(set, batch, trainingBinarization(0, 0), likelihoodOf(cfg)), {
         loss: schedule.loss,
         lr: schedule.lr,
         beta: 1,
@@ -339,7 +346,7 @@ export async function train(
           cfg,
           state.params,
           state.adam,
-          binarizedBatch(set, indices, trainingBinarization(schedule.seed, epoch)),
+          inputBatch(set, indices, trainingBinarization(schedule.seed, epoch), likelihoodOf(cfg)),
           {
             loss: schedule.loss,
             lr: schedule.lr,

@@ -7,7 +7,15 @@
 
 import assert from "node:assert/strict";
 import { philox, philoxInputs } from "../kernels/philox.ts";
-import { bernoulli, binarize, normal, packBytes, randomBits, uniform } from "../kernels/random.ts";
+import {
+  bernoulli,
+  binarize,
+  dequantize,
+  normal,
+  packBytes,
+  randomBits,
+  uniform,
+} from "../kernels/random.ts";
 import { read, readAll, tensor } from "../kernels/tensor.ts";
 import { reparameterize } from "../autograd/ops.ts";
 import { SIGMA_LOG2 } from "../kernels/distributions.ts";
@@ -143,6 +151,28 @@ gpuTest(
     );
   },
 );
+
+gpuTest("dequantize: bytes -> (pixel + u) / 256 with the binarisation's u, equal to the mirror", async () => {
+  const rowBytes = 28 * 28, images = 3;
+  const pixels = Uint8Array.from({ length: rowBytes * images }, (_, i) => (i * 41) % 256);
+  const bytes = tensor(packBytes(pixels), undefined, "u32");
+  const key = { seed: 12, stream: 3, offset: 2 };
+  const rows = [2, 0];
+  const out = await read(dequantize(bytes, tensor(Uint32Array.from(rows)), rowBytes, key));
+  rows.forEach((image, r) => {
+    for (let j = 0; j < rowBytes; j++) {
+      const pixel = image * rowBytes + j;
+      const { counter, key: k } = philoxInputs(key, pixel);
+      const u = (philox(counter, k)[0] >>> 8) * 2 ** -24;
+      const expected = Math.fround((pixels[pixel] + u) / 256);
+      const got = out[r * rowBytes + j];
+      // Each value lies in its pixel's bin [p / 256, (p + 1) / 256).
+      if (Math.abs(got - expected) > 1e-7 || got < pixels[pixel] / 256 || got >= (pixels[pixel] + 1) / 256) {
+        throw new Error(`row ${r} pixel ${j}: ${got} != ${expected}`);
+      }
+    }
+  });
+});
 
 gpuTest(
   "row-invariant keys: every row draws row 0's numbers (bits, normals, binarisation, reparameterisation)",

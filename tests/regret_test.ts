@@ -101,7 +101,7 @@ gpuTest("regret: deno task ood --regret adds the score to ood.json, scores.csv a
   const flags = ["--run", run, "--limit", "16", "--eval-batch-size", "8"];
   const r = await runTask("ood", [...flags, "--regret", "--regret-steps", "3", "--regret-iw", "2"]);
   assert.equal(r.code, 0, r.out + r.err);
-  assert.match(r.out, /\n  regret +\d+\.\d +\d+\.\d +\d+\.\d/);
+  assert.match(r.out, /\n {2}regret +\d+\.\d +\d+\.\d +\d+\.\d/);
   const report = JSON.parse(await Deno.readTextFile(`${run}/ood.json`));
   assert.deepEqual(report.regret, { steps: 3, lr: 1e-2, iw: 2 });
   assert.ok(report.results.some((x: { score: string }) => x.score === "regret"));
