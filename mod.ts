@@ -113,6 +113,7 @@ export {
   pad,
   permute,
   pow,
+  precisionWeighted,
   reciprocal,
   relu,
   reparameterize,
@@ -139,7 +140,7 @@ export { type Conv2dOptions, type Padding2d, samePadding } from "./kernels/conv_
 export { SIGMA_LOG2, SIGMA_SOFTPLUS, type SigmaMap } from "./kernels/distributions.ts";
 export type { PoolDivisor } from "./kernels/avgpool.ts";
 export type { RandomKey } from "./kernels/philox.ts";
-export { bernoulli, binarize, normal, packBytes, randomBits, uniform } from "./kernels/random.ts";
+export { bernoulli, binarize, dequantize, normal, packBytes, randomBits, uniform } from "./kernels/random.ts";
 export {
   grad,
   noGrad,
@@ -188,13 +189,22 @@ export {
   initHvaeFromData,
   type LatentSpec,
   type LayerSpec,
+  likelihoodOf,
+  logLikelihood,
+  meanImage,
   type Objective,
   type ObjectiveOptions,
+  type Posterior,
   posteriorHead,
+  posteriorMeans,
+  posteriorTopDown,
   priorHead,
   type StageParams,
+  type TopDown,
 } from "./models/hvae.ts";
+export { elboUnder, iwBound, likelihoodRegret, modelPosterior, type RegretOptions } from "./models/regret.ts";
 export { presetConfig, PRESETS } from "./models/presets.ts";
+export type { KeyOf } from "./models/streams.ts";
 export {
   batchesOf,
   type EpochRecord,
@@ -224,7 +234,13 @@ export {
   type Split,
 } from "./data/datasets.ts";
 export { type IdxArray, type IdxKind, readIdx } from "./data/idx.ts";
-export { binarizedBatch, type ImageSet, imageSetFromPixels, imageSetOnGpu } from "./data/loader.ts";
+export {
+  binarizedBatch,
+  type ImageSet,
+  imageSetFromPixels,
+  imageSetOnGpu,
+  inputBatch,
+} from "./data/loader.ts";
 export { loadCheckpoint, saveCheckpoint } from "./data/checkpoint.ts";
 export { decodeSafetensors, encodeSafetensors, type NamedArray } from "./data/safetensors.ts";
 export { type LoadedRun, loadRun, type RunConfig, type TrainingConfig } from "./data/run.ts";
@@ -245,8 +261,10 @@ export {
   type Diagnostics,
   evaluateRun,
   type EvaluationOptions,
+  holdsEvaluation,
   type OodReport,
   type OodResult,
+  type RegretSettings,
 } from "./eval/evaluate.ts";
 export {
   auroc,
@@ -258,7 +276,15 @@ export {
   roc,
   thresholdAtFpr,
 } from "./eval/metrics.ts";
-export { scoreSet, type ScoreSetOptions } from "./eval/score_set.ts";
+export { regretSet, type RegretSetOptions, scoreSet, type ScoreSetOptions } from "./eval/score_set.ts";
+export {
+  type EvaluatedRun,
+  readEvaluation,
+  waicEvaluation,
+  type WaicReport,
+  waicScores,
+  waicTable,
+} from "./eval/ensemble.ts";
 export { readUserImages, scoreImages, type UserImages } from "./eval/user_images.ts";
 export { BUILT_IN_SETS, loadTestSet, type TestSet, testSetOnGpu } from "./eval/test_sets.ts";
 export {
