@@ -16,7 +16,7 @@ import { type HvaeConfig, type HvaeParams, likelihoodOf, posteriorMeans } from "
 import { TEST_BINARIZATION } from "../models/streams.ts";
 import type { CurvePoint } from "./curves.ts";
 import { scoresCsvColumn } from "./evaluate.ts";
-import type { RunOutcome } from "./experiments.ts";
+import { runLabel, type RunOutcome } from "./experiments.ts";
 import { detectionMetrics } from "./metrics.ts";
 import { barSvg, lineSvg, rocSvg, scatterSvg } from "./plots.ts";
 import { displayName, fileKey } from "./test_sets.ts";
@@ -36,7 +36,7 @@ export const FASHION_CLASSES = [
 ];
 
 /** A run's name in legends. */
-export const runName = (r: { loss: string; seed: number }): string => `${r.loss} seed ${r.seed}`;
+export const runName = runLabel;
 
 /** Fig. 6: KL per layer of every run, in nats, log scale. */
 export function klFigure(runs: readonly RunOutcome[]): string {

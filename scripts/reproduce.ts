@@ -10,7 +10,16 @@
 import { adapterInfo } from "../kernels/engine.ts";
 import { holdsEvaluation, type OodReport } from "../eval/evaluate.ts";
 import { readEvaluation, waicEvaluation } from "../eval/ensemble.ts";
-import { EXPERIMENTS, markdownTable, type PaperValues, type RunOutcome } from "../eval/experiments.ts";
+import {
+  EXPERIMENTS,
+  markdownTable,
+  type PaperValues,
+  runDirName,
+  runLabel,
+  type RunOutcome,
+  runPreset,
+} from "../eval/experiments.ts";
+import { PRESETS } from "../models/presets.ts";
 import { writeFilesAtomic } from "../data/files.ts";
 import { loadRun } from "../data/run.ts";
 import { completedEpochs } from "../data/run_dir.ts";
@@ -115,20 +124,23 @@ async function makeFigures(runs: RunOutcome[]): Promise<Record<string, string>> 
   for (const set of sets) figures[`roc-${fileKey(set)}.svg`] = await rocFigure(runs, set, "llr_ada");
   const curves = await curvesFigure(runs, ["elbo", "llr>1", "llr_ada"]);
   if (curves) figures["curves.svg"] = curves;
-  for (const loss of ["elbo", "informative"]) {
-    const first = runs.find((r) => r.loss === loss);
-    if (!first) continue;
+  // The first seed of each model and loss.
+  const firsts = runs.filter((r, i) =>
+    runs.findIndex((o) => o.loss === r.loss && (o.variant ?? "hvae") === (r.variant ?? "hvae")) === i
+  );
+  for (const first of firsts) {
+    const variant = first.variant && first.variant !== "hvae" ? `${first.variant}-` : "";
     const run = await loadRun(first.dir);
     const { height, width } = run.config.model.image;
     const test = await loadTestSet(run.config.training.dataset, height, width, { dataDir });
     const set = testSetOnGpu(test, 1000, run.config.model.image);
     try {
-      figures[`latents-${loss}-seed${first.seed}.svg`] = await latentFigure(
+      figures[`latents-${variant}${first.loss}-seed${first.seed}.svg`] = await latentFigure(
         run.params,
         run.config.model,
         set,
         1000,
-        `Posterior means per layer, PCA, ${loss} seed ${first.seed}, ${test.display} test (Fig. 7)`,
+        `Posterior means per layer, PCA, ${runLabel(first)}, ${test.display} test (Fig. 7)`,
       );
     } finally {
       dispose([set.bytes, run.params]);
@@ -148,9 +160,14 @@ await runCommand("reproduce", async () => {
   const epochs = int("epochs", 1) ?? (software ? 3 : 1000);
   const out = pathFlag("reproduce", USAGE, "out", flags.out) ?? `runs/reproduce-${name}-${preset}`;
   const specs = experiment.runs(seeds);
+  for (const spec of specs) {
+    if (!PRESETS[runPreset(preset, spec)]) {
+      usageError("reproduce", USAGE, `${name} trains '${runPreset(preset, spec)}', which is not a preset`);
+    }
+  }
   console.log(
     `reproduce ${name}: ${specs.length} run(s) of '${preset}' for ${epochs} epoch(s) (${
-      specs.map((s) => `${s.loss} seed ${s.seed}`).join(", ")
+      specs.map(runLabel).join(", ")
     }), evaluated on ${experiment.ood.join(", ")}${
       evalLimit ? ` (first ${evalLimit} images per set)` : ""
     }; in ${out}`,
@@ -162,7 +179,9 @@ await runCommand("reproduce", async () => {
   ];
   const outcomes: RunOutcome[] = [];
   for (const spec of specs) {
-    const dir = `${out}/${preset}-${spec.loss}-seed${spec.seed}`;
+    const dir = `${out}/${runDirName(preset, spec)}`;
+    // KL warm-up over the first 20% of the epochs, as the paper's 200 of 1000 (Appendix F).
+    const warmup = spec.variant === "warmup" ? ["--warmup-epochs", String(0.2 * epochs)] : [];
     const done = await completedEpochs(dir);
     const exists = await Deno.stat(`${dir}/config.json`).then(() => true, () => false);
     if (exists && done >= epochs) {
@@ -185,7 +204,7 @@ await runCommand("reproduce", async () => {
           : [
             ...[
               "--preset",
-              preset,
+              runPreset(preset, spec),
               "--loss",
               spec.loss,
               "--seed",
@@ -193,7 +212,7 @@ await runCommand("reproduce", async () => {
               "--epochs",
               String(epochs),
             ],
-            ...["--out", dir, "--no-eval", ...common, ...curves],
+            ...["--out", dir, "--no-eval", ...warmup, ...common, ...curves],
           ],
       );
     }
@@ -260,7 +279,7 @@ await runCommand("reproduce", async () => {
     `Paper: ${paper.source}. The paper trains for 1000 epochs; an epoch's AUROC is a point on a moving curve.`,
     "",
     "Runs:",
-    ...outcomes.map((o) => `- \`${o.dir}\`: ${o.loss}, seed ${o.seed}, ${o.epochs} epoch(s)`),
+    ...outcomes.map((o) => `- \`${o.dir}\`: ${runLabel(o)}, ${o.epochs} epoch(s)`),
     "",
   ].join("\n");
   const json = {

@@ -86,6 +86,25 @@ Deno.test("experiments: means, sample deviations, and the paper's figures beside
   };
   const t3w = EXPERIMENTS.table3.table(runs, paper, waic);
   assert.deepEqual(t3w.rows[2].slice(0, 3), ["WAIC (2 ELBO runs)", "50.0 / 76.6", "– / –"]);
+  // Table 6: a row per remedy, each from its own runs; the plain tables ignore the variants.
+  const remedies = [
+    ...runs,
+    { ...outcome("elbo", 1, { mnist: 0.7 }, [1, 1, 1]), variant: "lvae" as const },
+    { ...outcome("elbo", 1, { mnist: 0.6 }, [1, 1, 1]), variant: "warmup" as const },
+  ];
+  const t6 = EXPERIMENTS.table6.table(remedies, paper);
+  assert.deepEqual(t6.columns, ["model", "L_x", "LLR>2", "LLR^ada"]);
+  assert.deepEqual(t6.rows.map((r) => r[0].split(" ")[0]), [
+    "vanilla",
+    "KL",
+    "OverSmooth",
+    "LVAE",
+    "informative",
+  ]);
+  assert.equal(t6.rows[1][3], "60.0 / 68.1");
+  assert.equal(t6.rows[3][3], "70.0 / –");
+  assert.equal(t6.rows[2][3], "– / 80.9");
+  assert.deepEqual(EXPERIMENTS.table3.table(remedies, paper).rows, t3.rows);
   const t14 = EXPERIMENTS.table14.table(runs, paper);
   assert.deepEqual(t14.rows[0], ["1", "9.00", "259.00", "4.00", "22.80"]);
   assert.deepEqual(t14.rows[4], ["5", "–", "5.00e-4", "–", "19.70"]);
