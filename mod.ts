@@ -244,6 +244,7 @@ export {
 export { loadCheckpoint, saveCheckpoint } from "./data/checkpoint.ts";
 export { decodeSafetensors, encodeSafetensors, type NamedArray } from "./data/safetensors.ts";
 export { type LoadedRun, loadRun, type RunConfig, type TrainingConfig } from "./data/run.ts";
+export { checkRunConfig, restoreTree, runFromBytes } from "./models/run_model.ts";
 
 // ---------------------------------------------------------------- evaluation
 

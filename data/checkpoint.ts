@@ -6,12 +6,13 @@
  * Both are written to temporary files and renamed, optimizer first and model last.
  */
 
-import { isTensor, readAll, type Tensor, tensor } from "../kernels/tensor.ts";
+import { isTensor, readAll, type Tensor } from "../kernels/tensor.ts";
 import { flatten, type Tree } from "../kernels/tree.ts";
 import type { AdamState } from "../models/adam.ts";
 import type { Progress } from "../models/training.ts";
-import { writeFileAtomic, writeFilesAtomic } from "./files.ts";
-import { decodeSafetensors, encodeSafetensors, type NamedArray, readSafetensors } from "./safetensors.ts";
+import { readRegularFile, writeFileAtomic, writeFilesAtomic } from "./files.ts";
+import { decodeSafetensors, encodeSafetensors, MAX_FILE_BYTES, type NamedArray } from "./safetensors.ts";
+import { restoreTree } from "../models/run_model.ts";
 
 async function named(prefix: string, tree: unknown): Promise<Record<string, NamedArray>> {
   const flat = flatten(tree as Tree<Tensor>, isTensor);
@@ -62,35 +63,9 @@ export async function saveModel<P>(
   await writeFileAtomic(path, encodeSafetensors(await named("", params), metadata));
 }
 
-/** Overwrites the tensors of `tree` (in place, by path) with the stored values; shapes must match. */
-export function restoreTree(
-  tree: unknown,
-  stored: Record<string, NamedArray>,
-  prefix: string,
-  file: string,
-): unknown {
-  const flat = flatten(tree as Tree<Tensor>, isTensor);
-  const leaves = flat.leaves.map((t, i) => {
-    const key = prefix + flat.paths[i];
-    const entry = stored[key];
-    if (!entry) throw new Error(`${file}: no tensor '${key}' (is this checkpoint from another preset?)`);
-    if (entry.shape.length !== t.rank || entry.shape.some((d, j) => d !== t.shape[j])) {
-      throw new Error(`${file}: '${key}' has shape [${entry.shape}], the model expects [${t.shape}]`);
-    }
-    // Non-finite weights make every score NaN, and NaN compares false with any threshold: a model
-    // that would call every image in-distribution is refused here, by name.
-    let bad = 0;
-    for (const v of entry.data) if (!Number.isFinite(v)) bad++;
-    if (bad > 0) {
-      throw new Error(
-        `${file}: '${key}' holds ${bad} non-finite values (NaN or infinite) of ${entry.data.length}: ` +
-          `the checkpoint is unusable (train again, e.g. with a lower --lr)`,
-      );
-    }
-    t.dispose();
-    return tensor(entry.data as Float32Array, entry.shape);
-  });
-  return flat.rebuild(leaves);
+/** Reads and decodes a safetensors file (a regular file of sane size; errors name it). */
+export async function readSafetensors(path: string): Promise<ReturnType<typeof decodeSafetensors>> {
+  return decodeSafetensors(await readRegularFile(path, MAX_FILE_BYTES, "safetensors file"), path);
 }
 
 /**

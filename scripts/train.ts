@@ -25,7 +25,7 @@ import { displayName, loadTestSet, testSetOnGpu } from "../eval/test_sets.ts";
 import { imageSetOnGpu } from "../data/loader.ts";
 import { loadCheckpoint, recoverCheckpoint, saveCheckpoint } from "../data/checkpoint.ts";
 import { writeFileAtomic } from "../data/files.ts";
-import { readSafetensors } from "../data/safetensors.ts";
+import { readSafetensors } from "../data/checkpoint.ts";
 import { makeRunDir, prepareNewRunDir, runDirState, RunLock, truncateMetrics } from "../data/run_dir.ts";
 import { adamInit, type AdamState } from "../models/adam.ts";
 import { flattenParams, type HvaeConfig, type HvaeParams, initHvae } from "../models/hvae.ts";

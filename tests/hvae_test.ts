@@ -10,7 +10,7 @@ import assert from "node:assert/strict";
 import * as ops from "../autograd/ops.ts";
 import { valueAndGrad } from "../autograd/tape.ts";
 import { loadCheckpoint, saveCheckpoint } from "../data/checkpoint.ts";
-import { readSafetensors } from "../data/safetensors.ts";
+import { readSafetensors } from "../data/checkpoint.ts";
 import { engineStats } from "../kernels/engine.ts";
 import { isTensor, keep, read, readAll, readScalar, scope, type Tensor } from "../kernels/tensor.ts";
 import { flatten, type Tree } from "../kernels/tree.ts";

@@ -89,9 +89,11 @@ export function initGpu(options: { powerPreference?: GPUPowerPreference } = {}):
  * variable only matters for windowing, so point it at the temp dir when it is missing.
  */
 function quietMesa(): void {
+  // Only under Deno (this module also runs in browsers, web/): found on globalThis, not named.
+  const runtime = (globalThis as { Deno?: typeof Deno }).Deno;
   try {
-    if (Deno.build.os === "linux" && !Deno.env.get("XDG_RUNTIME_DIR")) {
-      Deno.env.set("XDG_RUNTIME_DIR", Deno.env.get("TMPDIR") ?? "/tmp");
+    if (runtime?.build.os === "linux" && !runtime.env.get("XDG_RUNTIME_DIR")) {
+      runtime.env.set("XDG_RUNTIME_DIR", runtime.env.get("TMPDIR") ?? "/tmp");
     }
   } catch {
     // No --allow-env: leave the environment alone (the warning is harmless).
