@@ -27,7 +27,7 @@ const USAGE = `usage: deno task score --run DIR --input FILE [--input FILE ...] 
   --score NAME           elbo, llr>1, ..., llr_optk, llr_ada (default llr_ada); higher = more OOD
   --fpr X                target false-positive rate on the in-distribution test set (default 0.05)
   --calibration-limit N  calibrate on the first N in-distribution test images (default: all 10000)
-  --json                 one JSON object per image instead of a table
+  --json                 one JSON object per image instead of a table (with every score in "scores")
 ${EVALUATION_USAGE.split("\n").filter((l) => !l.includes("--ood")).join("\n")}
   --data-dir DIR         read the dataset files from here (and only here)
 ${KERNELS_USAGE}
@@ -127,13 +127,19 @@ await runCommand("score", async () => {
         }: no verdict is possible (is the run diverged? see its metrics.jsonl)`,
       );
     }
-    report(images.names, values, threshold, calibration.source);
+    report(images.names, values, threshold, calibration.source, scored.scores);
   } finally {
     dispose(run.params);
   }
 });
 
-function report(names: string[], values: Float64Array, threshold: number, source: string) {
+function report(
+  names: string[],
+  values: Float64Array,
+  threshold: number,
+  source: string,
+  all: Record<string, Float64Array>,
+) {
   if (flags.json) {
     names.forEach((name, i) =>
       console.log(JSON.stringify({
@@ -144,6 +150,7 @@ function report(names: string[], values: Float64Array, threshold: number, source
         fpr,
         ood: values[i] > threshold,
         orientation: "higher = more OOD",
+        scores: Object.fromEntries(Object.entries(all).map(([n, v]) => [n, v[i]])),
       }))
     );
     return;

@@ -16,7 +16,7 @@ export interface CommandResult {
   err: string;
 }
 
-const TASKS = ["train", "ood", "score", "info", "reproduce"];
+const TASKS = ["train", "ood", "score", "info", "reproduce", "serve"];
 const PERMISSIONS: Record<string, string[]> = Object.fromEntries(
   await Promise.all(TASKS.map(async (t) => [t, await taskPermissions(t)])),
 );

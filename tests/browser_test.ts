@@ -1,0 +1,139 @@
+/**
+ * The browser page (web/, `deno task serve`) in a real browser: headless Chromium with WebGPU on the
+ * CPU (tests/browser.ts). A stroke drawn with the mouse is scored on the page, and its scores equal
+ * `deno task score --json` on the same 28x28 image within float32 tolerance (another WebGPU
+ * implementation: SwiftShader there, the test adapter here). The page's bundle holds no Deno API, and
+ * its DOM-free parts are checked here. Set HVAE_SCREENSHOT=docs/browser.png to keep the screenshot.
+ *
+ * NOT YET PASSING, so it runs only with HVAE_BROWSER_TEST=1 (issue 17): in headless Chromium 156 with
+ * SwiftShader the page loads the run and starts its first scoring pass, then after about 2.5 minutes
+ * the WebGPU instance is dropped ("Failed to execute 'mapAsync' on 'GPUBuffer': A valid external
+ * Instance reference no longer exists"; --disable-gpu-watchdog does not change it).
+ */
+
+import assert from "node:assert/strict";
+import { encodePng } from "../data/png.ts";
+import { grayLevels, histogramSvg } from "../web/page_parts.ts";
+import { Browser, findChromium } from "./browser.ts";
+import { command, runTask } from "./commands.ts";
+
+Deno.test("page parts: Rec. 601 gray levels as data/png.ts reads colour; the histogram marks the image", () => {
+  assert.deepEqual([...grayLevels([255, 255, 255, 255, 0, 0, 0, 255, 255, 0, 0, 255, 10, 20, 30, 255])], [
+    255,
+    0,
+    Math.round(0.299 * 255),
+    Math.round(0.299 * 10 + 0.587 * 20 + 0.114 * 30),
+  ]);
+  const svg = histogramSvg([1, 2, 2, 3], 5, 2.5, "llr_ada");
+  assert.equal(svg.match(/<rect /g)?.length, 40);
+  assert.match(svg, /stroke="#c33"/);
+  assert.match(svg, /llr_ada of 4 Fashion-MNIST test images/);
+});
+
+Deno.test("page bundle: deno bundle makes web/app.ts for the browser without any Deno API", async () => {
+  const out = await Deno.makeTempFile({ suffix: ".js" });
+  const r = await new Deno.Command(Deno.execPath(), {
+    args: ["bundle", "--platform", "browser", "--quiet", "-o", out, "web/app.ts"],
+    stderr: "piped",
+  }).output();
+  assert.ok(r.success, new TextDecoder().decode(r.stderr));
+  const js = await Deno.readTextFile(out);
+  await Deno.remove(out);
+  assert.ok(js.length > 50_000, `bundle of ${js.length} characters`);
+  assert.doesNotMatch(js, /\bDeno\.[A-Za-z]/, "a Deno API in the page's bundle");
+  assert.match(js, /navigator\.gpu/);
+});
+
+const chromium = findChromium();
+
+Deno.test({
+  name: "browser: a stroke drawn on the page is scored as deno task score scores the same image",
+  ignore: chromium === null || Deno.env.get("HVAE_BROWSER_TEST") !== "1",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const root = await Deno.makeTempDir();
+    const run = `${root}/run`;
+    const trained = await runTask("train", [
+      ...["--preset", "tiny", "--train-limit", "128", "--batch-size", "64", "--epochs", "1"],
+      ...["--eval-limit", "64", "--eval-batch-size", "32", "--out", run],
+    ]);
+    assert.equal(trained.code, 0, trained.out + trained.err);
+    const server = command("serve", ["--run", run, "--port", "0"]).spawn();
+    const errors = new Response(server.stderr).text();
+    const lines = server.stdout.pipeThrough(new TextDecoderStream()).getReader();
+    let printed = "", url: string | undefined;
+    while (!url) {
+      const { value, done } = await lines.read();
+      if (done) break;
+      printed += value;
+      url = printed.match(/at (http:\/\/127\.0\.0\.1:\d+\/)/)?.[1];
+    }
+    if (!url) assert.fail(`serve did not start: ${printed}${await errors}`);
+    (async () => {
+      while (!(await lines.read()).done) { /* the server's later lines */ }
+    })().catch(() => {});
+    const browser = await Browser.launch(chromium!);
+    try {
+      await browser.send("Page.enable");
+      await browser.send("Page.navigate", { url });
+      await browser.waitFor(`["scored", "error", "no-webgpu"].includes(document.body.dataset.state)`);
+      const state = await browser.evaluate<string>("document.body.dataset.state");
+      assert.equal(
+        state,
+        "scored",
+        await browser.evaluate<string>("document.getElementById('error').textContent"),
+      );
+      assert.match(
+        await browser.evaluate<string>("document.getElementById('run').textContent"),
+        /preset tiny/,
+      );
+      // A stroke across the pad, then wait until the last scoring is of the finished drawing.
+      const rect = await browser.evaluate<{ x: number; y: number }>(
+        "(() => { const r = document.getElementById('pad').getBoundingClientRect(); return { x: r.x, y: r.y }; })()",
+      );
+      const points = [[70, 60], [140, 120], [150, 200], [210, 230]];
+      await browser.mouse("mousePressed", rect.x + points[0][0], rect.y + points[0][1]);
+      for (const [x, y] of points.slice(1)) await browser.mouse("mouseMoved", rect.x + x, rect.y + y);
+      await browser.mouse("mouseReleased", rect.x + points[3][0], rect.y + points[3][1]);
+      await new Promise((r) => setTimeout(r, 500));
+      await browser.waitFor(
+        `document.body.dataset.state === "scored" && globalThis.hvaeLast.pixels.some((p) => p > 0)`,
+      );
+      await new Promise((r) => setTimeout(r, 1500));
+      await browser.waitFor(`document.body.dataset.state === "scored"`);
+      const last = await browser.evaluate<{ pixels: number[]; scores: Record<string, number> }>(
+        "globalThis.hvaeLast",
+      );
+      assert.ok(last.pixels.filter((p) => p > 0).length > 20, "the stroke reached the image");
+      assert.match(
+        await browser.evaluate<string>("document.getElementById('verdict').textContent"),
+        /Fashion-MNIST/,
+      );
+      assert.equal(await browser.evaluate<number>("document.querySelectorAll('#recon canvas').length"), 4);
+      const shot = await browser.screenshot();
+      assert.deepEqual([...shot.subarray(1, 4)], [0x50, 0x4e, 0x47]);
+      const keep = Deno.env.get("HVAE_SCREENSHOT");
+      if (keep) await Deno.writeFile(keep, shot);
+
+      // The same image through the command line.
+      const png = `${root}/drawn.png`;
+      await Deno.writeFile(png, await encodePng(Uint8Array.from(last.pixels), 28, 28));
+      const scored = await runTask("score", ["--run", run, "--input", png, "--json"]);
+      assert.equal(scored.code, 0, scored.out + scored.err);
+      const cli = JSON.parse(scored.out.trim().split("\n").at(-1)!).scores as Record<string, number>;
+      for (const [name, value] of Object.entries(last.scores)) {
+        assert.ok(
+          Math.abs(value - cli[name]) <= 1e-3 * Math.max(1, Math.abs(cli[name])),
+          `${name}: page ${value}, deno task score ${cli[name]}`,
+        );
+      }
+    } finally {
+      await browser.close();
+      server.kill();
+      await server.status;
+      await errors;
+      await Deno.remove(root, { recursive: true });
+    }
+  },
+});

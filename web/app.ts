@@ -1,0 +1,262 @@
+/**
+ * The browser page (web/index.html, served by `deno task serve`, scripts/serve.ts): draw or drop an
+ * image, see every OOD score of a trained run, its verdict at a chosen false-positive rate, where it
+ * falls among the Fashion-MNIST test scores, and its reconstructions from p(x | z_{>k}) (the paper's
+ * Fig. 5 for one image).
+ *
+ * It runs the project's own modules, bundled for the browser: the WebGPU device, the tensors and
+ * kernels, the model and its scores (eval/score_set.ts, as `deno task score` scores a user's image:
+ * each image alone, the same binarisation and passes), the run from its files' bytes
+ * (models/run_model.ts). Nothing here or below it touches Deno's APIs; the server owns the files.
+ */
+
+/// <reference lib="dom" />
+
+import { initGpu } from "../kernels/runtime/device.ts";
+import { adapterInfo } from "../kernels/engine.ts";
+import { dispose } from "../kernels/tensor.ts";
+import { imageSetFromPixels } from "../data/loader.ts";
+import { runFromBytes } from "../models/run_model.ts";
+import type { LoadedRun } from "../models/run_model.ts";
+import { scoreNames } from "../models/scores.ts";
+import { reconstructions, scoreSet } from "../eval/score_set.ts";
+import { thresholdAtFpr } from "../eval/metrics.ts";
+import { type Calibration, grayLevels, histogramSvg, type RunInfo } from "./page_parts.ts";
+
+const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
+const SIZE = 28;
+
+/** What the page shows and the tests read: the last image scored and its scores. */
+interface Scored {
+  pixels: number[];
+  scores: Record<string, number>;
+}
+
+function setState(state: string): void {
+  document.body.dataset.state = state;
+}
+
+function fail(message: string, state = "error"): void {
+  $("error").textContent = message;
+  setState(state);
+}
+
+async function fetchOk(path: string): Promise<Response> {
+  const response = await fetch(path);
+  if (!response.ok) throw new Error(`${path}: ${response.status} ${await response.text()}`);
+  return response;
+}
+
+async function main(): Promise<void> {
+  const [config, modelBytes, calibration, info] = await Promise.all([
+    fetchOk("/run/config.json").then((r) => r.json()),
+    fetchOk("/run/model.safetensors").then(async (r) => new Uint8Array(await r.arrayBuffer())),
+    fetchOk("/run/calibration.json").then((r) => r.json() as Promise<Calibration>),
+    fetchOk("/run/info.json").then((r) => r.json() as Promise<RunInfo>),
+  ]);
+  try {
+    await initGpu();
+  } catch (error) {
+    fail(
+      `This browser has no WebGPU, so the model cannot run here (${(error as Error).message}).\n` +
+        "Chrome or Edge 113+ have it; Firefox and Safari behind flags; on Linux, Chrome needs " +
+        "--enable-unsafe-webgpu --enable-features=Vulkan.",
+      "no-webgpu",
+    );
+    return;
+  }
+  const run: LoadedRun = runFromBytes(config, modelBytes, info.dir);
+  const cfg = run.config.model;
+  const L = cfg.layers.length;
+  const names = scoreNames(L);
+  $("run").textContent = `Run ${info.dir}: preset ${cfg.preset}, ${run.config.training.loss} loss, ` +
+    `${info.epochs} epoch(s), seed ${run.config.training.seed}; adapter: ${adapterInfo().description}. ` +
+    `Thresholds from ${calibration.images} Fashion-MNIST test images (${calibration.source}).`;
+
+  const select = $<HTMLSelectElement>("score");
+  for (const name of names) select.add(new Option(name, name, name === "llr_ada", name === "llr_ada"));
+  const fpr = $<HTMLInputElement>("fpr");
+
+  // The drawing pad: 280x280 on screen, read as 28x28 gray levels.
+  const pad = $<HTMLCanvasElement>("pad");
+  const ctx = pad.getContext("2d")!;
+  const clear = () => {
+    ctx.fillStyle = "#000";
+    ctx.fillRect(0, 0, pad.width, pad.height);
+  };
+  clear();
+  const small = document.createElement("canvas");
+  [small.width, small.height] = [SIZE, SIZE];
+  const smallCtx = small.getContext("2d", { willReadFrequently: true })!;
+  const padPixels = (): Uint8Array => {
+    smallCtx.fillStyle = "#000";
+    smallCtx.fillRect(0, 0, SIZE, SIZE);
+    smallCtx.imageSmoothingEnabled = true;
+    smallCtx.imageSmoothingQuality = "high";
+    smallCtx.drawImage(pad, 0, 0, SIZE, SIZE);
+    return grayLevels(smallCtx.getImageData(0, 0, SIZE, SIZE).data);
+  };
+
+  let last: Scored | null = null;
+  let busy = false, again: Uint8Array | null = null;
+  const show = () => {
+    if (!last) return;
+    const chosen = select.value, rate = Number(fpr.value) / 100;
+    $("fprValue").textContent = `${fpr.value}%`;
+    const rows = names.map((name) => {
+      const threshold = thresholdAtFpr(calibration.scores[name], rate);
+      const ood = last!.scores[name] > threshold;
+      return `<tr class="${name === chosen ? "chosen" : ""}"><td>${name}</td><td>${
+        last!.scores[name].toFixed(2)
+      }</td>` +
+        `<td>${threshold.toFixed(2)}</td><td>${ood ? "OOD" : "in"}</td></tr>`;
+    });
+    $("scores").querySelector("tbody")!.innerHTML = rows.join("");
+    const threshold = thresholdAtFpr(calibration.scores[chosen], rate);
+    const ood = last.scores[chosen] > threshold;
+    const verdict = $("verdict");
+    verdict.textContent = ood
+      ? `Not like Fashion-MNIST (${chosen} ${last.scores[chosen].toFixed(1)} > ${threshold.toFixed(1)})`
+      : `Looks like Fashion-MNIST (${chosen} ${last.scores[chosen].toFixed(1)} ≤ ${threshold.toFixed(1)})`;
+    verdict.className = ood ? "ood" : "in";
+    $("histogram").innerHTML = histogramSvg(
+      calibration.scores[chosen],
+      last.scores[chosen],
+      threshold,
+      chosen,
+    );
+  };
+  const score = async (pixels: Uint8Array): Promise<void> => {
+    if (busy) {
+      again = pixels;
+      return;
+    }
+    busy = true;
+    setState("scoring");
+    const set = imageSetFromPixels("your image", pixels, SIZE, SIZE);
+    try {
+      const seed = run.config.training.seed;
+      const s = await scoreSet(run.params, cfg, set, {
+        seed,
+        samples: 1,
+        iw: 1,
+        generate: "mean",
+        batchSize: 1,
+        eachImageAlone: true,
+      });
+      const images = (await reconstructions(run.params, cfg, set, Uint32Array.of(0), seed))[0];
+      last = {
+        pixels: Array.from(pixels),
+        scores: Object.fromEntries(names.map((n) => [n, s.scores[n][0]])),
+      };
+      // The last scored image, for the browser test and the curious.
+      (globalThis as { hvaeLast?: Scored }).hvaeLast = last;
+      const recon = $("recon");
+      recon.innerHTML = "";
+      images.forEach((image, i) => {
+        const figure = document.createElement("figure");
+        const c = document.createElement("canvas");
+        [c.width, c.height] = [SIZE, SIZE];
+        const data = new ImageData(SIZE, SIZE);
+        image.forEach((v, p) => {
+          const g = Math.round(255 * Math.min(1, Math.max(0, v)));
+          data.data.set([g, g, g, 255], 4 * p);
+        });
+        c.getContext("2d")!.putImageData(data, 0, 0);
+        figure.append(
+          c,
+          Object.assign(document.createElement("figcaption"), {
+            textContent: i === 0 ? "input" : `k = ${i - 1}`,
+          }),
+        );
+        recon.append(figure);
+      });
+      show();
+    } catch (error) {
+      fail(`scoring failed: ${(error as Error).message}`);
+      return;
+    } finally {
+      dispose(set.bytes);
+      busy = false;
+    }
+    setState("scored");
+    if (again) {
+      const next = again;
+      again = null;
+      await score(next);
+    }
+  };
+
+  // Strokes: round white lines; scored while drawing (at most one scoring at a time) and at the end.
+  let drawing = false, lastPoint: [number, number] | null = null;
+  const at = (e: PointerEvent): [number, number] => {
+    const r = pad.getBoundingClientRect();
+    return [(e.clientX - r.left) * pad.width / r.width, (e.clientY - r.top) * pad.height / r.height];
+  };
+  pad.addEventListener("pointerdown", (e) => {
+    drawing = true;
+    pad.setPointerCapture(e.pointerId);
+    lastPoint = at(e);
+  });
+  pad.addEventListener("pointermove", (e) => {
+    if (!drawing || !lastPoint) return;
+    const p = at(e);
+    ctx.strokeStyle = "#fff";
+    ctx.lineWidth = Number($<HTMLInputElement>("brush").value);
+    ctx.lineCap = "round";
+    ctx.beginPath();
+    ctx.moveTo(...lastPoint);
+    ctx.lineTo(...p);
+    ctx.stroke();
+    lastPoint = p;
+    void score(padPixels());
+  });
+  const end = () => {
+    if (!drawing) return;
+    drawing = false;
+    lastPoint = null;
+    void score(padPixels());
+  };
+  pad.addEventListener("pointerup", end);
+  pad.addEventListener("pointercancel", end);
+  $("clear").addEventListener("click", () => {
+    clear();
+    void score(padPixels());
+  });
+  select.addEventListener("change", show);
+  fpr.addEventListener("input", show);
+
+  // Files: decoded by the browser, drawn onto black at 28x28 (resized if needed), gray by Rec. 601.
+  const load = async (file: Blob) => {
+    const bitmap = await createImageBitmap(file);
+    clear();
+    ctx.imageSmoothingEnabled = false;
+    ctx.drawImage(bitmap, 0, 0, pad.width, pad.height);
+    smallCtx.fillStyle = "#000";
+    smallCtx.fillRect(0, 0, SIZE, SIZE);
+    smallCtx.imageSmoothingEnabled = true;
+    smallCtx.drawImage(bitmap, 0, 0, SIZE, SIZE);
+    await score(grayLevels(smallCtx.getImageData(0, 0, SIZE, SIZE).data));
+  };
+  $<HTMLInputElement>("file").addEventListener("change", (e) => {
+    const file = (e.target as HTMLInputElement).files?.[0];
+    if (file) void load(file);
+  });
+  const drop = $("drop");
+  drop.addEventListener("dragover", (e) => {
+    e.preventDefault();
+    drop.classList.add("over");
+  });
+  drop.addEventListener("dragleave", () => drop.classList.remove("over"));
+  drop.addEventListener("drop", (e) => {
+    e.preventDefault();
+    drop.classList.remove("over");
+    const file = e.dataTransfer?.files[0];
+    if (file) void load(file);
+  });
+
+  setState("ready");
+  await score(padPixels());
+}
+
+main().catch((error) => fail(`${(error as Error).message}`));
