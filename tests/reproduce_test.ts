@@ -189,7 +189,7 @@ gpuTest("reproduce: a two-seed experiment trains, evaluates, tabulates, and skip
   assert.equal(bad.code, 2);
   assert.match(
     bad.err,
-    /name one experiment \(table2, table12, table3, table5, table14, bits-per-dim\), got 'table99'/,
+    /name one experiment \(table2, table12, table3, table5, table6, table14, bits-per-dim\), got 'table99'/,
   );
 });
 
