@@ -52,8 +52,10 @@ fn tanh_(x: T) -> T {
 fn pow_(x: T, p: f32) -> T {
   if (p == 0.0) { return T(1.0); }
   let m = pow(abs(x), T(p));
-  // A negative base: NaN for a fractional exponent, else the sign of (-1)^p.
-  let negative = select(select(m, -m, fract(p * 0.5) != 0.0), T(bitcast<f32>(0x7fc00000u)), fract(p) != 0.0);
+  // A negative base: NaN for a fractional exponent, else the sign of (-1)^p. The NaN's bits depend on
+  // p (p - p = 0) so that it is not a constant expression: Tint (Chrome) rejects a constant NaN.
+  let nan = bitcast<f32>(0x7fc00000u + u32(p - p));
+  let negative = select(select(m, -m, fract(p * 0.5) != 0.0), T(nan), fract(p) != 0.0);
   return select(negative, m, x >= T(0.0));
 }
 `;

@@ -14,6 +14,7 @@
 
 import { initGpu } from "../kernels/runtime/device.ts";
 import { adapterInfo } from "../kernels/engine.ts";
+import { defaultTuning, setTuning } from "../kernels/tuning.ts";
 import { dispose } from "../kernels/tensor.ts";
 import { imageSetFromPixels } from "../data/loader.ts";
 import { runFromBytes } from "../models/run_model.ts";
@@ -47,6 +48,12 @@ async function fetchOk(path: string): Promise<Response> {
   return response;
 }
 
+/** The adapter as the browser names it (Chromium's SwiftShader says only "google" in its description). */
+function adapterName(): string {
+  const a = adapterInfo();
+  return [a.description, a.architecture].filter((s, i, all) => s && all.indexOf(s) === i).join(", ");
+}
+
 async function main(): Promise<void> {
   const [config, modelBytes, calibration, info] = await Promise.all([
     fetchOk("/run/config.json").then((r) => r.json()),
@@ -65,12 +72,16 @@ async function main(): Promise<void> {
     );
     return;
   }
+  // The engine's CPU-adapter default (16 pixels x 16 channels per thread in the direct convolution,
+  // kernels/tuning.ts) is tuned for llvmpipe; Chromium's SwiftShader compiled such a kernel for minutes
+  // until the page lost its device, and ran a 4 x 4 block in 0.26 s. The GPU default suits both.
+  setTuning(defaultTuning(false));
   const run: LoadedRun = runFromBytes(config, modelBytes, info.dir);
   const cfg = run.config.model;
   const L = cfg.layers.length;
   const names = scoreNames(L);
   $("run").textContent = `Run ${info.dir}: preset ${cfg.preset}, ${run.config.training.loss} loss, ` +
-    `${info.epochs} epoch(s), seed ${run.config.training.seed}; adapter: ${adapterInfo().description}. ` +
+    `${info.epochs} epoch(s), seed ${run.config.training.seed}; WebGPU adapter: ${adapterName()}. ` +
     `Thresholds from ${calibration.images} Fashion-MNIST test images (${calibration.source}).`;
 
   const select = $<HTMLSelectElement>("score");
