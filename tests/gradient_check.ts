@@ -1,14 +1,17 @@
 /**
- * A model's loss against finite differences: the directional derivative along a random direction in
- * parameter space, analytic (reverse mode) against central differences, for any preset.
+ * Checks any preset's training objective: the directional derivative along a random direction in
+ * parameter space, analytic (reverse mode) against central differences; and the losses of a few
+ * training steps on one batch (they must go down).
  */
 
 import assert from "node:assert/strict";
 import * as ops from "../autograd/ops.ts";
 import { valueAndGrad } from "../autograd/tape.ts";
-import { keep, readAll, readScalar, scope, tensor } from "../kernels/tensor.ts";
+import { keep, readAll, readScalar, scope, type Tensor, tensor } from "../kernels/tensor.ts";
 import { flattenParams, type HvaeConfig, hvaeObjective, type HvaeParams, initHvae } from "../models/hvae.ts";
 import { createRng } from "../models/rng.ts";
+import type { AdamState } from "../models/adam.ts";
+import { trainStep } from "../models/training.ts";
 import { syntheticBatch } from "./synthetic.ts";
 
 const keyOf = (stream: number) => ({ seed: 5, stream, offset: 3 });
@@ -43,4 +46,28 @@ export async function directionalCheck(
     rel < 2e-2,
     `${cfg.preset} ${loss}: directional derivative ${analytic} vs finite differences ${numeric} (rel ${rel})`,
   );
+}
+
+/** The loss of each of `steps` training steps on the batch x (parameters and Adam updated in place). */
+export async function trainingLosses(
+  cfg: HvaeConfig,
+  params: HvaeParams,
+  adam: AdamState<HvaeParams>,
+  x: Tensor,
+  o: { loss: "elbo" | "informative"; lr: number; steps: number },
+): Promise<number[]> {
+  const losses: number[] = [];
+  for (let step = 0; step < o.steps; step++) {
+    const m = trainStep(cfg, params, adam, x, {
+      loss: o.loss,
+      lr: o.lr,
+      beta: 1,
+      freeBits: 0,
+      seed: 1,
+      step,
+    });
+    losses.push((await readAll([m]))[0][0]);
+    m.dispose();
+  }
+  return losses;
 }

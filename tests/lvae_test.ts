@@ -21,10 +21,9 @@ import {
 } from "../models/hvae.ts";
 import { presetConfig, PRESETS } from "../models/presets.ts";
 import { createRng } from "../models/rng.ts";
-import { trainStep } from "../models/training.ts";
 import { sigmaOf } from "./reference.ts";
 import { runTask } from "./commands.ts";
-import { directionalCheck } from "./gradient_check.ts";
+import { directionalCheck, trainingLosses } from "./gradient_check.ts";
 import { assertClose, gpuTest } from "./helpers.ts";
 import { syntheticBatch } from "./synthetic.ts";
 
@@ -105,19 +104,7 @@ gpuTest("lvae: training steps lower the loss", async () => {
   const params = keep(initHvae(cfg, createRng(19)));
   const adam = adamInit(params);
   const x = keep(syntheticBatch(16));
-  const losses: number[] = [];
-  for (let step = 0; step < 12; step++) {
-    const m = trainStep(cfg, params, adam, x, {
-      loss: "informative",
-      lr: 3e-3,
-      beta: 1,
-      freeBits: 0,
-      seed: 1,
-      step,
-    });
-    losses.push((await readAll([m]))[0][0]);
-    m.dispose();
-  }
+  const losses = await trainingLosses(cfg, params, adam, x, { loss: "informative", lr: 3e-3, steps: 12 });
   assert.ok(losses[11] < losses[0] - 5, `loss ${losses[0]} -> ${losses[11]}`);
 });
 

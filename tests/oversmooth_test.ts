@@ -7,15 +7,14 @@
 
 import assert from "node:assert/strict";
 import * as ops from "../autograd/ops.ts";
-import { keep, read, readAll } from "../kernels/tensor.ts";
+import { keep, read } from "../kernels/tensor.ts";
 import { adamInit } from "../models/adam.ts";
 import { initHvae, logLikelihood } from "../models/hvae.ts";
 import { presetConfig } from "../models/presets.ts";
 import { createRng } from "../models/rng.ts";
-import { trainStep } from "../models/training.ts";
 import { imageSetFromPixels, inputBatch } from "../data/loader.ts";
 import { runTask } from "./commands.ts";
-import { directionalCheck } from "./gradient_check.ts";
+import { directionalCheck, trainingLosses } from "./gradient_check.ts";
 import { assertClose, gpuTest } from "./helpers.ts";
 import { sigmaOf } from "./reference.ts";
 import { syntheticPixels } from "./synthetic.ts";
@@ -67,20 +66,8 @@ gpuTest("oversmooth: training lowers the loss and learns sigma_x", async () => {
       "gaussian",
     ),
   );
-  const losses: number[] = [];
   const sigma0 = (await read(ops.sigma(params.likelihood!.u, cfg.sigma)))[0];
-  for (let step = 0; step < 12; step++) {
-    const m = trainStep(cfg, params, adam, x, {
-      loss: "elbo",
-      lr: 3e-2,
-      beta: 1,
-      freeBits: 0,
-      seed: 1,
-      step,
-    });
-    losses.push((await readAll([m]))[0][0]);
-    m.dispose();
-  }
+  const losses = await trainingLosses(cfg, params, adam, x, { loss: "elbo", lr: 3e-2, steps: 12 });
   const sigma = (await read(ops.sigma(params.likelihood!.u, cfg.sigma)))[0];
   assert.ok(losses[11] < losses[0] - 50, `loss ${losses[0]} -> ${losses[11]}`);
   assert.ok(sigma < sigma0, `sigma_x ${sigma0} -> ${sigma}`);
