@@ -49,16 +49,23 @@ const kernels = kernelsMode("ood", USAGE, flags.kernels);
 
 /** Evaluates one run into its directory (under its lock); with `reuse`, keeps an evaluation it holds. */
 async function evaluateOne(runDir: string, reuse: boolean): Promise<void> {
-  const run = await loadRun(runDir);
+  await readRunConfig(runDir); // not a run: the message names its config.json, before any lock
   // The evaluation writes into the run: not while a training (or another evaluation) writes there.
   const lock = await RunLock.acquire(runDir, "deno task ood", (line) => console.error(`ood: ${line}`));
   try {
+    // A reused evaluation needs no model on the GPU: decided before loading it.
     const previous = reuse ? await readEvaluation(runDir).then((e) => e.report, () => null) : null;
     if (previous && holdsEvaluation(previous, options, await completedEpochs(runDir))) {
       console.log(`ood: ${runDir}: its ood.json holds this evaluation; reused`);
-    } else await evaluateRun(run, options);
+      return;
+    }
+    const run = await loadRun(runDir);
+    try {
+      await evaluateRun(run, options);
+    } finally {
+      dispose(run.params);
+    }
   } finally {
-    dispose(run.params);
     lock.release();
   }
 }

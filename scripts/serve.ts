@@ -12,8 +12,9 @@
  */
 
 import { completedEpochs } from "../data/run_dir.ts";
-import { loadRun } from "../data/run.ts";
-import { writeFileAtomic } from "../data/files.ts";
+import { loadRun, readRunConfig, type RunConfig } from "../data/run.ts";
+import { readRegularFile, writeFileAtomic } from "../data/files.ts";
+import { decodeSafetensors, MAX_FILE_BYTES } from "../data/safetensors.ts";
 import { loadSplit } from "../data/datasets.ts";
 import { imageSetOnGpu } from "../data/loader.ts";
 import { scoresCsvColumn } from "../eval/evaluate.ts";
@@ -82,61 +83,64 @@ async function bundle(): Promise<Uint8Array<ArrayBuffer>> {
 
 /**
  * Every score of the in-distribution test images: the run's scores.csv when 'deno task ood' wrote
- * one, else the first `calibrationLimit` images scored now (as 'deno task score' calibrates) and
- * cached in DIR/calibration.json for the next start.
+ * one, else the first `calibrationLimit` images scored once (as 'deno task score' calibrates) and
+ * cached in DIR/calibration.json for the next start. Only that scoring needs the GPU.
  */
-async function calibration(dir: string): Promise<Calibration> {
-  const run = await loadRun(dir);
-  const inName = run.config.training.dataset;
-  const names = scoreNames(run.config.model.layers.length);
+async function calibration(dir: string, config: RunConfig): Promise<Calibration> {
+  const inName = config.training.dataset;
+  const names = scoreNames(config.model.layers.length);
   try {
-    try {
-      const csv = await Deno.readTextFile(`${dir}/scores.csv`);
-      const scores = Object.fromEntries(
-        names.map((n) => [n, Array.from(scoresCsvColumn(csv, fileKey(inName), n))]),
-      );
-      if (scores[names[0]].length > 0) {
-        return { source: `${dir}/scores.csv`, images: scores[names[0]].length, scores };
-      }
-    } catch {
-      // No evaluation in the run: a cached calibration, or score now.
+    const csv = await Deno.readTextFile(`${dir}/scores.csv`);
+    const scores = Object.fromEntries(
+      names.map((n) => [n, Array.from(scoresCsvColumn(csv, fileKey(inName), n))]),
+    );
+    if (scores[names[0]].length > 0) {
+      return { source: `${dir}/scores.csv`, images: scores[names[0]].length, limit: null, scores };
     }
-    const cached = await Deno.readTextFile(`${dir}/calibration.json`).then(JSON.parse).catch(() => null);
-    if (cached?.images === calibrationLimit) return cached;
-    const split = await loadSplit(inName, "test", { dataDir });
-    const set = imageSetOnGpu(split, calibrationLimit, run.config.model.image);
-    try {
-      console.log(`serve: scoring ${set.count} ${inName} test images once for the thresholds`);
-      const s = await scoreSet(run.params, run.config.model, set, {
-        seed: run.config.training.seed,
-        samples: 1,
-        iw: 1,
-        generate: "mean",
-        batchSize: 250,
-      });
-      const out: Calibration = {
-        source: `${set.count} ${inName} test images scored by deno task serve`,
-        images: set.count,
-        scores: Object.fromEntries(names.map((n) => [n, Array.from(s.scores[n])])),
-      };
-      await writeFileAtomic(`${dir}/calibration.json`, new TextEncoder().encode(JSON.stringify(out)));
-      return out;
-    } finally {
-      dispose(set.bytes);
-    }
+  } catch {
+    // No evaluation in the run: a cached calibration, or score now.
+  }
+  const cached: Calibration | null = await Deno.readTextFile(`${dir}/calibration.json`).then(JSON.parse)
+    .catch(() => null);
+  if (cached?.limit === calibrationLimit) return cached;
+  await initGpuOrExit("serve");
+  const run = await loadRun(dir);
+  const split = await loadSplit(inName, "test", { dataDir });
+  const set = imageSetOnGpu(split, calibrationLimit, run.config.model.image);
+  try {
+    console.log(`serve: scoring ${set.count} ${inName} test images once for the thresholds`);
+    const s = await scoreSet(run.params, run.config.model, set, {
+      seed: run.config.training.seed,
+      samples: 1,
+      iw: 1,
+      generate: "mean",
+      batchSize: 250,
+    });
+    const out: Calibration = {
+      source: `${set.count} ${inName} test images scored by deno task serve`,
+      images: set.count,
+      limit: calibrationLimit,
+      scores: Object.fromEntries(names.map((n) => [n, Array.from(s.scores[n])])),
+    };
+    await writeFileAtomic(`${dir}/calibration.json`, new TextEncoder().encode(JSON.stringify(out)));
+    return out;
   } finally {
-    dispose(run.params);
+    dispose([set.bytes, run.params]);
   }
 }
 
 await runCommand("serve", async () => {
   const dir = pathFlag("serve", USAGE, "run", flags.run) ?? await newestRun();
-  await initGpuOrExit("serve");
-  const [app, calib, config, model] = await Promise.all([
+  // The run is checked here (its config field by field, the model's safetensors header) so that a bad
+  // --run is a message naming the file now, not an error in the page later.
+  const runConfig = await readRunConfig(dir);
+  const modelPath = `${dir}/model.safetensors`;
+  const model = await readRegularFile(modelPath, MAX_FILE_BYTES, "safetensors file");
+  decodeSafetensors(model, modelPath);
+  const [app, calib, config] = await Promise.all([
     bundle(),
-    calibration(dir),
+    calibration(dir, runConfig),
     Deno.readFile(`${dir}/config.json`),
-    Deno.readFile(`${dir}/model.safetensors`),
   ]);
   const page = await Deno.readFile(new URL("../web/index.html", import.meta.url));
   const info: RunInfo = { dir, epochs: await completedEpochs(dir) };
@@ -145,7 +149,7 @@ await runCommand("serve", async () => {
     "/": [page, "text/html; charset=utf-8"],
     "/app.js": [app, "text/javascript; charset=utf-8"],
     "/run/config.json": [config, "application/json"],
-    "/run/model.safetensors": [model, "application/octet-stream"],
+    "/run/model.safetensors": [model as Uint8Array<ArrayBuffer>, "application/octet-stream"],
     "/run/calibration.json": [json(calib), "application/json"],
     "/run/info.json": [json(info), "application/json"],
   };

@@ -39,6 +39,70 @@ Deno.test("page bundle: deno bundle makes web/app.ts for the browser without any
   assert.match(js, /navigator\.gpu/);
 });
 
+/** Starts `deno task serve` with `args`; resolves with its address once it listens, and the process. */
+async function startServe(args: string[]): Promise<{ url: string; out: string; server: Deno.ChildProcess }> {
+  const server = command("serve", args).spawn();
+  const lines = server.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let out = "";
+  while (true) {
+    const { value, done } = await lines.read();
+    if (done) break;
+    out += value;
+    const url = out.match(/at (http:\/\/127\.0\.0\.1:\d+\/)/)?.[1];
+    if (url) {
+      (async () => {
+        while (!(await lines.read()).done) { /* the server's later lines */ }
+      })().catch(() => {});
+      return { url, out, server };
+    }
+  }
+  const err = new TextDecoder().decode((await server.output().catch(() => null))?.stderr ?? new Uint8Array());
+  throw new Error(`serve did not start: ${out}${err}`);
+}
+
+Deno.test({
+  name: "serve: a run without scores.csv is calibrated once and cached; a bad --run is named",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const root = await Deno.makeTempDir();
+    const run = `${root}/run`;
+    const trained = await runTask("train", [
+      ...["--preset", "tiny", "--train-limit", "64", "--batch-size", "64", "--epochs", "1", "--no-eval"],
+      ...["--out", run],
+    ]);
+    assert.equal(trained.code, 0, trained.out + trained.err);
+    for (const first of [true, false]) {
+      const { url, out, server } = await startServe([
+        "--run",
+        run,
+        "--port",
+        "0",
+        "--calibration-limit",
+        "12",
+      ]);
+      try {
+        assert.equal(/scoring 12 fashion-mnist test images once/.test(out), first, out);
+        const calibration = await (await fetch(`${url}run/calibration.json`)).json();
+        assert.equal(calibration.images, 12);
+        assert.deepEqual(Object.keys(calibration.scores), ["elbo", "llr>1", "llr>2", "llr_optk", "llr_ada"]);
+        for (const values of Object.values(calibration.scores) as number[][]) {
+          assert.ok(values.length === 12 && values.every(Number.isFinite));
+        }
+        assert.equal(await fetch(`${url}nothing`).then(async (r) => (await r.body?.cancel(), r.status)), 404);
+      } finally {
+        server.kill();
+        await server.status;
+      }
+    }
+    assert.ok((await Deno.stat(`${run}/calibration.json`)).isFile);
+    const bad = await runTask("serve", ["--run", `${root}/nothing`, "--port", "0"]);
+    assert.equal(bad.code, 1);
+    assert.match(bad.err, /nothing\/config\.json not found/);
+    await Deno.remove(root, { recursive: true });
+  },
+});
+
 const chromium = findChromium();
 
 Deno.test({
@@ -54,20 +118,7 @@ Deno.test({
       ...["--eval-limit", "64", "--eval-batch-size", "32", "--out", run],
     ]);
     assert.equal(trained.code, 0, trained.out + trained.err);
-    const server = command("serve", ["--run", run, "--port", "0"]).spawn();
-    const errors = new Response(server.stderr).text();
-    const lines = server.stdout.pipeThrough(new TextDecoderStream()).getReader();
-    let printed = "", url: string | undefined;
-    while (!url) {
-      const { value, done } = await lines.read();
-      if (done) break;
-      printed += value;
-      url = printed.match(/at (http:\/\/127\.0\.0\.1:\d+\/)/)?.[1];
-    }
-    if (!url) assert.fail(`serve did not start: ${printed}${await errors}`);
-    (async () => {
-      while (!(await lines.read()).done) { /* the server's later lines */ }
-    })().catch(() => {});
+    const { url, server } = await startServe(["--run", run, "--port", "0"]);
     const browser = await Browser.launch(chromium!);
     try {
       await browser.send("Page.enable");
@@ -131,7 +182,6 @@ Deno.test({
       await browser.close();
       server.kill();
       await server.status;
-      await errors;
       await Deno.remove(root, { recursive: true });
     }
   },

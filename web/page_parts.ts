@@ -10,6 +10,8 @@ export interface Calibration {
   source: string;
   /** How many images. */
   images: number;
+  /** The --calibration-limit it was scored with by the server; null when it came from scores.csv. */
+  limit: number | null;
   /** Score name -> one value per image. */
   scores: Record<string, number[]>;
 }
