@@ -614,6 +614,7 @@ export interface TopDown {
  * inference (LVAE) the posterior of each layer under the top is made here, from `q[l]` (the
  * bottom-up estimate) and the prior just computed, and z_l is drawn from it by `keyOf`'s posterior
  * stream (or is its mean with `draw` "mean"); otherwise q[l] is the posterior and q[l].z is used.
+ * With `draw` "given", q[l] (and its z) is the posterior of every wiring: nothing is merged.
  */
 export function posteriorTopDown(
   params: HvaeParams,
@@ -621,14 +622,14 @@ export function posteriorTopDown(
   q: Posterior[],
   from = 0,
   keyOf?: (stream: number) => RandomKey,
-  draw: "sample" | "mean" = "sample",
+  draw: "sample" | "mean" | "given" = "sample",
 ): TopDown {
   const L = cfg.layers.length;
   const priors: (Gaussian | null)[] = new Array(L).fill(null);
   const posteriors: Posterior[] = new Array(L);
   const stages: Tensor[][] = new Array(L);
   for (let l = L - 1; l >= from; l--) {
-    if (cfg.inference === "topdown" && l < L - 1) {
+    if (cfg.inference === "topdown" && l < L - 1 && draw !== "given") {
       const { mu, u } = precisionWeighted(q[l].mu, q[l].u, priors[l]!.mu, priors[l]!.u, cfg.sigma);
       if (draw === "sample" && !keyOf) throw new Error("posteriorTopDown: topdown inference needs keyOf");
       const z = draw === "mean" ? mu : reparameterize(mu, u, keyOf!(posteriorStream(l)), cfg.sigma);

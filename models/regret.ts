@@ -78,8 +78,7 @@ export function elboUnder(
     z: reparameterize(g.mu, g.u, keyOf(posteriorStream(l)), cfg.sigma),
   }));
   // The posteriors are given: the generative pass of any wiring, nothing merged on the way down.
-  const generative: HvaeConfig = cfg.inference === "topdown" ? { ...cfg, inference: "ladder" } : cfg;
-  const td = posteriorTopDown(params, generative, posteriors);
+  const td = posteriorTopDown(params, cfg, posteriors, 0, undefined, "given");
   const stage = td.stages[0];
   let elbo = perImage(logLikelihood(params, cfg, logitsOf(params, cfg, stage[stage.length - 1]), x));
   const terms: HvaeConfig = { ...cfg, kl };

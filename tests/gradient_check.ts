@@ -1,7 +1,7 @@
 /**
  * Checks any preset's training objective: the directional derivative along a random direction in
  * parameter space, analytic (reverse mode) against central differences; and the losses of a few
- * training steps on one batch (they must go down).
+ * training steps on one batch (they must go down), with a hook after each step (e.g. a memory check).
  */
 
 import assert from "node:assert/strict";
@@ -54,7 +54,7 @@ export async function trainingLosses(
   params: HvaeParams,
   adam: AdamState<HvaeParams>,
   x: Tensor,
-  o: { loss: "elbo" | "informative"; lr: number; steps: number },
+  o: { loss: "elbo" | "informative"; lr: number; steps: number; afterStep?: (step: number) => void },
 ): Promise<number[]> {
   const losses: number[] = [];
   for (let step = 0; step < o.steps; step++) {
@@ -68,6 +68,7 @@ export async function trainingLosses(
     });
     losses.push((await readAll([m]))[0][0]);
     m.dispose();
+    o.afterStep?.(step);
   }
   return losses;
 }

@@ -28,11 +28,10 @@ import {
 } from "../models/hvae.ts";
 import { presetConfig } from "../models/presets.ts";
 import { createRng } from "../models/rng.ts";
-import { trainStep } from "../models/training.ts";
 import { priorStream } from "../models/streams.ts";
 import { command, interruptAfter } from "./commands.ts";
 import { assertClose, gpuTest } from "./helpers.ts";
-import { directionalCheck } from "./gradient_check.ts";
+import { directionalCheck, trainingLosses } from "./gradient_check.ts";
 import { syntheticBatch } from "./synthetic.ts";
 
 const cfg = presetConfig("tiny");
@@ -144,22 +143,16 @@ gpuTest(
     const params = keep(initHvae(cfg, createRng(19)));
     const adam = adamInit(params);
     const x = keep(batchOf(16));
-    const losses: number[] = [];
     let inUse = -1;
-    for (let step = 0; step < 12; step++) {
-      const m = trainStep(cfg, params, adam, x, {
-        loss: "informative",
-        lr: 3e-3,
-        beta: 1,
-        freeBits: 0,
-        seed: 1,
-        step,
-      });
-      losses.push((await readAll([m]))[0][0]);
-      m.dispose();
-      if (step === 1) inUse = engineStats().bytesInUse;
-      if (step > 1) assert.equal(engineStats().bytesInUse, inUse, `memory grew at step ${step}`);
-    }
+    const losses = await trainingLosses(cfg, params, adam, x, {
+      loss: "informative",
+      lr: 3e-3,
+      steps: 12,
+      afterStep: (step) => {
+        if (step === 1) inUse = engineStats().bytesInUse;
+        if (step > 1) assert.equal(engineStats().bytesInUse, inUse, `memory grew at step ${step}`);
+      },
+    });
     assert.ok(losses[11] < losses[0] - 5, `loss ${losses[0]} -> ${losses[11]}`);
     const dir = await Deno.makeTempDir();
     await saveCheckpoint(dir, params, adam, { epoch: 3, stepInEpoch: 0, step: 12 });
