@@ -10,7 +10,19 @@
  *             presets): the deterministic stack of "ladder" gives a bottom-up Gaussian per layer; the
  *             posterior is built top-down along the generative path, q(z_L | x) = the top estimate and
  *             q(z_l | x, z_{>l}) = its precision-weighted product with the prior p(z_l | z_{l+1})
- *             (their Eq. 17-18; `precisionWeighted` in autograd/ops.ts), in `posteriorTopDown`.
+ *             (their Eq. 17-18; `precisionWeighted` in autograd/ops.ts), in `posteriorTopDown`;
+ *   "bidirectional" BIVA (Maaloe et al. 2019, "BIVA: A very deep hierarchy of latent variables for
+ *             generative modeling", NeurIPS; the `*-biva` presets; docs/design.md section 1): every layer
+ *             under the top has two latents of the layer's size, z_l = [z_l^TD, z_l^BU] (concatenated
+ *             on the last axis). The bottom-up path is stochastic: stage l reads h^BU_{l-1} + proj(z^BU_{l-1}),
+ *             the sample below, and q(z_l^BU | x, z^BU_{<l}) reads its output h^BU_l. A second,
+ *             deterministic top-down-inference stack h^TD_l = encTd_l(h^TD_{l-1}) + fromBu(act(h^BU_l))
+ *             takes the bottom-up features as skips and gives an estimate that `posteriorTopDown`
+ *             precision-weights with the prior's TD half, as in the LVAE: q(z_l^TD | x, z_{>l}). The
+ *             top stage reads both paths (+ fromTd(act(h^TD_{L-1}))) and infers the single top latent.
+ *             The generative model is the HVAE's with z_l = [z^TD, z^BU]: one prior head gives both halves
+ *             from d_{l+1} (BIVA's p(z^TD | z_{>l}) p(z^BU | z_{>l}), its code's default), and the decoder
+ *             reads their concatenation.
  * Generation is top-down: p(z_L) = N(0, I); for each layer l, d_l = dec_l(proj_l(z_l)) (with skips:
  * decoder block j also reads block j of the stage above, upsampled); the prior head of layer l - 1
  * reads act(d_l); the bottom layer's features give the Bernoulli logits of p(x | z_1).
@@ -24,6 +36,8 @@
  *   dec.stageL.proj.{weight,bias}            projection of z_L into features (none where z_L enters directly)
  *   dec.stageL.blockB...                     decoder blocks of layer L (`.skip` where a skip arrives)
  *   p.zL.{weight,bias}                       prior head of z_L (reads dec.stage(L+1)), L < top
+ *   enc.stageL.fromTd, encTd.stageL.{blockB...,fromBu}, qTd.zL   BIVA's 1x1 path joins, top-down
+ *                                            inference stack and estimate heads (layers under the top)
  *   out.{weight,bias}                        the Bernoulli logits head (reads dec.stage1)
  * Convolutions are [kh, kw, in, out] (transposed: [kh, kw, out, in]); dense weights [in, out];
  * activations NHWC; a dense latent's projection is reshaped to [7, 7, C]-like maps row-major (NHWC).
@@ -70,7 +84,7 @@ import {
   type LinearParams,
 } from "./layers.ts";
 import type { Rng } from "./rng.ts";
-import { MAX_LAYERS, posteriorStream, priorStream } from "./streams.ts";
+import { MAX_LAYERS, posteriorStream, priorStream, topDownPosteriorStream } from "./streams.ts";
 
 /** A latent layer: a conv latent (channels at the stage's resolution) or a dense one (size). */
 export type LatentSpec =
@@ -126,9 +140,10 @@ export interface HvaeConfig {
   /**
    * "ladder": stage l reads the deterministic features h_{l-1} (the `small` preset);
    * "markov": stage l reads the posterior sample z_{l-1}, q(z_l | z_{l-1}) (Havtorn's backbone);
-   * "topdown": the LVAE, "ladder"'s stack merged top-down with the priors (this file's header).
+   * "topdown": the LVAE, "ladder"'s stack merged top-down with the priors (this file's header);
+   * "bidirectional": BIVA, two latents per layer under the top (this file's header).
    */
-  inference: "ladder" | "markov" | "topdown";
+  inference: "ladder" | "markov" | "topdown" | "bidirectional";
   /** A first convolution on x (kernel, stride, padding), or none. */
   stem: { kernel: number; stride: number; padding: number } | null;
   /** Decoder block j of a stage adds a transposed conv of block j's output in the stage above. */
@@ -186,6 +201,22 @@ export function featureShapes(cfg: HvaeConfig): Size[] {
 function latentSize(latent: LatentSpec): number {
   return latent.kind === "conv" ? latent.channels : latent.size;
 }
+
+/**
+ * Layer l's latent as the generative model sees it: the layer's own, or for BIVA's layers under the
+ * top the concatenation [z^TD, z^BU], twice as wide (the prior head's output and the decoder's input).
+ */
+export function generativeLatent(cfg: HvaeConfig, l: number): LatentSpec {
+  const latent = cfg.layers[l].latent;
+  if (cfg.inference !== "bidirectional" || l === cfg.layers.length - 1) return latent;
+  return latent.kind === "conv"
+    ? { kind: "conv", channels: 2 * latent.channels }
+    : { kind: "dense", size: 2 * latent.size };
+}
+
+/** Whether the posterior of a layer depends on the samples below it ("markov", BIVA's bottom-up path). */
+export const inferenceReadsSamples = (cfg: HvaeConfig): boolean =>
+  cfg.inference === "markov" || cfg.inference === "bidirectional";
 
 function initHead(cfg: HvaeConfig, latent: LatentSpec, at: Size, rng: Rng): LinearParams {
   const C = cfg.channels;
@@ -251,7 +282,7 @@ function checkConfigFields(cfg: HvaeConfig): void {
   size("headKernel", cfg.headKernel, CONFIG_LIMITS.kernel);
   oneOf("activation", cfg.activation, ["relu", "silu"]);
   oneOf("blockStyle", cfg.blockStyle, ["small", "havtorn"]);
-  oneOf("inference", cfg.inference, ["ladder", "markov", "topdown"]);
+  oneOf("inference", cfg.inference, ["ladder", "markov", "topdown", "bidirectional"]);
   oneOf("kl", cfg.kl, ["analytic", "sample"]);
   oneOf("weightNorm", cfg.weightNorm, [true, false]);
   oneOf("decoderSkips", cfg.decoderSkips, [true, false]);
@@ -305,7 +336,16 @@ export function validateConfig(cfg: HvaeConfig): void {
   });
   const enc = featureShapes(cfg);
   const dec = decoderShapes(cfg);
-  cfg.layers.forEach((_, l) => {
+  cfg.layers.forEach((layer, l) => {
+    const z = generativeLatent(cfg, l);
+    const first = layer.decoder[0]?.in ?? cfg.channels;
+    if (z.kind === "conv" && layer.decoderProjection === "none" && first !== z.channels) {
+      throw new Error(
+        `${where}: z${l + 1} enters dec.stage${
+          l + 1
+        } as it is (${z.channels} channels), its first block reads ${first}`,
+      );
+    }
     const end = dec[l].end;
     if (l === 0 && (end.h !== cfg.image.height || end.w !== cfg.image.width)) {
       throw new Error(
@@ -355,6 +395,10 @@ export function initHvae(cfg: HvaeConfig, rng: Rng): HvaeParams {
   const skips = skipPlan(cfg);
   const encoder: HvaeParams["enc"] = {};
   const posterior: HvaeParams["q"] = {};
+  const topDownStages: NonNullable<HvaeParams["encTd"]> = {};
+  const topDownHeads: NonNullable<HvaeParams["qTd"]> = {};
+  const bidirectional = cfg.inference === "bidirectional";
+  const L = cfg.layers.length;
   const decoder: HvaeParams["dec"] = {};
   const priors: HvaeParams["p"] = {};
   // The draws from `rng` happen in this order (stem, then per layer: encoder, projection, posterior
@@ -369,17 +413,36 @@ export function initHvae(cfg: HvaeConfig, rng: Rng): HvaeParams {
     }
     encoder[`stage${l + 1}`] = stage;
     posterior[`z${l + 1}`] = initHead(cfg, layer.latent, enc[l], rng);
+    if (bidirectional) {
+      // BIVA: the BU sample below enters at the features below; the TD stack and its estimate head.
+      if (l > 0) {
+        const at = enc[l - 1];
+        stage.proj = below.latent.kind === "conv"
+          ? initConv(1, below.latent.channels, C, rng, wn)
+          : initDense(below.latent.size, at.h * at.w * C, rng, wn);
+      }
+      if (l === L - 1 && L > 1) stage.fromTd = initConv(1, C, C, rng, wn);
+      if (l < L - 1) {
+        topDownStages[`stage${l + 1}`] = {
+          ...initBlocks(layer.encoder, cfg, rng),
+          fromBu: initConv(1, C, C, rng, wn),
+        };
+        topDownHeads[`z${l + 1}`] = initHead(cfg, layer.latent, enc[l], rng);
+      }
+    }
     const decStage: StageParams = initBlocks(layer.decoder, cfg, rng, skips[l]);
-    if (layer.latent.kind === "dense") {
-      decStage.proj = initDense(layer.latent.size, dec[l].start.h * dec[l].start.w * C, rng, wn);
+    const z = generativeLatent(cfg, l);
+    if (z.kind === "dense") {
+      decStage.proj = initDense(z.size, dec[l].start.h * dec[l].start.w * C, rng, wn);
     } else if ((layer.decoderProjection ?? "conv") === "conv") {
-      decStage.proj = initConv(cfg.headKernel, layer.latent.channels, C, rng, wn);
+      decStage.proj = initConv(cfg.headKernel, z.channels, C, rng, wn);
     }
     decoder[`stage${l + 1}`] = decStage;
-    if (l > 0) priors[`z${l}`] = initHead(cfg, cfg.layers[l - 1].latent, dec[l].end, rng);
+    if (l > 0) priors[`z${l}`] = initHead(cfg, generativeLatent(cfg, l - 1), dec[l].end, rng);
   });
   const out = initConv(cfg.headKernel, C, 1, rng, wn);
   const params: HvaeParams = { enc: encoder, q: posterior, dec: decoder, p: priors, out };
+  if (bidirectional) Object.assign(params, { encTd: topDownStages, qTd: topDownHeads });
   // The Gaussian likelihood's sigma_x = sigma(u), starting at 1 (no draw from rng: the other weights
   // of a seed are those of the Bernoulli model).
   if (likelihoodOf(cfg) === "gaussian") params.likelihood = { u: full([1], unitScaleU(cfg.sigma)) };
@@ -417,6 +480,10 @@ export function initHvaeFromData(
 export interface StageParams {
   /** The projection of the latent into the stage's features, where it has one. */
   proj?: LinearParams;
+  /** BIVA's top stage: the 1x1 conv adding the top-down-inference features below. */
+  fromTd?: LinearParams;
+  /** BIVA's top-down-inference stage: the 1x1 conv adding this stage's bottom-up features. */
+  fromBu?: LinearParams;
   /** The residual blocks, `block0` first. */
   [block: `block${number}`]: BlockParams;
 }
@@ -428,8 +495,12 @@ export interface StageParams {
 export interface HvaeParams {
   /** The encoder: the stem (ladder presets) and stages `stage1`..`stageL`. */
   enc: { stem?: LinearParams; [stage: `stage${number}`]: StageParams };
-  /** Posterior heads q(z_l | .). */
+  /** Posterior heads q(z_l | .) (BIVA: q(z_l^BU | .) under the top). */
   q: { [head: `z${number}`]: LinearParams };
+  /** BIVA's top-down-inference stack `stage1`..`stage(L-1)` (models under "bidirectional" only). */
+  encTd?: { [stage: `stage${number}`]: StageParams };
+  /** BIVA's top-down estimate heads, precision-weighted with the priors' TD halves. */
+  qTd?: { [head: `z${number}`]: LinearParams };
   /** The decoder stages `stage1`..`stageL`. */
   dec: { [stage: `stage${number}`]: StageParams };
   /** Prior heads p(z_l | z_{l+1}), for every layer but the top. */
@@ -516,9 +587,9 @@ function decode(params: HvaeParams, cfg: HvaeConfig, l: number, z: Tensor, skips
   return runBlocks(p, layer.decoder, x, cfg, skips);
 }
 
-/** The prior head p(z_l | z_{l+1}) from d_{l+1}. */
+/** The prior head p(z_l | z_{l+1}) from d_{l+1} (for BIVA both halves, [TD, BU]). */
 function prior(params: HvaeParams, cfg: HvaeConfig, l: number, d: Tensor): Gaussian {
-  return head(priorHead(params, l), cfg.layers[l].latent, d, cfg);
+  return head(priorHead(params, l), generativeLatent(cfg, l), d, cfg);
 }
 
 /** The likelihood head's output [B, H, W, 1] from d_1: Bernoulli logits, or the Gaussian's mean. */
@@ -551,7 +622,9 @@ const last = (xs: Tensor[]) => xs[xs.length - 1];
  * `meanBelow` layers give their posterior mean instead (the scoring passes of models/scores.ts, as
  * Havtorn et al.'s `ood-llr.py`: z_1..z_k = mu_q while going up). With "topdown" inference these are
  * the bottom-up estimates, and only the top one is sampled here: `posteriorTopDown` merges the others
- * with the priors and samples them (their `z` here is their mean, unused).
+ * with the priors and samples them (their `z` here is their mean, unused). With "bidirectional"
+ * inference (BIVA) the layers under the top give q(z^BU) and its sample (which the stage above reads),
+ * and `td`, the top-down stack's estimate that `posteriorTopDown` merges with the prior.
  */
 export function encode(
   params: HvaeParams,
@@ -561,6 +634,10 @@ export function encode(
   meanBelow = 0,
 ): Posterior[] {
   let h = cfg.stem ? convLayer(params.enc.stem!, x, cfg.stem.stride, cfg.stem.padding) : x;
+  const L = cfg.layers.length;
+  const bidirectional = cfg.inference === "bidirectional";
+  // BIVA's top-down-inference stack starts from the same input as the bottom-up path.
+  let hTd = h;
   const out: Posterior[] = [];
   cfg.layers.forEach((layer, l) => {
     const stage = encoderStage(params, l);
@@ -570,13 +647,32 @@ export function encode(
         ? projectDense(stage.proj!, z, layer.inputMap!, cfg.channels)
         : z;
     }
+    if (bidirectional && l > 0) {
+      // BIVA's bottom-up path is stochastic: the sample below joins the features below; the top
+      // stage also reads the top-down-inference features.
+      const z = out[l - 1].z;
+      h = add(
+        h,
+        cfg.layers[l - 1].latent.kind === "dense"
+          ? projectDense(stage.proj!, z, [h.shape[1], h.shape[2]], cfg.channels)
+          : convLayer(stage.proj!, z),
+      );
+      if (l === L - 1) h = add(h, convLayer(stage.fromTd!, activate(cfg.activation, hTd)));
+    }
     h = last(runBlocks(stage, layer.encoder, h, cfg)) ?? h;
     const q = head(posteriorHead(params, l), layer.latent, h, cfg);
     const merged = cfg.inference === "topdown" && l < cfg.layers.length - 1;
     const z = l < meanBelow || merged
       ? q.mu
       : reparameterize(q.mu, q.u, keyOf(posteriorStream(l)), cfg.sigma);
-    out.push({ ...q, z });
+    if (bidirectional && l < L - 1) {
+      const tdStage = params.encTd![`stage${l + 1}`];
+      hTd = add(
+        last(runBlocks(tdStage, layer.encoder, hTd, cfg)) ?? hTd,
+        convLayer(tdStage.fromBu!, activate(cfg.activation, h)),
+      );
+      out.push({ ...q, z, td: head(params.qTd![`z${l + 1}`], layer.latent, hTd, cfg) });
+    } else out.push({ ...q, z });
   });
   return out;
 }
@@ -592,8 +688,11 @@ export function unitScaleU(map: SigmaMap): number {
   return Math.log(Math.expm1(map.beta * (1 - map.offset))) / map.beta;
 }
 
-/** A posterior layer: its Gaussian and the z the pass uses (a sample, or the mean). */
-export type Posterior = Gaussian & { z: Tensor };
+/**
+ * A posterior layer: its Gaussian and the z the pass uses (a sample, or the mean); from `encode` for
+ * BIVA's layers under the top, also `td`, the top-down estimate `posteriorTopDown` merges.
+ */
+export type Posterior = Gaussian & { z: Tensor; td?: Gaussian };
 
 /** The generative pass from posterior samples, and the prior heads it computes. */
 export interface TopDown {
@@ -614,6 +713,7 @@ export interface TopDown {
  * inference (LVAE) the posterior of each layer under the top is made here, from `q[l]` (the
  * bottom-up estimate) and the prior just computed, and z_l is drawn from it by `keyOf`'s posterior
  * stream (or is its mean with `draw` "mean"); otherwise q[l] is the posterior and q[l].z is used.
+ * With "bidirectional" inference (BIVA) only the TD half is made so (`bidirectionalPosterior`).
  * With `draw` "given", q[l] (and its z) is the posterior of every wiring: nothing is merged.
  */
 export function posteriorTopDown(
@@ -629,7 +729,9 @@ export function posteriorTopDown(
   const posteriors: Posterior[] = new Array(L);
   const stages: Tensor[][] = new Array(L);
   for (let l = L - 1; l >= from; l--) {
-    if (cfg.inference === "topdown" && l < L - 1 && draw !== "given") {
+    if (cfg.inference === "bidirectional" && l < L - 1 && draw !== "given") {
+      posteriors[l] = bidirectionalPosterior(cfg, l, q[l], priors[l]!, draw, keyOf);
+    } else if (cfg.inference === "topdown" && l < L - 1 && draw !== "given") {
       const { mu, u } = precisionWeighted(q[l].mu, q[l].u, priors[l]!.mu, priors[l]!.u, cfg.sigma);
       if (draw === "sample" && !keyOf) throw new Error("posteriorTopDown: topdown inference needs keyOf");
       const z = draw === "mean" ? mu : reparameterize(mu, u, keyOf!(posteriorStream(l)), cfg.sigma);
@@ -642,15 +744,47 @@ export function posteriorTopDown(
 }
 
 /**
+ * BIVA's posterior of layer l under the top, [TD, BU] on the last axis: q(z^TD | x, z_{>l}) is the
+ * precision-weighted product of the top-down estimate `ql.td` with the prior's TD half (as the LVAE's;
+ * drawn by `topDownPosteriorStream(l)`), q(z^BU | x, z^BU_{<l}) is `encode`'s, with its sample.
+ */
+function bidirectionalPosterior(
+  cfg: HvaeConfig,
+  l: number,
+  ql: Posterior,
+  p: Gaussian,
+  draw: "sample" | "mean",
+  keyOf?: (stream: number) => RandomKey,
+): Posterior {
+  if (!ql.td) {
+    throw new Error(`posteriorTopDown: layer z${l + 1} of a BIVA model needs encode's top-down estimate`);
+  }
+  const axis = ql.mu.rank - 1;
+  const n = ql.mu.shape[axis];
+  const tdHalf = (t: Tensor) => slice(t, t.shape.map(() => 0), [...t.shape.slice(0, axis), n]);
+  const td = precisionWeighted(ql.td.mu, ql.td.u, tdHalf(p.mu), tdHalf(p.u), cfg.sigma);
+  if (draw === "sample" && !keyOf) throw new Error("posteriorTopDown: bidirectional inference needs keyOf");
+  const zTd = draw === "mean"
+    ? td.mu
+    : reparameterize(td.mu, td.u, keyOf!(topDownPosteriorStream(l)), cfg.sigma);
+  return {
+    mu: concat([td.mu, ql.mu], axis),
+    u: concat([td.u, ql.u], axis),
+    z: concat([zTd, draw === "mean" ? ql.mu : ql.z], axis),
+  };
+}
+
+/**
  * The posterior means of every layer for images x (the latent-space figures): `encode`'s means, or
- * for "topdown" inference the means of the merged posteriors, each conditioned on the means above.
+ * for "topdown" and "bidirectional" inference the means of the merged posteriors, each conditioned on
+ * the means above (BIVA's: [TD, BU] per layer under the top).
  */
 export function posteriorMeans(params: HvaeParams, cfg: HvaeConfig, x: Tensor): Tensor[] {
   const noKey = () => {
     throw new Error("posteriorMeans draws nothing");
   };
   const q = encode(params, cfg, x, noKey, cfg.layers.length);
-  if (cfg.inference !== "topdown") return q.map((ql) => ql.mu);
+  if (cfg.inference !== "topdown" && cfg.inference !== "bidirectional") return q.map((ql) => ql.mu);
   return posteriorTopDown(params, cfg, q, 0, undefined, "mean").posteriors.map((p) => p.mu);
 }
 

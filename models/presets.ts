@@ -11,6 +11,9 @@
  *          [32, 24, 16, 8, 4].
  *   <name>-lvae: the same model with the LVAE's top-down inference (Sonderby et al. 2016; models/hvae.ts):
  *          the same parameters, the posterior of each layer below the top merged with its prior.
+ *   <name>-biva: BIVA's bidirectional inference (Maaloe et al. 2019; models/hvae.ts) on the same backbone:
+ *          two latents of the layer's size under the top (TD and BU), one at the top, a top-down-inference
+ *          stack beside the bottom-up one; the decoder reads [z^TD, z^BU].
  *   <name>-oversmooth: the same model with a Gaussian likelihood and one learned scale sigma_x on
  *          dequantised images in [0, 1) ("OverSmooth", the paper's Appendix J, after Takida et al.).
  */
@@ -22,7 +25,7 @@ function smallLike(
   preset: string,
   C: number,
   z: [number, number, number],
-  inference: "ladder" | "topdown" = "ladder",
+  inference: "ladder" | "topdown" | "bidirectional" = "ladder",
 ): HvaeConfig {
   return {
     preset,
@@ -74,12 +77,15 @@ function smallLike(
 function havtornLike(
   preset: string,
   latents: number[],
-  inference: "markov" | "topdown" = "markov",
+  inference: "markov" | "topdown" | "bidirectional" = "markov",
 ): HvaeConfig {
   const k3 = { kind: "res" as const, kernel: 3 };
   const first = { preact: false, residual: false };
-  // The LVAE's stages read the deterministic features below (64 channels at 14x14, then 7x7), not z.
+  // The LVAE's and BIVA's stages read the deterministic features below (64 channels at 14x14, then 7x7)
+  // (BIVA adds a projection of its bottom-up sample to them), not z.
   const markov = inference === "markov";
+  // BIVA's decoder reads both latents of z1, [z^TD, z^BU].
+  const z1In = inference === "bidirectional" ? 2 * latents[0] : latents[0];
   const top = latents.slice(2).map((size) => ({
     latent: { kind: "dense" as const, size },
     encoder: [k3, k3, k3],
@@ -105,7 +111,7 @@ function havtornLike(
           kind: "down",
           kernel: 5,
         }],
-        decoder: [{ kind: "up", kernel: 5, in: latents[0], ...first }, { kind: "res", kernel: 5 }, {
+        decoder: [{ kind: "up", kernel: 5, in: z1In, ...first }, { kind: "res", kernel: 5 }, {
           kind: "res",
           kernel: 5,
         }],
@@ -137,6 +143,12 @@ export const PRESETS: Record<string, () => HvaeConfig> = {
   "havtorn3-lvae": () => havtornLike("havtorn3-lvae", [8, 16, 8], "topdown"),
   "paper3-lvae": () => havtornLike("paper3-lvae", [16, 8, 4], "topdown"),
   "paper5-lvae": () => havtornLike("paper5-lvae", [32, 24, 16, 8, 4], "topdown"),
+  // BIVA (bidirectional inference, models/hvae.ts) on the same backbones and latent sizes.
+  "small-biva": () => smallLike("small-biva", 16, [8, 16, 8], "bidirectional"),
+  "tiny-biva": () => smallLike("tiny-biva", 4, [2, 4, 2], "bidirectional"),
+  "havtorn3-biva": () => havtornLike("havtorn3-biva", [8, 16, 8], "bidirectional"),
+  "paper3-biva": () => havtornLike("paper3-biva", [16, 8, 4], "bidirectional"),
+  "paper5-biva": () => havtornLike("paper5-biva", [32, 24, 16, 8, 4], "bidirectional"),
   // OverSmooth (the paper's Appendix J): the same HVAEs with a Gaussian likelihood and a learned sigma_x.
   "small-oversmooth": () => gaussian(smallLike("small-oversmooth", 16, [8, 16, 8])),
   "tiny-oversmooth": () => gaussian(smallLike("tiny-oversmooth", 4, [2, 4, 2])),

@@ -11,7 +11,8 @@
  * k = 0 is the ordinary ELBO pass, so L^{>0}_x = L_x and LLR^{>0} = 0 exactly (one estimator for all).
  * With ladder inference (the `small` preset) the posterior of z_{>k} does not depend on z_{<=k}, nor
  * with the LVAE's top-down inference (it is built from the top down), so pass 0's inference and the
- * generative work above k serve every k; Markov inference reruns both.
+ * generative work above k serve every k; Markov inference and BIVA's (whose bottom-up path reads the
+ * samples below) rerun both.
  *
  * The CPU part combines per-image values of several passes into the scores:
  *   elbo       -L_x                                   (Eq. 2/3; log-mean-exp over `iw` passes when > 1)
@@ -27,6 +28,7 @@ import {
   encode,
   type HvaeConfig,
   type HvaeParams,
+  inferenceReadsSamples,
   klElementwise,
   logitsOf,
   logLikelihood,
@@ -67,7 +69,7 @@ export function partialElbos(params: HvaeParams, cfg: HvaeConfig, x: Tensor, o: 
   let shared: { q: ReturnType<typeof encode>; td: TopDown; kl: Tensor[] } | null = null;
   for (let k = 0; k < L; k++) {
     let q: ReturnType<typeof encode>, td: TopDown, kl: Tensor[];
-    if (shared && cfg.inference !== "markov") {
+    if (shared && !inferenceReadsSamples(cfg)) {
       ({ q, td, kl } = shared);
     } else {
       q = encode(params, cfg, x, o.keyOf, k);

@@ -8,7 +8,7 @@
  *
  * A pass of the model (hvaeObjective, partialElbos in models/) numbers its own draws relative to a
  * base: the posterior sample of layer l is `posteriorStream(l)`, the prior resample of layer l in
- * partial pass k is `priorStream(k, l)`, all inside [PASS_FIRST, PASS_END). Each purpose that runs
+ * partial pass k is `priorStream(k, l)` (BIVA's top-down half of layer l: `topDownPosteriorStream(l)`), all inside [PASS_FIRST, PASS_END). Each purpose that runs
  * passes adds its base (`PASS_BASE`), a multiple of 1000.
  */
 
@@ -24,6 +24,14 @@ export const PASS_END = 300;
 /** The posterior sample z_l ~ q(z_l | ...) of layer l (0-based) within a pass. */
 export function posteriorStream(layer: number): number {
   return 100 + checkedLayer(layer);
+}
+
+/**
+ * BIVA's top-down posterior sample z_l^TD ~ q(z_l^TD | x, z_{>l}) of layer l (0-based) within a pass;
+ * its bottom-up half is `posteriorStream(l)`'s (models/hvae.ts, "bidirectional" inference).
+ */
+export function topDownPosteriorStream(layer: number): number {
+  return 100 + MAX_LAYERS + checkedLayer(layer);
 }
 
 /** The prior resample z_l ~ p(z_l | z_{l+1}) of layer l in partial pass k (0-based). */

@@ -15,6 +15,7 @@ import {
   scoringKeys,
   STREAM,
   TEST_BINARIZATION,
+  topDownPosteriorStream,
   trainingBinarization,
   trainingKeys,
   weightNormInitKeys,
@@ -24,7 +25,7 @@ import {
 function streamsOf(): Map<string, Set<number>> {
   const pass: number[] = [];
   for (let l = 0; l < MAX_LAYERS; l++) {
-    pass.push(posteriorStream(l));
+    pass.push(posteriorStream(l), topDownPosteriorStream(l));
     for (let k = 0; k < MAX_LAYERS; k++) pass.push(priorStream(k, l));
   }
   const through = (keyOf: (s: number) => { stream: number }) => new Set(pass.map((s) => keyOf(s).stream));
@@ -57,6 +58,7 @@ Deno.test("random streams: a pass's own numbers are distinct and inside its span
     for (
       const s of [
         posteriorStream(l),
+        topDownPosteriorStream(l),
         ...Array.from({ length: MAX_LAYERS }, (_, k) => priorStream(k, l)),
       ]
     ) {

@@ -1,0 +1,205 @@
+/**
+ * BIVA (bidirectional inference, `*-biva` presets; models/hvae.ts): two latents [TD, BU] per layer
+ * under the top; the TD half of the posterior is the precision-weighted product of the top-down
+ * estimate and the prior's TD half, the BU half is the bottom-up posterior whose sample the stage
+ * above reads; the ELBO is ll - sum KL of both halves (float64); both losses' gradients match finite
+ * differences; training lowers the loss; and `deno task train` then `ood` run end to end on
+ * `tiny-biva` with every score.
+ */
+
+import assert from "node:assert/strict";
+import * as ops from "../autograd/ops.ts";
+import { valueAndGrad } from "../autograd/tape.ts";
+import { keep, read, readAll, readScalar, scope } from "../kernels/tensor.ts";
+import { adamInit } from "../models/adam.ts";
+import {
+  encode,
+  flattenParams,
+  generativeLatent,
+  hvaeObjective,
+  type HvaeParams,
+  initHvae,
+  logitsOf,
+  posteriorMeans,
+  posteriorTopDown,
+  validateConfig,
+} from "../models/hvae.ts";
+import { presetConfig, PRESETS } from "../models/presets.ts";
+import { createRng } from "../models/rng.ts";
+import { sigmaOf } from "./reference.ts";
+import { runTask } from "./commands.ts";
+import { directionalCheck, trainingLosses } from "./gradient_check.ts";
+import { assertClose, gpuTest } from "./helpers.ts";
+import { syntheticBatch } from "./synthetic.ts";
+
+const cfg = presetConfig("tiny-biva");
+const keyOf = (stream: number) => ({ seed: 7, stream, offset: 1 });
+
+/** KL(N(m1, s1^2) || N(m2, s2^2)) in float64. */
+const gaussianKl64 = (m1: number, s1: number, m2: number, s2: number) =>
+  Math.log(s2 / s1) + (s1 * s1 + (m1 - m2) ** 2) / (2 * s2 * s2) - 0.5;
+
+/** Element i of the last axis' first (TD) or second (BU) half of a [..., 2n] array read flat. */
+const halves = (a: ArrayLike<number>, n: number) => {
+  const td: number[] = [], bu: number[] = [];
+  for (let i = 0; i < a.length; i++) (i % (2 * n) < n ? td : bu).push(a[i]);
+  return { td, bu };
+};
+
+Deno.test("biva presets: the HVAE presets' backbones and latents, two per layer under the top", () => {
+  for (const name of ["small", "tiny", "havtorn3", "paper3", "paper5"]) {
+    const [hvae, biva] = [PRESETS[name](), PRESETS[`${name}-biva`]()];
+    assert.equal(biva.inference, "bidirectional");
+    assert.deepEqual(biva.layers.map((l) => l.latent), hvae.layers.map((l) => l.latent), name);
+    const L = biva.layers.length;
+    biva.layers.forEach((layer, l) => {
+      const z = generativeLatent(biva, l), own = layer.latent;
+      const width = (s: typeof z) => s.kind === "conv" ? s.channels : s.size;
+      assert.equal(width(z), (l < L - 1 ? 2 : 1) * width(own), `${name} z${l + 1}`);
+    });
+  }
+  // A decoder that reads z1 as it is must take both halves: the check names the layer.
+  const bad = PRESETS["havtorn3-biva"]();
+  bad.layers[0].decoder[0].in = 8;
+  assert.throws(
+    () => validateConfig(bad),
+    /z1 enters dec.stage1 as it is \(16 channels\), its first block reads 8/,
+  );
+});
+
+gpuTest(
+  "biva: q(z_l) = [precision-weighted TD estimate, bottom-up BU]; the ELBO sums the KL of both",
+  async () => {
+    const params = initHvae(cfg, createRng(3));
+    const x = syntheticBatch(5);
+    const L = cfg.layers.length;
+    const q = encode(params, cfg, x, keyOf);
+    const td = posteriorTopDown(params, cfg, q, 0, keyOf);
+    assert.equal(td.posteriors[L - 1], q[L - 1], "the top layer is inferred bottom-up, once");
+    const o = hvaeObjective(params, cfg, x, { loss: "elbo", beta: 1, freeBits: 0, keyOf });
+    const metrics = await read(o.metrics);
+    let kl = 0;
+    for (let l = L - 1; l >= 0; l--) {
+      const post = td.posteriors[l];
+      const prior = td.priors[l];
+      const [mu, u, z] = await readAll([post.mu, post.u, post.z]);
+      const [pm, pu]: (ArrayLike<number> | null)[] = prior
+        ? await readAll([prior.mu, prior.u])
+        : [new Float32Array(mu.length), null];
+      const ps = (i: number) => pu ? sigmaOf(pu[i], cfg.sigma) : 1;
+      // KL_l in float64: every element of the posterior (both halves) against the prior's.
+      let klL = 0;
+      for (let i = 0; i < mu.length; i++) klL += gaussianKl64(mu[i], sigmaOf(u[i], cfg.sigma), pm![i], ps(i));
+      klL /= x.shape[0];
+      assertClose([metrics[2 + l]], [klL], { rtol: 1e-4, atol: 1e-4 }, `KL_${l + 1}`);
+      kl += klL;
+      if (l === L - 1) continue;
+      const n = q[l].mu.shape[q[l].mu.rank - 1];
+      const [bm, bu, bz, em, eu] = await readAll([q[l].mu, q[l].u, q[l].z, q[l].td!.mu, q[l].td!.u]);
+      const [m, s, zz] = [halves(mu, n), halves(u, n), halves(z, n)];
+      // The BU half is encode's posterior and sample: the sample the stage above read.
+      assert.deepEqual(m.bu, Array.from(bm), `BU mean of z${l + 1}`);
+      assert.deepEqual(s.bu, Array.from(bu), `BU scale of z${l + 1}`);
+      assert.deepEqual(zz.bu, Array.from(bz), `BU sample of z${l + 1}`);
+      // The TD half: the precision-weighted product of the estimate and the prior's TD half.
+      const prm = halves(pm!, n).td, pru = halves(pu!, n).td;
+      const wantMu: number[] = [], wantS: number[] = [];
+      for (let i = 0; i < em.length; i++) {
+        const p1 = sigmaOf(eu[i], cfg.sigma) ** -2, p2 = sigmaOf(pru[i], cfg.sigma) ** -2;
+        wantMu.push((em[i] * p1 + prm[i] * p2) / (p1 + p2));
+        wantS.push(Math.sqrt(1 / (p1 + p2)));
+      }
+      assertClose(m.td, wantMu, { rtol: 1e-5, atol: 1e-6 }, `TD mean of z${l + 1}`);
+      assertClose(
+        s.td.map((v) => sigmaOf(v, cfg.sigma)),
+        wantS,
+        { rtol: 1e-5, atol: 1e-6 },
+        `TD sigma of z${l + 1}`,
+      );
+      // The TD sample is a fresh draw of its own stream, not the BU one.
+      assert.notDeepEqual(zz.td, zz.bu);
+    }
+    const ll = await readScalar(
+      ops.mean(ops.sum(ops.bernoulliLogLik(logitsOf(params, cfg, td.stages[0].at(-1)!), x), [1, 2, 3])),
+    );
+    assertClose([metrics[1]], [ll - kl], { rtol: 1e-5, atol: 1e-3 }, "elbo");
+    // The latent figures read [TD, BU] means under the top, the top's mean at the top.
+    const means = posteriorMeans(params, cfg, x);
+    assert.deepEqual(means.map((m) => m.shape), [[5, 14, 14, 4], [5, 8], [5, 2]]);
+  },
+);
+
+gpuTest("biva: the bottom-up path is stochastic, the layer above reads the sample below", async () => {
+  const params = initHvae(cfg, createRng(4));
+  const x = syntheticBatch(3);
+  const sampled = encode(params, cfg, x, keyOf, 0);
+  const meanFirst = encode(params, cfg, x, keyOf, 1);
+  const [z1, mu1] = await readAll([meanFirst[0].z, meanFirst[0].mu]);
+  assert.deepEqual(Array.from(z1), Array.from(mu1), "meanBelow 1: z1^BU is its mean");
+  // z2's posterior changes with z1^BU (and the top's with z2^BU): scores rerun inference per k.
+  for (const l of [1, 2]) {
+    const [a, b] = await readAll([sampled[l].mu, meanFirst[l].mu]);
+    assert.ok(a.some((v, i) => Math.abs(v - b[i]) > 1e-6), `q(z${l + 1}) ignores the sample below`);
+  }
+});
+
+gpuTest(
+  "biva: every parameter reaches the ELBO (both inference stacks, their joins, both heads)",
+  async () => {
+    const params = initHvae(cfg, createRng(8));
+    const x = syntheticBatch(4);
+    const { grads } = scope(() =>
+      valueAndGrad((p: HvaeParams) =>
+        hvaeObjective(p, cfg, x, { loss: "elbo", beta: 1, freeBits: 0, keyOf }).loss
+      )(
+        params,
+      )
+    );
+    const flat = flattenParams(grads);
+    const values = await readAll(flat.leaves);
+    flat.paths.forEach((name, i) => assert.ok(values[i].some((v) => v !== 0), `no gradient reaches ${name}`));
+    for (
+      const name of [
+        "encTd.stage1.fromBu.weight",
+        "encTd.stage2.block0.conv1.weight",
+        "enc.stage3.fromTd.weight",
+      ]
+    ) {
+      assert.ok(flat.paths.includes(name), name);
+    }
+  },
+);
+
+gpuTest("biva: ELBO and informative loss gradients match finite differences", async () => {
+  await directionalCheck(cfg, "elbo", 0, 1);
+  await directionalCheck(cfg, "informative", 0, 1);
+  await directionalCheck(cfg, "elbo", 2, 0.5);
+});
+
+gpuTest("biva: training steps lower the loss", async () => {
+  const params = keep(initHvae(cfg, createRng(19)));
+  const adam = adamInit(params);
+  const x = keep(syntheticBatch(16));
+  const losses = await trainingLosses(cfg, params, adam, x, { loss: "informative", lr: 3e-3, steps: 12 });
+  assert.ok(losses[11] < losses[0] - 5, `loss ${losses[0]} -> ${losses[11]}`);
+});
+
+gpuTest("biva: deno task train --preset tiny-biva, then every score and the KL per layer", async () => {
+  const run = await Deno.makeTempDir();
+  const trained = await runTask("train", [
+    ...["--preset", "tiny-biva", "--train-limit", "128", "--batch-size", "64", "--epochs", "1"],
+    ...["--eval-limit", "24", "--eval-batch-size", "12", "--out", run],
+  ]);
+  assert.equal(trained.code, 0, trained.out + trained.err);
+  const report = JSON.parse(await Deno.readTextFile(`${run}/ood.json`));
+  assert.deepEqual(
+    report.results.map((r: { score: string }) => r.score),
+    ["elbo", "llr>1", "llr>2", "llr_optk", "llr_ada"],
+  );
+  for (const r of report.results) assert.ok(r.auroc >= 0 && r.auroc <= 1, r.score);
+  const kl = report.diagnostics["fashion-mnist"].kl;
+  assert.equal(kl.length, 3);
+  for (const v of kl) assert.ok(Number.isFinite(v) && v >= 0, `KL ${v}`);
+  assert.equal(JSON.parse(await Deno.readTextFile(`${run}/config.json`)).model.inference, "bidirectional");
+  await Deno.remove(run, { recursive: true });
+});
