@@ -17,11 +17,11 @@ import type { Diagnostics, OodReport } from "./evaluate.ts";
 import type { WaicReport } from "./ensemble.ts";
 
 /**
- * The model a run trains, beside its loss: the experiment's preset as it is ("hvae"), its `-lvae` or
- * `-oversmooth` variant (models/presets.ts), or the preset with KL warm-up over the first 20% of the
- * epochs (the paper's 200 of 1000, Appendix F).
+ * The model a run trains, beside its loss: the experiment's preset as it is ("hvae"), its `-lvae`,
+ * `-biva` or `-oversmooth` variant (models/presets.ts), or the preset with KL warm-up over the first
+ * 20% of the epochs (the paper's 200 of 1000, Appendix F).
  */
-export type Variant = "hvae" | "lvae" | "oversmooth" | "warmup";
+export type Variant = "hvae" | "lvae" | "biva" | "oversmooth" | "warmup";
 
 /** One training run of an experiment. */
 export interface RunSpec {
@@ -36,7 +36,7 @@ export interface RunSpec {
 /** The preset a run of `spec` trains, from the experiment's preset. */
 export function runPreset(preset: string, spec: RunSpec): string {
   const v = spec.variant ?? "hvae";
-  return v === "lvae" || v === "oversmooth" ? `${preset}-${v}` : preset;
+  return v === "lvae" || v === "biva" || v === "oversmooth" ? `${preset}-${v}` : preset;
 }
 
 /** A run's directory name in the experiment's directory: <preset>[-warmup]-<loss>-seed<seed>. */
@@ -221,6 +221,7 @@ const REMEDIES: { variant: Variant; loss: RunSpec["loss"]; name: string; paper: 
     paper: "oversmooth",
   },
   { variant: "lvae", loss: "elbo", name: "LVAE (top-down inference)", paper: "lvae" },
+  { variant: "biva", loss: "elbo", name: "BIVA (bidirectional inference)", paper: "biva" },
   { variant: "hvae", loss: "informative", name: "informative loss (ours)", paper: "informative" },
 ];
 
@@ -321,7 +322,7 @@ export const EXPERIMENTS: Record<string, Experiment> = {
   table6: {
     name: "table6",
     about:
-      "vanilla, warm-up, OverSmooth, LVAE, informative: L_x, LLR>L-1, LLR^ada vs MNIST (paper Tables 6, 7)",
+      "vanilla, warm-up, OverSmooth, LVAE, BIVA, informative: L_x, LLR>L-1, LLR^ada vs MNIST (paper Tables 6, 7)",
     seeds: 1,
     runs: (n) =>
       REMEDIES.flatMap(({ variant, loss }) =>

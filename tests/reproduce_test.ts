@@ -91,6 +91,7 @@ Deno.test("experiments: means, sample deviations, and the paper's figures beside
     ...runs,
     { ...outcome("elbo", 1, { mnist: 0.7 }, [1, 1, 1]), variant: "lvae" as const },
     { ...outcome("elbo", 1, { mnist: 0.6 }, [1, 1, 1]), variant: "warmup" as const },
+    { ...outcome("elbo", 1, { mnist: 0.4 }, [1, 1, 1]), variant: "biva" as const },
   ];
   const t6 = EXPERIMENTS.table6.table(remedies, paper);
   assert.deepEqual(t6.columns, ["model", "L_x", "LLR>2", "LLR^ada"]);
@@ -99,11 +100,13 @@ Deno.test("experiments: means, sample deviations, and the paper's figures beside
     "KL",
     "OverSmooth",
     "LVAE",
+    "BIVA",
     "informative",
   ]);
   assert.equal(t6.rows[1][3], "60.0 / 68.1");
   assert.equal(t6.rows[3][3], "70.0 / –");
   assert.equal(t6.rows[2][3], "– / 80.9");
+  assert.equal(t6.rows[4][3], "40.0 / 35.1");
   assert.deepEqual(EXPERIMENTS.table3.table(remedies, paper).rows, t3.rows);
   const t14 = EXPERIMENTS.table14.table(runs, paper);
   assert.deepEqual(t14.rows[0], ["1", "9.00", "259.00", "4.00", "22.80"]);
