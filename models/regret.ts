@@ -11,8 +11,9 @@
  * for a whole batch at once, starting from the model's posterior: that is the family an encoder
  * specialised to one image can reach, so q* is at least as good, and it runs batched on the GPU. The
  * optimised posterior is mean-field across layers (each layer's Gaussian is free, not conditioned on
- * the sample above or below): for "ladder" inference that is the model's own family; for "markov" and
- * "topdown" the starting point is the model's posterior at one draw of the layers it conditions on.
+ * the sample above or below): for "ladder" inference that is the model's own family; for "markov",
+ * "topdown" and "bidirectional" (BIVA: both halves of a layer, one Gaussian) the starting point is the
+ * model's posterior at one draw of the layers it conditions on.
  *
  * The steps maximise the ELBO (the KL analytic or sampled, as the model's configuration says); L
  * before and after is the importance-weighted bound of Burda et al. (2016) with `iw` draws of z from q,
