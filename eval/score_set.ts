@@ -173,6 +173,8 @@ export interface RegretSetOptions {
   batchSize: number;
   /** Called after each batch with the images done. */
   onBatch?: (done: number, total: number) => void;
+  /** Every image as if alone: binarised and regretted with row-invariant keys (as `scoreSet`'s). */
+  eachImageAlone?: boolean;
 }
 
 /** Likelihood Regret of every image of `set` (higher = more OOD), one readback per batch. */
@@ -186,8 +188,21 @@ export async function regretSet(
   const regretOf = (at: number, batch: number) =>
     scope(() => {
       const ids = Uint32Array.from({ length: Math.min(o.batchSize, set.count - at) }, (_, i) => at + i);
-      const x = inputBatch(set, ids, TEST_BINARIZATION, likelihoodOf(cfg));
-      return likelihoodRegret(params, cfg, x, { steps: o.steps, lr: o.lr, iw: o.iw, seed: o.seed, batch });
+      const alone = o.eachImageAlone === true;
+      const x = inputBatch(
+        set,
+        ids,
+        alone ? { ...TEST_BINARIZATION, rowInvariant: true } : TEST_BINARIZATION,
+        likelihoodOf(cfg),
+      );
+      return likelihoodRegret(params, cfg, x, {
+        steps: o.steps,
+        lr: o.lr,
+        iw: o.iw,
+        seed: o.seed,
+        batch,
+        eachImageAlone: alone,
+      });
     });
   for (let at = 0, batch = 0; at < set.count; at += o.batchSize, batch++) {
     const regret = regretOf(at, batch);

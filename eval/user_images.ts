@@ -12,7 +12,8 @@ import type { LoadedRun } from "../data/run.ts";
 import { dispose } from "../kernels/tensor.ts";
 import type { ImageScores } from "../models/scores.ts";
 import { decodePng } from "../data/png.ts";
-import { scoreSet, type ScoreSetOptions } from "./score_set.ts";
+import { regretSet, scoreSet, type ScoreSetOptions } from "./score_set.ts";
+import { REGRET_SCORE, type RegretSettings } from "./evaluate.ts";
 
 /** Images read from users' files (`readUserImages`). */
 export interface UserImages {
@@ -52,22 +53,31 @@ export async function readUserImages(
   return { names, pixels: concatBytes(chunks) };
 }
 
-/** Scores images given as gray levels (`count` x height x width) with every score. */
+/**
+ * Scores images given as gray levels (`count` x height x width) with every score, and with
+ * Likelihood Regret (`regret`, models/regret.ts) when its settings are given.
+ */
 export async function scoreImages(
   run: LoadedRun,
   pixels: Uint8Array,
-  o: Omit<ScoreSetOptions, "seed">,
+  o: Omit<ScoreSetOptions, "seed"> & { regret?: RegretSettings | null },
 ): Promise<ImageScores> {
   const { height, width } = run.config.model.image;
   const set = imageSetFromPixels("scoreImages: user images", pixels, height, width);
   try {
     // Each image scored as if alone: its scores depend on it, the run and the options, never on
     // which other images were given with it or in what order.
-    return await scoreSet(run.params, run.config.model, set, {
-      ...o,
-      seed: run.config.training.seed,
-      eachImageAlone: true,
-    });
+    const seed = run.config.training.seed;
+    const scored = await scoreSet(run.params, run.config.model, set, { ...o, seed, eachImageAlone: true });
+    if (o.regret) {
+      scored.scores[REGRET_SCORE] = await regretSet(run.params, run.config.model, set, {
+        ...o.regret,
+        seed,
+        batchSize: o.batchSize,
+        eachImageAlone: true,
+      });
+    }
+    return scored;
   } finally {
     dispose(set.bytes);
   }

@@ -50,6 +50,22 @@ export interface RegretOptions {
   seed: number;
   /** The batch's number in its set (the keys' offsets). */
   batch: number;
+  /**
+   * Regret every image as if it were alone (`deno task score`): row-invariant keys of batch 0
+   * (kernels/philox.ts), so an image's draws, and its regret, do not depend on the other images.
+   */
+  eachImageAlone?: boolean;
+}
+
+/** `o`'s key makers: as they are, or row-invariant at batch 0 when every image counts alone. */
+function regretKeys(o: RegretOptions) {
+  const alone = o.eachImageAlone === true;
+  const batch = alone ? 0 : o.batch;
+  const wrap = (keyOf: KeyOf): KeyOf => alone ? (s) => ({ ...keyOf(s), rowInvariant: true }) : keyOf;
+  return {
+    estimate: (k: number) => wrap(regretEstimateKeys(o.seed, batch, o.iw, k)),
+    fit: (step: number) => wrap(regretFitKeys(o.seed, batch, o.steps, step)),
+  };
 }
 
 /** The model's posterior of every layer for x [B, H, W, 1], as free parameters (no gradient path back). */
@@ -98,8 +114,7 @@ export function iwBound(
   const B = x.shape[0];
   const draws = Array.from(
     { length: o.iw },
-    (_, k) =>
-      reshape(elboUnder(params, cfg, x, q, regretEstimateKeys(o.seed, o.batch, o.iw, k), "sample"), [B, 1]),
+    (_, k) => reshape(elboUnder(params, cfg, x, q, regretKeys(o).estimate(k), "sample"), [B, 1]),
   );
   return sub(logsumexp(concat(draws, 1), [1]), Math.log(o.iw));
 }
@@ -111,7 +126,8 @@ export function iwBound(
  */
 export function likelihoodRegret(params: HvaeParams, cfg: HvaeConfig, x: Tensor, o: RegretOptions): Tensor {
   return scope(() => {
-    const start = modelPosterior(params, cfg, x, regretEstimateKeys(o.seed, o.batch, o.iw, 0));
+    const keys = regretKeys(o);
+    const start = modelPosterior(params, cfg, x, keys.estimate(0));
     const before = iwBound(params, cfg, x, start, o);
     // The optimised parameters and Adam's moments outlive the steps' scopes, and go at the end.
     const q = keep(start);
@@ -119,7 +135,7 @@ export function likelihoodRegret(params: HvaeParams, cfg: HvaeConfig, x: Tensor,
     try {
       for (let step = 0; step < o.steps; step++) {
         scope(() => {
-          const keyOf = regretFitKeys(o.seed, o.batch, o.steps, step);
+          const keyOf = keys.fit(step);
           const { grads } = valueAndGrad((qq: Gaussian[]) => neg(sum(elboUnder(params, cfg, x, qq, keyOf))))(
             q,
           );

@@ -3,15 +3,16 @@
  * image files) with a trained run and flags those above a threshold calibrated on the
  * in-distribution test set for a target false-positive rate. Prints a table, or JSON lines (--json).
  * The calibration reuses DIR/scores.csv when 'deno task ood' wrote it with the same settings;
- * otherwise it scores the in-distribution test set first.
+ * otherwise it scores the in-distribution test set first. With --regret (or --score regret) every
+ * image also gets its Likelihood Regret (models/regret.ts), each image optimised as if alone.
  */
 
 import { loadSplit } from "../data/datasets.ts";
 import { imageSetOnGpu } from "../data/loader.ts";
 import { type LoadedRun, loadRun } from "../data/run.ts";
-import { type OodReport, scoresCsvColumn } from "../eval/evaluate.ts";
+import { type OodReport, REGRET_SCORE, scoresCsvColumn } from "../eval/evaluate.ts";
 import { displayName } from "../eval/test_sets.ts";
-import { scoreSet } from "../eval/score_set.ts";
+import { regretSet, scoreSet } from "../eval/score_set.ts";
 import { readUserImages, scoreImages } from "../eval/user_images.ts";
 import { thresholdAtFpr } from "../eval/metrics.ts";
 import { dispose } from "../kernels/tensor.ts";
@@ -24,7 +25,9 @@ const USAGE = `usage: deno task score --run DIR --input FILE [--input FILE ...] 
   --run DIR              a run directory written by 'deno task train' (required)
   --input FILE           a 28x28 grayscale PNG (bright strokes on black, like MNIST) or an IDX image file;
                          repeat for more files (required)
-  --score NAME           elbo, llr>1, ..., llr_optk, llr_ada (default llr_ada); higher = more OOD
+  --score NAME           elbo, llr>1, ..., llr_optk, llr_ada (default llr_ada), or regret (Likelihood
+                         Regret, implies --regret: calibrate it on few images, e.g.
+                         --calibration-limit 500); higher = more OOD
   --fpr X                target false-positive rate on the in-distribution test set (default 0.05)
   --calibration-limit N  calibrate on the first N in-distribution test images (default: all 10000)
   --json                 one JSON object per image instead of a table (with every score in "scores")
@@ -48,7 +51,14 @@ const runDir = pathFlag("score", USAGE, "run", flags.run) ??
   usageError("score", USAGE, "--run DIR is required");
 if (!flags.input?.length) usageError("score", USAGE, "--input FILE is required (PNG or IDX)");
 const inputs = flags.input.map((f) => pathFlag("score", USAGE, "input", f)!);
-const options = evaluationOptions("score", USAGE, flags, flags["calibration-limit"], "calibration-limit");
+// --score regret asks for the regret: its settings come from the --regret-* flags.
+const options = evaluationOptions(
+  "score",
+  USAGE,
+  { ...flags, regret: flags.regret === true || flags.score === REGRET_SCORE },
+  flags["calibration-limit"],
+  "calibration-limit",
+);
 options.dataDir = pathFlag("score", USAGE, "data-dir", flags["data-dir"]);
 const fpr = numberFlag("score", USAGE, "fpr", flags.fpr, 0);
 if (fpr > 1) usageError("score", USAGE, `--fpr must be at most 1, got '${flags.fpr}'`);
@@ -65,8 +75,9 @@ try {
   Deno.exit(1);
 }
 const L = run.config.model.layers.length;
-if (!scoreNames(L).includes(flags.score)) {
-  usageError("score", USAGE, `--score must be one of ${scoreNames(L).join(", ")}, got '${flags.score}'`);
+const names = [...scoreNames(L), REGRET_SCORE];
+if (!names.includes(flags.score)) {
+  usageError("score", USAGE, `--score must be one of ${names.join(", ")}, got '${flags.score}'`);
 }
 const { height, width } = run.config.model.image;
 
@@ -78,7 +89,8 @@ async function calibrationScores(): Promise<{ values: Float64Array; source: stri
     const same = report.samples === options.samples && report.iw === options.iw &&
       report.generate === options.generate && report.batchSize === options.batchSize &&
       options.limit === undefined &&
-      report.diagnostics[inName]?.images >= 10000;
+      report.diagnostics[inName]?.images >= 10000 &&
+      (flags.score !== REGRET_SCORE || JSON.stringify(report.regret) === JSON.stringify(options.regret));
     if (same) {
       const values = scoresCsvColumn(await Deno.readTextFile(`${run.dir}/scores.csv`), inName, flags.score!);
       if (values.length > 0 && values.every(Number.isFinite)) {
@@ -96,12 +108,16 @@ async function calibrationScores(): Promise<{ values: Float64Array; source: stri
         displayName(inName)
       } test images (run 'deno task ood' once to reuse its scores)`,
     );
-    const scores = await scoreSet(run.params, run.config.model, set, {
-      ...options,
-      seed: run.config.training.seed,
-    });
+    const seed = run.config.training.seed;
+    const values = flags.score === REGRET_SCORE
+      ? await regretSet(run.params, run.config.model, set, {
+        ...options.regret!,
+        seed,
+        batchSize: options.batchSize,
+      })
+      : (await scoreSet(run.params, run.config.model, set, { ...options, seed })).scores[flags.score!];
     return {
-      values: scores.scores[flags.score!],
+      values,
       source: `${displayName(inName)} test, ${set.count} images from ${split.source}`,
     };
   } finally {

@@ -14,9 +14,11 @@ import { presetConfig } from "../models/presets.ts";
 import { elboUnder, iwBound, likelihoodRegret, modelPosterior } from "../models/regret.ts";
 import { createRng } from "../models/rng.ts";
 import { regretEstimateKeys } from "../models/streams.ts";
+import { encodeIdx } from "../data/idx.ts";
+import { encodePng } from "../data/png.ts";
 import { runTask } from "./commands.ts";
 import { assertClose, gpuTest } from "./helpers.ts";
-import { syntheticBatch } from "./synthetic.ts";
+import { syntheticBatch, syntheticPixels } from "./synthetic.ts";
 
 const keyOf = (stream: number) => ({ seed: 4, stream, offset: 2 });
 
@@ -96,24 +98,56 @@ for (const preset of ["tiny", "tiny-biva"]) {
   });
 }
 
-gpuTest("regret: deno task ood --regret adds the score to ood.json, scores.csv and the tables", async () => {
-  const run = await Deno.makeTempDir();
-  const trained = await runTask("train", [
-    ...["--preset", "tiny", "--train-limit", "128", "--batch-size", "64", "--epochs", "1", "--no-eval"],
-    ...["--out", run],
-  ]);
-  assert.equal(trained.code, 0, trained.out + trained.err);
-  const flags = ["--run", run, "--limit", "16", "--eval-batch-size", "8"];
-  const r = await runTask("ood", [...flags, "--regret", "--regret-steps", "3", "--regret-iw", "2"]);
-  assert.equal(r.code, 0, r.out + r.err);
-  assert.match(r.out, /\n {2}regret +\d+\.\d +\d+\.\d +\d+\.\d/);
-  const report = JSON.parse(await Deno.readTextFile(`${run}/ood.json`));
-  assert.deepEqual(report.regret, { steps: 3, lr: 1e-2, iw: 2 });
-  assert.ok(report.results.some((x: { score: string }) => x.score === "regret"));
-  const head = (await Deno.readTextFile(`${run}/scores.csv`)).split("\n")[0].split(",");
-  assert.ok(head.includes("regret"), head.join(","));
-  const bad = await runTask("ood", [...flags, "--regret", "--regret-lr", "0"]);
-  assert.equal(bad.code, 2);
-  assert.match(bad.err, /--regret-lr must be a positive number, got '0'/);
-  await Deno.remove(run, { recursive: true });
-});
+gpuTest(
+  "regret: deno task ood --regret adds the score to ood.json, scores.csv and the tables; score --regret",
+  async () => {
+    const run = await Deno.makeTempDir();
+    const trained = await runTask("train", [
+      ...["--preset", "tiny", "--train-limit", "128", "--batch-size", "64", "--epochs", "1", "--no-eval"],
+      ...["--out", run],
+    ]);
+    assert.equal(trained.code, 0, trained.out + trained.err);
+    const flags = ["--run", run, "--limit", "16", "--eval-batch-size", "8"];
+    const r = await runTask("ood", [...flags, "--regret", "--regret-steps", "3", "--regret-iw", "2"]);
+    assert.equal(r.code, 0, r.out + r.err);
+    assert.match(r.out, /\n {2}regret +\d+\.\d +\d+\.\d +\d+\.\d/);
+    const report = JSON.parse(await Deno.readTextFile(`${run}/ood.json`));
+    assert.deepEqual(report.regret, { steps: 3, lr: 1e-2, iw: 2 });
+    assert.ok(report.results.some((x: { score: string }) => x.score === "regret"));
+    const head = (await Deno.readTextFile(`${run}/scores.csv`)).split("\n")[0].split(",");
+    assert.ok(head.includes("regret"), head.join(","));
+    const bad = await runTask("ood", [...flags, "--regret", "--regret-lr", "0"]);
+    assert.equal(bad.code, 2);
+    assert.match(bad.err, /--regret-lr must be a positive number, got '0'/);
+
+    // deno task score: a user's image gets its regret, the same alone as third among others.
+    const pixels = syntheticPixels(3);
+    await Deno.writeFile(`${run}/one.png`, await encodePng(pixels.subarray(2 * 784), 28, 28));
+    await Deno.writeFile(`${run}/three.idx`, encodeIdx([3, 28, 28], pixels));
+    const scoreFlags = [
+      ...["--run", run, "--regret-steps", "3", "--regret-iw", "2", "--calibration-limit", "16"],
+      ...["--eval-batch-size", "8", "--json"],
+    ];
+    const alone = await runTask("score", [...scoreFlags, "--input", `${run}/one.png`, "--score", "regret"]);
+    assert.equal(alone.code, 0, alone.out + alone.err);
+    const [one] = alone.out.trim().split("\n").map((l) => JSON.parse(l));
+    assert.equal(one.score, "regret");
+    assert.ok(Number.isFinite(one.value) && Number.isFinite(one.threshold), JSON.stringify(one));
+    assert.equal(one.scores.regret, one.value);
+    const among = await runTask("score", [...scoreFlags, "--input", `${run}/three.idx`, "--regret"]);
+    assert.equal(among.code, 0, among.out + among.err);
+    const three = among.out.trim().split("\n").map((l) => JSON.parse(l));
+    assert.deepEqual(three.map((l) => l.score), ["llr_ada", "llr_ada", "llr_ada"]);
+    for (const l of three) assert.ok(Number.isFinite(l.scores.regret), JSON.stringify(l));
+    assertClose(
+      [three[2].scores.regret],
+      [one.value],
+      { rtol: 1e-4, atol: 1e-4 },
+      "regret alone vs among others",
+    );
+    // Without --regret no regret is computed.
+    const plain = await runTask("score", [...scoreFlags, "--input", `${run}/one.png`]);
+    assert.equal(JSON.parse(plain.out.trim()).scores.regret, undefined);
+    await Deno.remove(run, { recursive: true });
+  },
+);
