@@ -50,6 +50,7 @@ Deno.test("biva presets: the HVAE presets' backbones and latents, two per layer 
   for (const name of ["small", "tiny", "havtorn3", "paper3", "paper5"]) {
     const [hvae, biva] = [PRESETS[name](), PRESETS[`${name}-biva`]()];
     assert.equal(biva.inference, "bidirectional");
+    validateConfig(biva);
     assert.deepEqual(biva.layers.map((l) => l.latent), hvae.layers.map((l) => l.latent), name);
     const L = biva.layers.length;
     biva.layers.forEach((layer, l) => {
