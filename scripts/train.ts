@@ -314,14 +314,21 @@ await runCommand("train", async () => {
     }`,
   );
   if (backend.warning) console.error(`train: warning: ${backend.warning}`);
+  // How each wiring of models/hvae.ts reads in the log.
+  const INFERENCE_NAMES: Record<HvaeConfig["inference"], string> = {
+    ladder: "bottom-up inference (ladder)",
+    markov: "bottom-up inference through the samples",
+    topdown: "LVAE top-down inference",
+    bidirectional: "BIVA bidirectional inference (TD and BU latents under the top)",
+  };
   const latents = run.model.layers.map((l) =>
     l.latent.kind === "conv" ? `${l.latent.channels}ch` : `${l.latent.size}`
   );
   console.log(
     `train: model '${run.model.preset}': ${run.model.layers.length} latent layers [${latents.join(", ")}], ` +
-      `${run.model.channels} channels, ${run.model.activation}; training ${
-        JSON.stringify(t)
-      }; run directory ${dir}`,
+      `${run.model.channels} channels, ${run.model.activation}, ${
+        INFERENCE_NAMES[run.model.inference]
+      }; training ${JSON.stringify(t)}; run directory ${dir}`,
   );
 
   // Data: Fashion-MNIST train split, checked against the model before anything is written.
