@@ -402,7 +402,9 @@ export function initHvae(cfg: HvaeConfig, rng: Rng): HvaeParams {
   const decoder: HvaeParams["dec"] = {};
   const priors: HvaeParams["p"] = {};
   // The draws from `rng` happen in this order (stem, then per layer: encoder, projection, posterior
-  // head, decoder, projection, prior head; then the logits head): a seed gives the same weights.
+  // head, [BIVA: BU projection, fromTd, TD blocks, fromBu, TD head,] decoder, projection, prior head;
+  // then the logits head): a seed gives the same weights, and BIVA's extra draws leave the other
+  // wirings' weights as they were.
   if (cfg.stem) encoder.stem = initConv(cfg.stem.kernel, 1, C, rng, wn);
   cfg.layers.forEach((layer, l) => {
     const stage: StageParams = initBlocks(layer.encoder, cfg, rng);
