@@ -27,6 +27,10 @@ import { type KeyOf, priorSampleKey, scoringKeys, TEST_BINARIZATION } from "../m
 /** The keys of `keyOf`, made row-invariant: every image of a batch draws what the first would. */
 const aloneKeys = (keyOf: KeyOf): KeyOf => (stream) => ({ ...keyOf(stream), rowInvariant: true });
 
+/** The evaluation binarisation, row-invariant when every image counts as if alone. */
+const testBinarization = (alone: boolean) =>
+  alone ? { ...TEST_BINARIZATION, rowInvariant: true } : TEST_BINARIZATION;
+
 /** Settings of `scoreSet`. */
 export interface ScoreSetOptions {
   /** The run's seed. */
@@ -64,12 +68,7 @@ export async function scoreSet(
     noGrad(() =>
       scope(() => {
         const alone = o.eachImageAlone === true;
-        const x = inputBatch(
-          set,
-          ids,
-          alone ? { ...TEST_BINARIZATION, rowInvariant: true } : TEST_BINARIZATION,
-          likelihoodOf(cfg),
-        );
+        const x = inputBatch(set, ids, testBinarization(alone), likelihoodOf(cfg));
         const rows: Tensor[] = [];
         for (let p = 0; p < passes; p++) {
           rows.push(scope(() =>
@@ -189,12 +188,7 @@ export async function regretSet(
     scope(() => {
       const ids = Uint32Array.from({ length: Math.min(o.batchSize, set.count - at) }, (_, i) => at + i);
       const alone = o.eachImageAlone === true;
-      const x = inputBatch(
-        set,
-        ids,
-        alone ? { ...TEST_BINARIZATION, rowInvariant: true } : TEST_BINARIZATION,
-        likelihoodOf(cfg),
-      );
+      const x = inputBatch(set, ids, testBinarization(alone), likelihoodOf(cfg));
       return likelihoodRegret(params, cfg, x, {
         steps: o.steps,
         lr: o.lr,

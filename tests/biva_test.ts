@@ -27,7 +27,7 @@ import {
 import { presetConfig, PRESETS } from "../models/presets.ts";
 import { createRng } from "../models/rng.ts";
 import { sigmaOf } from "./reference.ts";
-import { runTask } from "./commands.ts";
+import { trainTinyRun } from "./commands.ts";
 import { directionalCheck, trainingLosses } from "./gradient_check.ts";
 import { assertClose, gpuTest } from "./helpers.ts";
 import { syntheticBatch } from "./synthetic.ts";
@@ -186,13 +186,7 @@ gpuTest("biva: training steps lower the loss", async () => {
 });
 
 gpuTest("biva: deno task train --preset tiny-biva, then every score and the KL per layer", async () => {
-  const run = await Deno.makeTempDir();
-  const trained = await runTask("train", [
-    ...["--preset", "tiny-biva", "--train-limit", "128", "--batch-size", "64", "--epochs", "1"],
-    ...["--eval-limit", "24", "--eval-batch-size", "12", "--out", run],
-  ]);
-  assert.equal(trained.code, 0, trained.out + trained.err);
-  const report = JSON.parse(await Deno.readTextFile(`${run}/ood.json`));
+  const { dir, report, config } = await trainTinyRun("tiny-biva");
   assert.deepEqual(
     report.results.map((r: { score: string }) => r.score),
     ["elbo", "llr>1", "llr>2", "llr_optk", "llr_ada"],
@@ -201,6 +195,6 @@ gpuTest("biva: deno task train --preset tiny-biva, then every score and the KL p
   const kl = report.diagnostics["fashion-mnist"].kl;
   assert.equal(kl.length, 3);
   for (const v of kl) assert.ok(Number.isFinite(v) && v >= 0, `KL ${v}`);
-  assert.equal(JSON.parse(await Deno.readTextFile(`${run}/config.json`)).model.inference, "bidirectional");
-  await Deno.remove(run, { recursive: true });
+  assert.equal(config.model.inference, "bidirectional");
+  await Deno.remove(dir, { recursive: true });
 });

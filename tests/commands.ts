@@ -75,3 +75,31 @@ export async function interruptAfter(
   await child.stderr.cancel();
   return { code: (await child.status).code, out };
 }
+
+/** A run trained and evaluated by `trainTinyRun`: its directory, ood.json and config.json. */
+export interface TinyRun {
+  /** The run directory (a temporary one: remove it when done). */
+  dir: string;
+  // deno-lint-ignore no-explicit-any
+  report: any;
+  // deno-lint-ignore no-explicit-any
+  config: any;
+}
+
+/**
+ * `deno task train --preset <preset>` on 128 training images for one epoch, then its evaluation on 24
+ * test images of each set (batches of 12): the end-to-end check of each model variant.
+ */
+export async function trainTinyRun(preset: string): Promise<TinyRun> {
+  const dir = await Deno.makeTempDir();
+  const trained = await runTask("train", [
+    ...["--preset", preset, "--train-limit", "128", "--batch-size", "64", "--epochs", "1"],
+    ...["--eval-limit", "24", "--eval-batch-size", "12", "--out", dir],
+  ]);
+  if (trained.code !== 0) throw new Error(`train --preset ${preset} failed:\n${trained.out}${trained.err}`);
+  return {
+    dir,
+    report: JSON.parse(await Deno.readTextFile(`${dir}/ood.json`)),
+    config: JSON.parse(await Deno.readTextFile(`${dir}/config.json`)),
+  };
+}

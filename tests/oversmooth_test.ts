@@ -13,7 +13,7 @@ import { initHvae, logLikelihood } from "../models/hvae.ts";
 import { presetConfig } from "../models/presets.ts";
 import { createRng } from "../models/rng.ts";
 import { imageSetFromPixels, inputBatch } from "../data/loader.ts";
-import { runTask } from "./commands.ts";
+import { trainTinyRun } from "./commands.ts";
 import { directionalCheck, trainingLosses } from "./gradient_check.ts";
 import { assertClose, gpuTest } from "./helpers.ts";
 import { sigmaOf } from "./reference.ts";
@@ -76,13 +76,7 @@ gpuTest("oversmooth: training lowers the loss and learns sigma_x", async () => {
 gpuTest(
   "oversmooth: deno task train --preset tiny-oversmooth, then every score; bits/dim count the bins",
   async () => {
-    const run = await Deno.makeTempDir();
-    const trained = await runTask("train", [
-      ...["--preset", "tiny-oversmooth", "--train-limit", "128", "--batch-size", "64", "--epochs", "1"],
-      ...["--eval-limit", "24", "--eval-batch-size", "12", "--out", run],
-    ]);
-    assert.equal(trained.code, 0, trained.out + trained.err);
-    const report = JSON.parse(await Deno.readTextFile(`${run}/ood.json`));
+    const { dir: run, report } = await trainTinyRun("tiny-oversmooth");
     for (const r of report.results) assert.ok(r.auroc >= 0 && r.auroc <= 1, r.score);
     const d = report.diagnostics["fashion-mnist"];
     // -log2 p(8-bit image) / D = the density's bits + 8, and a density on [0, 1) can give negative nats.
