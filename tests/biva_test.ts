@@ -10,8 +10,7 @@
 import assert from "node:assert/strict";
 import * as ops from "../autograd/ops.ts";
 import { valueAndGrad } from "../autograd/tape.ts";
-import { keep, read, readAll, readScalar, scope } from "../kernels/tensor.ts";
-import { adamInit } from "../models/adam.ts";
+import { read, readAll, readScalar, scope } from "../kernels/tensor.ts";
 import {
   encode,
   flattenParams,
@@ -27,8 +26,7 @@ import {
 import { presetConfig, PRESETS } from "../models/presets.ts";
 import { createRng } from "../models/rng.ts";
 import { sigmaOf } from "./reference.ts";
-import { trainTinyRun } from "./commands.ts";
-import { directionalCheck, trainingLosses } from "./gradient_check.ts";
+import { inferenceVariantTests } from "./inference_variant_tests.ts";
 import { assertClose, gpuTest } from "./helpers.ts";
 import { syntheticBatch } from "./synthetic.ts";
 
@@ -171,30 +169,4 @@ gpuTest(
   },
 );
 
-gpuTest("biva: ELBO and informative loss gradients match finite differences", async () => {
-  await directionalCheck(cfg, "elbo", 0, 1);
-  await directionalCheck(cfg, "informative", 0, 1);
-  await directionalCheck(cfg, "elbo", 2, 0.5);
-});
-
-gpuTest("biva: training steps lower the loss", async () => {
-  const params = keep(initHvae(cfg, createRng(19)));
-  const adam = adamInit(params);
-  const x = keep(syntheticBatch(16));
-  const losses = await trainingLosses(cfg, params, adam, x, { loss: "informative", lr: 3e-3, steps: 12 });
-  assert.ok(losses[11] < losses[0] - 5, `loss ${losses[0]} -> ${losses[11]}`);
-});
-
-gpuTest("biva: deno task train --preset tiny-biva, then every score and the KL per layer", async () => {
-  const { dir, report, config } = await trainTinyRun("tiny-biva");
-  assert.deepEqual(
-    report.results.map((r: { score: string }) => r.score),
-    ["elbo", "llr>1", "llr>2", "llr_optk", "llr_ada"],
-  );
-  for (const r of report.results) assert.ok(r.auroc >= 0 && r.auroc <= 1, r.score);
-  const kl = report.diagnostics["fashion-mnist"].kl;
-  assert.equal(kl.length, 3);
-  for (const v of kl) assert.ok(Number.isFinite(v) && v >= 0, `KL ${v}`);
-  assert.equal(config.model.inference, "bidirectional");
-  await Deno.remove(dir, { recursive: true });
-});
+inferenceVariantTests("biva", "tiny-biva", "bidirectional");
