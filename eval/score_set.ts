@@ -22,10 +22,7 @@ import {
   packPasses,
   partialElbos,
 } from "../models/scores.ts";
-import { type KeyOf, priorSampleKey, scoringKeys, TEST_BINARIZATION } from "../models/streams.ts";
-
-/** The keys of `keyOf`, made row-invariant: every image of a batch draws what the first would. */
-const aloneKeys = (keyOf: KeyOf): KeyOf => (stream) => ({ ...keyOf(stream), rowInvariant: true });
+import { priorSampleKey, rowInvariantKeys, scoringKeys, TEST_BINARIZATION } from "../models/streams.ts";
 
 /** The evaluation binarisation, row-invariant when every image counts as if alone. */
 const testBinarization = (alone: boolean) =>
@@ -75,7 +72,7 @@ export async function scoreSet(
             packPasses(
               partialElbos(params, cfg, x, {
                 keyOf: alone
-                  ? aloneKeys(scoringKeys(o.seed, 0, passes, p))
+                  ? rowInvariantKeys(scoringKeys(o.seed, 0, passes, p))
                   : scoringKeys(o.seed, batch, passes, p),
                 generate: o.generate,
               }),

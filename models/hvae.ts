@@ -663,7 +663,7 @@ export function encode(
     }
     h = last(runBlocks(stage, layer.encoder, h, cfg)) ?? h;
     const q = head(posteriorHead(params, l), layer.latent, h, cfg);
-    const merged = cfg.inference === "topdown" && l < cfg.layers.length - 1;
+    const merged = cfg.inference === "topdown" && l < L - 1;
     const z = l < meanBelow || merged
       ? q.mu
       : reparameterize(q.mu, q.u, keyOf(posteriorStream(l)), cfg.sigma);

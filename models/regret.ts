@@ -36,7 +36,13 @@ import {
   perImage,
   posteriorTopDown,
 } from "./hvae.ts";
-import { type KeyOf, posteriorStream, regretEstimateKeys, regretFitKeys } from "./streams.ts";
+import {
+  type KeyOf,
+  posteriorStream,
+  regretEstimateKeys,
+  regretFitKeys,
+  rowInvariantKeys,
+} from "./streams.ts";
 
 /** Settings of `likelihoodRegret`. */
 export interface RegretOptions {
@@ -61,7 +67,7 @@ export interface RegretOptions {
 function regretKeys(o: RegretOptions) {
   const alone = o.eachImageAlone === true;
   const batch = alone ? 0 : o.batch;
-  const wrap = (keyOf: KeyOf): KeyOf => alone ? (s) => ({ ...keyOf(s), rowInvariant: true }) : keyOf;
+  const wrap = (keyOf: KeyOf): KeyOf => alone ? rowInvariantKeys(keyOf) : keyOf;
   return {
     estimate: (k: number) => wrap(regretEstimateKeys(o.seed, batch, o.iw, k)),
     fit: (step: number) => wrap(regretFitKeys(o.seed, batch, o.steps, step)),

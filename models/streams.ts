@@ -73,6 +73,14 @@ export const STREAM = {
 /** A pass's key maker: the key of its (relative) stream s. */
 export type KeyOf = (stream: number) => RandomKey;
 
+/**
+ * `keyOf`'s keys made row-invariant (kernels/philox.ts): every image of a batch draws what the first
+ * would, so an image scored "as if alone" draws the same whatever images come with it.
+ */
+export function rowInvariantKeys(keyOf: KeyOf): KeyOf {
+  return (stream) => ({ ...keyOf(stream), rowInvariant: true });
+}
+
 /** The keys of training step `step` of a run with `seed`. */
 export function trainingKeys(seed: number, step: number): KeyOf {
   return (stream) => ({ seed, stream: PASS_BASE.training + stream, offset: step });
