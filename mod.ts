@@ -100,6 +100,7 @@ export {
   lessEqual,
   log,
   log1p,
+  logisticMixtureLogLik,
   logsumexp,
   matmul,
   max,
@@ -137,10 +138,20 @@ export {
 } from "./autograd/ops.ts";
 export type { MatmulOptions } from "./kernels/matmul.ts";
 export { type Conv2dOptions, type Padding2d, samePadding } from "./kernels/conv_geometry.ts";
-export { SIGMA_LOG2, SIGMA_SOFTPLUS, type SigmaMap } from "./kernels/distributions.ts";
+export { SIGMA_LOG2, SIGMA_SOFTPLUS, type SigmaMap, unitScaleU } from "./kernels/distributions.ts";
 export type { PoolDivisor } from "./kernels/avgpool.ts";
 export type { RandomKey } from "./kernels/philox.ts";
-export { bernoulli, binarize, dequantize, normal, packBytes, randomBits, uniform } from "./kernels/random.ts";
+export {
+  bernoulli,
+  binarize,
+  type ByteImageMode,
+  dequantize,
+  normal,
+  packBytes,
+  randomBits,
+  scaledLevels,
+  uniform,
+} from "./kernels/random.ts";
 export {
   grad,
   noGrad,
@@ -189,9 +200,6 @@ export {
   initHvaeFromData,
   type LatentSpec,
   type LayerSpec,
-  likelihoodOf,
-  logLikelihood,
-  meanImage,
   type Objective,
   type ObjectiveOptions,
   type Posterior,
@@ -202,6 +210,19 @@ export {
   type StageParams,
   type TopDown,
 } from "./models/hvae.ts";
+export {
+  headOutput,
+  type Likelihood,
+  LIKELIHOOD_NAMES,
+  type LikelihoodName,
+  likelihoodOf,
+  LIKELIHOODS,
+  logLikelihood,
+  meanImage,
+  type Reconstruction,
+  reconstruction,
+  withLikelihood,
+} from "./models/likelihood.ts";
 export { elboUnder, iwBound, likelihoodRegret, modelPosterior, type RegretOptions } from "./models/regret.ts";
 export { presetConfig, PRESETS } from "./models/presets.ts";
 export type { KeyOf } from "./models/streams.ts";

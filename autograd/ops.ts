@@ -17,6 +17,7 @@ import { reduce } from "../kernels/reduce.ts";
 import { distribution, type DistributionOp, SIGMA_LOG2, type SigmaMap } from "../kernels/distributions.ts";
 import type { RandomKey } from "../kernels/philox.ts";
 import { avgPoolForward, type PoolDivisor } from "../kernels/avgpool.ts";
+import { logisticMixtureLogLik as logisticMixtureKernel } from "../kernels/logistic_mixture.ts";
 import { weightNormForward } from "../kernels/weightnorm.ts";
 import { normalizeAxes, type Shape } from "../kernels/shape.ts";
 import type { Tensor } from "../kernels/tensor.ts";
@@ -299,6 +300,15 @@ export function precisionWeighted(
 /** log p(x | logits) = x l - softplus(l) per element, for x in {0, 1}. */
 export function bernoulliLogLik(logits: Tensor, x: Tensor): Tensor {
   return dist("bernoulliLogLik", [logits, x], SIGMA_LOG2);
+}
+
+/**
+ * log p(x | params) per pixel of the discretized logistic mixture with `components` components
+ * (kernels/logistic_mixture.ts): params [..., 3K] (logits, means, log-scales), x [..., 1] the levels
+ * as 2v/255 - 1; returns [..., 1]. Differentiable in params (x is data: no gradient).
+ */
+export function logisticMixtureLogLik(params: Tensor, x: Tensor, components: number): Tensor {
+  return record("logisticMixture", [params, x], logisticMixtureKernel(params, x, components), { components });
 }
 
 /**

@@ -22,6 +22,7 @@ import { reduce } from "../kernels/reduce.ts";
 import { type DistributionOp, distributionVjp, type SigmaMap } from "../kernels/distributions.ts";
 import type { RandomKey } from "../kernels/philox.ts";
 import { avgPoolBackward, type PoolDivisor } from "../kernels/avgpool.ts";
+import { logisticMixtureVjp } from "../kernels/logistic_mixture.ts";
 import { weightNormBackward } from "../kernels/weightnorm.ts";
 import { broadcastAxes, normalizeAxes, type Shape, sizeOf } from "../kernels/shape.ts";
 import { isTensor, type Tensor } from "../kernels/tensor.ts";
@@ -222,6 +223,12 @@ export const VJP = {
     const grads = distributionVjp(op, g, inputs.map(t), needs, sigma, key);
     return grads.map((d, k) => d ? sumTo(d, t(inputs[k]).shape) : null);
   },
+  // The 8-bit likelihood: one fused kernel per pixel gives the cotangent of all 3K head outputs
+  // (kernels/logistic_mixture.ts); the images are data and get none.
+  logisticMixture: ({ g, inputs: [params, x], attrs, needs }) => [
+    needs[0] ? logisticMixtureVjp(g, t(params), t(x), attrs.components as number) : null,
+    null,
+  ],
 } satisfies Record<string, Rule>;
 
 export type PrimitiveName = keyof typeof VJP;

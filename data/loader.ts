@@ -9,7 +9,7 @@
  * keeps one fixed key, so it is binarised the same way in every batch and every run.
  */
 
-import { binarize, dequantize, packBytes } from "../kernels/random.ts";
+import { binarize, type ByteImageMode, dequantize, packBytes, scaledLevels } from "../kernels/random.ts";
 import type { RandomKey } from "../kernels/philox.ts";
 import { reshape } from "../kernels/movement.ts";
 import { keep, type Tensor, tensor } from "../kernels/tensor.ts";
@@ -91,22 +91,25 @@ export function imageSetFromPixels(
 
 /** Binarised images [B, height, width, 1] (NHWC) for the given image indices. */
 export function binarizedBatch(set: ImageSet, indices: Uint32Array, key: RandomKey): Tensor {
-  return inputBatch(set, indices, key, "bernoulli");
+  return inputBatch(set, indices, key, "binarize");
 }
 
 /**
- * The model's input for the given image indices, [B, height, width, 1] (NHWC): binarised images for
- * the Bernoulli likelihood, uniformly dequantised ones in [0, 1) for the Gaussian (kernels/random.ts).
- * The same key gives the same images in any batch.
+ * The model's input for the given image indices, [B, height, width, 1] (NHWC), as the likelihood
+ * reads its images (`Likelihood.input`, models/likelihood.ts; kernels/random.ts): binarised for the
+ * Bernoulli, uniformly dequantised in [0, 1) for the Gaussian, the 8-bit levels as 2v/255 - 1 for the
+ * logistic mixture. The same key gives the same images in any batch (the levels need none).
  */
 export function inputBatch(
   set: ImageSet,
   indices: Uint32Array,
   key: RandomKey,
-  likelihood: "bernoulli" | "gaussian" = "bernoulli",
+  mode: ByteImageMode = "binarize",
 ): Tensor {
   const rowBytes = set.height * set.width;
-  const view = likelihood === "gaussian" ? dequantize : binarize;
-  const flat = view(set.bytes, tensor(indices, [indices.length], "u32"), rowBytes, key);
+  const rows = tensor(indices, [indices.length], "u32");
+  const flat = mode === "levels"
+    ? scaledLevels(set.bytes, rows, rowBytes)
+    : (mode === "dequantize" ? dequantize : binarize)(set.bytes, rows, rowBytes, key);
   return reshape(flat, [indices.length, set.height, set.width, 1]);
 }

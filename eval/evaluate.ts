@@ -18,7 +18,7 @@ import type { LoadedRun } from "../data/run.ts";
 import { completedEpochs } from "../data/run_dir.ts";
 import { writeFilesAtomic } from "../data/files.ts";
 import { type GenerateMode, type ImageScores, passColumns, scoreNames } from "../models/scores.ts";
-import { likelihoodOf } from "../models/hvae.ts";
+import { type Likelihood, likelihoodOf } from "../models/likelihood.ts";
 import { type Detection, detectionMetrics } from "./metrics.ts";
 import { histogramSvg, rocSvg } from "./plots.ts";
 import { imageGrid } from "./grid.ts";
@@ -131,13 +131,14 @@ const mean = (xs: ArrayLike<number>) => {
 };
 
 /**
- * The diagnostics of a scored set. With the Gaussian likelihood (dequantised images) the model's
- * values are densities on [0, 1)^D; the negative log-likelihoods here are of the 8-bit images, the
- * density's plus D ln 256 (Theis et al. 2016), so bits per dimension count the bins too.
+ * The diagnostics of a scored set. With a density on dequantised images (the Gaussian likelihood)
+ * the negative log-likelihoods here are of the 8-bit images, the density's plus D ln 256 (Theis et
+ * al. 2016; `Likelihood.binNatsPerDim`), so bits per dimension count the bins too; the logistic
+ * mixture's are probabilities of the levels already, and bits per dimension compare with the paper's.
  */
-function diagnosticsOf(s: ImageScores, pixels: number, likelihood: "bernoulli" | "gaussian"): Diagnostics {
+function diagnosticsOf(s: ImageScores, pixels: number, likelihood: Likelihood): Diagnostics {
   const L = s.ll.length;
-  const bins = likelihood === "gaussian" ? pixels * Math.log(256) : 0;
+  const bins = pixels * likelihood.binNatsPerDim;
   const nll = -mean(s.partialElbo[0]) + bins;
   return {
     images: s.count,
@@ -490,7 +491,7 @@ export async function evaluateRun(run: LoadedRun, o: EvaluationOptions): Promise
     log(
       `ood: reconstructions.png: columns are ${displayName(inName)} then ${
         displayName(setNames[0])
-      } test images; rows are the binarised input, then p(x | z>k) for k = 0..${L - 1}`,
+      } test images; rows are ${likelihoodOf(cfg).inputCaption}, then p(x | z>k) for k = 0..${L - 1}`,
     );
     return report;
   } finally {

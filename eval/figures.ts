@@ -12,7 +12,8 @@
 import { type ImageSet, inputBatch } from "../data/loader.ts";
 import { noGrad } from "../autograd/tape.ts";
 import { dispose, readAll, scope } from "../kernels/tensor.ts";
-import { type HvaeConfig, type HvaeParams, likelihoodOf, posteriorMeans } from "../models/hvae.ts";
+import { type HvaeConfig, type HvaeParams, posteriorMeans } from "../models/hvae.ts";
+import { likelihoodOf } from "../models/likelihood.ts";
 import { TEST_BINARIZATION } from "../models/streams.ts";
 import type { CurvePoint } from "./curves.ts";
 import { scoresCsvColumn } from "./evaluate.ts";
@@ -156,7 +157,7 @@ export async function latentFigure(
   const ids = Uint32Array.from({ length: Math.min(count, set.count) }, (_, i) => i);
   const means = noGrad(() =>
     scope(() => {
-      const x = inputBatch(set, ids, TEST_BINARIZATION, likelihoodOf(cfg));
+      const x = inputBatch(set, ids, TEST_BINARIZATION, likelihoodOf(cfg).input);
       return posteriorMeans(params, cfg, x);
     })
   );

@@ -13,7 +13,8 @@ import { noGrad } from "../autograd/tape.ts";
 import { dispose, dryRun, read, readAll, scope, type Tensor } from "../kernels/tensor.ts";
 import { likelihoodRegret } from "../models/regret.ts";
 import { type ImageSet, inputBatch } from "../data/loader.ts";
-import { generate, type HvaeConfig, type HvaeParams, likelihoodOf, meanImage } from "../models/hvae.ts";
+import { generate, type HvaeConfig, type HvaeParams } from "../models/hvae.ts";
+import { likelihoodOf, meanImage } from "../models/likelihood.ts";
 import {
   combinePasses,
   emptyScores,
@@ -65,7 +66,7 @@ export async function scoreSet(
     noGrad(() =>
       scope(() => {
         const alone = o.eachImageAlone === true;
-        const x = inputBatch(set, ids, testBinarization(alone), likelihoodOf(cfg));
+        const x = inputBatch(set, ids, testBinarization(alone), likelihoodOf(cfg).input);
         const rows: Tensor[] = [];
         for (let p = 0; p < passes; p++) {
           rows.push(scope(() =>
@@ -103,8 +104,9 @@ export async function scoreSet(
 }
 
 /**
- * Gray images in [0, 1] for a reconstruction grid: per image, the binarised input, then the
- * means of p(x | z_{>k}) for k = 0..L-1 (`meanImage`: sigmoid(logits) for the Bernoulli; one pass, prior means below k).
+ * Gray images in [0, 1] for a reconstruction grid: per image, the model's input (binarised, or the
+ * 8-bit levels), then the means of p(x | z_{>k}) for k = 0..L-1 (`meanImage`, models/likelihood.ts;
+ * one pass, prior means below k).
  * Returns rows[image][0..L] of H*W arrays.
  */
 export async function reconstructions(
@@ -117,9 +119,9 @@ export async function reconstructions(
 ): Promise<Float32Array[][]> {
   const tensors = noGrad(() =>
     scope(() => {
-      const x = inputBatch(set, indices, TEST_BINARIZATION, likelihoodOf(cfg));
+      const x = inputBatch(set, indices, TEST_BINARIZATION, likelihoodOf(cfg).input);
       const p = partialElbos(params, cfg, x, { keyOf: scoringKeys(seed, 0, 1, 0), generate });
-      return [x, ...p.logits.map((l) => meanImage(cfg, l))];
+      return [likelihoodOf(cfg).shownInput(x), ...p.logits.map((l) => meanImage(cfg, l))];
     })
   );
   const values = await readAll(tensors);
@@ -133,7 +135,7 @@ export async function reconstructions(
 
 /**
  * `count` samples from the generative model (Fig. 9): z_L ~ N(0, I), then z_l ~ p(z_l | z_{l+1}) down
- * to z_1, then the Bernoulli means of p(x | z_1). Returns `count` H*W arrays in [0, 1].
+ * to z_1, then the means of p(x | z_1) (`meanImage`). Returns `count` H*W arrays in [0, 1].
  */
 export async function priorSamples(
   params: HvaeParams,
@@ -185,7 +187,7 @@ export async function regretSet(
     scope(() => {
       const ids = Uint32Array.from({ length: Math.min(o.batchSize, set.count - at) }, (_, i) => at + i);
       const alone = o.eachImageAlone === true;
-      const x = inputBatch(set, ids, testBinarization(alone), likelihoodOf(cfg));
+      const x = inputBatch(set, ids, testBinarization(alone), likelihoodOf(cfg).input);
       return likelihoodRegret(params, cfg, x, {
         steps: o.steps,
         lr: o.lr,

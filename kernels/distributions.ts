@@ -53,6 +53,12 @@ export const SIGMA_LOG2: SigmaMap = { beta: Math.LN2, offset: 0, floor: 1e-6 };
 /** softplus(u) + 1e-3 (the `small` preset's map). */
 export const SIGMA_SOFTPLUS: SigmaMap = { beta: 1, offset: 1e-3, floor: 0 };
 
+/** u with sigma(u) = 1 under the map (the standard normal prior of the top layer, a unit scale). */
+export function unitScaleU(map: SigmaMap): number {
+  // softplus(beta u) / beta + offset = 1  <=>  u = log(exp(beta (1 - offset)) - 1) / beta
+  return Math.log(Math.expm1(map.beta * (1 - map.offset))) / map.beta;
+}
+
 interface Row {
   inputs: readonly string[];
   /**

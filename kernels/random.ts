@@ -84,8 +84,11 @@ export function bernoulli(p: Tensor, key: RandomKey): Tensor {
   return draw("bernoulli", p.shape, key, [p]);
 }
 
-/** What `imagesFromBytes` makes of a byte: a Bernoulli bit, or a uniformly dequantised value. */
-export type ByteImageMode = "binarize" | "dequantize";
+/**
+ * What `imagesFromBytes` makes of a byte: a Bernoulli bit, a uniformly dequantised value, or the
+ * level itself on [-1, 1] ("levels": no randomness, the key is unused).
+ */
+export type ByteImageMode = "binarize" | "dequantize" | "levels";
 
 const byteImageSpec = (mode: ByteImageMode, key: RandomKey): KernelSpec =>
   memoSpec(`${mode}${keyVariant(key)}`, () => ({
@@ -106,6 +109,9 @@ ${elementwiseMain()}
 #if ${mode === "binarize"}
   // u < byte / 255 exactly, in integers: u24 * 255 < byte * 2^24.
   Out[i] = select(0.0, 1.0, u24 * 255u < (byte << 24u));
+#elif ${mode === "levels"}
+  // The 8-bit level v as x = 2v/255 - 1 (the discretized logistic mixture's input and target).
+  Out[i] = f32(byte) * ${2 / 255} - 1.0;
 #else
   // (byte + u) / 256 with u uniform in [0, 1): a density on [0, 1) whose bin of width 1/256 is the byte.
   Out[i] = (f32(byte) + f32(u24) * 5.9604644775390625e-8) * 0.00390625;
@@ -159,6 +165,14 @@ export function binarize(bytes: Tensor, rows: Tensor, rowBytes: number, key: Ran
  */
 export function dequantize(bytes: Tensor, rows: Tensor, rowBytes: number, key: RandomKey): Tensor {
   return imagesFromBytes("dequantize", bytes, rows, rowBytes, key);
+}
+
+/**
+ * The 8-bit levels as they are, x = 2v/255 - 1 in [-1, 1], gathered like `binarize` (no draw): the
+ * input and the target of the discretized logistic mixture likelihood (models/likelihood.ts).
+ */
+export function scaledLevels(bytes: Tensor, rows: Tensor, rowBytes: number): Tensor {
+  return imagesFromBytes("levels", bytes, rows, rowBytes, { seed: 0, stream: 0, offset: 0 });
 }
 
 /** Packs u8 values into u32 words, little-endian (the layout `binarize` reads; hosts are little-endian). */

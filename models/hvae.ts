@@ -25,7 +25,8 @@
  *             reads their concatenation.
  * Generation is top-down: p(z_L) = N(0, I); for each layer l, d_l = dec_l(proj_l(z_l)) (with skips:
  * decoder block j also reads block j of the stage above, upsampled); the prior head of layer l - 1
- * reads act(d_l); the bottom layer's features give the Bernoulli logits of p(x | z_1).
+ * reads act(d_l); the bottom layer's features give p(x | z_1) through the likelihood head
+ * (models/likelihood.ts: Bernoulli logits, a Gaussian's mean, or a logistic mixture's 3K channels).
  * Gaussian heads output (mu, u) and sigma = sigma(u) (the preset's map, kernels/distributions.ts).
  *
  * Parameter names (checkpoint keys, the dotted paths of the tree):
@@ -38,33 +39,30 @@
  *   p.zL.{weight,bias}                       prior head of z_L (reads dec.stage(L+1)), L < top
  *   enc.stageL.fromTd, encTd.stageL.{blockB...,fromBu}, qTd.zL   BIVA's 1x1 path joins, top-down
  *                                            inference stack and estimate heads (layers under the top)
- *   out.{weight,bias}                        the Bernoulli logits head (reads dec.stage1)
+ *   out.{weight,gain?,bias}                  the likelihood head (reads dec.stage1; models/likelihood.ts)
+ *   likelihood.u                             the Gaussian likelihood's scale sigma_x = sigma(u) (OverSmooth)
  * Convolutions are [kh, kw, in, out] (transposed: [kh, kw, out, in]); dense weights [in, out];
  * activations NHWC; a dense latent's projection is reshaped to [7, 7, C]-like maps row-major (NHWC).
  */
 
 import {
   add,
-  bernoulliLogLik,
   concat,
   full,
   gaussianKl,
-  gaussianLogProb,
   gaussianLogRatio,
   maximum,
   mean,
-  minimum,
   mul,
   neg,
   precisionWeighted,
   reparameterize,
   reshape,
-  sigmoid,
   slice,
   sub,
   sum,
 } from "../autograd/ops.ts";
-import type { SigmaMap } from "../kernels/distributions.ts";
+import { type SigmaMap, unitScaleU } from "../kernels/distributions.ts";
 import type { RandomKey } from "../kernels/philox.ts";
 import { isTensor, scope, type Tensor } from "../kernels/tensor.ts";
 import { type Flat, flatten, type Tree } from "../kernels/tree.ts";
@@ -83,6 +81,13 @@ import {
   initWeightNormFromData,
   type LinearParams,
 } from "./layers.ts";
+import {
+  checkLikelihoodFields,
+  headOutput,
+  type LikelihoodName,
+  likelihoodOf,
+  reconstruction,
+} from "./likelihood.ts";
 import type { Rng } from "./rng.ts";
 import { MAX_LAYERS, posteriorStream, priorStream, topDownPosteriorStream } from "./streams.ts";
 
@@ -155,15 +160,14 @@ export interface HvaeConfig {
   /** "analytic": KL between the Gaussians; "sample": log q(z) - log p(z) at the posterior sample. */
   kl: "analytic" | "sample";
   /**
-   * p(x | z): "bernoulli" on binarised images (the paper's, and the default when absent), or
-   * "gaussian", N(x | mu(z), sigma_x^2 I) with one learned scalar sigma_x on dequantised images in
-   * [0, 1) ("OverSmooth", the paper's Appendix J; `logLikelihood`).
+   * p(x | z) (models/likelihood.ts): "bernoulli" on binarised images (the default when absent, as in
+   * older runs), "gaussian" with one learned sigma_x on dequantised images ("OverSmooth", the paper's
+   * Appendix J), or "logistic-mixture", the paper's 256-level likelihood of 8-bit images.
    */
-  likelihood?: "bernoulli" | "gaussian";
+  likelihood?: LikelihoodName;
+  /** The logistic mixture's number of components K (default 10); only with that likelihood. */
+  components?: number;
 }
-
-/** The likelihood of a configuration ("bernoulli" when the field is absent, as in older runs). */
-export const likelihoodOf = (cfg: HvaeConfig): "bernoulli" | "gaussian" => cfg.likelihood ?? "bernoulli";
 
 type Size = { h: number; w: number };
 
@@ -286,7 +290,7 @@ function checkConfigFields(cfg: HvaeConfig): void {
   oneOf("kl", cfg.kl, ["analytic", "sample"]);
   oneOf("weightNorm", cfg.weightNorm, [true, false]);
   oneOf("decoderSkips", cfg.decoderSkips, [true, false]);
-  oneOf("likelihood", cfg.likelihood, [undefined, "bernoulli", "gaussian"]);
+  checkLikelihoodFields(cfg);
   const sigma = cfg.sigma;
   if (![sigma?.beta, sigma?.offset, sigma?.floor].every((v) => typeof v === "number" && Number.isFinite(v))) {
     throw new Error(`${where}: sigma must be {beta, offset, floor}, finite numbers`);
@@ -403,7 +407,7 @@ export function initHvae(cfg: HvaeConfig, rng: Rng): HvaeParams {
   const priors: HvaeParams["p"] = {};
   // The draws from `rng` happen in this order (stem, then per layer: encoder, projection, posterior
   // head, [BIVA: BU projection, fromTd, TD blocks, fromBu, TD head,] decoder, projection, prior head;
-  // then the logits head): a seed gives the same weights, and BIVA's extra draws leave the other
+  // then the likelihood head): a seed gives the same weights, and BIVA's extra draws leave the other
   // wirings' weights as they were.
   if (cfg.stem) encoder.stem = initConv(cfg.stem.kernel, 1, C, rng, wn);
   cfg.layers.forEach((layer, l) => {
@@ -442,19 +446,20 @@ export function initHvae(cfg: HvaeConfig, rng: Rng): HvaeParams {
     decoder[`stage${l + 1}`] = decStage;
     if (l > 0) priors[`z${l}`] = initHead(cfg, generativeLatent(cfg, l - 1), dec[l].end, rng);
   });
-  const out = initConv(cfg.headKernel, C, 1, rng, wn);
+  const likelihood = likelihoodOf(cfg);
+  const out = initConv(cfg.headKernel, C, likelihood.headChannels(cfg), rng, wn);
   const params: HvaeParams = { enc: encoder, q: posterior, dec: decoder, p: priors, out };
   if (bidirectional) Object.assign(params, { encTd: topDownStages, qTd: topDownHeads });
-  // The Gaussian likelihood's sigma_x = sigma(u), starting at 1 (no draw from rng: the other weights
-  // of a seed are those of the Bernoulli model).
-  if (likelihoodOf(cfg) === "gaussian") params.likelihood = { u: full([1], unitScaleU(cfg.sigma)) };
+  // The likelihood's own parameters draw nothing from rng: the other weights of a seed are those of
+  // the Bernoulli model.
+  if (likelihood.initParams) params.likelihood = likelihood.initParams(cfg);
   return params;
 }
 
 /**
  * The reference's data-dependent weight-norm initialisation (hvae-oodd; models/layers.ts): one ELBO
  * pass over a first batch x [B, H, W, 1], in which every weight-normalised layer, in the order the pass
- * reaches it (encoder, posterior heads, decoder top-down, prior heads, logits), takes the gain and bias
+ * reaches it (encoder, posterior heads, decoder top-down, prior heads, likelihood head), takes the gain and bias
  * that give its outputs zero mean and unit variance per channel on this batch. Updates `params` in
  * place and returns it; a preset without weight norm is returned unchanged.
  */
@@ -507,7 +512,7 @@ export interface HvaeParams {
   dec: { [stage: `stage${number}`]: StageParams };
   /** Prior heads p(z_l | z_{l+1}), for every layer but the top. */
   p: { [head: `z${number}`]: LinearParams };
-  /** The likelihood's head: Bernoulli logits, or the Gaussian's mean. */
+  /** The likelihood's head (models/likelihood.ts): Bernoulli logits, the Gaussian's mean, the mixture's 3K. */
   out: LinearParams;
   /** The Gaussian likelihood's scalar scale, sigma_x = sigma(u) ([1]); absent for the Bernoulli. */
   likelihood?: { u: Tensor };
@@ -594,29 +599,6 @@ function prior(params: HvaeParams, cfg: HvaeConfig, l: number, d: Tensor): Gauss
   return head(priorHead(params, l), generativeLatent(cfg, l), d, cfg);
 }
 
-/** The likelihood head's output [B, H, W, 1] from d_1: Bernoulli logits, or the Gaussian's mean. */
-export function logitsOf(params: HvaeParams, cfg: HvaeConfig, d: Tensor): Tensor {
-  return convLayer(params.out, activate(cfg.activation, d));
-}
-
-/**
- * log p(x | z) per element from the head's output `out` (`logitsOf`): x l - softplus(l) for the
- * Bernoulli on binary x, log N(x; out, sigma_x^2) for the Gaussian on dequantised x (a density on
- * [0, 1)^D: bits per dimension add log2 256 = 8 for the bins, eval/evaluate.ts).
- */
-export function logLikelihood(params: HvaeParams, cfg: HvaeConfig, out: Tensor, x: Tensor): Tensor {
-  if (likelihoodOf(cfg) === "bernoulli") return bernoulliLogLik(out, x);
-  if (!params.likelihood) {
-    throw new Error(`preset '${cfg.preset}': the Gaussian likelihood needs likelihood.u`);
-  }
-  return gaussianLogProb(x, out, params.likelihood.u, cfg.sigma);
-}
-
-/** The image the likelihood expects from the head's output: sigmoid(logits), or the Gaussian's mean in [0, 1]. */
-export function meanImage(cfg: HvaeConfig, out: Tensor): Tensor {
-  return likelihoodOf(cfg) === "bernoulli" ? sigmoid(out) : minimum(maximum(out, 0), 1);
-}
-
 const last = (xs: Tensor[]) => xs[xs.length - 1];
 
 /**
@@ -682,12 +664,6 @@ export function encode(
 /** Per-image sum over all axes but the batch: [B]. */
 export function perImage(t: Tensor): Tensor {
   return sum(t, t.shape.map((_, i) => i).slice(1));
-}
-
-/** u with sigma(u) = 1 under the map: the standard normal prior of the top layer. */
-export function unitScaleU(map: SigmaMap): number {
-  // softplus(beta u) / beta + offset = 1  <=>  u = log(exp(beta (1 - offset)) - 1) / beta
-  return Math.log(Math.expm1(map.beta * (1 - map.offset))) / map.beta;
 }
 
 /**
@@ -809,7 +785,7 @@ export function priorTopDown(
 /**
  * `count` draws from the generative model (the paper's Fig. 9): z_L from p(z_L) = N(0, I), then each
  * z_l from p(z_l | z_{l+1}) down to z_1 (`draw` turns each Gaussian into z_l: a reparameterised sample,
- * or its mean). Returns the Bernoulli logits of p(x | z_1), [count, H, W, 1].
+ * or its mean). Returns the likelihood head's output for p(x | z_1), [count, H, W, channels].
  */
 export function generate(
   params: HvaeParams,
@@ -822,7 +798,7 @@ export function generate(
   const at = featureShapes(cfg)[L - 1];
   const shape = top.kind === "dense" ? [count, top.size] : [count, at.h, at.w, top.channels];
   const standard = { mu: full(shape, 0), u: full(shape, unitScaleU(cfg.sigma)) };
-  return logitsOf(params, cfg, generateDown(params, cfg, L - 1, standard, [], draw));
+  return headOutput(params, cfg, generateDown(params, cfg, L - 1, standard, [], draw));
 }
 
 /** Decodes z_from .. z_1 top-down from the Gaussian `g` of layer `from`; returns d_1. */
@@ -890,7 +866,7 @@ export function hvaeObjective(
   const q = encode(params, cfg, x, o.keyOf);
   // k = 0: everything from the posterior samples.
   const td = posteriorTopDown(params, cfg, q, 0, o.keyOf);
-  const lls = [perImage(logLikelihood(params, cfg, logitsOf(params, cfg, last(td.stages[0])), x))];
+  const lls = [reconstruction(params, cfg, last(td.stages[0]), x).ll];
   // KL per layer and image; the top layer's prior is N(0, I).
   const kls = td.posteriors.map((ql, l) => {
     const elementwise = klElementwise(cfg, ql, td.priors[l]);
@@ -906,7 +882,7 @@ export function hvaeObjective(
         k,
         (g, l) => reparameterize(g.mu, g.u, o.keyOf(priorStream(k, l)), cfg.sigma),
       );
-      lls.push(perImage(logLikelihood(params, cfg, logitsOf(params, cfg, d), x)));
+      lls.push(reconstruction(params, cfg, d, x).ll);
     }
   }
   // The penalty: beta * sum_l sum_elements max(KL_elem, lambda / n_l).
@@ -916,10 +892,10 @@ export function hvaeObjective(
     const floored = o.freeBits > 0 ? perImage(maximum(kl.elementwise, o.freeBits / n)) : kl.perImage;
     penalty = penalty ? add(penalty, floored) : floored;
   }
-  let reconstruction = lls[0];
-  for (let k = 1; k < lls.length; k++) reconstruction = add(reconstruction, lls[k]);
-  if (lls.length > 1) reconstruction = mul(reconstruction, 1 / lls.length);
-  const objective = sub(reconstruction, mul(penalty!, o.beta));
+  let recon = lls[0];
+  for (let k = 1; k < lls.length; k++) recon = add(recon, lls[k]);
+  if (lls.length > 1) recon = mul(recon, 1 / lls.length);
+  const objective = sub(recon, mul(penalty!, o.beta));
   const loss = neg(mean(objective));
   let klTotal = kls[0].perImage;
   for (let l = 1; l < L; l++) klTotal = add(klTotal, kls[l].perImage);

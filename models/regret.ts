@@ -31,11 +31,10 @@ import {
   type HvaeConfig,
   type HvaeParams,
   klElementwise,
-  logitsOf,
-  logLikelihood,
   perImage,
   posteriorTopDown,
 } from "./hvae.ts";
+import { reconstruction } from "./likelihood.ts";
 import {
   type KeyOf,
   posteriorStream,
@@ -103,7 +102,7 @@ export function elboUnder(
   // The posteriors are given: the generative pass of any wiring, nothing merged on the way down.
   const td = posteriorTopDown(params, cfg, posteriors, 0, undefined, "given");
   const stage = td.stages[0];
-  let elbo = perImage(logLikelihood(params, cfg, logitsOf(params, cfg, stage[stage.length - 1]), x));
+  let elbo = reconstruction(params, cfg, stage[stage.length - 1], x).ll;
   const terms: HvaeConfig = { ...cfg, kl };
   posteriors.forEach((ql, l) => elbo = sub(elbo, perImage(klElementwise(terms, ql, td.priors[l]))));
   return elbo;

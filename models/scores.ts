@@ -30,13 +30,12 @@ import {
   type HvaeParams,
   inferenceReadsSamples,
   klElementwise,
-  logitsOf,
-  logLikelihood,
   perImage,
   posteriorTopDown,
   priorTopDown,
   type TopDown,
 } from "./hvae.ts";
+import { reconstruction } from "./likelihood.ts";
 import { priorStream } from "./streams.ts";
 
 /** How z_k .. z_1 of a partial pass are generated: the prior means (default) or prior samples. */
@@ -58,11 +57,11 @@ export interface PartialPasses {
   ll: Tensor[];
   /** KL_l of layers l = 1..L in the k = 0 pass. */
   kl: Tensor[];
-  /** Bernoulli logits [B, H, W, 1] of pass k: the reconstructions from p(x | z_{>k}). */
+  /** The likelihood head's output [B, H, W, channels] of pass k: the reconstructions from p(x | z_{>k}). */
   logits: Tensor[];
 }
 
-/** The L partial passes on a batch x [B, H, W, 1] of binary images (no tape: call inside noGrad or plainly). */
+/** The L partial passes on a batch x [B, H, W, 1] of model inputs (no tape: call inside noGrad or plainly). */
 export function partialElbos(params: HvaeParams, cfg: HvaeConfig, x: Tensor, o: PassOptions): PartialPasses {
   const L = cfg.layers.length;
   const out: PartialPasses = { elbo: [], ll: [], kl: [], logits: [] };
@@ -86,8 +85,7 @@ export function partialElbos(params: HvaeParams, cfg: HvaeConfig, x: Tensor, o: 
       (g, l) =>
         o.generate === "mean" ? g.mu : reparameterize(g.mu, g.u, o.keyOf(priorStream(k, l)), cfg.sigma),
     );
-    const logits = logitsOf(params, cfg, d);
-    const ll = perImage(logLikelihood(params, cfg, logits, x));
+    const { out: logits, ll } = reconstruction(params, cfg, d, x);
     let penalty = kl[L - 1];
     for (let l = L - 2; l >= k; l--) penalty = add(penalty, kl[l]);
     out.elbo.push(sub(ll, penalty));

@@ -14,15 +14,9 @@ import { valueAndGradWithAux } from "../autograd/tape.ts";
 import { dryRun, readAll, scope, type Tensor } from "../kernels/tensor.ts";
 import { type ImageSet, inputBatch } from "../data/loader.ts";
 import { adamInit, type AdamState, adamUpdate } from "./adam.ts";
-import {
-  type HvaeConfig,
-  hvaeObjective,
-  type HvaeParams,
-  initHvae,
-  initHvaeFromData,
-  likelihoodOf,
-} from "./hvae.ts";
+import { type HvaeConfig, hvaeObjective, type HvaeParams, initHvae, initHvaeFromData } from "./hvae.ts";
 import { createRng } from "./rng.ts";
+import { likelihoodOf } from "./likelihood.ts";
 import { trainingBinarization, trainingKeys, weightNormInitKeys } from "./streams.ts";
 
 /** Settings of one `trainStep`. */
@@ -265,7 +259,7 @@ export function initialParams(cfg: HvaeConfig, schedule: TrainingSchedule, set: 
       initHvaeFromData(
         params,
         cfg,
-        inputBatch(set, first, trainingBinarization(schedule.seed, 0), likelihoodOf(cfg)),
+        inputBatch(set, first, trainingBinarization(schedule.seed, 0), likelihoodOf(cfg).input),
         weightNormInitKeys(schedule.seed),
       );
     });
@@ -290,14 +284,20 @@ export function checkStepFits(
       const params = state?.params ?? initialParams(cfg, schedule, set);
       // A copy of Adam's state: its step counter lives on the CPU and would advance even here.
       const adam = state ? { ...state.adam } : adamInit(params);
-      trainStep(cfg, params, adam, inputBatch(set, batch, trainingBinarization(0, 0), likelihoodOf(cfg)), {
-        loss: schedule.loss,
-        lr: schedule.lr,
-        beta: 1,
-        freeBits: schedule.freeBits,
-        seed: schedule.seed,
-        step: 0,
-      });
+      trainStep(
+        cfg,
+        params,
+        adam,
+        inputBatch(set, batch, trainingBinarization(0, 0), likelihoodOf(cfg).input),
+        {
+          loss: schedule.loss,
+          lr: schedule.lr,
+          beta: 1,
+          freeBits: schedule.freeBits,
+          seed: schedule.seed,
+          step: 0,
+        },
+      );
     });
   } catch (error) {
     throw new Error(
@@ -346,7 +346,7 @@ export async function train(
           cfg,
           state.params,
           state.adam,
-          inputBatch(set, indices, trainingBinarization(schedule.seed, epoch), likelihoodOf(cfg)),
+          inputBatch(set, indices, trainingBinarization(schedule.seed, epoch), likelihoodOf(cfg).input),
           {
             loss: schedule.loss,
             lr: schedule.lr,

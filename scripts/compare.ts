@@ -23,18 +23,17 @@ import { saveModel } from "../data/checkpoint.ts";
 import { encodeSafetensors } from "../data/safetensors.ts";
 import { writeFileAtomic } from "../data/files.ts";
 import { loadRun, type RunConfig } from "../data/run.ts";
-import { bernoulliLogLik } from "../autograd/ops.ts";
 import {
   encode,
   type HvaeConfig,
   type HvaeParams,
   initHvae,
   klElementwise,
-  logitsOf,
   perImage,
   posteriorTopDown,
   priorTopDown,
 } from "../models/hvae.ts";
+import { reconstruction } from "../models/likelihood.ts";
 import { presetConfig } from "../models/presets.ts";
 import { createRng } from "../models/rng.ts";
 import { initGpuOrExit, intFlag, parseFlags, usageError } from "./cli.ts";
@@ -118,10 +117,10 @@ function meanPasses(params: HvaeParams, cfg: HvaeConfig, x: Tensor): { ll: Tenso
   const q = encode(params, cfg, x, noKey, L);
   const td = posteriorTopDown(params, cfg, q);
   const stage0 = td.stages[0];
-  const ll = [perImage(bernoulliLogLik(logitsOf(params, cfg, stage0[stage0.length - 1]), x))];
+  const ll = [reconstruction(params, cfg, stage0[stage0.length - 1], x).ll];
   for (let k = 1; k < L; k++) {
     const d = priorTopDown(params, cfg, td, k, (g) => g.mu);
-    ll.push(perImage(bernoulliLogLik(logitsOf(params, cfg, d), x)));
+    ll.push(reconstruction(params, cfg, d, x).ll);
   }
   const kl = q.map((ql, l) => perImage(klElementwise(cfg, ql, td.priors[l])));
   return { ll, kl };

@@ -30,6 +30,15 @@ import { makeRunDir, prepareNewRunDir, runDirState, RunLock, truncateMetrics } f
 import { adamInit, type AdamState } from "../models/adam.ts";
 import { flattenParams, type HvaeConfig, type HvaeParams, initHvae } from "../models/hvae.ts";
 import { presetConfig, PRESETS } from "../models/presets.ts";
+import {
+  DEFAULT_COMPONENTS,
+  DEFAULT_LIKELIHOOD,
+  LIKELIHOOD_NAMES,
+  likelihoodOf,
+  runTag,
+  withLikelihood,
+} from "../models/likelihood.ts";
+import { MAX_COMPONENTS } from "../kernels/logistic_mixture.ts";
 import { createRng } from "../models/rng.ts";
 import {
   checkStepFits,
@@ -68,6 +77,9 @@ const USAGE = `usage: deno task train [flags]
   Object.keys(PRESETS).join(", ")
 } (default: small on a software adapter)
   --loss KIND            informative (Eq. 10, default) or elbo
+  --likelihood NAME      p(x | z): ${LIKELIHOOD_NAMES.join(", ")} (default: ${DEFAULT_LIKELIHOOD}; the
+                         -oversmooth presets are gaussian); models/likelihood.ts
+  --components K         the logistic mixture's components (default ${DEFAULT_COMPONENTS})
   --epochs N             epochs to train (default 1)
   --batch-size N         images per step (default 128)
   --lr X                 Adam learning rate (default 3e-4)
@@ -105,6 +117,8 @@ const flags = parseFlags("train", USAGE, {
   // No defaults here for what a run records: on --resume, a flag given must be told from one absent.
   preset: { type: "string" },
   loss: { type: "string" },
+  likelihood: { type: "string" },
+  components: { type: "string" },
   epochs: { type: "string" },
   "batch-size": { type: "string" },
   lr: { type: "string" },
@@ -177,7 +191,44 @@ const given = {
     ? undefined
     : intFlag("train", USAGE, "train-limit", flags["train-limit"], 1),
   loss: flags.loss as "elbo" | "informative" | undefined,
+  components: flags.components === undefined
+    ? undefined
+    : intFlag("train", USAGE, "components", flags.components, 1, MAX_COMPONENTS),
 };
+if (flags.likelihood !== undefined && !(LIKELIHOOD_NAMES as readonly string[]).includes(flags.likelihood)) {
+  usageError(
+    "train",
+    USAGE,
+    `--likelihood must be one of ${LIKELIHOOD_NAMES.join(", ")}, got '${flags.likelihood}'`,
+  );
+}
+if (given.components !== undefined && (flags.likelihood ?? DEFAULT_LIKELIHOOD) !== "logistic-mixture") {
+  usageError("train", USAGE, `--components is for --likelihood logistic-mixture`);
+}
+
+/**
+ * The model of a new run: the preset with the likelihood asked for (or the default). The -oversmooth
+ * presets are the Gaussian likelihood; another --likelihood with them is an error.
+ */
+function modelOf(presetName: string): HvaeConfig {
+  let model: HvaeConfig;
+  try {
+    model = presetConfig(presetName);
+  } catch (error) {
+    usageError("train", USAGE, `--preset: ${(error as Error).message}`);
+  }
+  if (model.likelihood !== undefined) {
+    if (flags.likelihood !== undefined && flags.likelihood !== model.likelihood) {
+      usageError(
+        "train",
+        USAGE,
+        `--likelihood ${flags.likelihood}: preset '${presetName}' is the ${model.likelihood} likelihood's`,
+      );
+    }
+    return model;
+  }
+  return withLikelihood(model, flags.likelihood ?? DEFAULT_LIKELIHOOD, given.components);
+}
 if (resume !== undefined && out !== undefined && out !== resume) {
   const same = await Deno.realPath(out).then(async (a) => a === await Deno.realPath(resume), () => false);
   if (!same) {
@@ -198,6 +249,8 @@ function resumedConfig(saved: RunConfig, path: string): { run: RunConfig; change
   const t = saved.training;
   const fixed: [string, unknown, unknown][] = [
     ["preset", flags.preset, saved.model.preset],
+    ["likelihood", flags.likelihood, saved.model.likelihood ?? "bernoulli"],
+    ["components", given.components, saved.model.components],
     ["loss", given.loss, t.loss],
     ["batch-size", given.batchSize, t.batchSize],
     ["seed", given.seed, t.seed],
@@ -262,12 +315,7 @@ await runCommand("train", async () => {
   } else {
     // The paper's backbone on a real GPU; the CPU preset on a software adapter.
     const presetName = flags.preset ?? (software ? "small" : "havtorn3");
-    let model: HvaeConfig;
-    try {
-      model = presetConfig(presetName);
-    } catch (error) {
-      usageError("train", USAGE, `--preset: ${(error as Error).message}`);
-    }
+    const model = modelOf(presetName);
     const seed = given.seed ?? 1;
     run = {
       model,
@@ -287,7 +335,7 @@ await runCommand("train", async () => {
       versions: { deno: Deno.version.deno, v8: Deno.version.v8, typescript: Deno.version.typescript },
       createdAt: new Date().toISOString(),
     };
-    dir = out ?? `runs/${presetName}-${run.training.loss}-seed${seed}`;
+    dir = out ?? `runs/${presetName}${runTag(model)}-${run.training.loss}-seed${seed}`;
     // Checked now, before the data is read, and again under the lock.
     const { state } = await runDirState(dir);
     if (state !== "absent" && state !== "empty") await prepareNewRunDir(dir);
@@ -326,9 +374,11 @@ await runCommand("train", async () => {
   );
   console.log(
     `train: model '${run.model.preset}': ${run.model.layers.length} latent layers [${latents.join(", ")}], ` +
-      `${run.model.channels} channels, ${run.model.activation}, ${
-        INFERENCE_NAMES[run.model.inference]
-      }; training ${JSON.stringify(t)}; run directory ${dir}`,
+      `${run.model.channels} channels, ${run.model.activation}, ${INFERENCE_NAMES[run.model.inference]}, ${
+        likelihoodOf(run.model).summary
+      }${run.model.components ? ` (${run.model.components} components)` : ""}; training ${
+        JSON.stringify(t)
+      }; run directory ${dir}`,
   );
 
   // Data: Fashion-MNIST train split, checked against the model before anything is written.

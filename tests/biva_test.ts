@@ -18,11 +18,11 @@ import {
   hvaeObjective,
   type HvaeParams,
   initHvae,
-  logitsOf,
   posteriorMeans,
   posteriorTopDown,
   validateConfig,
 } from "../models/hvae.ts";
+import { headOutput } from "../models/likelihood.ts";
 import { presetConfig, PRESETS } from "../models/presets.ts";
 import { createRng } from "../models/rng.ts";
 import { sigmaOf } from "./reference.ts";
@@ -119,7 +119,7 @@ gpuTest(
       assert.notDeepEqual(zz.td, zz.bu);
     }
     const ll = await readScalar(
-      ops.mean(ops.sum(ops.bernoulliLogLik(logitsOf(params, cfg, td.stages[0].at(-1)!), x), [1, 2, 3])),
+      ops.mean(ops.sum(ops.bernoulliLogLik(headOutput(params, cfg, td.stages[0].at(-1)!), x), [1, 2, 3])),
     );
     assertClose([metrics[1]], [ll - kl], { rtol: 1e-5, atol: 1e-3 }, "elbo");
     // The latent figures read [TD, BU] means under the top, the top's mean at the top.

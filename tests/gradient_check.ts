@@ -9,6 +9,7 @@ import * as ops from "../autograd/ops.ts";
 import { valueAndGrad } from "../autograd/tape.ts";
 import { keep, readAll, readScalar, scope, type Tensor, tensor } from "../kernels/tensor.ts";
 import { flattenParams, type HvaeConfig, hvaeObjective, type HvaeParams, initHvae } from "../models/hvae.ts";
+import { likelihoodOf } from "../models/likelihood.ts";
 import { createRng } from "../models/rng.ts";
 import type { AdamState } from "../models/adam.ts";
 import { trainStep } from "../models/training.ts";
@@ -24,7 +25,7 @@ export async function directionalCheck(
   beta: number,
 ): Promise<void> {
   const params = keep(initHvae(cfg, createRng(13)));
-  const x = keep(syntheticBatch(4));
+  const x = keep(syntheticBatch(4, likelihoodOf(cfg).input));
   const f = (p: HvaeParams) => hvaeObjective(p, cfg, x, { loss, beta, freeBits, keyOf }).loss;
   const flat = flattenParams(params);
   const rng = createRng(17);

@@ -22,10 +22,10 @@ import {
   type HvaeParams,
   initHvae,
   initHvaeFromData,
-  logitsOf,
   posteriorTopDown,
-  unitScaleU,
 } from "../models/hvae.ts";
+import { headOutput } from "../models/likelihood.ts";
+import { unitScaleU } from "../kernels/distributions.ts";
 import { presetConfig } from "../models/presets.ts";
 import { createRng } from "../models/rng.ts";
 import { priorStream } from "../models/streams.ts";
@@ -314,7 +314,7 @@ gpuTest(
     // variance, which holds only if every layer before it kept the initialisation it got in this pass.
     const logits = await read(scope(() => {
       const td = posteriorTopDown(params, narrow, encode(params, narrow, x, keyOf));
-      return logitsOf(params, narrow, td.stages[0][td.stages[0].length - 1]);
+      return headOutput(params, narrow, td.stages[0][td.stages[0].length - 1]);
     }));
     const n = logits.length;
     const m = logits.reduce((a, v) => a + v, 0) / n;

@@ -12,12 +12,12 @@ import {
   encode,
   hvaeObjective,
   initHvae,
-  logitsOf,
   perImage,
   posteriorMeans,
   posteriorTopDown,
-  unitScaleU,
 } from "../models/hvae.ts";
+import { headOutput } from "../models/likelihood.ts";
+import { unitScaleU } from "../kernels/distributions.ts";
 import { presetConfig, PRESETS } from "../models/presets.ts";
 import { createRng } from "../models/rng.ts";
 import { sigmaOf } from "./reference.ts";
@@ -74,7 +74,7 @@ gpuTest(
     const o = hvaeObjective(params, cfg, x, { loss: "elbo", beta: 1, freeBits: 0, keyOf });
     const metrics = await read(o.metrics);
     const ll = await readScalar(
-      ops.mean(ops.sum(ops.bernoulliLogLik(logitsOf(params, cfg, td.stages[0].at(-1)!), x), [1, 2, 3])),
+      ops.mean(ops.sum(ops.bernoulliLogLik(headOutput(params, cfg, td.stages[0].at(-1)!), x), [1, 2, 3])),
     );
     let kl = 0;
     for (let l = 0; l < L; l++) {

@@ -9,7 +9,8 @@ import assert from "node:assert/strict";
 import * as ops from "../autograd/ops.ts";
 import { keep, read } from "../kernels/tensor.ts";
 import { adamInit } from "../models/adam.ts";
-import { initHvae, logLikelihood } from "../models/hvae.ts";
+import { initHvae } from "../models/hvae.ts";
+import { logLikelihood } from "../models/likelihood.ts";
 import { presetConfig } from "../models/presets.ts";
 import { createRng } from "../models/rng.ts";
 import { imageSetFromPixels, inputBatch } from "../data/loader.ts";
@@ -37,7 +38,7 @@ gpuTest(
     assert.equal(initHvae(presetConfig("tiny"), createRng(2)).likelihood, undefined);
     const set = imageSetFromPixels("test", syntheticPixels(4), 28, 28);
     const pixels = await read(
-      inputBatch(set, Uint32Array.from([0, 1]), { seed: 1, stream: 3, offset: 0 }, "gaussian"),
+      inputBatch(set, Uint32Array.from([0, 1]), { seed: 1, stream: 3, offset: 0 }, "dequantize"),
     );
     assert.ok(
       pixels.some((v) => v > 0 && v < 1 && Math.abs(v * 256 - Math.round(v * 256)) > 1e-3),
@@ -63,7 +64,7 @@ gpuTest("oversmooth: training lowers the loss and learns sigma_x", async () => {
       set,
       Uint32Array.from({ length: 16 }, (_, i) => i),
       { seed: 1, stream: 1, offset: 0 },
-      "gaussian",
+      "dequantize",
     ),
   );
   const sigma0 = (await read(ops.sigma(params.likelihood!.u, cfg.sigma)))[0];

@@ -441,3 +441,41 @@ export function weightNorm(v: Nd, g: Nd, axis = -1): Nd {
   const out = v.data.map((x, j) => g.data[unitOf(j)] * x / Math.sqrt(sq[unitOf(j)]));
   return { shape: [...v.shape], data: out };
 }
+
+/**
+ * log p(x) per pixel of the discretized logistic mixture (kernels/logistic_mixture.ts), in the
+ * textbook form of PixelCNN++ (Salimans et al. 2017) evaluated in float64: params [..., 3K] (logits,
+ * means, log-scales clamped at -7), x [..., 1] = 2v/255 - 1; returns [..., 1].
+ */
+export function logisticMixtureLogLik(params: Nd, x: Nd, K: number): Nd {
+  const n = x.data.length;
+  const out = new Float64Array(n);
+  const sig = (t: number) => 1 / (1 + Math.exp(-t));
+  const softplus = (t: number) => Math.max(t, 0) + Math.log1p(Math.exp(-Math.abs(t)));
+  for (let i = 0; i < n; i++) {
+    const xi = x.data[i];
+    const v = Math.round((xi + 1) * 127.5);
+    const at = (j: number) => params.data[i * 3 * K + j];
+    const logits = Array.from({ length: K }, (_, k) => at(k));
+    const terms = logits.map((l, k) => {
+      const s = Math.max(at(2 * K + k), -7);
+      const c = xi - at(K + k);
+      const plus = (c + 1 / 255) / Math.exp(s), minus = (c - 1 / 255) / Math.exp(s);
+      let logP: number;
+      if (v === 0) logP = -softplus(-plus);
+      else if (v === 255) logP = -softplus(minus);
+      else {
+        const delta = sig(plus) - sig(minus);
+        const mid = c / Math.exp(s);
+        logP = delta >= 1e-5 ? Math.log(delta) : mid - s - 2 * softplus(mid) - Math.log(127.5);
+      }
+      return l + logP;
+    });
+    const lse = (xs: number[]) => {
+      const m = Math.max(...xs);
+      return m + Math.log(xs.reduce((a, t) => a + Math.exp(t - m), 0));
+    };
+    out[i] = lse(terms) - lse(logits);
+  }
+  return { shape: [...x.shape], data: out };
+}

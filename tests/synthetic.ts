@@ -5,7 +5,8 @@
 
 import { parseIdx } from "../data/idx.ts";
 import { crc32 } from "../data/png.ts";
-import { binarizedBatch, type ImageSet, imageSetOnGpu } from "../data/loader.ts";
+import { type ImageSet, imageSetOnGpu, inputBatch } from "../data/loader.ts";
+import type { ByteImageMode } from "../kernels/random.ts";
 import type { Tensor } from "../kernels/tensor.ts";
 
 /** The gray levels of `n` blob images, 784 bytes each. */
@@ -33,10 +34,15 @@ export function syntheticSet(n: number): ImageSet {
   });
 }
 
-/** `n` binarised blob images [n, 28, 28, 1]. */
-export function syntheticBatch(n: number): Tensor {
+/** `n` blob images [n, 28, 28, 1] as a likelihood reads them (binarised by default). */
+export function syntheticBatch(n: number, mode: ByteImageMode = "binarize"): Tensor {
   const set = syntheticSet(n);
-  return binarizedBatch(set, Uint32Array.from({ length: n }, (_, i) => i), { seed: 1, stream: 1, offset: 0 });
+  return inputBatch(
+    set,
+    Uint32Array.from({ length: n }, (_, i) => i),
+    { seed: 1, stream: 1, offset: 0 },
+    mode,
+  );
 }
 
 const ascii = (s: string) => new TextEncoder().encode(s);
