@@ -18,8 +18,16 @@ import {
   runLabel,
   type RunOutcome,
   runPreset,
+  type RunSpec,
 } from "../eval/experiments.ts";
-import { PRESETS } from "../models/presets.ts";
+import { presetConfig, PRESETS } from "../models/presets.ts";
+import {
+  DEFAULT_COMPONENTS,
+  DEFAULT_LIKELIHOOD,
+  LIKELIHOOD_NAMES,
+  runTag,
+  withLikelihood,
+} from "../models/likelihood.ts";
 import { writeFilesAtomic } from "../data/files.ts";
 import { loadRun } from "../data/run.ts";
 import { completedEpochs } from "../data/run_dir.ts";
@@ -41,6 +49,9 @@ const USAGE = `usage: deno task reproduce NAME [flags]
   Object.values(EXPERIMENTS).map((e) => `${e.name}: ${e.about}`).join("\n                         ")
 }
   --preset NAME          model preset (default: small on a software adapter, havtorn3 on a GPU)
+  --likelihood NAME      p(x | z) of every run but OverSmooth's: ${LIKELIHOOD_NAMES.join(", ")} (default
+                         ${DEFAULT_LIKELIHOOD}; models/likelihood.ts)
+  --components K         the logistic mixture's components (default ${DEFAULT_COMPONENTS})
   --epochs N             epochs per run (default: 3 on a software adapter, 1000 on a GPU)
   --seeds K              seeds per loss (default: the experiment's, 5 for table5, else 1)
   --train-limit N        train on the first N images only (default: all 60000)
@@ -48,13 +59,15 @@ const USAGE = `usage: deno task reproduce NAME [flags]
   --eval-batch-size N    images per scoring batch (default 250)
   --eval-every N         record AUROC curves every N epochs in each run (curves.svg; default 0: off)
   --data-dir DIR         read the dataset files from here (and only here)
-  --out DIR              the experiment's directory (default runs/reproduce-<NAME>-<preset>)
+  --out DIR              the experiment's directory (default runs/reproduce-<NAME>-<preset>[-8bit])
   --help                 this text
 Each run is its own 'deno task train' in <out>/<preset>-<loss>-seed<seed>: an interrupted experiment
 continues where it stopped when started again with the same flags.`;
 
 const { values: flags, positionals } = parseCommandLine("reproduce", USAGE, {
   preset: { type: "string" },
+  likelihood: { type: "string" },
+  components: { type: "string" },
   epochs: { type: "string" },
   seeds: { type: "string" },
   "train-limit": { type: "string" },
@@ -78,6 +91,23 @@ const int = (flag: string, min: number) =>
     ? undefined
     : intFlag("reproduce", USAGE, flag, flags[flag as keyof typeof flags], min);
 const seeds = int("seeds", 1) ?? experiment.seeds;
+const likelihood = flags.likelihood ?? DEFAULT_LIKELIHOOD;
+if (!(LIKELIHOOD_NAMES as readonly string[]).includes(likelihood)) {
+  usageError(
+    "reproduce",
+    USAGE,
+    `--likelihood must be one of ${LIKELIHOOD_NAMES.join(", ")}, got '${likelihood}'`,
+  );
+}
+const components = int("components", 1);
+if (components !== undefined && likelihood !== "logistic-mixture") {
+  usageError("reproduce", USAGE, "--components is for --likelihood logistic-mixture");
+}
+/** The train flags of the likelihood, for every run but OverSmooth's (its preset is the Gaussian's). */
+const likelihoodFlags = (spec: RunSpec) =>
+  spec.variant === "oversmooth"
+    ? []
+    : ["--likelihood", likelihood, ...(components !== undefined ? ["--components", String(components)] : [])];
 const trainLimit = int("train-limit", 1), evalLimit = int("eval-limit", 1), evalEvery = int("eval-every", 0);
 const evalBatch = intFlag("reproduce", USAGE, "eval-batch-size", flags["eval-batch-size"], 1);
 const dataDir = pathFlag("reproduce", USAGE, "data-dir", flags["data-dir"]);
@@ -158,7 +188,8 @@ await runCommand("reproduce", async () => {
   const software = adapter.isFallbackAdapter || /llvmpipe|swiftshader|software/i.test(adapter.description);
   const preset = flags.preset ?? (software ? "small" : "havtorn3");
   const epochs = int("epochs", 1) ?? (software ? 3 : 1000);
-  const out = pathFlag("reproduce", USAGE, "out", flags.out) ?? `runs/reproduce-${name}-${preset}`;
+  const tag = runTag(withLikelihood(presetConfig(preset), likelihood, components));
+  const out = pathFlag("reproduce", USAGE, "out", flags.out) ?? `runs/reproduce-${name}-${preset}${tag}`;
   const specs = experiment.runs(seeds);
   for (const spec of specs) {
     if (!PRESETS[runPreset(preset, spec)]) {
@@ -168,7 +199,7 @@ await runCommand("reproduce", async () => {
   console.log(
     `reproduce ${name}: ${specs.length} run(s) of '${preset}' for ${epochs} epoch(s) (${
       specs.map(runLabel).join(", ")
-    }), evaluated on ${experiment.ood.join(", ")}${
+    }) with the ${likelihood} likelihood, evaluated on ${experiment.ood.join(", ")}${
       evalLimit ? ` (first ${evalLimit} images per set)` : ""
     }; in ${out}`,
   );
@@ -212,7 +243,7 @@ await runCommand("reproduce", async () => {
               "--epochs",
               String(epochs),
             ],
-            ...["--out", dir, "--no-eval", ...warmup, ...common, ...curves],
+            ...["--out", dir, "--no-eval", ...likelihoodFlags(spec), ...warmup, ...common, ...curves],
           ],
       );
     }
