@@ -31,6 +31,7 @@ import { sgdStep } from "../models/sgd.ts";
 import { adamInit } from "../models/adam.ts";
 import { initHvae } from "../models/hvae.ts";
 import { presetConfig } from "../models/presets.ts";
+import { type LikelihoodName, runTag, withLikelihood } from "../models/likelihood.ts";
 import { trainStep } from "../models/training.ts";
 import { initGpuOrExit, intFlag, parseFlags } from "./cli.ts";
 import { applyKernelsMode, KERNELS_FLAG, KERNELS_USAGE, kernelsMode } from "./kernel_tuning.ts";
@@ -238,6 +239,14 @@ const CONVS: ConvBench[] = [
     transposed: true,
   },
   { preset: "small", what: "output 16->1 k3", x: [B, 28, 28, 16], w: [3, 3, 16, 1], options: { padding: 1 } },
+  // The 8-bit likelihood's head: 3 x 10 mixture channels (models/likelihood.ts).
+  {
+    preset: "small",
+    what: "output 16->30 k3",
+    x: [B, 28, 28, 16],
+    w: [3, 3, 16, 30],
+    options: { padding: 1 },
+  },
 ];
 for (const c of CONVS) {
   const name = `conv ${c.preset} ${c.what}`;
@@ -396,15 +405,30 @@ if (wanted("train-step-mlp")) {
 }
 
 // A training step of the hierarchical VAE at batch 128 (forward, backward, Adam, one readback),
-// per preset and loss, on random binary images.
-for (const preset of ["small", "havtorn3"]) {
+// per preset, likelihood and loss: random binary images for the Bernoulli, random levels in [-1, 1]
+// for the 8-bit logistic mixture (train-step-small-8bit-*, models/likelihood.ts).
+const STEP_MODELS: [string, LikelihoodName][] = [
+  ["small", "bernoulli"],
+  ["small", "logistic-mixture"],
+  ["havtorn3", "bernoulli"],
+];
+for (const [preset, likelihood] of STEP_MODELS) {
   for (const loss of ["elbo", "informative"] as const) {
-    const name = `train-step-${preset}-${loss}`;
+    const cfg = withLikelihood(presetConfig(preset), likelihood);
+    const name = `train-step-${preset}${runTag(cfg)}-${loss}`;
     if (!wanted(name)) continue;
-    const cfg = presetConfig(preset);
     const hvae = keep(initHvae(cfg, createRng(1)));
     const state = adamInit(hvae);
-    const x = keep(ops.greater(random([128, 28, 28, 1]), 0.4));
+    const x = keep(
+      likelihood === "bernoulli"
+        ? ops.greater(random([128, 28, 28, 1]), 0.4)
+        : tensor(Float32Array.from({ length: 128 * 784 }, (_, i) => 2 * ((i * 7919) % 256) / 255 - 1), [
+          128,
+          28,
+          28,
+          1,
+        ]),
+    );
     let step = 0;
     const before = engineStats();
     // havtorn3 takes about a minute per step on a CPU: one timed run after the warm-up there.
@@ -417,6 +441,7 @@ for (const preset of ["small", "havtorn3"]) {
     emit({
       name,
       preset,
+      likelihood,
       shape: { batch: 128 },
       ms: +ms.toFixed(1),
       imagesPerSecond: +(128 * 1000 / ms).toFixed(1),

@@ -33,15 +33,20 @@ import {
   posteriorTopDown,
   priorTopDown,
 } from "../models/hvae.ts";
-import { reconstruction } from "../models/likelihood.ts";
+import { likelihoodOf, reconstruction, runTag, withLikelihood } from "../models/likelihood.ts";
+import { imageSetFromPixels, inputBatch } from "../data/loader.ts";
+import { TEST_BINARIZATION } from "../models/streams.ts";
 import { presetConfig } from "../models/presets.ts";
 import { createRng } from "../models/rng.ts";
 import { initGpuOrExit, intFlag, parseFlags, usageError } from "./cli.ts";
 
 const USAGE =
-  `usage: deno task bench:compare [--preset small] [--loss elbo,informative] [--runs N] [--rounds N] [--run DIR]
-                               [--skip torch,jaxjs] [--python PATH] [--torch-devices LIST] [--json FILE]
+  `usage: deno task bench:compare [--preset small] [--likelihood NAME] [--loss elbo,informative] [--runs N]
+                               [--rounds N] [--run DIR] [--skip torch,jaxjs] [--python PATH]
+                               [--torch-devices LIST] [--json FILE]
   --preset NAME   the model to time (small; havtorn3 works for ours and PyTorch, jax-js has small only)
+  --likelihood NAME  the preset's (default: Bernoulli; -oversmooth: Gaussian) or logistic-mixture (the
+                  8-bit model: small only for our step; jax-js has the Bernoulli only); models/likelihood.ts
   --loss LIST     losses to time, comma-separated (elbo,informative)
   --runs N        timed steps per engine (3), after one warm-up step
   --rounds N      repeat everything N times (1): the spread of the ratios across rounds is the noise
@@ -53,6 +58,7 @@ const USAGE =
 
 const args = parseFlags("bench:compare", USAGE, {
   preset: { type: "string", default: "small" },
+  likelihood: { type: "string" },
   loss: { type: "string", default: "elbo,informative" },
   runs: { type: "string", default: "3" },
   rounds: { type: "string", default: "1" },
@@ -63,6 +69,14 @@ const args = parseFlags("bench:compare", USAGE, {
   json: { type: "string" },
 });
 const runs = intFlag("bench:compare", USAGE, "runs", args.runs, 1);
+/** The model timed (and checked against PyTorch unless --run names a trained one). */
+let modelConfig: HvaeConfig;
+try {
+  const preset = presetConfig(args.preset);
+  modelConfig = args.likelihood === undefined ? preset : withLikelihood(preset, args.likelihood);
+} catch (error) {
+  usageError("bench:compare", USAGE, (error as Error).message);
+}
 const rounds = intFlag("bench:compare", USAGE, "rounds", args.rounds, 1);
 const losses = args.loss.split(",");
 for (const loss of losses) {
@@ -136,17 +150,29 @@ async function writeReference(work: string): Promise<{ run: string; file: string
     params = loaded.params;
   } else {
     run = `${work}/model`;
-    cfg = presetConfig(args.preset);
+    cfg = modelConfig;
     params = keep(initHvae(cfg, createRng(1)));
     await Deno.mkdir(run, { recursive: true });
     const config: Partial<RunConfig> = { model: cfg, createdAt: new Date().toISOString() };
     await Deno.writeTextFile(`${run}/config.json`, JSON.stringify(config, null, 2));
     await saveModel(`${run}/model.safetensors`, params);
   }
+  // The model's input as its likelihood reads images (binarised, dequantised or 8-bit levels), from
+  // random bytes: 35% of the pixels lit at a random level.
   const B = 32, H = cfg.image.height, W = cfg.image.width;
   const rng = createRng(7);
-  const pixels = Float32Array.from({ length: B * H * W }, () => rng.uniform() < 0.35 ? 1 : 0);
-  const x = tensor(pixels, [B, H, W, 1]);
+  const bytes = Uint8Array.from(
+    { length: B * H * W },
+    () => rng.uniform() < 0.35 ? 1 + Math.floor(rng.uniform() * 255) : 0,
+  );
+  const set = imageSetFromPixels("reference", bytes, H, W);
+  const x = inputBatch(
+    set,
+    Uint32Array.from({ length: B }, (_, i) => i),
+    TEST_BINARIZATION,
+    likelihoodOf(cfg).input,
+  );
+  const [pixels] = await readAll([x]);
   const out = noGrad(() => scope(() => meanPasses(params, cfg, x)));
   const values = await readAll([...out.ll, ...out.kl]);
   const L = cfg.layers.length;
@@ -159,12 +185,12 @@ async function writeReference(work: string): Promise<{ run: string; file: string
   await writeFileAtomic(
     file,
     encodeSafetensors({
-      x: { dtype: "F32", shape: [B, H, W, 1], data: pixels },
+      x: { dtype: "F32", shape: [B, H, W, 1], data: pixels as Float32Array },
       ll: { dtype: "F32", shape: [L, B], data: stack(values.slice(0, L)) },
       kl: { dtype: "F32", shape: [L, B], data: stack(values.slice(L)) },
     }),
   );
-  dispose([x, out.ll, out.kl, params]);
+  dispose([x, set.bytes, out.ll, out.kl, params]);
   return { run, file };
 }
 
@@ -275,7 +301,7 @@ interface Row {
 /** One round for one loss: our step, jax-js's, PyTorch's, one after another. */
 async function measureRow(loss: string, round: number): Promise<Row> {
   const row: Row = { loss, round, notes: [] };
-  const name = `train-step-${args.preset}-${loss}`;
+  const name = `train-step-${args.preset}${runTag(modelConfig)}-${loss}`;
   const ours = await jsonLines(Deno.execPath(), [
     "run",
     "--allow-read",
@@ -296,7 +322,9 @@ async function measureRow(loss: string, round: number): Promise<Row> {
 
   if (skip.has("jaxjs")) row.notes.push("jax-js skipped (--skip)");
   else if (args.preset !== "small") row.notes.push("jax-js has the small preset only");
-  else {
+  else if (modelConfig.likelihood === "logistic-mixture") {
+    row.notes.push("jax-js has the Bernoulli model only");
+  } else {
     const peer = await jsonLines(
       Deno.execPath(),
       [

@@ -87,13 +87,13 @@ export interface TinyRun {
 }
 
 /**
- * `deno task train --preset <preset>` on 128 training images for one epoch, then its evaluation on 24
+ * `deno task train --preset <preset> [extra flags]` on 128 training images for one epoch, then its evaluation on 24
  * test images of each set (batches of 12): the end-to-end check of each model variant.
  */
-export async function trainTinyRun(preset: string): Promise<TinyRun> {
+export async function trainTinyRun(preset: string, extra: string[] = []): Promise<TinyRun> {
   const dir = await Deno.makeTempDir();
   const trained = await runTask("train", [
-    ...["--preset", preset, "--train-limit", "128", "--batch-size", "64", "--epochs", "1"],
+    ...["--preset", preset, "--train-limit", "128", "--batch-size", "64", "--epochs", "1", ...extra],
     ...["--eval-limit", "24", "--eval-batch-size", "12", "--out", dir],
   ]);
   if (trained.code !== 0) throw new Error(`train --preset ${preset} failed:\n${trained.out}${trained.err}`);

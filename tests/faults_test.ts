@@ -60,6 +60,27 @@ gpuTest(
       assert.equal(empty.code, 2, both(empty));
       assert.match(empty.err, new RegExp(`${flag} needs a path, got an empty string`));
     }
+    // An unknown likelihood lists the choices; --components belongs to the mixture; the -oversmooth
+    // presets are the Gaussian likelihood's.
+    for (
+      const [args, message] of [
+        [
+          ["--likelihood", "poisson"],
+          /--likelihood must be one of bernoulli, gaussian, logistic-mixture, got 'poisson'/,
+        ],
+        [["--components", "5"], /--components is for --likelihood logistic-mixture/],
+        [["--likelihood", "logistic-mixture", "--components", "0"], /--components must be/],
+        [
+          ["--preset", "tiny-oversmooth", "--likelihood", "logistic-mixture"],
+          /preset 'tiny-oversmooth' is the gaussian likelihood's/,
+        ],
+      ] as [string[], RegExp][]
+    ) {
+      const bad = await task("train", [...TINY, ...args, "--out", `${root}/bad`]);
+      assert.equal(bad.code, 2, both(bad));
+      assert.match(bad.err, message);
+      assert.equal(await exists(`${root}/bad`), false);
+    }
     const seed = await task("train", [...TINY, "--seed", String(2 ** 32), "--out", `${root}/seed`]);
     assert.equal(seed.code, 2);
     assert.match(seed.err, /--seed must be a non-negative integer up to 4294967295, got '4294967296'/);
@@ -70,10 +91,13 @@ gpuTest(
 gpuTest("faults: --resume refuses conflicting settings, lets --lr change and records it", async () => {
   const run = await copyRun("conflicts");
   for (
-    const [flag, value] of [["--loss", "elbo"], ["--preset", "small"], ["--batch-size", "32"], [
-      "--seed",
-      "7",
-    ]]
+    const [flag, value] of [
+      ["--loss", "elbo"],
+      ["--preset", "small"],
+      ["--batch-size", "32"],
+      ["--seed", "7"],
+      ["--likelihood", "logistic-mixture"],
+    ]
   ) {
     const r = await task("train", ["--resume", run, flag, value]);
     assert.equal(r.code, 2, both(r));

@@ -16,6 +16,7 @@ import { initHvae } from "../models/hvae.ts";
 import { likelihoodOf, meanImage, withLikelihood } from "../models/likelihood.ts";
 import { presetConfig } from "../models/presets.ts";
 import { createRng } from "../models/rng.ts";
+import { trainTinyRun } from "./commands.ts";
 import { directionalCheck, trainingLosses } from "./gradient_check.ts";
 import { assertClose, checkOp, gpuTest, type Rng, toTensor } from "./helpers.ts";
 import * as ref from "./reference.ts";
@@ -209,3 +210,37 @@ gpuTest("logistic-mixture model: training lowers the loss on 8-bit images", asyn
     assert.ok(losses[9] < losses[0], `${loss}: the loss falls (${losses[0]} -> ${losses[9]})`);
   }
 });
+
+gpuTest(
+  "logistic-mixture: train then ood end to end; the config says so; an old config is Bernoulli",
+  async () => {
+    const run = await trainTinyRun("tiny", ["--likelihood", "logistic-mixture", "--components", "3"]);
+    try {
+      assert.equal(run.config.model.likelihood, "logistic-mixture");
+      assert.equal(run.config.model.components, 3);
+      const mnist = run.report.results.filter((r: { ood: string }) => r.ood === "mnist");
+      assert.deepEqual(mnist.map((r: { score: string }) => r.score), [
+        "elbo",
+        "llr>1",
+        "llr>2",
+        "llr_optk",
+        "llr_ada",
+      ]);
+      assert.ok(mnist.every((r: { auroc: number }) => r.auroc >= 0 && r.auroc <= 1));
+      // Probabilities of the 8-bit levels: bits per dimension with no bin correction, -L_x / (784 ln 2).
+      const d = run.report.diagnostics["fashion-mnist"];
+      assert.ok(Math.abs(d.bitsPerDim - d.nll / (784 * Math.LN2)) < 1e-9);
+      assert.ok(d.bitsPerDim > 0 && d.bitsPerDim < 8, `bits/dim ${d.bitsPerDim} of a level distribution`);
+      assert.ok(await Deno.stat(`${run.dir}/reconstructions.png`).then((s) => s.size > 0));
+    } finally {
+      await Deno.remove(run.dir, { recursive: true });
+    }
+    const old = presetConfig("tiny");
+    delete old.likelihood;
+    assert.equal(likelihoodOf(old).name, "bernoulli");
+    assert.throws(
+      () => withLikelihood(old, "poisson"),
+      /unknown likelihood 'poisson' \(choices: bernoulli, gaussian/,
+    );
+  },
+);

@@ -2,7 +2,7 @@
 """The project's hierarchical VAE in PyTorch, built from a run's config.json and loaded from its
 model.safetensors: an independent second implementation for two jobs.
 
-1. --check FILE: on the binarised batch stored in FILE (written by `deno task bench:compare`), with
+1. --check FILE: on the batch stored in FILE (the model's input: binarised, dequantised or 8-bit levels) (written by `deno task bench:compare`), with
    posterior and prior means in place of samples, compute every per-image reconstruction term
    ll_k = log p(x | z^(k)) and KL_l, and compare them with ours (also in FILE). This proves that our
    checkpoints load elsewhere and that both implementations compute the same function.
@@ -11,7 +11,8 @@ model.safetensors: an independent second implementation for two jobs.
 
 The model follows models/hvae.ts and models/layers.ts (read them for the math): bottom-up inference
 ("ladder" or "markov"), top-down generation with optional decoder skips, Gaussian heads with
-sigma = max(softplus(beta u) / beta + offset, floor), Bernoulli logits, analytic KL, the ELBO (Eq. 2/3)
+sigma = max(softplus(beta u) / beta + offset, floor), the run's likelihood (Bernoulli logits, the
+OverSmooth Gaussian, or the 8-bit discretized logistic mixture), analytic KL, the ELBO (Eq. 2/3)
 and the informative loss (Eq. 10 of Li et al. 2022). Activations are NCHW here; our checkpoints are
 NHWC with filters [kh, kw, in, out] (transposed: [kh, kw, out, in]) and dense weights [in, out], so
 filters are permuted on load and dense inputs are flattened in NHWC order.
@@ -35,6 +36,27 @@ import time
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+
+# ---------------------------------------------------------------- the 8-bit likelihood
+
+def discretized_logistic_mixture(out, x, K):
+    """log p(x) per pixel of the 256-level discretized logistic mixture, written from PixelCNN++
+    (Salimans et al. 2017) as hvae-oodd uses it, one channel: out [B, 3K, H, W] (K logits, K means,
+    K log-scales clamped at -7), x [B, 1, H, W] = 2v/255 - 1."""
+    logits, means, log_scales = out[:, :K], out[:, K:2 * K], torch.clamp(out[:, 2 * K:3 * K], min=-7.0)
+    centered = x - means
+    inv = torch.exp(-log_scales)
+    plus, minus = inv * (centered + 1.0 / 255), inv * (centered - 1.0 / 255)
+    cdf_plus, cdf_minus = torch.sigmoid(plus), torch.sigmoid(minus)
+    log_cdf_plus = plus - F.softplus(plus)            # log sigmoid(plus), the bin of level 0
+    log_one_minus_cdf_min = -F.softplus(minus)        # log(1 - sigmoid(minus)), the bin of level 255
+    cdf_delta = cdf_plus - cdf_minus
+    mid = inv * centered
+    log_pdf_mid = mid - log_scales - 2.0 * F.softplus(mid)
+    inner = torch.where(cdf_delta > 1e-5, torch.log(torch.clamp(cdf_delta, min=1e-12)), log_pdf_mid - math.log(127.5))
+    log_probs = torch.where(x < -0.999, log_cdf_plus, torch.where(x > 0.999, log_one_minus_cdf_min, inner))
+    return torch.logsumexp(log_probs + F.log_softmax(logits, dim=1), dim=1, keepdim=True)
 
 
 # ---------------------------------------------------------------- files
@@ -242,8 +264,17 @@ class Hvae(torch.nn.Module):
         return self.head(f"p.z{l + 1}", self.cfg["layers"][l]["latent"], d)
 
     def log_lik(self, d, x):
-        logits = self.conv("out", self.act(d))
-        return (x * logits - F.softplus(logits)).flatten(1).sum(1)
+        """log p(x | z) per image from d_1, for the run's likelihood (models/likelihood.ts)."""
+        out = self.conv("out", self.act(d))
+        kind = self.cfg.get("likelihood", "bernoulli")
+        if kind == "bernoulli":
+            return (x * out - F.softplus(out)).flatten(1).sum(1)
+        if kind == "gaussian":
+            s = self.sigma(self.param("likelihood.u"))
+            return (-0.5 * math.log(2 * math.pi) - torch.log(s) - 0.5 * ((x - out) / s) ** 2).flatten(1).sum(1)
+        if kind == "logistic-mixture":
+            return discretized_logistic_mixture(out, x, self.cfg.get("components", 10)).flatten(1).sum(1)
+        raise SystemExit(f"likelihood '{kind}' is not implemented here")
 
     def kl(self, mq, uq, mp, up):
         sq, sp = self.sigma(uq), self.sigma(up)
@@ -330,7 +361,10 @@ def time_steps(cfg, tensors, loss, batch, steps, warmup, device, threads):
     model = Hvae(cfg, tensors).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=3e-4, betas=(0.9, 0.999), eps=1e-8)
     H, W = cfg["image"]["height"], cfg["image"]["width"]
-    x = (torch.rand(batch, 1, H, W) < 0.4).float().to(device)
+    if cfg.get("likelihood") == "logistic-mixture":
+        x = (torch.round(torch.rand(batch, 1, H, W) * 255) * 2 / 255 - 1).to(device)
+    else:
+        x = (torch.rand(batch, 1, H, W) < 0.4).float().to(device)
     times = []
     for i in range(warmup + steps):
         if device == "cuda":
