@@ -18,7 +18,7 @@
 
 import { noGrad } from "../autograd/tape.ts";
 import { adapterInfo } from "../kernels/engine.ts";
-import { dispose, keep, readAll, scope, type Tensor, tensor } from "../kernels/tensor.ts";
+import { dispose, keep, readAll, scope, type Tensor } from "../kernels/tensor.ts";
 import { saveModel } from "../data/checkpoint.ts";
 import { encodeSafetensors } from "../data/safetensors.ts";
 import { writeFileAtomic } from "../data/files.ts";
