@@ -7,6 +7,8 @@
  *          h1 = Res(stem(x)), h2 = Down(h1), h3 = Res(h2); decoder stage 3: dense 8 -> 16x7x7, Res;
  *          stage 2: dense 16 -> 16x7x7, Up; stage 1: conv 8 -> 16, Res, Up; 3x3 heads; plain layers.
  *   tiny   the same shape with C = 4 and latents 2 channels / 4 / 2: for tests.
+ *   small5 five latent layers at CPU scale: small's z1 (8 channels at 14x14), then dense [24, 16, 8, 4]
+ *          (the paper's 5-layer sizes above its first), each on a 7x7 stage of one residual block.
  *   havtorn3, paper3, paper5: the reference backbone (below) with latents [8, 16, 8], [16, 8, 4] and
  *          [32, 24, 16, 8, 4].
  *   <name>-lvae: the same model with the LVAE's top-down inference (Sonderby et al. 2016; models/hvae.ts):
@@ -21,10 +23,14 @@
 import { SIGMA_LOG2, SIGMA_SOFTPLUS } from "../kernels/distributions.ts";
 import type { HvaeConfig } from "./hvae.ts";
 
+/**
+ * `small`'s shape: z[0] a conv latent at 14x14, z[1] dense after a stride-2 block (7x7), every further
+ * latent dense on a 7x7 stage of one residual block each way (`small` has one such, `small5` three).
+ */
 function smallLike(
   preset: string,
   C: number,
-  z: [number, number, number],
+  z: number[],
   inference: "ladder" | "topdown" | "bidirectional" = "ladder",
 ): HvaeConfig {
   return {
@@ -50,12 +56,12 @@ function smallLike(
         decoder: [{ kind: "up", kernel: 3 }],
         projection: [7, 7],
       },
-      {
-        latent: { kind: "dense", size: z[2] },
-        encoder: [{ kind: "res", kernel: 3 }],
-        decoder: [{ kind: "res", kernel: 3 }],
-        projection: [7, 7],
-      },
+      ...z.slice(2).map((size) => ({
+        latent: { kind: "dense" as const, size },
+        encoder: [{ kind: "res" as const, kernel: 3 }],
+        decoder: [{ kind: "res" as const, kernel: 3 }],
+        projection: [7, 7] as [number, number],
+      })),
     ],
     headKernel: 3,
     kl: "analytic",
@@ -134,6 +140,9 @@ function havtornLike(
 export const PRESETS: Record<string, () => HvaeConfig> = {
   small: () => smallLike("small", 16, [8, 16, 8]),
   tiny: () => smallLike("tiny", 4, [2, 4, 2]),
+  // Five latent layers at CPU scale (the paper's headline tables are for L = 5): small's z1 (8 channels
+  // at 14x14) under the paper's dense sizes [24, 16, 8, 4] of its [32, 24, 16, 8, 4].
+  small5: () => smallLike("small5", 16, [8, 24, 16, 8, 4]),
   havtorn3: () => havtornLike("havtorn3", [8, 16, 8]),
   paper3: () => havtornLike("paper3", [16, 8, 4]),
   paper5: () => havtornLike("paper5", [32, 24, 16, 8, 4]),
