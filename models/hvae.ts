@@ -447,7 +447,7 @@ export function initHvae(cfg: HvaeConfig, rng: Rng): HvaeParams {
     if (l > 0) priors[`z${l}`] = initHead(cfg, generativeLatent(cfg, l - 1), dec[l].end, rng);
   });
   const likelihood = likelihoodOf(cfg);
-  const out = initConv(cfg.headKernel, C, likelihood.headChannels(cfg), rng, wn);
+  const out = initConv(likelihood.headKernel(cfg), C, likelihood.headChannels(cfg), rng, wn);
   const params: HvaeParams = { enc: encoder, q: posterior, dec: decoder, p: priors, out };
   if (bidirectional) Object.assign(params, { encTd: topDownStages, qTd: topDownHeads });
   // The likelihood's own parameters draw nothing from rng: the other weights of a seed are those of

@@ -65,6 +65,8 @@ export interface Likelihood {
   shownInput(x: Tensor): Tensor;
   /** Channels of the output head `out` per pixel. */
   headChannels(cfg: HvaeConfig): number;
+  /** The head convolution's kernel size. */
+  headKernel(cfg: HvaeConfig): number;
   /** log p(x | z) per pixel [B, H, W, 1] from the head's output and the target x. */
   logProb(params: HvaeParams, cfg: HvaeConfig, out: Tensor, x: Tensor): Tensor;
   /** The image shown for the head's output, [B, H, W, 1] in [0, 1] (its mean). */
@@ -86,6 +88,7 @@ const bernoulli: Likelihood = {
   inputCaption: "the binarised input",
   shownInput: (x) => x,
   headChannels: () => 1,
+  headKernel: (cfg) => cfg.headKernel,
   logProb: (_params, _cfg, out, x) => bernoulliLogLik(out, x),
   shownImage: (_cfg, out) => sigmoid(out),
   binNatsPerDim: 0,
@@ -98,6 +101,7 @@ const gaussian: Likelihood = {
   inputCaption: "the dequantised input",
   shownInput: (x) => x,
   headChannels: () => 1,
+  headKernel: (cfg) => cfg.headKernel,
   logProb: (params, cfg, out, x) => {
     if (!params.likelihood) {
       throw new Error(`preset '${cfg.preset}': the Gaussian likelihood needs likelihood.u`);
@@ -120,6 +124,9 @@ const logisticMixture: Likelihood = {
   inputCaption: "the 8-bit input",
   shownInput: (x) => div(add(x, 1), 2),
   headChannels: (cfg) => 3 * componentsOf(cfg),
+  // A 1x1 convolution, as hvae-oodd's DiscretizedLogisticMixLikelihoodConv2d (its kernel_size=1): the
+  // 3K channels are per pixel, and a 3x3 head would cost 9x the FLOPs three times per informative step.
+  headKernel: () => 1,
   logProb: (_params, cfg, out, x) => logisticMixtureLogLik(out, x, componentsOf(cfg)),
   // The mixture's mean sum_k pi_k clamp(mu_k, -1, 1), back on [0, 1].
   shownImage: (cfg, out) => {

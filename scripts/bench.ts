@@ -239,13 +239,13 @@ const CONVS: ConvBench[] = [
     transposed: true,
   },
   { preset: "small", what: "output 16->1 k3", x: [B, 28, 28, 16], w: [3, 3, 16, 1], options: { padding: 1 } },
-  // The 8-bit likelihood's head: 3 x 10 mixture channels (models/likelihood.ts).
+  // The 8-bit likelihood's head: 3 x 10 mixture channels, 1x1 (models/likelihood.ts).
   {
     preset: "small",
-    what: "output 16->30 k3",
+    what: "output 16->30 k1",
     x: [B, 28, 28, 16],
-    w: [3, 3, 16, 30],
-    options: { padding: 1 },
+    w: [1, 1, 16, 30],
+    options: { padding: 0 },
   },
 ];
 for (const c of CONVS) {

@@ -327,22 +327,25 @@ gpuTest(
   },
 );
 
-gpuTest("hvae: small5, five latent layers at CPU scale, builds, validates and gives a finite objective", async () => {
-  const cfg = presetConfig("small5");
-  assert.deepEqual(
-    cfg.layers.map((l) => l.latent.kind === "conv" ? `${l.latent.channels}ch` : l.latent.size),
-    ["8ch", 24, 16, 8, 4],
-  );
-  const params = initHvae(cfg, createRng(1));
-  const x = syntheticBatch(2);
-  const { metrics } = hvaeObjective(params, cfg, x, {
-    loss: "informative",
-    beta: 1,
-    freeBits: 0,
-    keyOf: (stream) => ({ seed: 1, stream, offset: 0 }),
-  });
-  // [loss, elbo, KL_1..KL_5, ll_0..ll_4]
-  const m = await read(metrics);
-  assert.equal(m.length, 2 + 5 + 5);
-  assert.ok(m.every(Number.isFinite), `finite metrics ${m}`);
-});
+gpuTest(
+  "hvae: small5, five latent layers at CPU scale, builds, validates and gives a finite objective",
+  async () => {
+    const cfg = presetConfig("small5");
+    assert.deepEqual(
+      cfg.layers.map((l) => l.latent.kind === "conv" ? `${l.latent.channels}ch` : l.latent.size),
+      ["8ch", 24, 16, 8, 4],
+    );
+    const params = initHvae(cfg, createRng(1));
+    const x = syntheticBatch(2);
+    const { metrics } = hvaeObjective(params, cfg, x, {
+      loss: "informative",
+      beta: 1,
+      freeBits: 0,
+      keyOf: (stream) => ({ seed: 1, stream, offset: 0 }),
+    });
+    // [loss, elbo, KL_1..KL_5, ll_0..ll_4]
+    const m = await read(metrics);
+    assert.equal(m.length, 2 + 5 + 5);
+    assert.ok(m.every(Number.isFinite), `finite metrics ${m}`);
+  },
+);
