@@ -284,6 +284,8 @@ await runCommand("reproduce", async () => {
   const settings = {
     experiment: name,
     preset,
+    likelihood,
+    components: likelihood === "logistic-mixture" ? components ?? DEFAULT_COMPONENTS : null,
     epochs,
     seeds,
     trainLimit: trainLimit ?? null,
@@ -299,9 +301,13 @@ await runCommand("reproduce", async () => {
     "",
     markdownTable(table),
     "",
-    `Ours: preset \`${preset}\`, ${epochs} epoch(s)${
-      trainLimit ? ` on the first ${trainLimit} training images` : ""
-    }, ` +
+    `Ours: preset \`${preset}\` with the ${likelihood} likelihood${
+      likelihood === "logistic-mixture"
+        ? ` (8-bit images, ${settings.components} components)`
+        : " (binarised images)"
+    }${
+      specs.some((s) => s.variant === "oversmooth") ? " (OverSmooth's runs: the Gaussian)" : ""
+    }, ${epochs} epoch(s)${trainLimit ? ` on the first ${trainLimit} training images` : ""}, ` +
     `seeds ${[...new Set(specs.map((s) => s.seed))].join(", ")}, ` +
     `${evalLimit ? `the first ${evalLimit}` : "all"} test images per set, commit ${
       settings.commit.slice(0, 7)

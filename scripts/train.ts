@@ -351,7 +351,10 @@ await runCommand("train", async () => {
               } minutes`
               : "1 epoch"
           }.\n` +
-          `       The full experiment: deno task train --preset ${presetName} --epochs 1000 (see README).`,
+          (software
+            ? `       Curves over epochs and seeds on this machine: deno task reproduce table3 --epochs 3 --seeds 3 ` +
+              `--eval-every 1 (hours on a CPU: README, Results); the paper's 1000 epochs need a GPU.`
+            : `       The paper's schedule: deno task train --preset ${presetName} --epochs 1000 (README, Training).`),
       );
     }
   }

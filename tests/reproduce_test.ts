@@ -153,7 +153,8 @@ gpuTest("reproduce: a two-seed experiment trains, evaluates, tabulates, and skip
   const out = await Deno.makeTempDir();
   const args = [
     "table5",
-    ...["--preset", "tiny", "--epochs", "1", "--seeds", "2", "--train-limit", "128"],
+    ...["--preset", "tiny", "--likelihood", "logistic-mixture", "--components", "2"],
+    ...["--epochs", "1", "--seeds", "2", "--train-limit", "128"],
     ...["--eval-limit", "16", "--eval-batch-size", "16", "--out", out],
   ];
   const first = await runTask("reproduce", args);
@@ -167,13 +168,22 @@ gpuTest("reproduce: a two-seed experiment trains, evaluates, tabulates, and skip
     16,
   ]);
   assert.match(json.commit, /^([0-9a-f]{40}|unknown)$/);
+  // Every run trained the likelihood asked for, and the results say so.
+  assert.deepEqual([json.likelihood, json.components], ["logistic-mixture", 2]);
+  for (const seed of [1, 2]) {
+    const config = JSON.parse(await Deno.readTextFile(`${out}/tiny-informative-seed${seed}/config.json`));
+    assert.deepEqual([config.model.likelihood, config.model.components], ["logistic-mixture", 2]);
+  }
   assert.deepEqual(json.runs.map((r: { seed: number; loss: string }) => [r.loss, r.seed]), [[
     "informative",
     1,
   ], ["informative", 2]]);
   const md = await Deno.readTextFile(`${out}/results.md`);
   assert.match(md, /\| mnist \| \d+\.\d ± \d+\.\d \| 97\.0 ± 0\.5 \|/);
-  assert.match(md, /preset `tiny`, 1 epoch\(s\) on the first 128 training images, seeds 1, 2/);
+  assert.match(
+    md,
+    /preset `tiny` with the logistic-mixture likelihood \(8-bit images, 2 components\)[^,]*, 1 epoch\(s\) on the first 128 training images, seeds 1, 2/,
+  );
   for (const figure of ["kl.svg", "roc-mnist.svg", "latents-informative-seed1.svg"]) {
     assert.match(
       await Deno.readTextFile(`${out}/${figure}`),
