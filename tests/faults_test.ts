@@ -68,7 +68,10 @@ gpuTest(
           ["--likelihood", "poisson"],
           /--likelihood must be one of bernoulli, gaussian, logistic-mixture, got 'poisson'/,
         ],
-        [["--components", "5"], /--components is for --likelihood logistic-mixture/],
+        [
+          ["--likelihood", "bernoulli", "--components", "5"],
+          /--components is for --likelihood logistic-mixture/,
+        ],
         [["--likelihood", "logistic-mixture", "--components", "0"], /--components must be/],
         [
           ["--preset", "tiny-oversmooth", "--likelihood", "logistic-mixture"],
@@ -96,7 +99,7 @@ gpuTest("faults: --resume refuses conflicting settings, lets --lr change and rec
       ["--preset", "small"],
       ["--batch-size", "32"],
       ["--seed", "7"],
-      ["--likelihood", "logistic-mixture"],
+      ["--likelihood", "gaussian"],
     ]
   ) {
     const r = await task("train", ["--resume", run, flag, value]);
