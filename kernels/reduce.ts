@@ -21,7 +21,9 @@ import { emptyTensor, type Tensor, viewOf } from "./tensor.ts";
 
 export type ReduceOp = "sum" | "max";
 
-const IDENTITY = { sum: "0.0", max: "bitcast<f32>(0xff800000u)" } as const;
+// max's identity is -inf, built from a uniform (R - R = 0) so that it is not a constant expression:
+// Tint (Chrome's WGSL compiler) rejects a constant that evaluates to an infinity, while naga accepts it.
+const IDENTITY = { sum: "0.0", max: "bitcast<f32>(0xff800000u + (P.R - P.R))" } as const;
 const COMBINE = {
   sum: (a: string, b: string) => `${a} + ${b}`,
   max: (a: string, b: string) => `max(${a}, ${b})`,
