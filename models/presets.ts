@@ -149,18 +149,21 @@ export const PRESETS: Record<string, () => HvaeConfig> = {
   // The LVAE (top-down inference, models/hvae.ts) on the same backbones and latent sizes.
   "small-lvae": () => smallLike("small-lvae", 16, [8, 16, 8], "topdown"),
   "tiny-lvae": () => smallLike("tiny-lvae", 4, [2, 4, 2], "topdown"),
+  "small5-lvae": () => smallLike("small5-lvae", 16, [8, 24, 16, 8, 4], "topdown"),
   "havtorn3-lvae": () => havtornLike("havtorn3-lvae", [8, 16, 8], "topdown"),
   "paper3-lvae": () => havtornLike("paper3-lvae", [16, 8, 4], "topdown"),
   "paper5-lvae": () => havtornLike("paper5-lvae", [32, 24, 16, 8, 4], "topdown"),
   // BIVA (bidirectional inference, models/hvae.ts) on the same backbones and latent sizes.
   "small-biva": () => smallLike("small-biva", 16, [8, 16, 8], "bidirectional"),
   "tiny-biva": () => smallLike("tiny-biva", 4, [2, 4, 2], "bidirectional"),
+  "small5-biva": () => smallLike("small5-biva", 16, [8, 24, 16, 8, 4], "bidirectional"),
   "havtorn3-biva": () => havtornLike("havtorn3-biva", [8, 16, 8], "bidirectional"),
   "paper3-biva": () => havtornLike("paper3-biva", [16, 8, 4], "bidirectional"),
   "paper5-biva": () => havtornLike("paper5-biva", [32, 24, 16, 8, 4], "bidirectional"),
   // OverSmooth (the paper's Appendix J): the same HVAEs with a Gaussian likelihood and a learned sigma_x.
   "small-oversmooth": () => gaussian(smallLike("small-oversmooth", 16, [8, 16, 8])),
   "tiny-oversmooth": () => gaussian(smallLike("tiny-oversmooth", 4, [2, 4, 2])),
+  "small5-oversmooth": () => gaussian(smallLike("small5-oversmooth", 16, [8, 24, 16, 8, 4])),
   "havtorn3-oversmooth": () => gaussian(havtornLike("havtorn3-oversmooth", [8, 16, 8])),
   "paper3-oversmooth": () => gaussian(havtornLike("paper3-oversmooth", [16, 8, 4])),
   "paper5-oversmooth": () => gaussian(havtornLike("paper5-oversmooth", [32, 24, 16, 8, 4])),

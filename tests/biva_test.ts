@@ -45,7 +45,7 @@ const halves = (a: ArrayLike<number>, n: number) => {
 };
 
 Deno.test("biva presets: the HVAE presets' backbones and latents, two per layer under the top", () => {
-  for (const name of ["small", "tiny", "havtorn3", "paper3", "paper5"]) {
+  for (const name of ["small", "small5", "tiny", "havtorn3", "paper3", "paper5"]) {
     const [hvae, biva] = [PRESETS[name](), PRESETS[`${name}-biva`]()];
     assert.equal(biva.inference, "bidirectional");
     validateConfig(biva);

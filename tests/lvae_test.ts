@@ -29,7 +29,7 @@ const cfg = presetConfig("tiny-lvae");
 const keyOf = (stream: number) => ({ seed: 7, stream, offset: 1 });
 
 Deno.test("lvae presets: the HVAE presets' backbones and latents, with top-down inference", () => {
-  for (const name of ["small", "tiny", "havtorn3", "paper3", "paper5"]) {
+  for (const name of ["small", "small5", "tiny", "havtorn3", "paper3", "paper5"]) {
     const [hvae, lvae] = [PRESETS[name](), PRESETS[`${name}-lvae`]()];
     assert.equal(lvae.inference, "topdown");
     assert.deepEqual(lvae.layers.map((l) => l.latent), hvae.layers.map((l) => l.latent), name);
