@@ -244,3 +244,15 @@ gpuTest(
     );
   },
 );
+
+gpuTest(
+  "logistic mixture composes with the LVAE and BIVA: exact informative gradients, free bits and beta",
+  async () => {
+    for (const preset of ["tiny-lvae", "tiny-biva"]) {
+      const model = withLikelihood(presetConfig(preset), "logistic-mixture", 2);
+      assert.equal(initHvae(model, createRng(1)).out.weight.shape.at(-1), 6);
+      await directionalCheck(model, "informative", 0, 1);
+      await directionalCheck(model, "elbo", 2, 0.5);
+    }
+  },
+);
