@@ -3,10 +3,11 @@
  *
  * A split's images stay bytes on the GPU, four pixels to a u32 word (60000 x 784 floats would be
  * 188 MB, over WebGPU's 128 MiB binding limit; the bytes are 47 MB). A batch is a list of image
- * indices, uploaded as a small u32 tensor, from which one kernel gathers and binarises the pixels:
- * x ~ Bernoulli(pixel / 255), keyed by the pixel's index in the set (kernels/random.ts). Training
- * changes the key's offset every epoch, so each use of an image draws fresh bits; an evaluation set
- * keeps one fixed key, so it is binarised the same way in every batch and every run.
+ * indices, uploaded as a small u32 tensor, from which one kernel gathers the pixels and makes them
+ * what the likelihood reads (models/likelihood.ts): the 8-bit levels as 2v/255 - 1 (no draw), or
+ * binarised, x ~ Bernoulli(pixel / 255) keyed by the pixel's index in the set (kernels/random.ts), or
+ * dequantised. Training changes the key's offset every epoch, so each use of an image draws fresh bits;
+ * an evaluation set keeps one fixed key, so it is binarised the same way in every batch and every run.
  */
 
 import { binarize, type ByteImageMode, dequantize, packBytes, scaledLevels } from "../kernels/random.ts";
