@@ -3,8 +3,9 @@
  * (models/scores.ts), one readback per batch, memory flat across batches; and the pictures' raw
  * material, reconstructions from p(x | z_{>k}) and samples from the prior.
  *
- * Randomness (models/streams.ts): the images are binarised once, by a fixed key shared by every run
- * (`TEST_BINARIZATION`), so all runs score identical binary images; the samples of the passes are
+ * Randomness (models/streams.ts): a Bernoulli model's images are binarised once, by a fixed key shared
+ * by every run (`TEST_BINARIZATION`), so all runs score identical binary images (an 8-bit model's are
+ * the levels themselves, no draw); the samples of the passes are
  * keyed by the run's seed, the batch and the pass (`scoringKeys`).
  */
 

@@ -125,7 +125,7 @@ export function iwBound(
 }
 
 /**
- * Likelihood Regret per image of the batch x [B, H, W, 1] of binary images: [B], on the GPU, no
+ * Likelihood Regret per image of the batch x [B, H, W, 1] of model inputs (models/likelihood.ts): [B], on the GPU, no
  * readback. Each image's posterior is optimised by the sum of the images' ELBOs (their gradients do
  * not mix), `steps` Adam steps at `lr`, each with fresh draws.
  */
