@@ -105,14 +105,16 @@ ${elementwiseMain()}
   // row-invariant key, its index within the image: the same pixels get the same bits in any set).
   let pixel = image * P.rowBytes + j;
   let byte = (Bytes[pixel / 4u] >> (8u * (pixel % 4u))) & 0xffu;
+#if ${mode === "levels"}
+  // The 8-bit level v as x = 2v/255 - 1 (the discretized logistic mixture's input and target): no draw.
+  Out[i] = f32(byte) * ${2 / 255} - 1.0;
+#else
   let u24 = keyedBlock(pixel).x >> 8u;
+#endif
 #if ${mode === "binarize"}
   // u < byte / 255 exactly, in integers: u24 * 255 < byte * 2^24.
   Out[i] = select(0.0, 1.0, u24 * 255u < (byte << 24u));
-#elif ${mode === "levels"}
-  // The 8-bit level v as x = 2v/255 - 1 (the discretized logistic mixture's input and target).
-  Out[i] = f32(byte) * ${2 / 255} - 1.0;
-#else
+#elif ${mode === "dequantize"}
   // (byte + u) / 256 with u uniform in [0, 1): a density on [0, 1) whose bin of width 1/256 is the byte.
   Out[i] = (f32(byte) + f32(u24) * 5.9604644775390625e-8) * 0.00390625;
 #endif

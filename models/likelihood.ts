@@ -152,7 +152,9 @@ export const LIKELIHOODS: Record<LikelihoodName, Likelihood> = {
 
 /** The likelihood of a configuration (Bernoulli when the field is absent, as in older runs). */
 export function likelihoodOf(cfg: HvaeConfig): Likelihood {
-  const lik = LIKELIHOODS[cfg.likelihood ?? "bernoulli"];
+  const name = cfg.likelihood ?? "bernoulli";
+  // Own keys only: a config.json saying "toString" or "__proto__" must not reach Object's members.
+  const lik = Object.hasOwn(LIKELIHOODS, name) ? LIKELIHOODS[name] : undefined;
   if (!lik) {
     throw new Error(
       `preset '${cfg.preset}': unknown likelihood ${JSON.stringify(cfg.likelihood)} (choices: ${

@@ -25,9 +25,11 @@ import {
   DEFAULT_COMPONENTS,
   DEFAULT_LIKELIHOOD,
   LIKELIHOOD_NAMES,
+  LIKELIHOODS,
   runTag,
   withLikelihood,
 } from "../models/likelihood.ts";
+import { LIKELIHOOD_FLAGS, likelihoodChoice } from "./likelihood_flags.ts";
 import { writeFilesAtomic } from "../data/files.ts";
 import { loadRun } from "../data/run.ts";
 import { completedEpochs } from "../data/run_dir.ts";
@@ -66,8 +68,7 @@ continues where it stopped when started again with the same flags.`;
 
 const { values: flags, positionals } = parseCommandLine("reproduce", USAGE, {
   preset: { type: "string" },
-  likelihood: { type: "string" },
-  components: { type: "string" },
+  ...LIKELIHOOD_FLAGS,
   epochs: { type: "string" },
   seeds: { type: "string" },
   "train-limit": { type: "string" },
@@ -91,18 +92,9 @@ const int = (flag: string, min: number) =>
     ? undefined
     : intFlag("reproduce", USAGE, flag, flags[flag as keyof typeof flags], min);
 const seeds = int("seeds", 1) ?? experiment.seeds;
-const likelihood = flags.likelihood ?? DEFAULT_LIKELIHOOD;
-if (!(LIKELIHOOD_NAMES as readonly string[]).includes(likelihood)) {
-  usageError(
-    "reproduce",
-    USAGE,
-    `--likelihood must be one of ${LIKELIHOOD_NAMES.join(", ")}, got '${likelihood}'`,
-  );
-}
-const components = int("components", 1);
-if (components !== undefined && likelihood !== "logistic-mixture") {
-  usageError("reproduce", USAGE, "--components is for --likelihood logistic-mixture");
-}
+const chosen = likelihoodChoice("reproduce", USAGE, flags);
+const likelihood = chosen.likelihood ?? DEFAULT_LIKELIHOOD;
+const components = chosen.components;
 /** The train flags of the likelihood, for every run but OverSmooth's (its preset is the Gaussian's). */
 const likelihoodFlags = (spec: RunSpec) =>
   spec.variant === "oversmooth"
@@ -301,11 +293,9 @@ await runCommand("reproduce", async () => {
     "",
     markdownTable(table),
     "",
-    `Ours: preset \`${preset}\` with the ${likelihood} likelihood${
-      likelihood === "logistic-mixture"
-        ? ` (8-bit images, ${settings.components} components)`
-        : " (binarised images)"
-    }${
+    `Ours: preset \`${preset}\` with the ${likelihood} likelihood (${LIKELIHOODS[likelihood].summary}${
+      settings.components ? `, ${settings.components} components` : ""
+    })${
       specs.some((s) => s.variant === "oversmooth") ? " (OverSmooth's runs: the Gaussian)" : ""
     }, ${epochs} epoch(s)${trainLimit ? ` on the first ${trainLimit} training images` : ""}, ` +
     `seeds ${[...new Set(specs.map((s) => s.seed))].join(", ")}, ` +

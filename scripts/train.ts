@@ -38,7 +38,6 @@ import {
   runTag,
   withLikelihood,
 } from "../models/likelihood.ts";
-import { MAX_COMPONENTS } from "../kernels/logistic_mixture.ts";
 import { createRng } from "../models/rng.ts";
 import {
   checkStepFits,
@@ -60,6 +59,7 @@ import {
   usageError,
 } from "./cli.ts";
 import { EVALUATION_FLAGS, EVALUATION_USAGE, evaluationOptions } from "./evaluation_flags.ts";
+import { LIKELIHOOD_FLAGS, likelihoodChoice } from "./likelihood_flags.ts";
 import { applyKernelsMode, KERNELS_FLAG, KERNELS_USAGE, kernelsMode } from "./kernel_tuning.ts";
 
 /** The no-flags run on a software adapter: a training budget (seconds) and an evaluation budget. */
@@ -117,8 +117,7 @@ const flags = parseFlags("train", USAGE, {
   // No defaults here for what a run records: on --resume, a flag given must be told from one absent.
   preset: { type: "string" },
   loss: { type: "string" },
-  likelihood: { type: "string" },
-  components: { type: "string" },
+  ...LIKELIHOOD_FLAGS,
   epochs: { type: "string" },
   "batch-size": { type: "string" },
   lr: { type: "string" },
@@ -191,20 +190,8 @@ const given = {
     ? undefined
     : intFlag("train", USAGE, "train-limit", flags["train-limit"], 1),
   loss: flags.loss as "elbo" | "informative" | undefined,
-  components: flags.components === undefined
-    ? undefined
-    : intFlag("train", USAGE, "components", flags.components, 1, MAX_COMPONENTS),
+  ...likelihoodChoice("train", USAGE, flags),
 };
-if (flags.likelihood !== undefined && !(LIKELIHOOD_NAMES as readonly string[]).includes(flags.likelihood)) {
-  usageError(
-    "train",
-    USAGE,
-    `--likelihood must be one of ${LIKELIHOOD_NAMES.join(", ")}, got '${flags.likelihood}'`,
-  );
-}
-if (given.components !== undefined && (flags.likelihood ?? DEFAULT_LIKELIHOOD) !== "logistic-mixture") {
-  usageError("train", USAGE, `--components is for --likelihood logistic-mixture`);
-}
 
 /**
  * The model of a new run: the preset with the likelihood asked for (or the default). The -oversmooth
@@ -218,16 +205,16 @@ function modelOf(presetName: string): HvaeConfig {
     usageError("train", USAGE, `--preset: ${(error as Error).message}`);
   }
   if (model.likelihood !== undefined) {
-    if (flags.likelihood !== undefined && flags.likelihood !== model.likelihood) {
+    if (given.likelihood !== undefined && given.likelihood !== model.likelihood) {
       usageError(
         "train",
         USAGE,
-        `--likelihood ${flags.likelihood}: preset '${presetName}' is the ${model.likelihood} likelihood's`,
+        `--likelihood ${given.likelihood}: preset '${presetName}' is the ${model.likelihood} likelihood's`,
       );
     }
     return model;
   }
-  return withLikelihood(model, flags.likelihood ?? DEFAULT_LIKELIHOOD, given.components);
+  return withLikelihood(model, given.likelihood ?? DEFAULT_LIKELIHOOD, given.components);
 }
 if (resume !== undefined && out !== undefined && out !== resume) {
   const same = await Deno.realPath(out).then(async (a) => a === await Deno.realPath(resume), () => false);
@@ -249,7 +236,7 @@ function resumedConfig(saved: RunConfig, path: string): { run: RunConfig; change
   const t = saved.training;
   const fixed: [string, unknown, unknown][] = [
     ["preset", flags.preset, saved.model.preset],
-    ["likelihood", flags.likelihood, saved.model.likelihood ?? "bernoulli"],
+    ["likelihood", given.likelihood, saved.model.likelihood ?? "bernoulli"],
     ["components", given.components, saved.model.components],
     ["loss", given.loss, t.loss],
     ["batch-size", given.batchSize, t.batchSize],

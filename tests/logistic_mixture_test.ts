@@ -242,6 +242,10 @@ gpuTest(
       () => withLikelihood(old, "poisson"),
       /unknown likelihood 'poisson' \(choices: bernoulli, gaussian/,
     );
+    // A config.json naming an Object member is refused, not taken for a likelihood.
+    for (const name of ["toString", "__proto__"]) {
+      assert.throws(() => likelihoodOf({ ...old, likelihood: name as "bernoulli" }), /unknown likelihood/);
+    }
   },
 );
 

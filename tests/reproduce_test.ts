@@ -182,7 +182,7 @@ gpuTest("reproduce: a two-seed experiment trains, evaluates, tabulates, and skip
   assert.match(md, /\| mnist \| \d+\.\d ± \d+\.\d \| 97\.0 ± 0\.5 \|/);
   assert.match(
     md,
-    /preset `tiny` with the logistic-mixture likelihood \(8-bit images, 2 components\)[^,]*, 1 epoch\(s\) on the first 128 training images, seeds 1, 2/,
+    /preset `tiny` with the logistic-mixture likelihood \(256-level discretized logistic mixture on 8-bit images, 2 components\), 1 epoch\(s\) on the first 128 training images, seeds 1, 2/,
   );
   for (const figure of ["kl.svg", "roc-mnist.svg", "latents-informative-seed1.svg"]) {
     assert.match(
