@@ -82,7 +82,7 @@ export function defaultTuning(softwareAdapter: boolean): Tuning {
     direct: softwareAdapter
       ? { pixels: 16, rows: 16, cols: 16, dwThreads: 1024 }
       : { pixels: 4, rows: 4, cols: 4, dwThreads: 65536 },
-    directColumns: 32,
+    directColumns: softwareAdapter ? 64 : 32,
   };
 }
 

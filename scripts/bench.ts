@@ -16,6 +16,7 @@ import * as ops from "../autograd/ops.ts";
 import { valueAndGrad } from "../autograd/tape.ts";
 import { adapterInfo, configure, engineStats, startProfile, stopProfile, sync } from "../kernels/engine.ts";
 import { formatProfile } from "../kernels/runtime/profiler.ts";
+import { measureCeiling, nominalCpuPeak } from "../kernels/ceiling.ts";
 import { matmul as matmulKernel } from "../kernels/matmul.ts";
 import {
   convBackwardFilter,
@@ -49,7 +50,7 @@ const mode = kernelsMode("bench", USAGE, args.kernels);
 await initGpuOrExit("bench");
 const adapter = adapterInfo().description;
 // Every line says whether the kernels were this adapter's tuned choices or the built-in ones.
-const kernels = await applyKernelsMode("bench", mode, null, console.error);
+let kernels = await applyKernelsMode("bench", mode, null, console.error);
 const rng = createRng(12345);
 
 function random(shape: number[]): Tensor {
@@ -88,11 +89,63 @@ async function measure(work: () => Tensor, reps: number | "auto", timedRuns = ru
   return median(times);
 }
 
+const wanted = (name: string) => name.includes(args.filter);
+
+// The adapter's ceiling (kernels/ceiling.ts), measured first: every line with a GFLOP/s or GB/s
+// figure also says what fraction of it that is (`ofFmaPeak`, `ofStream`), and so do profiles.
+const ceiling = await measureCeiling();
+
 function emit(record: Record<string, unknown>): void {
-  console.log(JSON.stringify({ ...record, adapter, kernels }));
+  const fractions = String(record.name).startsWith("ceiling") ? {} : {
+    ...(typeof record.gflops === "number" ? { ofFmaPeak: +(record.gflops / ceiling.gflops).toFixed(3) } : {}),
+    ...(typeof record.gbps === "number" ? { ofStream: +(record.gbps / ceiling.gbps).toFixed(3) } : {}),
+  };
+  console.log(JSON.stringify({ ...record, ...fractions, adapter, kernels }));
 }
 
-const wanted = (name: string) => name.includes(args.filter);
+/**
+ * The CPU behind a software adapter, from lscpu: cores and clock (null where lscpu does not report
+ * one, as in some VMs).
+ */
+async function cpuClock(): Promise<{ cores: number; ghz: number | null; name: string }> {
+  try {
+    const out = await new Deno.Command("lscpu", { stdout: "piped", stderr: "null", env: { LC_ALL: "C" } })
+      .output();
+    const text = new TextDecoder().decode(out.stdout);
+    const field = (name: string) => text.match(new RegExp(`^${name}:\\s*(.*)$`, "m"))?.[1]?.trim();
+    const mhz = Number(field("CPU max MHz") ?? field("CPU MHz") ?? NaN);
+    return {
+      cores: Number(field("CPU\\(s\\)") ?? 0),
+      ghz: Number.isFinite(mhz) && mhz > 0 ? mhz / 1000 : null,
+      name: `${field("Model name") ?? "?"} family ${field("CPU family") ?? "?"} model ${
+        field("Model") ?? "?"
+      }`,
+    };
+  } catch {
+    return { cores: 0, ghz: null, name: "unknown (lscpu not allowed or missing)" };
+  }
+}
+
+if (wanted("ceiling")) {
+  emit({ name: "ceiling-fma", note: "register-only vec4 FMA chains", gflops: +ceiling.gflops.toFixed(2) });
+  emit({ name: "ceiling-stream", note: "4 vec4 loads per thread, 64 MiB", gbps: +ceiling.gbps.toFixed(2) });
+  if (adapterInfo().isFallbackAdapter) {
+    const cpu = await cpuClock();
+    const bits = Number(adapter.match(/(\d+) bits/)?.[1] ?? NaN);
+    const nominal = nominalCpuPeak(cpu.cores, cpu.ghz, Number.isFinite(bits) ? bits : null);
+    emit({
+      name: "ceiling-cpu-nominal",
+      cpu: cpu.name,
+      cores: cpu.cores,
+      ghz: cpu.ghz,
+      simdBits: Number.isFinite(bits) ? bits : null,
+      nominalGflops: nominal === null ? null : +nominal.toFixed(1),
+      note: nominal === null
+        ? "lscpu reports no clock here: nominal = cores x 2 FMA pipes x (bits / 32) lanes x 2 x GHz"
+        : "cores x 2 FMA pipes x (bits / 32) lanes x 2 x GHz",
+    });
+  }
+}
 
 // The Deno sync floor: one tiny readback.
 if (wanted("sync")) {
@@ -417,6 +470,11 @@ for (const [preset, likelihood] of STEP_MODELS) {
     const cfg = withLikelihood(presetConfig(preset), likelihood);
     const name = `train-step-${preset}${runTag(cfg)}-${loss}`;
     if (!wanted(name)) continue;
+    // The kernels tuned on this preset's own shapes (measured now if none are cached, as
+    // `deno task train` does on first use): the blocks that suit 16 channels do not suit 64.
+    if (mode !== "default") {
+      kernels = await applyKernelsMode("bench", mode, { cfg, batch: 128, loss }, console.error);
+    }
     const hvae = keep(initHvae(cfg, createRng(1)));
     const state = adamInit(hvae);
     const x = keep(
@@ -456,8 +514,13 @@ for (const [preset, likelihood] of STEP_MODELS) {
       await readAll([value]);
       value.dispose();
       const report = await stopProfile();
-      console.error(`${name}\n${formatProfile(report)}\n`);
-      emit({ name: `${name}-profile`, preset, shape: { batch: 128 }, ...report });
+      console.error(`${name}\n${formatProfile(report, 25, ceiling)}\n`);
+      const rows = report.rows.map((r) => ({
+        ...r,
+        ...(r.gflops === undefined ? {} : { ofFmaPeak: +(r.gflops / ceiling.gflops).toFixed(3) }),
+        ...(r.gbps === undefined ? {} : { ofStream: +(r.gbps / ceiling.gbps).toFixed(3) }),
+      }));
+      emit({ name: `${name}-profile`, preset, shape: { batch: 128 }, ...report, rows, ceiling });
     }
     dispose([hvae, state.m, state.v, x]);
   }

@@ -101,8 +101,20 @@ export function summarize(
   return { method, wallMs, kernelMs, dispatches: timings.length, submits, rows };
 }
 
-/** The report as a text table (top `limit` rows, the rest summed in one line). */
-export function formatProfile(report: ProfileReport, limit = 25): string {
+/** The adapter's ceiling (kernels/ceiling.ts), for the fraction-of-peak columns. */
+export interface ProfileCeiling {
+  /** FMA peak, GFLOP/s. */
+  gflops: number;
+  /** Streaming bandwidth, GB/s. */
+  gbps: number;
+}
+
+/**
+ * The report as a text table (top `limit` rows, the rest summed in one line). Given the adapter's
+ * `ceiling`, two more columns say what fraction of its FMA peak and of its streaming bandwidth each
+ * row reaches: a kernel near neither is bound by something else (loads it gathers, barriers, launch).
+ */
+export function formatProfile(report: ProfileReport, limit = 25, ceiling?: ProfileCeiling): string {
   const lines: string[] = [];
   const pad = (s: string, n: number) => s.length >= n ? s : s + " ".repeat(n - s.length);
   const left = (s: string, n: number) => s.length >= n ? s : " ".repeat(n - s.length) + s;
@@ -113,8 +125,10 @@ export function formatProfile(report: ProfileReport, limit = 25): string {
   lines.push(
     `${pad("op", 22)} ${pad("kernel variant", 44)} ${left("calls", 5)} ${left("ms", 9)} ${left("share", 6)} ${
       left("GFLOP/s", 8)
-    } ${left("GB/s", 6)}`,
+    } ${left("GB/s", 6)}${ceiling ? ` ${left("%FMA", 5)} ${left("%BW", 5)}` : ""}`,
   );
+  const percent = (value: number | undefined, peak: number) =>
+    left(value === undefined ? "" : (100 * value / peak).toFixed(value < peak / 100 ? 2 : 1), 5);
   const shown = report.rows.slice(0, limit);
   for (const r of shown) {
     lines.push(
@@ -122,7 +136,7 @@ export function formatProfile(report: ProfileReport, limit = 25): string {
         left((100 * r.share).toFixed(1) + "%", 6)
       } ${left(r.gflops === undefined ? "" : r.gflops.toFixed(2), 8)} ${
         left(r.gbps === undefined ? "" : r.gbps.toFixed(2), 6)
-      }`,
+      }${ceiling ? ` ${percent(r.gflops, ceiling.gflops)} ${percent(r.gbps, ceiling.gbps)}` : ""}`,
     );
   }
   const rest = report.rows.slice(limit);
