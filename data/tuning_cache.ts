@@ -9,6 +9,11 @@
  * 6x there (AVX-512 against AVX2 only). Without lscpu (no permission to run it) a software adapter
  * cannot be told apart from another one, so no cached choice is trusted for it.
  *
+ * Entries are kept per adapter and per model preset: the tuner times the convolutions of one
+ * preset's training step, and the best blocks for `small`'s 16 channels are not those for
+ * `havtorn3`'s 64 (kernels/tune.ts). An entry written before presets were recorded counts for the
+ * preset its `workload` names.
+ *
  * A corrupt file, an entry that is not a valid tuning, or a file of another version is ignored with
  * a warning, and is replaced on the next save: it never stops a run.
  */
@@ -36,6 +41,13 @@ export interface TuningEntry {
   rows?: TuneRow[];
   /** The workload the shapes came from, e.g. "small informative, batch 128". */
   workload?: string;
+  /** The model preset whose shapes were timed (absent in older entries: see `presetOf`). */
+  preset?: string;
+}
+
+/** The preset an entry was tuned for: its own field, else the first word of its workload. */
+export function presetOf(entry: TuningEntry): string | null {
+  return entry.preset ?? entry.workload?.split(" ")[0] ?? null;
 }
 
 const VERSION = 1;
@@ -115,13 +127,14 @@ async function readEntries(path: string, warn: (line: string) => void): Promise<
 }
 
 /**
- * The cached tuning for `identity`, or null (with the reason in `why`). `warn` receives problems
- * with the file.
+ * The cached tuning for `identity` and `preset`, or null (with the reason in `why`). Without a
+ * preset, the newest entry for the adapter. `warn` receives problems with the file.
  */
 export async function loadCachedTuning(
   identity: AdapterIdentity,
   warn: (line: string) => void,
   path = tuningCachePath(),
+  preset?: string,
 ): Promise<{ entry: TuningEntry | null; why: string }> {
   if (identity.software && identity.cpu === null) {
     return {
@@ -130,23 +143,33 @@ export async function loadCachedTuning(
     };
   }
   const entries = await readEntries(path, warn);
-  const entry = entries.find((e) => sameIdentity(e.identity, identity)) ?? null;
+  const mine = entries.filter((e) => sameIdentity(e.identity, identity));
+  const entry = preset === undefined
+    ? mine.sort((a, b) => b.createdAt.localeCompare(a.createdAt))[0] ?? null
+    : mine.find((e) => presetOf(e) === preset) ?? null;
   if (entry) return { entry, why: "" };
   return {
     entry: null,
-    why: entries.length
-      ? `${path} has ${entries.length} entries, none for this adapter`
-      : `no tuning in ${path}`,
+    why: !entries.length
+      ? `no tuning in ${path}`
+      : mine.length
+      ? `${path} has no tuning for ${preset} on this adapter (only for ${mine.map(presetOf).join(", ")})`
+      : `${path} has ${entries.length} entries, none for this adapter`,
   };
 }
 
-/** Adds (or replaces) the entry for its identity and writes the file atomically; returns the path. */
+/**
+ * Adds (or replaces) the entry for its identity and preset and writes the file atomically; returns
+ * the path.
+ */
 export async function saveTuning(
   entry: TuningEntry,
   warn: (line: string) => void,
   path = tuningCachePath(),
 ): Promise<string> {
-  const others = (await readEntries(path, warn)).filter((e) => !sameIdentity(e.identity, entry.identity));
+  const others = (await readEntries(path, warn)).filter((e) =>
+    !sameIdentity(e.identity, entry.identity) || presetOf(e) !== presetOf(entry)
+  );
   await Deno.mkdir(path.slice(0, path.lastIndexOf("/")) || ".", { recursive: true });
   const text = JSON.stringify({ version: VERSION, entries: [...others, entry] }, null, 2) + "\n";
   await writeFileAtomic(path, new TextEncoder().encode(text));

@@ -10,7 +10,7 @@ import { adapterInfo } from "../kernels/engine.ts";
 import { dispose, keep, tensor } from "../kernels/tensor.ts";
 import { recordConvShapes, tuneKernels, type TuneRow } from "../kernels/tune.ts";
 import { describeTuning, setTuning, type Tuning } from "../kernels/tuning.ts";
-import { adapterIdentity, loadCachedTuning, saveTuning } from "../data/tuning_cache.ts";
+import { adapterIdentity, loadCachedTuning, presetOf, saveTuning } from "../data/tuning_cache.ts";
 import { type HvaeConfig, hvaeObjective, type HvaeParams, initHvae } from "../models/hvae.ts";
 import { createRng } from "../models/rng.ts";
 import { usageError } from "./cli.ts";
@@ -60,23 +60,32 @@ export async function tuneForWorkload(
 export type TuningSource = "cached" | "tuned" | "default";
 
 /**
- * Puts the cached tuning for this adapter in force. Without one: with `tuneIfMissing`, measures it
+ * Puts the cached tuning for this adapter and the model's preset in force (`preset`, or the
+ * workload's; without either, the adapter's newest). Without one: with `tuneIfMissing`, measures it
  * on that workload and caches it ("first use"); else keeps the defaults. `retune` always measures.
  * Prints one line saying which; problems with the cache are warnings, never errors.
  */
 export async function useTunedKernels(
   tool: string,
-  o: { tuneIfMissing?: Workload; retune?: Workload; log?: (line: string) => void } = {},
+  o: { tuneIfMissing?: Workload; retune?: Workload; preset?: string; log?: (line: string) => void } = {},
 ): Promise<{ source: TuningSource; rows: TuneRow[] }> {
   const say = (line: string) => (o.log ?? console.log)(`${tool}: ${line}`);
   const warn = (line: string) => console.error(`${tool}: warning: ${line}`);
   const identity = await adapterIdentity(adapterInfo());
-  const cached = o.retune ? { entry: null, why: "retuning" } : await loadCachedTuning(identity, warn);
+  const preset = o.preset ?? o.tuneIfMissing?.cfg.preset;
+  const cached = o.retune
+    ? { entry: null, why: "retuning" }
+    : await loadCachedTuning(identity, warn, undefined, preset);
   if (cached.entry) {
     setTuning(cached.entry.tuning);
-    say(`kernels tuned for this adapter (${cached.entry.createdAt}): ${describeTuning(cached.entry.tuning)}`);
+    say(
+      `kernels tuned for this adapter on ${presetOf(cached.entry) ?? "?"} (${cached.entry.createdAt}): ${
+        describeTuning(cached.entry.tuning)
+      }`,
+    );
     return { source: "cached", rows: cached.entry.rows ?? [] };
   }
+  setTuning(null);
   const workload = o.retune ?? o.tuneIfMissing;
   if (!workload) {
     say(`default kernels (${cached.why}; 'deno task tune' measures them for this adapter)`);
@@ -93,7 +102,14 @@ export async function useTunedKernels(
   }
   try {
     const path = await saveTuning(
-      { identity, tuning, createdAt: new Date().toISOString(), rows, workload: what },
+      {
+        identity,
+        tuning,
+        createdAt: new Date().toISOString(),
+        rows,
+        workload: what,
+        preset: workload.cfg.preset,
+      },
       warn,
     );
     say(`tuned in ${((performance.now() - started) / 1000).toFixed(1)} s, saved to ${path}`);
@@ -137,11 +153,12 @@ export async function applyKernelsMode(
   mode: KernelsMode,
   workload: Workload | null,
   log: (line: string) => void = console.log,
+  preset?: string,
 ): Promise<TuningSource> {
   if (mode === "default") {
     log(`${tool}: default kernels (--kernels default)`);
     return "default";
   }
   if (mode === "retune" && workload) return (await useTunedKernels(tool, { retune: workload, log })).source;
-  return (await useTunedKernels(tool, { tuneIfMissing: workload ?? undefined, log })).source;
+  return (await useTunedKernels(tool, { tuneIfMissing: workload ?? undefined, preset, log })).source;
 }

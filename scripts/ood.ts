@@ -49,7 +49,9 @@ const kernels = kernelsMode("ood", USAGE, flags.kernels);
 
 /** Evaluates one run into its directory (under its lock); with `reuse`, keeps an evaluation it holds. */
 async function evaluateOne(runDir: string, reuse: boolean): Promise<void> {
-  await readRunConfig(runDir); // not a run: the message names its config.json, before any lock
+  // Not a run: the message names its config.json, before any lock.
+  const config = await readRunConfig(runDir);
+  await applyKernelsMode("ood", kernels, null, console.log, config.model.preset);
   // The evaluation writes into the run: not while a training (or another evaluation) writes there.
   const lock = await RunLock.acquire(runDir, "deno task ood", (line) => console.error(`ood: ${line}`));
   try {
@@ -72,7 +74,6 @@ async function evaluateOne(runDir: string, reuse: boolean): Promise<void> {
 
 await runCommand("ood", async () => {
   await initGpuOrExit("ood");
-  await applyKernelsMode("ood", kernels, null);
   if (runDirs.length === 1) return await evaluateOne(runDirs[0], false);
   // An ensemble: every run checked before any is scored, then each evaluated, then WAIC.
   for (const dir of runDirs) await readRunConfig(dir);

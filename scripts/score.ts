@@ -66,7 +66,6 @@ const log = (line: string) => flags.json ? console.error(line) : console.log(lin
 const kernels = kernelsMode("score", USAGE, flags.kernels);
 
 await initGpuOrExit("score");
-await applyKernelsMode("score", kernels, null, log);
 let run: LoadedRun;
 try {
   run = await loadRun(runDir);
@@ -74,6 +73,7 @@ try {
   console.error(`score: ${(error as Error).message}`);
   Deno.exit(1);
 }
+await applyKernelsMode("score", kernels, null, log, run.config.model.preset);
 const L = run.config.model.layers.length;
 const names = [...scoreNames(L), REGRET_SCORE];
 if (!names.includes(flags.score)) {

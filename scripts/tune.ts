@@ -18,8 +18,8 @@ const USAGE = `usage: deno task tune [--preset NAME] [--loss KIND] [--batch-size
                     (default: small on a software adapter, havtorn3 on a GPU)
   --loss KIND       informative (default) or elbo
   --batch-size N    the training batch (default 128; a software adapter times a few images)
-  --show            print the cached choice for this adapter and exit
-Caches per adapter in ${tuningCachePath()}.`;
+  --show            print the cached choice for this adapter (and --preset, if given) and exit
+Caches per adapter and preset in ${tuningCachePath()}.`;
 
 const flags = parseFlags("tune", USAGE, {
   preset: { type: "string" },
@@ -46,7 +46,12 @@ function printRows(rows: TuneRow[]): void {
 }
 
 if (flags.show) {
-  const { entry, why } = await loadCachedTuning(identity, (line) => console.error(`tune: warning: ${line}`));
+  const { entry, why } = await loadCachedTuning(
+    identity,
+    (line) => console.error(`tune: warning: ${line}`),
+    undefined,
+    flags.preset,
+  );
   if (!entry) {
     console.log(`tune: nothing cached (${why})`);
     Deno.exit(0);

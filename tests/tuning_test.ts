@@ -66,6 +66,42 @@ Deno.test("tuning cache: round trip, one entry per adapter, other adapters kept"
   await Deno.remove(dir, { recursive: true });
 });
 
+Deno.test("tuning cache: one entry per adapter and preset; an old entry counts for its workload's preset", async () => {
+  const dir = await Deno.makeTempDir();
+  const path = `${dir}/tuning.json`;
+  const warnings: string[] = [];
+  const warn = (line: string) => warnings.push(line);
+  const forSmall = { ...defaultTuning(true), directColumns: 32 };
+  const forHavtorn = {
+    ...defaultTuning(true),
+    directColumns: 64,
+    direct: { ...defaultTuning(true).direct, rows: 4 },
+  };
+  // Written before entries named their preset: it counts for the first word of its workload.
+  await saveTuning({ ...entry(identity(), forSmall), workload: "small informative, batch 128" }, warn, path);
+  await saveTuning(
+    { ...entry(identity(), forHavtorn), preset: "havtorn3", createdAt: "2026-12-05T00:00:00.000Z" },
+    warn,
+    path,
+  );
+  assert.deepEqual((await loadCachedTuning(identity(), warn, path, "small")).entry?.tuning, forSmall);
+  assert.deepEqual((await loadCachedTuning(identity(), warn, path, "havtorn3")).entry?.tuning, forHavtorn);
+  // A preset never tuned here: nothing (the caller tunes it or keeps the defaults), and why.
+  const none = await loadCachedTuning(identity(), warn, path, "paper5");
+  assert.equal(none.entry, null);
+  assert.match(none.why, /no tuning for paper5 on this adapter \(only for small, havtorn3\)/);
+  // No preset asked: the adapter's newest entry.
+  assert.deepEqual((await loadCachedTuning(identity(), warn, path)).entry?.tuning, forHavtorn);
+  // Retuning one preset replaces only its own entry.
+  const again = { ...forSmall, direct: { ...forSmall.direct, pixels: 4 } };
+  await saveTuning({ ...entry(identity(), again), preset: "small" }, warn, path);
+  assert.equal(JSON.parse(await Deno.readTextFile(path)).entries.length, 2);
+  assert.deepEqual((await loadCachedTuning(identity(), warn, path, "small")).entry?.tuning, again);
+  assert.deepEqual((await loadCachedTuning(identity(), warn, path, "havtorn3")).entry?.tuning, forHavtorn);
+  assert.deepEqual(warnings, []);
+  await Deno.remove(dir, { recursive: true });
+});
+
 Deno.test("tuning cache: corrupt files and invalid entries are ignored with a warning, then rewritten", async () => {
   const dir = await Deno.makeTempDir();
   const path = `${dir}/tuning.json`;
