@@ -217,8 +217,12 @@ function directSpec(
   cols: number,
   pixels: number,
   vec4: boolean,
+  narrow = false,
 ): KernelSpec {
   const fwd = direction === "fwd";
+  if (narrow && (!fwd || cols !== 1 || vec4)) {
+    throw new Error("conv direct: narrow is forward, one column only");
+  }
   // fwd: outputs co at output pixels (B, oH, oW), reducing ci of X; weights [ky, kx, ci, co].
   // dx: outputs ci at input pixels (B, H, W), reducing co of DY; the same weights.
   const outC = fwd ? "P.Co" : "P.Ci";
@@ -238,7 +242,15 @@ function directSpec(
   // The reduction over channels r. Scalar: per r, `cols` weights and one value per pixel. vec4 (every
   // channel count a multiple of 4): per 4 channels, 4 x cols/4 (fwd) or cols (dx) weight vec4s and
   // one vec4 per pixel, a quarter of the loads for the same multiply-adds.
-  const reduction = !vec4
+  // narrow (one output channel, Ci a multiple of 4: the likelihood head's 16 -> 1): the weights of
+  // the one column are contiguous over ci, so input and weights are read as vec4s over ci and each
+  // pixel takes a dot product: a quarter of the loads of the scalar loop.
+  const reduction = narrow
+    ? `for (var r = 0u; r < P.Ci / 4u; r++) {
+        let w0 = Wt[tap / 4u + r];
+        ${unroll(pixels, (p) => `a${p}_0 += dot(X[s${p} / 4u + r] * m${p}, w0);`, "\n        ")}
+      }`
+    : !vec4
     ? `for (var r = 0u; r < ${redC}; r++) {
         let wr = tap + ${fwd ? "r * P.Co" : "r"};
         ${unroll(cols, (c) => `let w${c} = Wt[wr + ${fwd ? `${c}u` : `${c}u * P.Co`}];`, " ")}
@@ -301,10 +313,11 @@ function directSpec(
         " ",
       )
       : unroll(cols, (c) => `Out[d + ${c}u] = a${p}_${c}${bias ? ` + b${c}` : ""};`, " ");
+  const In = narrow ? "vec4<f32>" : T;
   return {
-    key: `conv-direct-${direction}:bias${+bias}:cols${cols}:px${pixels}${vec4 ? ":v4" : ""}`,
+    key: directKey(direction, bias, cols, pixels, vec4, narrow),
     uniforms: [["n", "u32"], ["pixelsTotal", "u32"], ...GEOMETRY_UNIFORMS, ...(fwd ? [] : PHASE_UNIFORMS)],
-    inputs: [[src, T], ["Wt", T], ...(bias ? [["Bias", T] as const] : [])],
+    inputs: [[src, In], ["Wt", In], ...(bias ? [["Bias", T] as const] : [])],
     outputs: [["Out", T]],
     body: `
 ${elementwiseMain()}
@@ -367,7 +380,16 @@ const XYZW = ["x", "y", "z", "w"];
  * `directSpec`, for the same reason). The pixel counters advance without division. Measured on
  * llvmpipe at batch 128, 16 channels, 14x14 k3: see `deno task bench --filter conv-small`.
  */
-function directFilterSpec(rows: number, cols: number, vec4: boolean, bias: boolean): KernelSpec {
+function directFilterSpec(
+  rows: number,
+  cols: number,
+  vec4: boolean,
+  bias: boolean,
+  narrow = false,
+): KernelSpec {
+  if (narrow && (cols !== 1 || rows % 4 !== 0 || vec4)) {
+    throw new Error("conv direct dW: narrow is one column and rows a multiple of 4");
+  }
   const T = vec4 ? "vec4<f32>" : "f32";
   // Per batch-and-pixel index q: `cols` gradient values and `rows` input values (scalar), or as
   // cols/4 and rows/4 vec4s when every channel count is a multiple of 4 (a quarter of the loads).
@@ -378,7 +400,17 @@ function directFilterSpec(rows: number, cols: number, vec4: boolean, bias: boole
     ? unroll(cols / 4, (h) => `let g${h} = DY[d / 4u + ${h}u];`, " ")
     : unroll(cols, (c) => `let g${c} = DY[d + ${c}u];`, " ");
   const biasSums = vec4 ? cols / 4 : cols;
-  const accumulate = vec4
+  // narrow (one output channel, the likelihood head's 16 -> 1): the input is read as rows/4 vec4s,
+  // the one gradient value as a scalar.
+  const accumulate = narrow
+    ? unroll(
+      rows / 4,
+      (k) =>
+        `let v${k} = X[s / 4u + ${k}u]; ` +
+        unroll(4, (j) => `a${4 * k + j}_0 = fma(v${k}.${XYZW[j]}, g0, a${4 * k + j}_0);`, " "),
+      "\n      ",
+    )
+    : vec4
     ? `${
       unroll(
         rows / 4,
@@ -424,9 +456,9 @@ function directFilterSpec(rows: number, cols: number, vec4: boolean, bias: boole
     )
     : unroll(rows, (r) => unroll(cols, (c) => `Partial[dst + ${r}u * P.Co + ${c}u] = a${r}_${c};`, " "));
   return {
-    key: `conv-direct-dw:rows${rows}:cols${cols}${vec4 ? ":v4" : ""}${bias ? ":bias" : ""}`,
+    key: directFilterKey(rows, cols, vec4, bias, narrow),
     uniforms: [["n", "u32"], ["kChunk", "u32"], ...GEOMETRY_UNIFORMS],
-    inputs: [["X", T], ["DY", T]],
+    inputs: [["X", narrow ? "vec4<f32>" : T], ["DY", T]],
     outputs: [["Partial", T], ...(bias ? [["BiasPartial", T] as const] : [])],
     body: `
 ${elementwiseMain()}
@@ -540,15 +572,39 @@ const backwardInput = (bias: boolean, t: GemmTiling) =>
 const backwardFilter = (t: GemmTiling) => memoSpec(`conv-dw:${tilingKey(t)}`, () => backwardFilterSpec(t));
 const naive = (d: "fwd" | "dx" | "dw", bias: boolean) =>
   memoSpec(`conv-naive-${d}:bias${+bias}`, () => naiveSpec(d, bias));
-const direct = (d: "fwd" | "dx", bias: boolean, cols: number, pixels: number, vec4: boolean) =>
+/** The pipeline key of a direct forward / input-gradient variant (one place: spec and cache agree). */
+function directKey(
+  d: "fwd" | "dx",
+  bias: boolean,
+  cols: number,
+  pixels: number,
+  vec4: boolean,
+  narrow: boolean,
+) {
+  return `conv-direct-${d}:bias${+bias}:cols${cols}:px${pixels}${vec4 ? ":v4" : ""}${narrow ? ":v4in" : ""}`;
+}
+/** The pipeline key of a direct weight-gradient variant. */
+function directFilterKey(rows: number, cols: number, vec4: boolean, bias: boolean, narrow: boolean) {
+  return `conv-direct-dw:rows${rows}:cols${cols}${vec4 ? ":v4" : ""}${narrow ? ":v4in" : ""}${
+    bias ? ":bias" : ""
+  }`;
+}
+const direct = (
+  d: "fwd" | "dx",
+  bias: boolean,
+  cols: number,
+  pixels: number,
+  vec4: boolean,
+  narrow: boolean,
+) =>
   memoSpec(
-    `conv-direct-${d}:bias${+bias}:cols${cols}:px${pixels}${vec4 ? ":v4" : ""}`,
-    () => directSpec(d, bias, cols, pixels, vec4),
+    directKey(d, bias, cols, pixels, vec4, narrow),
+    () => directSpec(d, bias, cols, pixels, vec4, narrow),
   );
-const directFilter = (rows: number, cols: number, vec4: boolean, bias: boolean) =>
+const directFilter = (rows: number, cols: number, vec4: boolean, bias: boolean, narrow: boolean) =>
   memoSpec(
-    `conv-direct-dw:rows${rows}:cols${cols}${vec4 ? ":v4" : ""}${bias ? ":bias" : ""}`,
-    () => directFilterSpec(rows, cols, vec4, bias),
+    directFilterKey(rows, cols, vec4, bias, narrow),
+    () => directFilterSpec(rows, cols, vec4, bias, narrow),
   );
 
 // ---------------------------------------------------------------- the planner
@@ -565,7 +621,18 @@ export type ConvPlan =
    * channels (dw); `vec4`: channels read four at a time (every channel count and channel block a
    * multiple of 4).
    */
-  | { kernel: "direct"; rows: number; cols: number; vec4: boolean; reason: string }
+  | {
+    kernel: "direct";
+    rows: number;
+    cols: number;
+    vec4: boolean;
+    /**
+     * One output channel (Co = 1) with Ci a multiple of 4, forward or weight gradient: the input
+     * channels are read four at a time though the output's are not (`directSpec`).
+     */
+    narrow: boolean;
+    reason: string;
+  }
   | { kernel: "gemm"; tiling: GemmTiling; reason: string };
 
 /** Sees every convolution direction as it is recorded (kernels/tune.ts collects the shapes in use). */
@@ -607,11 +674,14 @@ export function convPlan(direction: ConvDirection, g: ConvGeometry): ConvPlan {
     const rows = direction === "dw" ? blockFor(g.Ci, blocks.rows) : blocks.pixels;
     const cols = blockFor(columns, blocks.cols);
     const vec4 = g.Ci % 4 === 0 && g.Co % 4 === 0 && cols % 4 === 0 && (direction !== "dw" || rows % 4 === 0);
+    const narrow = direction !== "dx" && g.Co === 1 && g.Ci % 4 === 0 &&
+      (direction !== "dw" || rows % 4 === 0);
     return {
       kernel: "direct",
       rows,
       cols,
       vec4,
+      narrow,
       reason: implementation === "direct" ? "forced" : `${columns} <= ${t.directColumns} output columns`,
     };
   }
@@ -677,7 +747,7 @@ function launchDirect(
   const columns = d === "fwd" ? g.Co : g.Ci;
   const threads = Math.ceil(pixelsTotal / plan.rows) * (columns / plan.cols);
   launch(
-    direct(d, inputs.length === 3, plan.cols, plan.rows, plan.vec4),
+    direct(d, inputs.length === 3, plan.cols, plan.rows, plan.vec4, plan.narrow),
     inputs,
     [out],
     { n: threads, pixelsTotal, ...g, ...phase },
@@ -825,7 +895,7 @@ function backwardFilterAndBias(
     const threads = slices * threadsPerSlice;
     biasPartial = withBias ? emptyTensor(slices === 1 ? [g.Co] : [slices, g.Co], "f32", "conv2d-db") : null;
     launch(
-      directFilter(plan.rows, plan.cols, plan.vec4, withBias),
+      directFilter(plan.rows, plan.cols, plan.vec4, withBias, plan.narrow),
       [x, dy],
       biasPartial ? [partial, biasPartial] : [partial],
       { n: threads, kChunk, ...g },

@@ -61,6 +61,10 @@ const CONV_CASES: Case[] = [
   { B: 2, H: 6, W: 5, Ci: 12, Co: 12, k: 3, s: 1, padding: "same" },
   { B: 2, H: 9, W: 8, Ci: 16, Co: 24, k: 3, s: 2, padding: "same" },
   { B: 1, H: 7, W: 7, Ci: 32, Co: 32, k: 5, s: 2, padding: 2 },
+  // One output channel from a multiple of 4 (the Bernoulli head 16 -> 1): the "narrow" forward and
+  // weight gradient that read the input channels as vec4s; stride 2 with 8 channels too.
+  { B: 2, H: 6, W: 7, Ci: 16, Co: 1, k: 3, s: 1, padding: "same" },
+  { B: 1, H: 9, W: 8, Ci: 8, Co: 1, k: 3, s: 2, padding: 1 },
 ];
 
 function refOptions(c: Case, H: number, W: number): ref.ConvRefOptions {
