@@ -336,20 +336,22 @@ def check(cfg, tensors, path, rtol, atol):
     model = Hvae(cfg, tensors)
     with torch.no_grad():
         lls, kls = model.passes(nchw(ref["x"]), informative=True, mean=True)
-    worst = {"ll": 0.0, "kl": 0.0}
+    stats = {}
     ok = True
     for name, ours in (("ll", lls), ("kl", kls)):
-        expected = ref[name]
+        expected = ref[name].astype(np.float64)
         got = torch.stack(ours).numpy()
         if got.shape != expected.shape:
             raise SystemExit(f"{path}: {name} has shape {list(expected.shape)}, PyTorch gives {list(got.shape)}")
-        diff = np.abs(got.astype(np.float64) - expected.astype(np.float64))
-        worst[name] = float(diff.max())
+        diff = np.abs(got.astype(np.float64) - expected)
+        stats[f"max_abs_diff_{name}"] = float(diff.max())
+        stats[f"max_rel_diff_{name}"] = float((diff / np.maximum(np.abs(expected), 1e-12)).max())
+        stats[f"min_{name}"] = float(expected.min())
+        stats[f"max_{name}"] = float(expected.max())
         ok = ok and bool(np.all(diff <= atol + rtol * np.abs(expected)))
     print(json.dumps({
         "name": "torch-check", "ok": ok, "images": int(ref["x"].shape[0]), "layers": model.L,
-        "max_abs_diff_ll": worst["ll"], "max_abs_diff_kl": worst["kl"], "rtol": rtol, "atol": atol,
-        "mean_ll0": float(ref["ll"][0].mean()),
+        **stats, "rtol": rtol, "atol": atol, "mean_ll0": float(ref["ll"][0].mean()),
     }), flush=True)
     return ok
 
