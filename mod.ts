@@ -56,10 +56,12 @@ export {
 } from "./kernels/engine.ts";
 export {
   formatProfile,
+  type ProfileCeiling,
   type ProfileMethod,
   type ProfileReport,
   type ProfileRow,
 } from "./kernels/runtime/profiler.ts";
+export { type Ceiling, measureCeiling } from "./kernels/ceiling.ts";
 export {
   dispose,
   type DType,

@@ -16,6 +16,7 @@
 import { adapterInfo, engineStats, startProfile, stopProfile, sync } from "../kernels/engine.ts";
 import { dispose, keep } from "../kernels/tensor.ts";
 import { formatProfile } from "../kernels/runtime/profiler.ts";
+import { measureCeiling } from "../kernels/ceiling.ts";
 import { guessBackend } from "../kernels/runtime/backend.ts";
 import { loadSplit } from "../data/datasets.ts";
 import { readRunConfig, type RunConfig } from "../data/run.ts";
@@ -563,10 +564,14 @@ await runCommand("train", async () => {
       afterStep: async (r) => {
         if (profiling) {
           const report = await stopProfile();
-          console.error(`\n${formatProfile(report)}`);
+          // The adapter's ceiling (kernels/ceiling.ts), so each row says what fraction of it it reaches.
+          const ceiling = await measureCeiling();
+          console.error(`\n${formatProfile(report, 25, ceiling)}`);
           await writeFileAtomic(
             `${dir}/profile.json`,
-            new TextEncoder().encode(JSON.stringify({ step: r.progress.step - 1, ...report }, null, 2)),
+            new TextEncoder().encode(
+              JSON.stringify({ step: r.progress.step - 1, ...report, ceiling }, null, 2),
+            ),
           );
         }
         const rate = r.epochImages / r.epochSeconds;
