@@ -4,7 +4,7 @@
  * benchmark mode: measure on the machine at hand rather than guess from a model of it.
  *
  * Families, in order (each starts from the choices made before it):
- *   direct/GEMM split  directColumns 32 or 64, on the shapes with 33-64 output columns;
+ *   direct/GEMM split  directColumns 32 or 64, on the shapes with 33-64 output columns (havtorn3's);
  *   direct forward     output pixels per thread (1..16), then columns per thread (4, 8, 16), on the
  *                      forward and input-gradient shapes that run direct;
  *   direct dW          input channels per thread (1..16), then the threads the K split aims for;

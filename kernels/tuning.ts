@@ -72,8 +72,11 @@ export const NARROW_TILING: GemmTiling = { WM: 16, WN: 4, TM: 8, TN: 4, TK: 16 }
  * The defaults. On a CPU adapter (llvmpipe) each invocation is a SIMD lane and spills to L1 are
  * cheap, so the biggest direct block wins: 16 pixels x 16 columns ran the 16-channel 14x14 k3 forward
  * at 8.1 GFLOP/s against 1.6 with one pixel (AMD EPYC, 2 cores), and its 2 cores need only ~1K
- * threads; direct beats the GEMM tile up to 32 channels. On a real GPU: 4 x 4 blocks and many threads,
- * a default that no GPU measurement backs yet (`deno task tune` measures it).
+ * threads. Direct beats the GEMM tile at 64 channels too: havtorn3's 64-channel 28x28 k5 convolution
+ * ran at 27-29 GFLOP/s direct against 4.4-5.2 as a GEMM in all three directions (batch 32, AMD EPYC
+ * Zen 5; the GEMM's workgroup barriers are coroutine switches there), and its ELBO step went from
+ * 157 s to 35 s. On a real GPU: 4 x 4 blocks, many threads and GEMMs above 32 channels, defaults
+ * that no GPU measurement backs yet (`deno task tune` measures them).
  */
 export function defaultTuning(softwareAdapter: boolean): Tuning {
   return {
