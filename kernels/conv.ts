@@ -17,8 +17,8 @@
  *   dW       dW[m = (ky, kx, ci), co] = sum_{k = (b, oh, ow)} X[b, oh*s + ky - pad, ...ci] dY[k, co]
  *            K = batch x pixels is huge and M x N small, so it is split over workgroups (split-K)
  *            into partial sums that a reduction adds up: never one thread per weight over the batch.
- * For few channels (the `small` preset's 16, the likelihood head's 1) the same three directions run
- * as direct kernels instead: each thread computes a register block (output pixels x channels, or for
+ * On a CPU adapter up to 64 channels (`havtorn3`'s), on a GPU up to 32 (the `small` preset's 16, the
+ * likelihood head's 1), the same three directions run as direct kernels instead: each thread computes a register block (output pixels x channels, or for
  * the weight gradient input x output channels) with no workgroup memory (`directSpec`,
  * `directFilterSpec`). `convPlan` chooses per call among naive, direct and GEMM, with its reasons in
  * one place; the block sizes and the channel count where GEMMs take over are per-adapter choices
@@ -659,9 +659,9 @@ function blockFor(n: number, max: number): number {
  * tile the channels; else the implicit GEMM (the input gradient split by stride phase, the weight
  * gradient split over K). The "gemm" family keeps matrix-vector shapes (<= 4 columns) on the naive
  * kernel ("gemv"), where its tile would be nearly all padding.
- * Why direct for few channels: at 16 channels the direct kernels ran 2-3x faster than the GEMM tile
- * on llvmpipe with one pixel per thread and 5x with 16 (`directSpec`); at 64 the GEMM's reuse of
- * staged operands won there. Matrix-vector shapes (the 64 -> 1 likelihood conv at 28x28, batch 128,
+ * Why direct: at 16 channels the direct kernels ran 2-3x faster than the GEMM tile on llvmpipe with
+ * one pixel per thread and 5x with 16 (`directSpec`), and at 64 channels 5-6x (kernels/tuning.ts);
+ * on a GPU the GEMM's reuse of staged operands should win at 64, unmeasured yet. Matrix-vector shapes (the 64 -> 1 likelihood conv at 28x28, batch 128,
  * AMD EPYC Zen 5): 218 ms one thread per output, 64 ms direct; as a GEMM it took 286 ms on another
  * machine.
  */
