@@ -57,8 +57,12 @@ export function tuningCachePath(dir = defaultCacheDir()): string {
   return `${dir}/tuning.json`;
 }
 
-/** The CPU as lscpu describes it (model, family, model number, widest vector extension); null if unavailable. */
-async function cpuDescription(): Promise<string | null> {
+/**
+ * lscpu's fields by name ("Model name", "CPU\\(s\\)", "Flags"; a regex-escaped name), or null when
+ * lscpu may not run or is missing. The one reader of lscpu: the tuning cache, `bench` and
+ * `bench:compare` name the CPU from it (Deno reads /proc only with --allow-all).
+ */
+export async function lscpu(): Promise<((name: string) => string | undefined) | null> {
   try {
     const allowed = await Deno.permissions.query({ name: "run", command: "lscpu" });
     if (allowed.state !== "granted") return null;
@@ -66,16 +70,22 @@ async function cpuDescription(): Promise<string | null> {
       .output();
     if (!out.success) return null;
     const text = new TextDecoder().decode(out.stdout);
-    const field = (name: string) => text.match(new RegExp(`^${name}:\\s*(.*)$`, "m"))?.[1]?.trim() ?? "";
-    const flags = new Set(field("Flags").split(/\s+/));
-    const vector = ["avx512f", "avx2", "avx", "sse4_2"].find((f) => flags.has(f)) ?? "none";
-    const threads = field("CPU\\(s\\)");
-    return `${field("Model name")} family ${field("CPU family")} model ${
-      field("Model")
-    }, ${vector}, ${threads} CPUs`;
+    return (name) => text.match(new RegExp(`^${name}:\\s*(.*)$`, "m"))?.[1]?.trim();
   } catch {
     return null;
   }
+}
+
+/** The CPU as lscpu describes it (model, family, model number, widest vector extension); null if unavailable. */
+async function cpuDescription(): Promise<string | null> {
+  const info = await lscpu();
+  if (!info) return null;
+  const field = (name: string) => info(name) ?? "";
+  const flags = new Set(field("Flags").split(/\s+/));
+  const vector = ["avx512f", "avx2", "avx", "sse4_2"].find((f) => flags.has(f)) ?? "none";
+  return `${field("Model name")} family ${field("CPU family")} model ${field("Model")}, ${vector}, ${
+    field("CPU\\(s\\)")
+  } CPUs`;
 }
 
 /** The identity of `adapter` (and of the CPU behind it when it is a software adapter). */

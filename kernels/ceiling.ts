@@ -1,7 +1,7 @@
 /**
  * The ceiling of an adapter: the most arithmetic and the most memory traffic its kernels can do,
  * measured by two WGSL kernels that do nothing else. Every other kernel's speed reads as a fraction
- * of these (the profiler's "% peak" columns, kernels/runtime/profiler.ts), the way a roofline model
+ * of these (the profiler's `%FMA` and `%BW` columns, kernels/runtime/profiler.ts), the way a roofline model
  * (Williams, Waterman and Patterson, "Roofline", CACM 2009) bounds a kernel by compute and bandwidth.
  *
  *   FMA peak     every thread runs `FMA_CHAINS` independent vec4 multiply-add chains in registers
@@ -20,11 +20,9 @@
  * the stream figure includes the per-lane address arithmetic every storage load pays there.
  */
 
-import { launch } from "./launch.ts";
-import type { KernelSpec } from "./runtime/program.ts";
-import { memoSpec } from "./runtime/program.ts";
+import { elementwiseGrid, elementwiseMain, launch } from "./launch.ts";
+import { type KernelSpec, memoSpec } from "./runtime/program.ts";
 import { emptyTensor, readAll, type Tensor } from "./tensor.ts";
-import { elementwiseGrid, elementwiseMain } from "./launch.ts";
 
 /** Independent vec4 accumulators per thread in the FMA kernel. */
 export const FMA_CHAINS = 8;
@@ -35,10 +33,14 @@ const THREADS = 65536;
 /** Threads of the stream kernel: 64 MiB of vec4s, `STREAM_VEC4_PER_THREAD` each. */
 const STREAM_THREADS = (64 << 20) / 16 / STREAM_VEC4_PER_THREAD;
 
+/** Pipeline keys, one place each (spec and cache agree). */
+const FMA_KEY = `ceiling:fma:${FMA_CHAINS}`;
+const STREAM_KEY = `ceiling:stream:${STREAM_VEC4_PER_THREAD}`;
+
 function fmaSpec(): KernelSpec {
   const chains = Array.from({ length: FMA_CHAINS }, (_, c) => c);
   return {
-    key: `ceiling:fma:${FMA_CHAINS}`,
+    key: FMA_KEY,
     uniforms: [["n", "u32"], ["iters", "u32"], ["scale", "f32"], ["shift", "f32"]],
     inputs: [],
     outputs: [["Out", "vec4<f32>"]],
@@ -59,7 +61,7 @@ ${elementwiseMain()}
 
 function streamSpec(): KernelSpec {
   return {
-    key: `ceiling:stream:${STREAM_VEC4_PER_THREAD}`,
+    key: STREAM_KEY,
     uniforms: [["n", "u32"]],
     inputs: [["Src", "vec4<f32>"]],
     outputs: [["Out", "vec4<f32>"]],
@@ -73,8 +75,8 @@ ${elementwiseMain()}
   };
 }
 
-const fma = () => memoSpec(`ceiling:fma:${FMA_CHAINS}`, fmaSpec);
-const stream = () => memoSpec(`ceiling:stream:${STREAM_VEC4_PER_THREAD}`, streamSpec);
+const fma = () => memoSpec(FMA_KEY, fmaSpec);
+const stream = () => memoSpec(STREAM_KEY, streamSpec);
 
 /**
  * Records the FMA kernel on `threads` threads into `out` ([threads * 4]): thread i's vec4 is the sum

@@ -18,8 +18,9 @@
  *            K = batch x pixels is huge and M x N small, so it is split over workgroups (split-K)
  *            into partial sums that a reduction adds up: never one thread per weight over the batch.
  * On a CPU adapter up to 64 channels (`havtorn3`'s), on a GPU up to 32 (the `small` preset's 16, the
- * likelihood head's 1), the same three directions run as direct kernels instead: each thread computes a register block (output pixels x channels, or for
- * the weight gradient input x output channels) with no workgroup memory (`directSpec`,
+ * likelihood head's 1), the same three directions run as direct kernels instead: each thread
+ * computes a register block (output pixels x channels, or for the weight gradient input x output
+ * channels) with no workgroup memory (`directSpec`,
  * `directFilterSpec`). `convPlan` chooses per call among naive, direct and GEMM, with its reasons in
  * one place; the block sizes and the channel count where GEMMs take over are per-adapter choices
  * (kernels/tuning.ts, measured by kernels/tune.ts).
@@ -589,23 +590,10 @@ function directFilterKey(rows: number, cols: number, vec4: boolean, bias: boolea
     bias ? ":bias" : ""
   }`;
 }
-const direct = (
-  d: "fwd" | "dx",
-  bias: boolean,
-  cols: number,
-  pixels: number,
-  vec4: boolean,
-  narrow: boolean,
-) =>
-  memoSpec(
-    directKey(d, bias, cols, pixels, vec4, narrow),
-    () => directSpec(d, bias, cols, pixels, vec4, narrow),
-  );
-const directFilter = (rows: number, cols: number, vec4: boolean, bias: boolean, narrow: boolean) =>
-  memoSpec(
-    directFilterKey(rows, cols, vec4, bias, narrow),
-    () => directFilterSpec(rows, cols, vec4, bias, narrow),
-  );
+const direct = (...variant: Parameters<typeof directKey>) =>
+  memoSpec(directKey(...variant), () => directSpec(...variant));
+const directFilter = (...variant: Parameters<typeof directFilterKey>) =>
+  memoSpec(directFilterKey(...variant), () => directFilterSpec(...variant));
 
 // ---------------------------------------------------------------- the planner
 

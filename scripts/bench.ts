@@ -17,6 +17,7 @@ import { valueAndGrad } from "../autograd/tape.ts";
 import { adapterInfo, configure, engineStats, startProfile, stopProfile, sync } from "../kernels/engine.ts";
 import { formatProfile } from "../kernels/runtime/profiler.ts";
 import { measureCeiling, nominalCpuPeak } from "../kernels/ceiling.ts";
+import { lscpu } from "../data/tuning_cache.ts";
 import { matmul as matmulKernel } from "../kernels/matmul.ts";
 import {
   convBackwardFilter,
@@ -91,12 +92,17 @@ async function measure(work: () => Tensor, reps: number | "auto", timedRuns = ru
 
 const wanted = (name: string) => name.includes(args.filter);
 
-// The adapter's ceiling (kernels/ceiling.ts), measured first: every line with a GFLOP/s or GB/s
-// figure also says what fraction of it that is (`ofFmaPeak`, `ofStream`), and so do profiles.
-const ceiling = await measureCeiling();
+// The adapter's ceiling (kernels/ceiling.ts), measured first when a kernel line or a profile will
+// need it (a few seconds; `bench:compare` asks only for training steps): every line with a GFLOP/s
+// or GB/s figure also says what fraction of it that is (`ofFmaPeak`, `ofStream`), and so do profiles.
+const KERNEL_BENCHMARKS = ["ceiling", "matmul", "conv", "elementwise", "reduce"];
+const ceiling =
+  args.profile || KERNEL_BENCHMARKS.some((n) => n.includes(args.filter) || args.filter.includes(n))
+    ? await measureCeiling()
+    : null;
 
 function emit(record: Record<string, unknown>): void {
-  const fractions = String(record.name).startsWith("ceiling") ? {} : {
+  const fractions = !ceiling || String(record.name).startsWith("ceiling") ? {} : {
     ...(typeof record.gflops === "number" ? { ofFmaPeak: +(record.gflops / ceiling.gflops).toFixed(3) } : {}),
     ...(typeof record.gbps === "number" ? { ofStream: +(record.gbps / ceiling.gbps).toFixed(3) } : {}),
   };
@@ -108,25 +114,17 @@ function emit(record: Record<string, unknown>): void {
  * one, as in some VMs).
  */
 async function cpuClock(): Promise<{ cores: number; ghz: number | null; name: string }> {
-  try {
-    const out = await new Deno.Command("lscpu", { stdout: "piped", stderr: "null", env: { LC_ALL: "C" } })
-      .output();
-    const text = new TextDecoder().decode(out.stdout);
-    const field = (name: string) => text.match(new RegExp(`^${name}:\\s*(.*)$`, "m"))?.[1]?.trim();
-    const mhz = Number(field("CPU max MHz") ?? field("CPU MHz") ?? NaN);
-    return {
-      cores: Number(field("CPU\\(s\\)") ?? 0),
-      ghz: Number.isFinite(mhz) && mhz > 0 ? mhz / 1000 : null,
-      name: `${field("Model name") ?? "?"} family ${field("CPU family") ?? "?"} model ${
-        field("Model") ?? "?"
-      }`,
-    };
-  } catch {
-    return { cores: 0, ghz: null, name: "unknown (lscpu not allowed or missing)" };
-  }
+  const field = await lscpu();
+  if (!field) return { cores: 0, ghz: null, name: "unknown (lscpu not allowed or missing)" };
+  const mhz = Number(field("CPU max MHz") ?? field("CPU MHz") ?? NaN);
+  return {
+    cores: Number(field("CPU\\(s\\)") ?? 0),
+    ghz: Number.isFinite(mhz) && mhz > 0 ? mhz / 1000 : null,
+    name: `${field("Model name") ?? "?"} family ${field("CPU family") ?? "?"} model ${field("Model") ?? "?"}`,
+  };
 }
 
-if (wanted("ceiling")) {
+if (ceiling && wanted("ceiling")) {
   emit({ name: "ceiling-fma", note: "register-only vec4 FMA chains", gflops: +ceiling.gflops.toFixed(2) });
   emit({
     name: "ceiling-stream",
@@ -510,7 +508,7 @@ for (const [preset, likelihood] of STEP_MODELS) {
       dispatchesPerStep: Math.round((after.dispatches - before.dispatches) / step),
       submitsPerStep: +((after.submits - before.submits) / step).toFixed(1),
     });
-    if (args.profile) {
+    if (args.profile && ceiling) {
       startProfile();
       const value = scope(() =>
         trainStep(cfg, hvae, state, x, { loss, lr: 3e-4, beta: 1, freeBits: 0, seed: 1, step: step++ })

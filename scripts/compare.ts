@@ -22,6 +22,7 @@ import { dispose, keep, readAll, scope, type Tensor } from "../kernels/tensor.ts
 import { saveModel } from "../data/checkpoint.ts";
 import { encodeSafetensors } from "../data/safetensors.ts";
 import { writeFileAtomic } from "../data/files.ts";
+import { lscpu } from "../data/tuning_cache.ts";
 import { loadRun, type RunConfig } from "../data/run.ts";
 import {
   encode,
@@ -99,27 +100,20 @@ const say = (line: string) => console.log(line);
 
 // ---------------------------------------------------------------- the machine
 
-/**
- * The CPU as lscpu names it, with the vector extensions that change llvmpipe's code (Deno reads
- * /proc only with --allow-all, so this asks lscpu).
- */
+/** The CPU as lscpu names it, with the vector extensions that change llvmpipe's code. */
 async function cpuName(): Promise<string> {
-  try {
-    const out = await new Deno.Command("lscpu", { stdout: "piped", stderr: "null" }).output();
-    const info = new TextDecoder().decode(out.stdout);
-    const field = (name: string) => info.match(new RegExp(`^${name}:\\s*(.*)$`, "m"))?.[1]?.trim() ?? "?";
-    const flags = field("Flags").split(" ");
-    const vector = flags.includes("avx512f")
-      ? "AVX-512"
-      : flags.includes("avx2")
-      ? "AVX2, no AVX-512"
-      : "no AVX2";
-    return `${field("Model name")} (family ${field("CPU family")} model ${field("Model")}, ${vector}), ${
-      field("CPU\\(s\\)")
-    } CPUs`;
-  } catch {
-    return `${Deno.build.arch} (lscpu not found)`;
-  }
+  const info = await lscpu();
+  if (!info) return `${Deno.build.arch} (lscpu not found)`;
+  const field = (name: string) => info(name) ?? "?";
+  const flags = field("Flags").split(" ");
+  const vector = flags.includes("avx512f")
+    ? "AVX-512"
+    : flags.includes("avx2")
+    ? "AVX2, no AVX-512"
+    : "no AVX2";
+  return `${field("Model name")} (family ${field("CPU family")} model ${field("Model")}, ${vector}), ${
+    field("CPU\\(s\\)")
+  } CPUs`;
 }
 
 // ---------------------------------------------------------------- the reference for PyTorch's check
