@@ -51,8 +51,15 @@ function idxLength(head: Uint8Array): number | null {
   return header + size;
 }
 
-/** Parses IDX bytes (already gunzipped) and checks them against the expected kind. */
-export function parseIdx(bytes: Uint8Array, name: string, expect?: IdxKind): IdxArray {
+/**
+ * Checks the header at the start of `bytes` (magic, rank against `expect`, all sizes present) and
+ * returns the dimensions, the header's length and the data's length it announces.
+ */
+export function idxHeader(
+  bytes: Uint8Array,
+  name: string,
+  expect?: IdxKind,
+): { dims: number[]; header: number; size: number } {
   if (bytes.length < 4) throw new Error(`${name}: ${bytes.length} bytes is too short for an IDX header`);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const magic = view.getUint32(0);
@@ -76,18 +83,25 @@ export function parseIdx(bytes: Uint8Array, name: string, expect?: IdxKind): Idx
     throw new Error(`${name}: truncated header (${bytes.length} of ${header} bytes)`);
   }
   const dims = Array.from({ length: rank }, (_, i) => view.getUint32(4 + 4 * i));
-  const size = dims.reduce((a, b) => a * b, 1);
-  const have = bytes.length - header;
-  if (have < size) {
-    throw new Error(
+  return { dims, header, size: dims.reduce((a, b) => a * b, 1) };
+}
+
+/** The error for IDX data of `have` bytes where the header announced `size` (`dims`). */
+export function idxLengthError(name: string, dims: readonly number[], size: number, have: number): Error {
+  return have < size
+    ? new Error(
       `${name}: truncated: the header says ${dims.join("x")} = ${size} bytes of data, the file has ${have}`,
-    );
-  }
-  if (have > size) {
-    throw new Error(
+    )
+    : new Error(
       `${name}: ${have - size} unexpected bytes after the ${dims.join("x")} data the header announces`,
     );
-  }
+}
+
+/** Parses IDX bytes (already gunzipped) and checks them against the expected kind. */
+export function parseIdx(bytes: Uint8Array, name: string, expect?: IdxKind): IdxArray {
+  const { dims, header, size } = idxHeader(bytes, name, expect);
+  const have = bytes.length - header;
+  if (have !== size) throw idxLengthError(name, dims, size, have);
   return { dims, data: bytes.subarray(header) };
 }
 

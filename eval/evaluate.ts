@@ -23,8 +23,28 @@ import { type Detection, detectionMetrics } from "./metrics.ts";
 import { histogramSvg, rocSvg } from "./plots.ts";
 import { imageGrid } from "./grid.ts";
 import { encodePng } from "../data/png.ts";
-import { priorSamples, reconstructions, regretSet, scoreSet } from "./score_set.ts";
-import { BUILT_IN_SETS, displayName, fileKey, loadTestSet, type TestSet, testSetOnGpu } from "./test_sets.ts";
+import {
+  priorSamples,
+  reconstructions,
+  REGRET_SCORE,
+  regretSet,
+  type RegretSettings,
+  scoreSet,
+} from "./score_set.ts";
+
+export { REGRET_SCORE, type RegretSettings };
+import {
+  BUILT_IN_SETS,
+  type DirectorySet,
+  displayName,
+  fileKey,
+  loadTestSet,
+  openTestSet,
+  type TestSet,
+  testSetOnGpu,
+} from "./test_sets.ts";
+import { scoreAllInputs } from "./user_images.ts";
+import { progressReporter } from "./progress.ts";
 
 export const ORIENTATION = "higher = more OOD";
 
@@ -52,19 +72,6 @@ export interface EvaluationOptions {
   /** Also score Likelihood Regret (models/regret.ts; costly: `steps` optimisation steps per batch). */
   regret?: RegretSettings | null;
 }
-
-/** Likelihood Regret's settings (models/regret.ts). */
-export interface RegretSettings {
-  /** Adam steps on each image's posterior. */
-  steps: number;
-  /** Adam's learning rate. */
-  lr: number;
-  /** Draws of the importance-weighted bounds before and after. */
-  iw: number;
-}
-
-/** The name of Likelihood Regret's score in the results. */
-export const REGRET_SCORE = "regret";
 
 /** Likelihood diagnostics of one scored set. */
 export interface Diagnostics {
@@ -258,21 +265,6 @@ function scoresCsv(
   return lines.join("\n") + "\n";
 }
 
-function progressReporter(label: string, log: (line: string) => void) {
-  const terminal = Deno.stdout.isTerminal();
-  const started = performance.now();
-  let lastPrint = -Infinity;
-  return (done: number, total: number) => {
-    const elapsed = (performance.now() - started) / 1000;
-    const rate = done / elapsed;
-    const line = `ood: scoring ${label} ${done}/${total} ${rate.toFixed(1)} img/s ETA ${
-      Math.round((total - done) / rate)
-    } s`;
-    if (terminal) Deno.stdout.writeSync(new TextEncoder().encode(`\r${line}${done === total ? "\n" : ""}`));
-    else if (elapsed - lastPrint >= 30 || done === total) [log(line), lastPrint = elapsed];
-  };
-}
-
 /**
  * Refuses scores that are not finite: NaN compares false with any threshold and would rank
  * arbitrarily, so a model whose outputs overflow must be an error naming the run, never a result.
@@ -302,9 +294,9 @@ export async function resolveOodSets(
   inName: DatasetName,
   image: { height: number; width: number },
   log: (line: string) => void,
-): Promise<{ loaded: TestSet[]; skipped: { set: string; why: string }[] }> {
-  const load = (name: string) => loadTestSet(name, image.height, image.width, { dataDir: o.dataDir });
-  const loaded: TestSet[] = [], skipped: { set: string; why: string }[] = [];
+): Promise<{ loaded: (TestSet | DirectorySet)[]; skipped: { set: string; why: string }[] }> {
+  const load = (name: string) => openTestSet(name, image.height, image.width, { dataDir: o.dataDir });
+  const loaded: (TestSet | DirectorySet)[] = [], skipped: { set: string; why: string }[] = [];
   if (!o.ood.includes("all")) {
     for (const name of o.ood) loaded.push(await load(name));
     return { loaded, skipped };
@@ -359,33 +351,60 @@ export async function evaluateRun(run: LoadedRun, o: EvaluationOptions): Promise
   const setNames = oodSets.map((t) => t.name);
   // Every score of the model, and Likelihood Regret when asked for.
   const names = [...scoreNames(L), ...(o.regret ? [REGRET_SCORE] : [])];
+  // Each set on the device (a directory's first 8 images only, for the pictures) and its scores.
   const sets: { name: string; key: string; display: string; source: string; set: ImageSet }[] = [];
+  const scored: { name: string; key: string; labels: Uint8Array; scores: ImageScores }[] = [];
   try {
     for (const loaded of [inSet, ...oodSets]) {
-      const name = loaded.name;
-      log(`ood: ${loaded.display}: ${loaded.source}`);
-      const set = testSetOnGpu(loaded, o.limit, cfg.image);
-      sets.push({ name, key: fileKey(name), display: loaded.display, source: loaded.source, set });
-    }
-    const scored: { name: string; key: string; labels: Uint8Array; scores: ImageScores }[] = [];
-    for (const { name, key, display, set } of sets) {
+      const { name, display } = loaded;
+      log(`ood: ${display}: ${loaded.source}`);
+      const key = fileKey(name);
+      const onBatch = progressReporter(`ood: scoring ${display}`, { stream: "stdout", log });
+      if ("inputs" in loaded) {
+        // A user's directory streams, each image scored as if alone (as `deno task score` scores it,
+        // with regret in the same pass), so the two commands agree image by image.
+        sets.push({
+          name,
+          key,
+          display,
+          source: loaded.source,
+          set: await testSetOnGpu(loaded, 8, cfg.image),
+        });
+        const scores = await scoreAllInputs(run, loaded.inputs, {
+          samples: o.samples,
+          iw: o.iw,
+          generate: o.generate,
+          batchSize: o.batchSize,
+          regret: o.regret,
+          limit: o.limit,
+          onBatch,
+        });
+        scored.push({ name, key, labels: new Uint8Array(scores.count), scores });
+        continue;
+      }
+      const set = await testSetOnGpu(loaded, o.limit, cfg.image);
+      sets.push({ name, key, display, source: loaded.source, set });
       const scores = await scoreSet(run.params, cfg, set, {
         seed,
         samples: o.samples,
         iw: o.iw,
         generate: o.generate,
         batchSize: o.batchSize,
-        onBatch: progressReporter(display, log),
+        onBatch,
       });
       scored.push({ name, key, labels: set.labels, scores });
     }
     if (o.regret) {
       for (const [i, { display, set }] of sets.entries()) {
+        if (scored[i].scores.scores[REGRET_SCORE]) continue; // a directory's, scored with it
         scored[i].scores.scores[REGRET_SCORE] = await regretSet(run.params, cfg, set, {
           ...o.regret,
           seed,
           batchSize: o.batchSize,
-          onBatch: progressReporter(`${display} (likelihood regret, ${o.regret.steps} steps)`, log),
+          onBatch: progressReporter(`ood: scoring ${display} (likelihood regret, ${o.regret.steps} steps)`, {
+            stream: "stdout",
+            log,
+          }),
         });
       }
     }
@@ -453,7 +472,10 @@ export async function evaluateRun(run: LoadedRun, o: EvaluationOptions): Promise
       regret: o.regret ?? null,
       results,
       sets: Object.fromEntries(
-        sets.map((x) => [x.name, { display: x.display, source: x.source, images: x.set.count }]),
+        sets.map((
+          x,
+          i,
+        ) => [x.name, { display: x.display, source: x.source, images: scored[i].scores.count }]),
       ),
       skipped,
       diagnostics,

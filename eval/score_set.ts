@@ -158,14 +158,21 @@ export async function priorSamples(
   return Array.from({ length: count }, (_, i) => Float32Array.from(values.subarray(i * hw, (i + 1) * hw)));
 }
 
-/** Settings of `regretSet`: Likelihood Regret's (models/regret.ts) and the batching. */
-export interface RegretSetOptions {
+/** Likelihood Regret's settings (models/regret.ts). */
+export interface RegretSettings {
   /** Adam steps on each image's posterior. */
   steps: number;
   /** Adam's learning rate. */
   lr: number;
   /** Draws of the importance-weighted bounds before and after. */
   iw: number;
+}
+
+/** The name of Likelihood Regret's score in the results. */
+export const REGRET_SCORE = "regret";
+
+/** Settings of `regretSet`: Likelihood Regret's (models/regret.ts) and the batching. */
+export interface RegretSetOptions extends RegretSettings {
   /** The run's seed. */
   seed: number;
   /** Images per batch (optimised together; each image's parameters are its own). */

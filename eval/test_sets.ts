@@ -8,7 +8,8 @@
  *   noise                          Bernoulli noise: each pixel 255 with probability m, else 0, where m is
  *                                  Fashion-MNIST's mean test intensity (10000 images, a fixed seed);
  *   blank                          10000 all-black images;
- *   a directory                    the 28x28 PNG and IDX image files in it (a user's own set).
+ *   a directory                    the PNG and IDX image files in it and below it, at the model's size
+ *                                  (a user's own set, data/image_inputs.ts), read a batch at a time.
  * The transformed and synthetic sets are the usual sanity checks of likelihood-based detectors:
  * they cost nothing and need no download, and they are the same on every machine.
  */
@@ -21,9 +22,9 @@ import {
   loadExtraDataset,
 } from "../data/extra_datasets.ts";
 import type { IdxArray } from "../data/idx.ts";
+import { collectImages, type ImageInputs, openImageInputs } from "../data/image_inputs.ts";
 import { type ImageSet, imageSetFromPixels } from "../data/loader.ts";
 import { createRng } from "../models/rng.ts";
-import { readUserImages } from "./user_images.ts";
 
 /** A test set's images and labels, and where they came from. */
 export interface TestSet {
@@ -35,6 +36,21 @@ export interface TestSet {
   images: IdxArray;
   /** Labels: dims [N] (0 where a set has none). */
   labels: IdxArray;
+  /** Where the images came from, in words. */
+  source: string;
+}
+
+/**
+ * A user's directory as a test set: its images are counted, not loaded; they are read a batch at a
+ * time when scored (eval/user_images.ts, `scoreAllInputs`), so a set of any size fits in memory.
+ */
+export interface DirectorySet {
+  /** The directory. */
+  name: string;
+  /** Its last path component. */
+  display: string;
+  /** The images. */
+  inputs: ImageInputs;
   /** Where the images came from, in words. */
   source: string;
 }
@@ -166,43 +182,66 @@ export async function loadTestSet(
       source: `Bernoulli(${mean.toFixed(4)}) noise, Fashion-MNIST's mean test intensity, seed ${NOISE_SEED}`,
     };
   }
+  const dir = await directorySet(name, height, width);
+  const read = await collectImages(dir.inputs, height * width);
+  const count = read.names.length;
+  return {
+    name,
+    display,
+    images: idx([count, height, width], read.pixels),
+    labels: idx([count], new Uint8Array(count)),
+    source: dir.source,
+  };
+}
+
+/**
+ * A set by name as `loadTestSet` loads it, except a directory, which is opened (its images counted
+ * and checked, not read: `DirectorySet`).
+ */
+export async function openTestSet(
+  name: string,
+  height: number,
+  width: number,
+  options: ExtraDataOptions = {},
+): Promise<TestSet | DirectorySet> {
+  if (isBuiltInSet(name)) return await loadTestSet(name, height, width, options);
   return await directorySet(name, height, width);
 }
 
-/** A user's directory of PNG and IDX image files as a test set (files in name order, not recursive). */
-async function directorySet(dir: string, height: number, width: number): Promise<TestSet> {
-  let entries: string[];
+/** A user's directory of PNG and IDX image files (recursively, in name order) as a test set. */
+async function directorySet(dir: string, height: number, width: number): Promise<DirectorySet> {
+  let info: Deno.FileInfo | null = null;
   try {
-    entries = [];
-    for await (const e of Deno.readDir(dir)) if (e.isFile && !e.name.startsWith(".")) entries.push(e.name);
+    info = await Deno.stat(dir);
   } catch (error) {
     throw new Error(
       `--ood ${dir}: not a built-in set (${["fashion-mnist", ...BUILT_IN_SETS].join(", ")}) nor a readable ` +
         `directory (${(error as Error).message})`,
     );
   }
-  const files = entries.filter((n) => /\.(png|idx|gz)$|-ubyte$/i.test(n)).sort().map((n) => `${dir}/${n}`);
-  if (files.length === 0) throw new Error(`--ood ${dir}: the directory holds no .png or IDX image files`);
-  const read = await readUserImages(files, height, width);
-  const count = read.names.length;
+  if (!info.isDirectory) throw new Error(`--ood ${dir}: not a built-in set nor a directory`);
+  const inputs = await openImageInputs([dir], height, width);
   return {
     name: dir,
     display: displayName(dir),
-    images: idx([count, height, width], read.pixels),
-    labels: idx([count], new Uint8Array(count)),
-    source: `${files.length} file(s) in ${dir}`,
+    inputs,
+    source: `${inputs.count} image(s) in ${inputs.files} file(s) under ${dir}`,
   };
 }
 
 /**
- * Uploads the first `limit` images (all by default) of a test set; images of another size than
- * `expect` are an error naming the set, its source and both sizes.
+ * Uploads the first `limit` images (all by default) of a test set (a directory's are read first);
+ * images of another size than `expect` are an error naming the set, its source and both sizes.
  */
-export function testSetOnGpu(
-  t: TestSet,
+export async function testSetOnGpu(
+  t: TestSet | DirectorySet,
   limit: number | undefined,
   expect: { height: number; width: number },
-): ImageSet {
+): Promise<ImageSet> {
+  if ("inputs" in t) {
+    const { pixels, names } = await collectImages(t.inputs, expect.height * expect.width, limit);
+    return imageSetFromPixels(t.display, pixels, expect.height, expect.width, new Uint8Array(names.length));
+  }
   const [count, height, width] = t.images.dims;
   if (height !== expect.height || width !== expect.width) {
     throw new Error(

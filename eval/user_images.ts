@@ -1,57 +1,23 @@
 /**
- * Scoring a user's own images (`deno task score`, and the library API in mod.ts): read IDX image
- * files and PNGs at the model's size (no silent resizing), score them like the test sets
- * (eval/score_set.ts: the same binarisation and passes). `thresholdAtFpr` (eval/metrics.ts) turns
- * in-distribution scores into an OOD threshold for a target false-positive rate.
+ * Scoring a user's own images (`deno task score`, a directory given to `deno task ood --ood`, and the
+ * library API in mod.ts): images at the model's size (no silent resizing), scored like the test sets
+ * (eval/score_set.ts: the same binarisation and passes) but each image as if alone, so its scores
+ * depend on it and the run only, never on the images around it or how they were batched. That makes
+ * streaming exact: `scoreInputs` reads and scores any number of images a batch at a time (reading the
+ * next batch while the device scores this one), and a resumed run continues bit for bit.
+ * `thresholdAtFpr` (eval/metrics.ts) turns in-distribution scores into an OOD threshold for a target
+ * false-positive rate.
  */
 
-import { gunzipIfNeeded, MAX_IDX_BYTES, parseIdx } from "../data/idx.ts";
-import { concatBytes, readRegularFile } from "../data/files.ts";
 import { imageSetFromPixels } from "../data/loader.ts";
 import type { LoadedRun } from "../data/run.ts";
+import type { ImageBatch, ImageInputs } from "../data/image_inputs.ts";
 import { dispose } from "../kernels/tensor.ts";
-import type { ImageScores } from "../models/scores.ts";
-import { decodePng } from "../data/png.ts";
-import { regretSet, scoreSet, type ScoreSetOptions } from "./score_set.ts";
-import { REGRET_SCORE, type RegretSettings } from "./evaluate.ts";
+import { emptyScores, type ImageScores } from "../models/scores.ts";
+import { REGRET_SCORE, regretSet, type RegretSettings, scoreSet, type ScoreSetOptions } from "./score_set.ts";
 
-/** Images read from users' files (`readUserImages`). */
-export interface UserImages {
-  /** "file" for a PNG, "file#i" for image i of an IDX file. */
-  names: string[];
-  /** Gray levels, image after image, height x width each, 0 = black background. */
-  pixels: Uint8Array;
-}
-
-/** Reads PNG and IDX files (by content: PNG signature, else IDX, gzipped or raw) of `height` x `width` images. */
-export async function readUserImages(
-  paths: readonly string[],
-  height: number,
-  width: number,
-): Promise<UserImages> {
-  const names: string[] = [];
-  const chunks: Uint8Array[] = [];
-  for (const path of paths) {
-    // Regular files only, of at most an IDX file's size: no /dev/zero, no pipe read without end.
-    const bytes = await readRegularFile(path, MAX_IDX_BYTES, "PNG or IDX image file");
-    if (bytes[0] === 0x89 && bytes[1] === 0x50) {
-      const png = await decodePng(bytes, path, { expect: { width, height } });
-      names.push(path);
-      chunks.push(png.pixels);
-    } else {
-      const idx = parseIdx(await gunzipIfNeeded(bytes, path), path, "images");
-      const [count, rows, cols] = idx.dims;
-      if (idx.dims.length !== 3 || rows !== height || cols !== width) {
-        throw new Error(
-          `${path}: IDX images are ${idx.dims.slice(1).join("x")}; the model takes ${height}x${width}`,
-        );
-      }
-      for (let i = 0; i < count; i++) names.push(`${path}#${i}`);
-      chunks.push(idx.data);
-    }
-  }
-  return { names, pixels: concatBytes(chunks) };
-}
+/** How user images are scored: the passes, the batch size, and Likelihood Regret when given. */
+export type UserScoreOptions = Omit<ScoreSetOptions, "seed" | "onBatch"> & { regret?: RegretSettings | null };
 
 /**
  * Scores images given as gray levels (`count` x height x width) with every score, and with
@@ -60,13 +26,11 @@ export async function readUserImages(
 export async function scoreImages(
   run: LoadedRun,
   pixels: Uint8Array,
-  o: Omit<ScoreSetOptions, "seed"> & { regret?: RegretSettings | null },
+  o: UserScoreOptions,
 ): Promise<ImageScores> {
   const { height, width } = run.config.model.image;
   const set = imageSetFromPixels("scoreImages: user images", pixels, height, width);
   try {
-    // Each image scored as if alone: its scores depend on it, the run and the options, never on
-    // which other images were given with it or in what order.
     const seed = run.config.training.seed;
     const scored = await scoreSet(run.params, run.config.model, set, { ...o, seed, eachImageAlone: true });
     if (o.regret) {
@@ -81,4 +45,67 @@ export async function scoreImages(
   } finally {
     dispose(set.bytes);
   }
+}
+
+/** One batch of `scoreInputs`: the images read and their scores. */
+export interface ScoredBatch {
+  batch: ImageBatch;
+  scores: ImageScores;
+}
+
+/**
+ * Scores `inputs` (data/image_inputs.ts) `o.batchSize` images at a time, after the first `skip` and
+ * up to `limit` in all; the next batch is read while this one is scored. Memory holds two batches.
+ */
+export async function* scoreInputs(
+  run: LoadedRun,
+  inputs: ImageInputs,
+  o: UserScoreOptions & { skip?: number; limit?: number },
+): AsyncGenerator<ScoredBatch> {
+  const batches = inputs.batches(o.batchSize, { skip: o.skip, limit: o.limit });
+  let next = batches.next();
+  try {
+    while (true) {
+      const read = await next;
+      if (read.done) return;
+      next = batches.next();
+      // A failed read surfaces when it is awaited above, not as an unhandled rejection meanwhile.
+      next.catch(() => {});
+      yield { batch: read.value, scores: await scoreImages(run, read.value.pixels, o) };
+    }
+  } finally {
+    await next.catch(() => {});
+    await batches.return(undefined);
+  }
+}
+
+/** Copies every array of `from` into `into` at image `at` (the scores named in `from`, regret included). */
+export function placeScores(into: ImageScores, at: number, from: ImageScores): void {
+  const pairs = [
+    ...into.partialElbo.map((a, k) => [a, from.partialElbo[k]]),
+    ...into.ll.map((a, k) => [a, from.ll[k]]),
+    ...into.kl.map((a, k) => [a, from.kl[k]]),
+    ...Object.entries(from.scores).map(([n, v]) => [into.scores[n] ??= new Float64Array(into.count), v]),
+  ] as [Float64Array, Float64Array][];
+  for (const [to, values] of pairs) to.set(values, at);
+  into.optk.set(from.optk, at);
+}
+
+/**
+ * Every image of `inputs` (up to `limit`) scored by streaming, its scores gathered for the metrics
+ * that need them all (AUROC): memory holds a few numbers per image and two batches of pixels.
+ * `onBatch` gets (images done, images in all).
+ */
+export async function scoreAllInputs(
+  run: LoadedRun,
+  inputs: ImageInputs,
+  o: UserScoreOptions & { limit?: number; onBatch?: (done: number, total: number) => void },
+): Promise<ImageScores> {
+  const total = Math.min(inputs.count, o.limit ?? Infinity);
+  const out = emptyScores(run.config.model.layers.length, total);
+  for await (const { batch, scores } of scoreInputs(run, inputs, o)) {
+    placeScores(out, batch.first, scores);
+    o.onBatch?.(batch.first + batch.names.length, total);
+  }
+  return out;
 }

@@ -86,11 +86,12 @@ export function pathFlag(tool: string, usage: string, name: string, raw: unknown
 }
 
 /**
- * Runs a command's body: an error becomes one line, `<tool>: <message>`, and exit status 1 (with
- * the stack only for an unexpected kind of error, a bug to report). Before exiting, the GPU is let
- * finish what was submitted: Deno's teardown panics on a queue still busy.
+ * Runs a command's body: an error becomes one line, `<tool>: <message>`, and exit status
+ * `errorStatus` (1 unless 1 means something else, as a failed gate of `deno task score`), with the
+ * stack only for an unexpected kind of error, a bug to report. Before exiting, the GPU is let finish
+ * what was submitted: Deno's teardown panics on a queue still busy.
  */
-export async function runCommand(tool: string, body: () => Promise<void>): Promise<void> {
+export async function runCommand(tool: string, body: () => Promise<void>, errorStatus = 1): Promise<void> {
   try {
     await body();
   } catch (error) {
@@ -105,7 +106,7 @@ export async function runCommand(tool: string, body: () => Promise<void>): Promi
         : `${tool}: internal error (please report): ${(error as Error)?.stack ?? error}`,
     );
     await Promise.resolve().then(sync).catch(() => {});
-    Deno.exit(1);
+    Deno.exit(errorStatus);
   }
 }
 

@@ -155,7 +155,7 @@ async function makeFigures(runs: RunOutcome[]): Promise<Record<string, string>> 
     const run = await loadRun(first.dir);
     const { height, width } = run.config.model.image;
     const test = await loadTestSet(run.config.training.dataset, height, width, { dataDir });
-    const set = testSetOnGpu(test, 1000, run.config.model.image);
+    const set = await testSetOnGpu(test, 1000, run.config.model.image);
     try {
       figures[`latents-${variant}${first.loss}-seed${first.seed}.svg`] = await latentFigure(
         run.params,

@@ -521,8 +521,10 @@ await runCommand("train", async () => {
         `${loaded.map((t) => t.display).join(", ")} into curves.jsonl and curves.svg`,
     );
     return {
-      in: testSetOnGpu(inSet, c.limit, r.model.image),
-      ood: loaded.map((t) => ({ name: t.name, set: testSetOnGpu(t, c.limit, r.model.image) })),
+      in: await testSetOnGpu(inSet, c.limit, r.model.image),
+      ood: await Promise.all(
+        loaded.map(async (t) => ({ name: t.name, set: await testSetOnGpu(t, c.limit, r.model.image) })),
+      ),
     };
   }
 

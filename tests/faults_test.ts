@@ -515,8 +515,12 @@ gpuTest("faults: hostile files: safetensors headers, configs, huge PNGs, gzip bo
   const zero = await task("score", ["--run", trained, "--input", "/dev/zero"]);
   assert.equal(zero.code, 1);
   assert.match(zero.err, /\/dev\/zero: not a regular file/);
-  const dir = await task("score", ["--run", trained, "--input", root]);
-  assert.match(dir.err, /is a directory/);
+  // A directory is searched for images; one without any is an error naming it.
+  await Deno.mkdir(`${root}/no-images/sub`, { recursive: true });
+  await Deno.writeTextFile(`${root}/no-images/sub/notes.txt`, "not an image");
+  const dir = await task("score", ["--run", trained, "--input", `${root}/no-images`]);
+  assert.equal(dir.code, 1, both(dir));
+  assert.match(dir.err, /no-images: the directory holds no \.png or IDX image files/);
 });
 
 gpuTest("faults: an evaluation that cannot write leaves the previous one as it was", async () => {
@@ -541,12 +545,11 @@ gpuTest("faults: an evaluation that cannot write leaves the previous one as it w
 });
 
 gpuTest(
-  "faults: task permissions are narrow (score reads only); info names the backend, warns on OpenGL",
+  "faults: task permissions are narrow (score has no network); info names the backend, warns on OpenGL",
   async () => {
-    // Every task() above ran with its task's permissions; score's grant neither write nor network.
-    assert.ok(
-      !permissionsOf("score").some((f) => f.startsWith("--allow-write") || f.startsWith("--allow-net")),
-    );
+    // Every task() above ran with its task's permissions; score writes (its --csv) but never reaches
+    // the network.
+    assert.ok(!permissionsOf("score").some((f) => f.startsWith("--allow-net")));
     assert.ok(permissionsOf("ood").every((f) => f !== "--allow-net"), "ood reaches the dataset hosts only");
     const info = await task("info", []);
     assert.equal(info.code, 0, both(info));

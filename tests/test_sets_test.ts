@@ -76,7 +76,7 @@ Deno.test("test sets: a directory of PNG and IDX files; names, keys and errors",
   assert.deepEqual(set.images.dims, [3, H, W]);
   assert.deepEqual(set.images.data.subarray(0, 2 * H * W), pixels.subarray(H * W, 3 * H * W));
   assert.deepEqual(set.images.data.subarray(2 * H * W), pixels.subarray(0, H * W));
-  assert.equal(set.source, `2 file(s) in ${dir}`);
+  assert.equal(set.source, `3 image(s) in 2 file(s) under ${dir}`);
   assert.equal(displayName(`/data/My Set/`), "My Set");
   assert.equal(fileKey(`/data/My Set/`), "dir-my-set");
   assert.equal(fileKey("noise"), "noise");
