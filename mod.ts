@@ -14,7 +14,8 @@
  * - **the model**: presets, `initHvae`, the objectives (ELBO, the informative loss of Eq. 10), the
  *   training loop `train` with bit-exact resume, checkpoints, datasets and image sets;
  * - **evaluation**: `loadRun` (a trained run directory), `scoreImages` / `scoreSet` (every score of
- *   docs/design.md section 3 per image, higher = more OOD), `thresholdAtFpr` (the threshold for a
+ *   docs/design.md section 3 per image, higher = more OOD), `openImageInputs` + `scoreInputs` (any
+ *   number of a user's images, streamed a batch at a time), `thresholdAtFpr` (the threshold for a
  *   target false-positive rate), the metrics (`detectionMetrics`: AUROC, AUPRC, FPR80) and
  *   `evaluateRun` (the whole evaluation of `deno task ood`).
  *
@@ -309,8 +310,28 @@ export {
   waicScores,
   waicTable,
 } from "./eval/ensemble.ts";
-export { readUserImages, scoreImages, type UserImages } from "./eval/user_images.ts";
-export { BUILT_IN_SETS, loadTestSet, type TestSet, testSetOnGpu } from "./eval/test_sets.ts";
+export {
+  scoreAllInputs,
+  type ScoredBatch,
+  scoreImages,
+  scoreInputs,
+  type UserScoreOptions,
+} from "./eval/user_images.ts";
+export {
+  collectImages,
+  type ImageBatch,
+  type ImageInputs,
+  openImageInputs,
+  readImageInputs,
+} from "./data/image_inputs.ts";
+export {
+  BUILT_IN_SETS,
+  type DirectorySet,
+  loadTestSet,
+  openTestSet,
+  type TestSet,
+  testSetOnGpu,
+} from "./eval/test_sets.ts";
 export {
   EXTRA_DATASET_NAMES,
   type ExtraDataOptions,

@@ -49,7 +49,9 @@ export async function scoreImages(
 
 /** One batch of `scoreInputs`: the images read and their scores. */
 export interface ScoredBatch {
+  /** The images, their names and where they start among all the inputs' images. */
   batch: ImageBatch;
+  /** Their scores, image for image. */
   scores: ImageScores;
 }
 
