@@ -4,6 +4,8 @@
  * file skips by seeking; a gzipped one can only inflate and drop.
  */
 
+import { statRegularFile } from "./files.ts";
+
 /** Bytes read in order, `read(n)` at a time. */
 export interface ByteSource {
   /** The next `n` bytes, or fewer only at the end of the data. */
@@ -123,14 +125,7 @@ export async function openByteSource(
   path: string,
   what: string,
 ): Promise<{ source: ByteSource; gzipped: boolean; size: number }> {
-  let info: Deno.FileInfo;
-  try {
-    info = await Deno.stat(path);
-  } catch (error) {
-    throw new Error(`${path}: cannot read (${(error as Error).message})`);
-  }
-  if (info.isDirectory) throw new Error(`${path}: is a directory, not a ${what}`);
-  if (!info.isFile) throw new Error(`${path}: not a regular file (a device or a pipe?), not a ${what}`);
+  const info = await statRegularFile(path, what);
   let file: Deno.FsFile;
   try {
     file = await Deno.open(path, { read: true });

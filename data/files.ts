@@ -9,14 +9,7 @@
  * (missing, a directory, a device or pipe, too large) before reading anything.
  */
 export async function readRegularFile(path: string, maxBytes: number, what = "file"): Promise<Uint8Array> {
-  let info: Deno.FileInfo;
-  try {
-    info = await Deno.stat(path);
-  } catch (error) {
-    throw new Error(`${path}: cannot read (${(error as Error).message})`);
-  }
-  if (info.isDirectory) throw new Error(`${path}: is a directory, not a ${what}`);
-  if (!info.isFile) throw new Error(`${path}: not a regular file (a device or a pipe?), not a ${what}`);
+  const info = await statRegularFile(path, what);
   if (info.size > maxBytes) {
     throw new Error(`${path}: ${info.size} bytes, more than any ${what} this program reads (${maxBytes})`);
   }
@@ -25,6 +18,22 @@ export async function readRegularFile(path: string, maxBytes: number, what = "fi
   } catch (error) {
     throw new Error(`${path}: cannot read (${(error as Error).message})`);
   }
+}
+
+/**
+ * The file's information when it is a regular file; else an error naming it and what it is (missing,
+ * a directory, a device or pipe: never read, since /dev/zero or a FIFO has no end).
+ */
+export async function statRegularFile(path: string, what = "file"): Promise<Deno.FileInfo> {
+  let info: Deno.FileInfo;
+  try {
+    info = await Deno.stat(path);
+  } catch (error) {
+    throw new Error(`${path}: cannot read (${(error as Error).message})`);
+  }
+  if (info.isDirectory) throw new Error(`${path}: is a directory, not a ${what}`);
+  if (!info.isFile) throw new Error(`${path}: not a regular file (a device or a pipe?), not a ${what}`);
+  return info;
 }
 
 /** Writes atomically: `<path>.tmp`, then rename; a failed write removes the `.tmp`. */
