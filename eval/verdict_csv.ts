@@ -6,6 +6,8 @@
  * its last image, after dropping a partial last row that a kill in the middle of a write can leave.
  */
 
+import type { ImageInputs } from "../data/image_inputs.ts";
+
 /** The verdict of an image above the threshold, and of one at or below it. */
 export const VERDICTS = { ood: "OOD", in: "in-distribution" } as const;
 
@@ -127,4 +129,62 @@ export async function readVerdictCsv(path: string, header: string): Promise<Verd
   // `end` 0 says the header is to be written again.
   out.partial = record.length > 0;
   return out;
+}
+
+/**
+ * Checks that a file being resumed belongs to `inputs`: no more rows than images, and its last row's
+ * image is the inputs' image at that place (the same inputs in the same order).
+ */
+export async function checkResumedInputs(
+  path: string,
+  done: VerdictFile,
+  inputs: ImageInputs,
+): Promise<void> {
+  if (done.rows > inputs.count) {
+    throw new Error(`${path}: holds ${done.rows} rows, more than the ${inputs.count} images of the inputs`);
+  }
+  if (!done.lastImage) return;
+  const [at] = await Array.fromAsync(inputs.batches(1, { skip: done.rows - 1, limit: done.rows }));
+  if (at?.names[0] !== done.lastImage) {
+    throw new Error(
+      `${path}: its row ${done.rows} is '${done.lastImage}', but image ${done.rows} of the inputs is ` +
+        `'${at?.names[0]}': not the same inputs, in the same order (write a new file)`,
+    );
+  }
+}
+
+/** Checks that a file being resumed was judged against `threshold` (the same calibration). */
+export function checkResumedThreshold(path: string, done: VerdictFile, threshold: number): void {
+  if (done.threshold === null || done.threshold === threshold) return;
+  throw new Error(
+    `${path}: its rows were judged against threshold ${done.threshold}, this command's calibration gives ` +
+      `${threshold} (another --fpr, --calibration-limit, score or run?); resume with the same command`,
+  );
+}
+
+/**
+ * Opens a verdict file for appending rows: cut after the whole rows of `done` (a resumed file), or
+ * created anew (or replaced) with its header.
+ */
+export async function openVerdictFile(
+  path: string,
+  header: string,
+  done: VerdictFile | null,
+): Promise<Deno.FsFile> {
+  if (done && done.end > 0) {
+    await Deno.truncate(path, done.end);
+    return await Deno.open(path, { append: true });
+  }
+  const file = await Deno.open(path, { write: true, create: true, truncate: true });
+  await writeText(file, header + "\n");
+  return file;
+}
+
+/** Writes all of `text` (a batch's rows: one write call, as far as the OS allows). */
+export async function writeText(
+  file: { write(p: Uint8Array): Promise<number> },
+  text: string,
+): Promise<void> {
+  const bytes = new TextEncoder().encode(text);
+  for (let at = 0; at < bytes.length;) at += await file.write(bytes.subarray(at));
 }

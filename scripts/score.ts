@@ -18,7 +18,16 @@ import { REGRET_SCORE } from "../eval/score_set.ts";
 import { thresholdAtFpr } from "../eval/metrics.ts";
 import { formatDuration, progressReporter } from "../eval/progress.ts";
 import { scoreInputs } from "../eval/user_images.ts";
-import { readVerdictCsv, verdictColumns, verdictRows, VERDICTS } from "../eval/verdict_csv.ts";
+import {
+  checkResumedInputs,
+  checkResumedThreshold,
+  openVerdictFile,
+  readVerdictCsv,
+  verdictColumns,
+  verdictRows,
+  VERDICTS,
+  writeText,
+} from "../eval/verdict_csv.ts";
 import { initGpu } from "../kernels/runtime/device.ts";
 import { dispose } from "../kernels/tensor.ts";
 import { scoreNames } from "../models/scores.ts";
@@ -100,13 +109,6 @@ if (csvExists && !flags.resume && !flags.overwrite) {
 }
 const kernels = kernelsMode("score", USAGE, flags.kernels);
 const info = (line: string) => console.error(`score: ${line}`);
-const encoder = new TextEncoder();
-
-/** Writes all of `text` to `file` (one write call for a batch's rows, as far as the OS allows). */
-async function writeAll(file: { write(p: Uint8Array): Promise<number> }, text: string): Promise<void> {
-  const bytes = encoder.encode(text);
-  for (let at = 0; at < bytes.length;) at += await file.write(bytes.subarray(at));
-}
 
 /** The exit status once results are written: 130/143 stopped by a signal, 1 a failed gate. */
 let status = 0;
@@ -125,20 +127,7 @@ await runCommand("score", async () => {
     const images = await openImageInputs(inputs, height, width);
     const header = verdictColumns(names).join(",");
     const done = csvExists && flags.resume ? await readVerdictCsv(csvPath!, header) : null;
-    if (done && done.rows > images.count) {
-      throw new Error(
-        `${csvPath}: holds ${done.rows} rows, more than the ${images.count} images of the inputs`,
-      );
-    }
-    if (done?.lastImage) {
-      const [at] = await Array.fromAsync(images.batches(1, { skip: done.rows - 1, limit: done.rows }));
-      if (at?.names[0] !== done.lastImage) {
-        throw new Error(
-          `${csvPath}: its row ${done.rows} is '${done.lastImage}', but image ${done.rows} of the inputs is ` +
-            `'${at?.names[0]}': not the same inputs, in the same order (write a new file)`,
-        );
-      }
-    }
+    if (done) await checkResumedInputs(csvPath!, done, images);
     const calibration = await calibrationScores(run, chosen, options, info);
     // --fpr 1 gives -Infinity (every image flagged); a NaN among the scores gives no threshold at all.
     const threshold = thresholdAtFpr(calibration.values, fpr);
@@ -147,32 +136,18 @@ await runCommand("score", async () => {
         `${run.dir}: the model gives non-finite ${chosen} scores and threshold: no verdict is possible`,
       );
     }
-    if (done?.threshold !== null && done?.threshold !== undefined && done.threshold !== threshold) {
-      throw new Error(
-        `${csvPath}: its rows were judged against threshold ${done.threshold}, this command's calibration gives ` +
-          `${threshold} (another --fpr, --calibration-limit, score or run?); resume with the same command`,
-      );
-    }
+    if (done) checkResumedThreshold(csvPath!, done, threshold);
     info(
       `${chosen} (higher = more OOD); threshold ${threshold.toFixed(3)} flags ${
         (100 * fpr).toFixed(1)
       }% of in-distribution images (calibrated on ${calibration.source}); ${images.count} image(s) in ${images.files} file(s)`,
     );
     // The file: created (or replaced) with its header, or cut after its last whole row.
-    let csv: Deno.FsFile | null = null;
-    if (csvPath) {
-      if (done && done.end > 0) {
-        if (done.partial) {
-          info(`${csvPath}: dropped a partial last row (the previous run was killed while writing)`);
-        }
-        await Deno.truncate(csvPath, done.end);
-        csv = await Deno.open(csvPath, { append: true });
-      } else {
-        csv = await Deno.open(csvPath, { write: true, create: true, truncate: true });
-        await writeAll(csv, header + "\n");
-      }
-      if (done?.rows) info(`${csvPath}: resuming after ${done.rows} whole row(s), ${done.ood} flagged OOD`);
+    if (done?.partial) {
+      info(`${csvPath}: dropped a partial last row (the previous run was killed while writing)`);
     }
+    if (done?.rows) info(`${csvPath}: resuming after ${done.rows} whole row(s), ${done.ood} flagged OOD`);
+    const csv = csvPath ? await openVerdictFile(csvPath, header, done) : null;
     let stop: string | null = null;
     const removeListeners = onStopSignals((signal) => {
       if (stop) Deno.exit(signal === "SIGINT" ? 130 : 143); // a second signal: stop now
@@ -203,7 +178,7 @@ await runCommand("score", async () => {
             }): no verdict is possible (is the run diverged? see its metrics.jsonl)`,
           );
         }
-        if (csv) await writeAll(csv, verdictRows(batch.names, scores.scores, names, chosen, threshold));
+        if (csv) await writeText(csv, verdictRows(batch.names, scores.scores, names, chosen, threshold));
         progress.clear();
         let lines = "";
         batch.names.forEach((name, i) => {
@@ -226,7 +201,7 @@ await runCommand("score", async () => {
             }  ${name}\n`;
           }
         });
-        if (lines) await writeAll(Deno.stdout, lines);
+        if (lines) await writeText(Deno.stdout, lines);
         scored += batch.names.length;
         progress(scored, images.count);
         if (stop) break;
