@@ -65,7 +65,7 @@ export function roc(inScores: ArrayLike<number>, outScores: ArrayLike<number>): 
 export function auroc(
   inScores: ArrayLike<number>,
   outScores: ArrayLike<number>,
-  curve = roc(inScores, outScores),
+  curve: Roc = roc(inScores, outScores),
 ): number {
   let area = 0;
   for (let i = 1; i < curve.fpr.length; i++) {
@@ -78,7 +78,7 @@ export function auroc(
 export function averagePrecision(
   inScores: ArrayLike<number>,
   outScores: ArrayLike<number>,
-  curve = roc(inScores, outScores),
+  curve: Roc = roc(inScores, outScores),
 ): number {
   let ap = 0;
   for (let i = 1; i < curve.tpr.length; i++) ap += (curve.tpr[i] - curve.tpr[i - 1]) * curve.precision[i];
@@ -90,7 +90,7 @@ export function fprAtTpr(
   inScores: ArrayLike<number>,
   outScores: ArrayLike<number>,
   tpr = 0.8,
-  curve = roc(inScores, outScores),
+  curve: Roc = roc(inScores, outScores),
 ): number {
   for (let i = 0; i < curve.tpr.length; i++) if (curve.tpr[i] >= tpr) return curve.fpr[i];
   return 1;
