@@ -3,31 +3,30 @@
  * hierarchical VAE with the Adaptive Likelihood Ratio (Li et al., NeurIPS 2022) for unsupervised
  * out-of-distribution detection.
  *
- * This module is the public API (re-exports only), in three parts:
- * - **the engine**: the GPU (`initGpu` first, then `adapterInfo`, `configure`, `engineStats`, `flush`,
- *   `sync`, and the kernel profiler `startProfile` / `stopProfile`); tensors and their lifetimes
- *   (`tensor`, `read`, `readAll`, `scope`, `keep`, `dispose`); differentiable ops (elementwise,
- *   broadcasting binary, reductions, movement, matmul, convolution and transposed convolution in
- *   NHWC, average pooling, weight normalisation, and the VAE's fused probability primitives); random
- *   tensors from a counter-based generator (Philox-4x32-10); autodiff (`valueAndGrad`, `grad`,
- *   `noGrad`, `stopGradient`); layers and optimisers (Adam, SGD);
- * - **the model**: presets, `initHvae`, the objectives (ELBO, the informative loss of Eq. 10), the
- *   training loop `train` with bit-exact resume, checkpoints, datasets and image sets;
- * - **evaluation**: `loadRun` (a trained run directory), `scoreImages` / `scoreSet` (every score of
+ * The public API, curated (re-exports only; everything else is internal and may change):
+ * - **the engine**: the GPU (`initGpu` first; `configure`, `sync`, the kernel profiler); tensors and
+ *   their lifetimes (`tensor`, `read`, `readAll`, `scope`, `keep`, `dispose`); autodiff (`grad`,
+ *   `valueAndGrad`, `noGrad`); and three namespaces: `ops` (every differentiable op: elementwise,
+ *   reductions, movement, matmul, NHWC convolutions, average pooling, weight normalisation, the VAE's
+ *   fused probability primitives), `random` (counter-based Philox tensors), `nn` (layers) and `optim`
+ *   (Adam);
+ * - **the model**: `PRESETS` / `presetConfig`, `initHvae`, `hvaeObjective` (the ELBO and the
+ *   informative loss of Eq. 10), training (`initialState`, `train`, `trainStep`), checkpoints,
+ *   datasets and image sets, safetensors;
+ * - **evaluation**: `loadRun` (a trained run directory), `scoreSet` / `scoreImages` (every score of
  *   docs/design.md section 3 per image, higher = more OOD), `openImageInputs` + `scoreInputs` (any
- *   number of a user's images, streamed a batch at a time), `thresholdAtFpr` (the threshold for a
- *   target false-positive rate), the metrics (`detectionMetrics`: AUROC, AUPRC, FPR80) and
- *   `evaluateRun` (the whole evaluation of `deno task ood`).
+ *   number of a user's images, a batch at a time), `thresholdAtFpr`, `detectionMetrics` (AUROC,
+ *   AUPRC, FPR80), `evaluateRun` (the whole evaluation of `deno task ood`), test sets and ensembles.
  *
  * Switches that exist for tests and benchmarks (forcing a convolution kernel family, the TypeScript
  * Philox mirror, kernel tuning) are in the `./testing` entry (testing.ts), not here.
  *
  * @example
  * ```ts
- * import { initGpu, mul, read, readScalar, square, sum, tensor, valueAndGrad } from "./mod.ts";
+ * import { initGpu, ops, read, readScalar, tensor, valueAndGrad } from "./mod.ts";
  * await initGpu();
  * const w = tensor([1, 2, 3]);
- * const f = (p: { w: typeof w }) => sum(square(mul(p.w, 2)));
+ * const f = (p: { w: typeof w }) => ops.sum(ops.square(ops.mul(p.w, 2)));
  * const { value, grads } = valueAndGrad(f)({ w });
  * console.log(await readScalar(value), await read(grads.w)); // 56, [8, 16, 24]
  * ```
@@ -48,7 +47,6 @@ export {
   type EngineOptions,
   type EngineStats,
   engineStats,
-  flush,
   type PoolStats,
   type RecorderCounters,
   startProfile,
@@ -77,123 +75,36 @@ export {
   tensor,
 } from "./kernels/tensor.ts";
 export type { Shape } from "./kernels/shape.ts";
-export { type Flat, flatten, type Tree } from "./kernels/tree.ts";
-export {
-  abs,
-  add,
-  avgPool2d,
-  type AvgPool2dOptions,
-  type Axes,
-  bernoulliLogLik,
-  broadcastTo,
-  concat,
-  conv2d,
-  conv2dTranspose,
-  div,
-  equal,
-  exp,
-  expm1,
-  full,
-  gaussianKl,
-  gaussianLogProb,
-  gaussianLogRatio,
-  greater,
-  greaterEqual,
-  less,
-  lessEqual,
-  log,
-  log1p,
-  logisticMixtureLogLik,
-  logsumexp,
-  matmul,
-  max,
-  maximum,
-  mean,
-  minimum,
-  mul,
-  neg,
-  notEqual,
-  ones,
-  pad,
-  permute,
-  pow,
-  precisionWeighted,
-  reciprocal,
-  relu,
-  reparameterize,
-  reshape,
-  sigma,
-  sigmoid,
-  sign,
-  silu,
-  slice,
-  softplus,
-  sqrt,
-  square,
-  stopGradient,
-  sub,
-  sum,
-  tanh,
-  transpose,
-  weightNorm,
-  where,
-  zeros,
-} from "./autograd/ops.ts";
-export type { MatmulOptions } from "./kernels/matmul.ts";
-export { type Conv2dOptions, type Padding2d, samePadding } from "./kernels/conv_geometry.ts";
-export { SIGMA_LOG2, SIGMA_SOFTPLUS, type SigmaMap, unitScaleU } from "./kernels/distributions.ts";
-export type { PoolDivisor } from "./kernels/avgpool.ts";
-export type { RandomKey } from "./kernels/philox.ts";
-export {
-  bernoulli,
-  binarize,
-  type ByteImageMode,
-  dequantize,
-  normal,
-  packBytes,
-  randomBits,
-  scaledLevels,
-  uniform,
-} from "./kernels/random.ts";
+export type { Tree } from "./kernels/tree.ts";
 export {
   grad,
   noGrad,
-  type Operand,
   type ValueAndGrad,
   valueAndGrad,
   type ValueAndGradAux,
   valueAndGradWithAux,
 } from "./autograd/tape.ts";
-export {
-  activate,
-  type Activation,
-  block,
-  type BlockKind,
-  type BlockOptions,
-  type BlockParams,
-  type BlockStyle,
-  convLayer,
-  convTransposeLayer,
-  dense,
-  initBlock,
-  initConv,
-  initConvTranspose,
-  initDense,
-  initWeightNormFromData,
-  type LinearParams,
-  upsampleNearest2x,
-} from "./models/layers.ts";
-export { adamInit, type AdamOptions, type AdamState, adamUpdate, globalNorm } from "./models/adam.ts";
-export { sgdStep } from "./models/sgd.ts";
-export { createRng, type Rng } from "./models/rng.ts";
+/** Every differentiable op: `ops.add`, `ops.conv2d`, `ops.gaussianKl`, ... (autograd/ops.ts). */
+export * as ops from "./autograd/ops.ts";
+export type { MatmulOptions } from "./kernels/matmul.ts";
+export type { Conv2dOptions, Padding2d } from "./kernels/conv_geometry.ts";
+export type { RandomKey } from "./kernels/philox.ts";
+export type { ByteImageMode } from "./kernels/random.ts";
+export type { SigmaMap } from "./kernels/distributions.ts";
+export type { Activation, BlockKind, BlockParams, BlockStyle, LinearParams } from "./models/layers.ts";
+export type { AdamState } from "./models/adam.ts";
+export type { Rng } from "./models/rng.ts";
+/** Random tensors from the counter-based Philox generator: `random.uniform`, `random.normal`, ... */
+export * as random from "./kernels/random.ts";
+/** Layers: `nn.dense`, `nn.convLayer`, `nn.block`, their initialisers (models/layers.ts). */
+export * as nn from "./models/layers.ts";
+/** Adam: `optim.adamInit`, `optim.adamUpdate`, `optim.globalNorm` (models/adam.ts). */
+export * as optim from "./models/adam.ts";
 
 // ---------------------------------------------------------------- the model
 
 export {
   type BlockSpec,
-  decoderStage,
-  encoderStage,
-  flattenParams,
   type Gaussian,
   generate,
   type HvaeConfig,
@@ -205,40 +116,16 @@ export {
   type LayerSpec,
   type Objective,
   type ObjectiveOptions,
-  type Posterior,
-  posteriorHead,
-  posteriorMeans,
-  posteriorTopDown,
-  priorHead,
   type StageParams,
-  type TopDown,
 } from "./models/hvae.ts";
-export {
-  headOutput,
-  type Likelihood,
-  LIKELIHOOD_NAMES,
-  type LikelihoodName,
-  likelihoodOf,
-  LIKELIHOODS,
-  logLikelihood,
-  meanImage,
-  type Reconstruction,
-  reconstruction,
-  withLikelihood,
-} from "./models/likelihood.ts";
-export { elboUnder, iwBound, likelihoodRegret, modelPosterior, type RegretOptions } from "./models/regret.ts";
+export { type Likelihood, LIKELIHOOD_NAMES, type LikelihoodName, likelihoodOf } from "./models/likelihood.ts";
 export { presetConfig, PRESETS } from "./models/presets.ts";
-export type { KeyOf } from "./models/streams.ts";
 export {
-  batchesOf,
   type EpochRecord,
-  freeBitsAt,
   initialParams,
-  metricNames,
-  namedMetrics,
+  initialState,
   NonFiniteLossError,
   type Progress,
-  shuffledOrder,
   type StepOptions,
   type StepReport,
   train,
@@ -257,43 +144,32 @@ export {
   loadSplit,
   type Split,
 } from "./data/datasets.ts";
-export { type IdxArray, type IdxKind, readIdx } from "./data/idx.ts";
-export {
-  binarizedBatch,
-  type ImageSet,
-  imageSetFromPixels,
-  imageSetOnGpu,
-  inputBatch,
-} from "./data/loader.ts";
+export type { IdxArray } from "./data/idx.ts";
+export { type ImageSet, imageSetFromPixels, imageSetOnGpu } from "./data/loader.ts";
 export { loadCheckpoint, saveCheckpoint } from "./data/checkpoint.ts";
 export { decodeSafetensors, encodeSafetensors, type NamedArray } from "./data/safetensors.ts";
 export { type LoadedRun, loadRun, type RunConfig, type TrainingConfig } from "./data/run.ts";
-export { checkRunConfig, restoreTree, runFromBytes } from "./models/run_model.ts";
 
 // ---------------------------------------------------------------- evaluation
 
 export {
-  adaptiveLlr,
   type GenerateMode,
   type ImageScores,
-  optimalKLlr,
   partialElbos,
   type PartialPasses,
   type PassOptions,
   scoreNames,
 } from "./models/scores.ts";
+export { likelihoodRegret, type RegretOptions } from "./models/regret.ts";
 export {
   type Diagnostics,
   evaluateRun,
   type EvaluationOptions,
-  holdsEvaluation,
   type OodReport,
   type OodResult,
-  type RegretSettings,
 } from "./eval/evaluate.ts";
 export {
   auroc,
-  averagePrecision,
   type Detection,
   detectionMetrics,
   fprAtTpr,
@@ -301,15 +177,15 @@ export {
   roc,
   thresholdAtFpr,
 } from "./eval/metrics.ts";
-export { regretSet, type RegretSetOptions, scoreSet, type ScoreSetOptions } from "./eval/score_set.ts";
 export {
-  type EvaluatedRun,
-  readEvaluation,
-  waicEvaluation,
-  type WaicReport,
-  waicScores,
-  waicTable,
-} from "./eval/ensemble.ts";
+  REGRET_SCORE,
+  regretSet,
+  type RegretSetOptions,
+  type RegretSettings,
+  scoreSet,
+  type ScoreSetOptions,
+} from "./eval/score_set.ts";
+export { type EvaluatedRun, readEvaluation, waicEvaluation, type WaicReport } from "./eval/ensemble.ts";
 export {
   scoreAllInputs,
   type ScoredBatch,
@@ -317,20 +193,13 @@ export {
   scoreInputs,
   type UserScoreOptions,
 } from "./eval/user_images.ts";
-export {
-  collectImages,
-  type ImageBatch,
-  type ImageInputs,
-  openImageInputs,
-  readImageInputs,
-} from "./data/image_inputs.ts";
+export { type ImageBatch, type ImageInputs, openImageInputs, readImageInputs } from "./data/image_inputs.ts";
 export {
   BUILT_IN_SETS,
   type DirectorySet,
   loadTestSet,
   openTestSet,
   type TestSet,
-  testSetOnGpu,
 } from "./eval/test_sets.ts";
 export {
   EXTRA_DATASET_NAMES,

@@ -268,6 +268,15 @@ export function initialParams(cfg: HvaeConfig, schedule: TrainingSchedule, set: 
 }
 
 /**
+ * A fresh training state: `initialParams`, Adam's zero moments, and no progress; what `train` takes
+ * for a new run (a resumed run's comes from its checkpoint, data/checkpoint.ts).
+ */
+export function initialState(cfg: HvaeConfig, schedule: TrainingSchedule, set: ImageSet | null): TrainState {
+  const params = initialParams(cfg, schedule, set);
+  return { params, adam: adamInit(params), progress: { epoch: 0, stepInEpoch: 0, step: 0 } };
+}
+
+/**
  * Tries one training step at the schedule's batch size without running it (`dryRun`): a batch the
  * device cannot hold fails here, with the engine's message and the batch size, before any GPU work.
  * Without a state, the run's initialisation (with its data-dependent pass) is tried as well.
