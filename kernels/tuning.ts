@@ -2,7 +2,7 @@
  * The kernel choices that depend on the adapter, in one record: the GEMM tiles (matmul and the
  * implicit-GEMM convolutions), the direct convolutions' register blocks, and the channel count up to
  * which a convolution takes the direct kernels. kernels/conv.ts and kernels/gemm.ts read them here;
- * kernels/tune.ts measures candidates and picks; data/tuning_cache.ts keeps a pick per adapter.
+ * kernels/tune.ts measures candidates and picks; store/tuning_cache.ts keeps a pick per adapter.
  *
  * Why per adapter: the same tiling ran a 512^3 matmul at 7.2 GFLOP/s on one 2-core machine of ours
  * and 1.1 on another (AVX-512 against AVX2-only: llvmpipe compiles each invocation into SIMD lanes,

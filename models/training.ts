@@ -113,7 +113,7 @@ export function namedMetrics(values: ArrayLike<number>, L: number): TrainingMetr
 
 // ---------------------------------------------------------------- the epoch loop
 
-/** The training hyper-parameters of a run (saved in config.json; data/run.ts). */
+/** The training hyper-parameters of a run (saved in config.json; store/run.ts). */
 export interface TrainingSchedule {
   /** The ELBO, or the informative loss of Eq. 10. */
   loss: "elbo" | "informative";
@@ -133,7 +133,7 @@ export interface TrainingSchedule {
   seed: number;
 }
 
-/** Where a run stands: what a checkpoint stores besides the tensors (data/checkpoint.ts). */
+/** Where a run stands: what a checkpoint stores besides the tensors (store/checkpoint.ts). */
 export interface Progress {
   /** Epochs completed. */
   epoch: number;
@@ -269,7 +269,7 @@ export function initialParams(cfg: HvaeConfig, schedule: TrainingSchedule, set: 
 
 /**
  * A fresh training state: `initialParams`, Adam's zero moments, and no progress; what `train` takes
- * for a new run (a resumed run's comes from its checkpoint, data/checkpoint.ts).
+ * for a new run (a resumed run's comes from its checkpoint, store/checkpoint.ts).
  */
 export function initialState(cfg: HvaeConfig, schedule: TrainingSchedule, set: ImageSet | null): TrainState {
   const params = initialParams(cfg, schedule, set);

@@ -17,7 +17,7 @@ import { valueAndGrad } from "../autograd/tape.ts";
 import { adapterInfo, configure, engineStats, startProfile, stopProfile, sync } from "../kernels/engine.ts";
 import { formatProfile } from "../kernels/runtime/profiler.ts";
 import { measureCeiling, nominalCpuPeak } from "../kernels/ceiling.ts";
-import { lscpu } from "../data/tuning_cache.ts";
+import { lscpu } from "../store/tuning_cache.ts";
 import { matmul as matmulKernel } from "../kernels/matmul.ts";
 import {
   convBackwardFilter,

@@ -19,11 +19,11 @@
 import { noGrad } from "../autograd/tape.ts";
 import { adapterInfo } from "../kernels/engine.ts";
 import { dispose, keep, readAll, scope, type Tensor } from "../kernels/tensor.ts";
-import { saveModel } from "../data/checkpoint.ts";
+import { saveModel } from "../store/checkpoint.ts";
 import { encodeSafetensors } from "../data/safetensors.ts";
 import { writeFileAtomic } from "../data/files.ts";
-import { lscpu } from "../data/tuning_cache.ts";
-import { loadRun, type RunConfig } from "../data/run.ts";
+import { lscpu } from "../store/tuning_cache.ts";
+import { loadRun, type RunConfig } from "../store/run.ts";
 import {
   encode,
   type HvaeConfig,

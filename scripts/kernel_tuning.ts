@@ -1,6 +1,6 @@
 /**
  * Kernel tuning as the command lines use it: put this adapter's cached choices in force
- * (data/tuning_cache.ts), or measure them (kernels/tune.ts) on the convolutions of a model's training
+ * (store/tuning_cache.ts), or measure them (kernels/tune.ts) on the convolutions of a model's training
  * step, on first use (`deno task train`) or on demand (`deno task tune`).
  */
 
@@ -10,7 +10,7 @@ import { adapterInfo } from "../kernels/engine.ts";
 import { dispose, keep, tensor } from "../kernels/tensor.ts";
 import { recordConvShapes, tuneKernels, type TuneRow } from "../kernels/tune.ts";
 import { describeTuning, setTuning, type Tuning } from "../kernels/tuning.ts";
-import { adapterIdentity, loadCachedTuning, presetOf, saveTuning } from "../data/tuning_cache.ts";
+import { adapterIdentity, loadCachedTuning, presetOf, saveTuning } from "../store/tuning_cache.ts";
 import { type HvaeConfig, hvaeObjective, type HvaeParams, initHvae } from "../models/hvae.ts";
 import { createRng } from "../models/rng.ts";
 import { usageError } from "./cli.ts";

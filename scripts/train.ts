@@ -9,7 +9,7 @@
  * Checkpoints are written after every epoch (and on Ctrl-C, SIGTERM or --time-limit), both files in
  * full before either is renamed into place; a non-finite loss or a failed write stops the run without
  * touching the last good checkpoint. The directory is locked while a command writes into it
- * (data/run_dir.ts), and everything that can be checked (flags, data, the batch against the device)
+ * (store/run_dir.ts), and everything that can be checked (flags, data, the batch against the device)
  * is checked before the first byte is written. README, "When things go wrong", lists the rules.
  */
 
@@ -19,15 +19,15 @@ import { formatProfile } from "../kernels/runtime/profiler.ts";
 import { measureCeiling } from "../kernels/ceiling.ts";
 import { guessBackend } from "../kernels/runtime/backend.ts";
 import { loadSplit } from "../data/datasets.ts";
-import { readRunConfig, type RunConfig } from "../data/run.ts";
+import { readRunConfig, type RunConfig } from "../store/run.ts";
 import { evaluateRun, resolveOodSets } from "../eval/evaluate.ts";
 import { type CurvePoint, curvePoints, type CurveSets, curvesSvg } from "../eval/curves.ts";
 import { displayName, loadTestSet, testSetOnGpu } from "../eval/test_sets.ts";
 import { imageSetOnGpu } from "../data/loader.ts";
-import { loadCheckpoint, recoverCheckpoint, saveCheckpoint } from "../data/checkpoint.ts";
+import { loadCheckpoint, recoverCheckpoint, saveCheckpoint } from "../store/checkpoint.ts";
 import { writeFileAtomic } from "../data/files.ts";
-import { readSafetensors } from "../data/checkpoint.ts";
-import { makeRunDir, prepareNewRunDir, runDirState, RunLock, truncateMetrics } from "../data/run_dir.ts";
+import { readSafetensors } from "../store/checkpoint.ts";
+import { makeRunDir, prepareNewRunDir, runDirState, RunLock, truncateMetrics } from "../store/run_dir.ts";
 import { adamInit, type AdamState } from "../models/adam.ts";
 import { flattenParams, type HvaeConfig, type HvaeParams, initHvae } from "../models/hvae.ts";
 import { presetConfig, PRESETS } from "../models/presets.ts";

@@ -231,7 +231,7 @@ gpuTest(
         assert.equal(resumed.code, 0, both(resumed));
         assert.deepEqual((await lines(`${run}/metrics.jsonl`)).map((l) => l.epoch), [1]);
       } else {
-        const { saveCheckpoint } = await import("../data/checkpoint.ts");
+        const { saveCheckpoint } = await import("../store/checkpoint.ts");
         await Deno.mkdir(run);
         await Deno.symlink("/dev/full", `${run}/optimizer.safetensors.tmp`);
         await assert.rejects(

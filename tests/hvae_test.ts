@@ -9,8 +9,8 @@
 import assert from "node:assert/strict";
 import * as ops from "../autograd/ops.ts";
 import { valueAndGrad } from "../autograd/tape.ts";
-import { loadCheckpoint, saveCheckpoint } from "../data/checkpoint.ts";
-import { readSafetensors } from "../data/checkpoint.ts";
+import { loadCheckpoint, saveCheckpoint } from "../store/checkpoint.ts";
+import { readSafetensors } from "../store/checkpoint.ts";
 import { engineStats } from "../kernels/engine.ts";
 import { isTensor, keep, read, readAll, readScalar, scope, type Tensor } from "../kernels/tensor.ts";
 import { flatten, type Tree } from "../kernels/tree.ts";

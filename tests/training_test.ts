@@ -6,7 +6,7 @@
  */
 
 import assert from "node:assert/strict";
-import { loadCheckpoint, saveCheckpoint } from "../data/checkpoint.ts";
+import { loadCheckpoint, saveCheckpoint } from "../store/checkpoint.ts";
 import { dispose, keep, readAll, type Tensor } from "../kernels/tensor.ts";
 import { full } from "../kernels/movement.ts";
 import { adamInit } from "../models/adam.ts";

@@ -21,7 +21,7 @@ import {
   loadCachedTuning,
   saveTuning,
   type TuningEntry,
-} from "../data/tuning_cache.ts";
+} from "../store/tuning_cache.ts";
 import { assertClose, createRng, gpuTest, randomNd, toTensor } from "./helpers.ts";
 
 const identity = (cpu: string | null = "Test CPU family 1 model 2, avx2, 2 CPUs"): AdapterIdentity => ({

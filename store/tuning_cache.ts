@@ -18,8 +18,8 @@
  * a warning, and is replaced on the next save: it never stops a run.
  */
 
-import { defaultCacheDir } from "./datasets.ts";
-import { writeFileAtomic } from "./files.ts";
+import { defaultCacheDir } from "../data/datasets.ts";
+import { writeFileAtomic } from "../data/files.ts";
 import { type Tuning, validateTuning } from "../kernels/tuning.ts";
 import type { TuneRow } from "../kernels/tune.ts";
 import type { AdapterDescription } from "../kernels/runtime/device.ts";

@@ -5,8 +5,8 @@
  */
 
 import { checkRunConfig, type LoadedRun, type RunConfig, runFromBytes } from "../models/run_model.ts";
-import { readRegularFile } from "./files.ts";
-import { MAX_FILE_BYTES } from "./safetensors.ts";
+import { readRegularFile } from "../data/files.ts";
+import { MAX_FILE_BYTES } from "../data/safetensors.ts";
 
 export type { LoadedRun, RunConfig, TrainingConfig } from "../models/run_model.ts";
 

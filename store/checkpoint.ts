@@ -10,8 +10,13 @@ import { isTensor, readAll, type Tensor } from "../kernels/tensor.ts";
 import { flatten, type Tree } from "../kernels/tree.ts";
 import type { AdamState } from "../models/adam.ts";
 import type { Progress } from "../models/training.ts";
-import { readRegularFile, writeFileAtomic, writeFilesAtomic } from "./files.ts";
-import { decodeSafetensors, encodeSafetensors, MAX_FILE_BYTES, type NamedArray } from "./safetensors.ts";
+import { readRegularFile, writeFileAtomic, writeFilesAtomic } from "../data/files.ts";
+import {
+  decodeSafetensors,
+  encodeSafetensors,
+  MAX_FILE_BYTES,
+  type NamedArray,
+} from "../data/safetensors.ts";
 import { restoreTree } from "../models/run_model.ts";
 
 async function named(prefix: string, tree: unknown): Promise<Record<string, NamedArray>> {
