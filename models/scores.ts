@@ -96,29 +96,65 @@ export function partialElbos(params: HvaeParams, cfg: HvaeConfig, x: Tensor, o: 
   return out;
 }
 
-/** Column layout of `packPasses`: L^{>k} for each k, then ll_k for each k, then KL_l for each l. */
+/**
+ * Where each per-image value sits in a row of `packPasses`: L^{>k} for each k, then ll_k for each k,
+ * then KL_l for each l; the one definition that packing, unpacking and the column names share.
+ */
+export function passLayout(L: number): {
+  /** Values per image. */
+  width: number;
+  /** Column of L^{>k}_x, k = 0..L-1. */
+  elbo: (k: number) => number;
+  /** Column of ll_k, k = 0..L-1. */
+  ll: (k: number) => number;
+  /** Column of KL_l, l = 1..L. */
+  kl: (l: number) => number;
+} {
+  return { width: 3 * L, elbo: (k) => k, ll: (k) => L + k, kl: (l) => 2 * L + l - 1 };
+}
+
+/** Column names of `packPasses`, in `passLayout`'s order. */
 export function passColumns(L: number): string[] {
-  const cols: string[] = [];
-  for (let k = 0; k < L; k++) cols.push(`elbo>${k}`);
-  for (let k = 0; k < L; k++) cols.push(`ll${k}`);
-  for (let l = 1; l <= L; l++) cols.push(`kl${l}`);
+  const at = passLayout(L), cols = new Array<string>(at.width);
+  for (let k = 0; k < L; k++) [cols[at.elbo(k)], cols[at.ll(k)]] = [`elbo>${k}`, `ll${k}`];
+  for (let l = 1; l <= L; l++) cols[at.kl(l)] = `kl${l}`;
   return cols;
 }
 
-/** The per-image values of `p` as one [B, 3L] tensor (`passColumns`): one readback per batch. */
+/** The per-image values of `p` as one [B, 3L] tensor in `passLayout`'s order: one readback per batch. */
 export function packPasses(p: PartialPasses): Tensor {
-  const cols = [...p.elbo, ...p.ll, ...p.kl];
+  const L = p.elbo.length, at = passLayout(L), cols = new Array<Tensor>(at.width);
+  for (let k = 0; k < L; k++) [cols[at.elbo(k)], cols[at.ll(k)]] = [p.elbo[k], p.ll[k]];
+  for (let l = 1; l <= L; l++) cols[at.kl(l)] = p.kl[l - 1];
   return concat(cols.map((c) => reshape(c, [c.shape[0], 1])), 1);
 }
 
 // ---------------------------------------------------------------- scores from per-image values
 
-/** Score names in table order (higher = more OOD). */
+/** Score names in table order (higher = more OOD); `imageScores` computes each by name. */
 export function scoreNames(L: number): string[] {
   const names = ["elbo"];
   for (let k = 1; k < L; k++) names.push(`llr>${k}`);
   names.push("llr_optk", "llr_ada");
   return names;
+}
+
+/**
+ * Every score of one image by name (higher = more OOD), from its L^{>k}_x (`elbo[k]`) and ll_k:
+ * `elbo` = -L_x, `llr>k` = D_k = L_x - L^{>k}_x, `llr_optk` (Appendix L), `llr_ada` (Eq. 11); and the
+ * chosen k of llr_optk. The one place where the scores are defined.
+ */
+export function imageScores(elbo: readonly number[], ll: readonly number[]): {
+  scores: Record<string, number>;
+  optk: number;
+} {
+  const llr = elbo.map((e) => elbo[0] - e); // D_k = L_x - L^{>k}_x; D_0 = 0
+  const opt = optimalKLlr(ll, llr);
+  const scores: Record<string, number> = { elbo: -elbo[0] };
+  for (let k = 1; k < elbo.length; k++) scores[`llr>${k}`] = llr[k];
+  scores.llr_optk = opt.score;
+  scores.llr_ada = adaptiveLlr(ll, llr);
+  return { scores, optk: opt.k };
 }
 
 /**
@@ -191,13 +227,13 @@ export function combinePasses(
   if (passes.length !== samples * iw) {
     throw new Error(`combinePasses: ${passes.length} passes, expected samples ${samples} x iw ${iw}`);
   }
-  const F = 3 * L;
+  const col = passLayout(L), F = col.width;
   const B = passes[0].length / F;
   const names = scoreNames(L);
   for (let b = 0; b < B; b++) {
     const i = at + b;
     const acc = { elbo: new Array(L).fill(0), ll: new Array(L).fill(0), kl: new Array(L).fill(0) };
-    const scoreSum = new Array(names.length).fill(0);
+    const scoreSum: Record<string, number> = Object.fromEntries(names.map((n) => [n, 0]));
     const optkVotes = new Array(L).fill(0);
     for (let s = 0; s < samples; s++) {
       const elbo: number[] = [], ll: number[] = [];
@@ -206,22 +242,20 @@ export function combinePasses(
         let llSum = 0;
         for (let r = 0; r < iw; r++) {
           const row = passes[s * iw + r];
-          values.push(row[b * F + k]);
-          llSum += row[b * F + L + k];
+          values.push(row[b * F + col.elbo(k)]);
+          llSum += row[b * F + col.ll(k)];
         }
         elbo.push(iw === 1 ? values[0] : logMeanExp(values));
         ll.push(llSum / iw);
       }
-      for (let l = 0; l < L; l++) {
+      for (let l = 1; l <= L; l++) {
         let klSum = 0;
-        for (let r = 0; r < iw; r++) klSum += passes[s * iw + r][b * F + 2 * L + l];
-        acc.kl[l] += klSum / iw / samples;
+        for (let r = 0; r < iw; r++) klSum += passes[s * iw + r][b * F + col.kl(l)];
+        acc.kl[l - 1] += klSum / iw / samples;
       }
-      const llr = elbo.map((e) => elbo[0] - e); // D_k = L_x - L^{>k}_x; D_0 = 0
-      const opt = optimalKLlr(ll, llr);
-      optkVotes[opt.k]++;
-      const row = [-elbo[0], ...llr.slice(1), opt.score, adaptiveLlr(ll, llr)];
-      row.forEach((v, j) => scoreSum[j] += v / samples);
+      const one = imageScores(elbo, ll);
+      optkVotes[one.optk]++;
+      for (const name of names) scoreSum[name] += one.scores[name] / samples;
       elbo.forEach((v, k) => acc.elbo[k] += v / samples);
       ll.forEach((v, k) => acc.ll[k] += v / samples);
     }
@@ -231,6 +265,6 @@ export function combinePasses(
       into.kl[k][i] = acc.kl[k];
     }
     into.optk[i] = optkVotes.indexOf(Math.max(...optkVotes));
-    names.forEach((name, j) => into.scores[name][i] = scoreSum[j]);
+    for (const name of names) into.scores[name][i] = scoreSum[name];
   }
 }

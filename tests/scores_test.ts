@@ -20,10 +20,12 @@ import {
   adaptiveLlr,
   combinePasses,
   emptyScores,
+  imageScores,
   optimalKLlr,
   packPasses,
   partialElbos,
   passColumns,
+  passLayout,
   scoreNames,
 } from "../models/scores.ts";
 import { assertClose, gpuTest } from "./helpers.ts";
@@ -195,4 +197,22 @@ gpuTest("scores: a set is scored with one readback per batch, memory flat across
   const again = await scoreSet(params, tiny, set, options);
   assert.deepEqual(again.scores.llr_ada, scores.scores.llr_ada);
   dispose(set.bytes);
+});
+
+Deno.test("scores: every named score is computed, by name, and the pass layout's columns are a permutation", () => {
+  for (let L = 1; L <= 6; L++) {
+    const elbo = Array.from({ length: L }, (_, k) => -1000 - 7 * k), ll = elbo.map((e, k) => e - 3 * k);
+    const { scores, optk } = imageScores(elbo, ll);
+    assert.deepEqual(Object.keys(scores).sort(), scoreNames(L).sort(), `L = ${L}`);
+    assert.equal(scores.elbo, 1000);
+    for (let k = 1; k < L; k++) assert.equal(scores[`llr>${k}`], 7 * k);
+    assert.ok(optk >= 0 && optk < L);
+    const at = passLayout(L);
+    const columns = [
+      ...Array.from({ length: L }, (_, k) => at.elbo(k)),
+      ...Array.from({ length: L }, (_, k) => at.ll(k)),
+      ...Array.from({ length: L }, (_, l) => at.kl(l + 1)),
+    ];
+    assert.deepEqual([...columns].sort((a, b) => a - b), Array.from({ length: at.width }, (_, i) => i));
+  }
 });
