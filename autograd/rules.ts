@@ -16,7 +16,7 @@ import {
   convBackwardInput,
   convForward,
 } from "../kernels/conv.ts";
-import { type ConvGeometry } from "../kernels/conv_geometry.ts";
+import type { ConvGeometry } from "../kernels/conv_geometry.ts";
 import { broadcastTo, pad, permute, reshape, slice } from "../kernels/movement.ts";
 import { reduce } from "../kernels/reduce.ts";
 import { type DistributionOp, distributionVjp, type SigmaMap } from "../kernels/distributions.ts";

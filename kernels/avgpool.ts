@@ -12,7 +12,7 @@
 import { wgsl } from "wgsl-preprocessor";
 import { type ConvGeometry, GEOMETRY_UNIFORMS } from "./conv_geometry.ts";
 import { elementwiseGrid, elementwiseMain, launch } from "./launch.ts";
-import { type KernelSpec, memoSpec } from "./runtime/program.ts";
+import { type KernelBody, memoSpec } from "./runtime/program.ts";
 import { emptyTensor, type Tensor } from "./tensor.ts";
 
 /**
@@ -21,9 +21,8 @@ import { emptyTensor, type Tensor } from "./tensor.ts";
  */
 export type PoolDivisor = "window" | "valid";
 
-function poolSpec(backward: boolean, divisor: PoolDivisor): KernelSpec {
+function poolSpec({ backward, divisor }: { backward: boolean; divisor: PoolDivisor }): KernelBody {
   return {
-    key: `avgpool:${backward ? "vjp" : "fwd"}:${divisor}`,
     uniforms: [["n", "u32"], ...GEOMETRY_UNIFORMS],
     inputs: [["X", "f32"]],
     outputs: [["Out", "f32"]],
@@ -86,7 +85,7 @@ ${elementwiseMain()}
 }
 
 const spec = (backward: boolean, divisor: PoolDivisor) =>
-  memoSpec(`avgpool:${backward ? "vjp" : "fwd"}:${divisor}`, () => poolSpec(backward, divisor));
+  memoSpec("avgpool", { backward, divisor }, poolSpec);
 
 function uniforms(g: ConvGeometry, n: number): Record<string, number> {
   return { n, ...g };

@@ -13,7 +13,7 @@
 
 import { wgsl } from "wgsl-preprocessor";
 import { elementType, elementwiseGrid, elementwiseMain, launch } from "./launch.ts";
-import { type KernelSpec, memoSpec } from "./runtime/program.ts";
+import { type KernelBody, memoSpec } from "./runtime/program.ts";
 import { broadcastShapes, broadcastStrides, sameShape, type Shape, sizeOf } from "./shape.ts";
 import { emptyTensor, Tensor } from "./tensor.ts";
 
@@ -53,12 +53,11 @@ ${acc}
   }`;
 }
 
-function binarySpec(op: BinaryOp, mode: Mode): KernelSpec {
+function binarySpec({ op, mode }: { op: BinaryOp; mode: Mode }): KernelBody {
   const bcast = mode === "bcast";
   const per = bcast ? 1 : 4;
   const T = elementType(per);
   return {
-    key: `binary:${op}:${mode}`,
     uniforms: [
       ["n", "u32"],
       ["s", "f32"],
@@ -132,18 +131,17 @@ export function binary(op: BinaryOp, a: Tensor | number, b: Tensor | number): Te
   }
   const out = emptyTensor(shape, "f32", op);
   uniforms.n = sizeOf(shape);
-  const spec = memoSpec(`binary:${op}:${mode}`, () => binarySpec(op, mode));
+  const spec = memoSpec("binary", { op, mode }, binarySpec);
   launch(spec, inputs, [out], uniforms, elementwiseGrid(uniforms.n, mode === "bcast" ? 1 : 4), op);
   return out;
 }
 
-function whereSpec(aScalar: boolean, bScalar: boolean): KernelSpec {
+function whereSpec({ aScalar, bScalar }: { aScalar: boolean; bScalar: boolean }): KernelBody {
   const inputs: [string, "f32"][] = [["C", "f32"]];
   if (!aScalar) inputs.push(["A", "f32"]);
   if (!bScalar) inputs.push(["B", "f32"]);
   const operands = ["C", ...(aScalar ? [] : ["A"]), ...(bScalar ? [] : ["B"])];
   return {
-    key: `where:${aScalar ? "s" : "t"}${bScalar ? "s" : "t"}`,
     uniforms: [
       ["n", "u32"],
       ["sa", "f32"],
@@ -187,10 +185,7 @@ export function where(cond: Tensor, a: Tensor | number, b: Tensor | number): Ten
   const inputs = [cond, ...(aScalar ? [] : [a as Tensor]), ...(bScalar ? [] : [b as Tensor])];
   const out = emptyTensor(shape, "f32", "where");
   const n = sizeOf(shape);
-  const spec = memoSpec(
-    `where:${aScalar ? "s" : "t"}${bScalar ? "s" : "t"}`,
-    () => whereSpec(aScalar, bScalar),
-  );
+  const spec = memoSpec("where", { aScalar, bScalar }, whereSpec);
   launch(
     spec,
     inputs,

@@ -21,7 +21,7 @@
  */
 
 import { elementwiseGrid, elementwiseMain, launch } from "./launch.ts";
-import { type KernelSpec, memoSpec } from "./runtime/program.ts";
+import { type KernelBody, memoSpec } from "./runtime/program.ts";
 import { emptyTensor, readAll, type Tensor } from "./tensor.ts";
 
 /** Independent vec4 accumulators per thread in the FMA kernel. */
@@ -34,13 +34,10 @@ const THREADS = 65536;
 const STREAM_THREADS = (64 << 20) / 16 / STREAM_VEC4_PER_THREAD;
 
 /** Pipeline keys, one place each (spec and cache agree). */
-const FMA_KEY = `ceiling:fma:${FMA_CHAINS}`;
-const STREAM_KEY = `ceiling:stream:${STREAM_VEC4_PER_THREAD}`;
 
-function fmaSpec(): KernelSpec {
+function fmaSpec(): KernelBody {
   const chains = Array.from({ length: FMA_CHAINS }, (_, c) => c);
   return {
-    key: FMA_KEY,
     uniforms: [["n", "u32"], ["iters", "u32"], ["scale", "f32"], ["shift", "f32"]],
     inputs: [],
     outputs: [["Out", "vec4<f32>"]],
@@ -59,9 +56,8 @@ ${elementwiseMain()}
   };
 }
 
-function streamSpec(): KernelSpec {
+function streamSpec(): KernelBody {
   return {
-    key: STREAM_KEY,
     uniforms: [["n", "u32"]],
     inputs: [["Src", "vec4<f32>"]],
     outputs: [["Out", "vec4<f32>"]],
@@ -75,8 +71,8 @@ ${elementwiseMain()}
   };
 }
 
-const fma = () => memoSpec(FMA_KEY, fmaSpec);
-const stream = () => memoSpec(STREAM_KEY, streamSpec);
+const fma = () => memoSpec("ceiling-fma", { chains: FMA_CHAINS }, fmaSpec);
+const stream = () => memoSpec("ceiling-stream", { vec4PerThread: STREAM_VEC4_PER_THREAD }, streamSpec);
 
 /**
  * Records the FMA kernel on `threads` threads into `out` ([threads * 4]): thread i's vec4 is the sum

@@ -32,10 +32,10 @@
  */
 
 import { wgsl } from "wgsl-preprocessor";
-import { gemmGrid, gemmSpec, type GemmTiling, tilingFor, tilingKey } from "./gemm.ts";
+import { gemmGrid, gemmSpec, type GemmTiling, tilingFor } from "./gemm.ts";
 import { elementwiseGrid, elementwiseMain, launch } from "./launch.ts";
 import { reduce } from "./reduce.ts";
-import { type KernelSpec, memoSpec, type UniformType } from "./runtime/program.ts";
+import { type KernelBody, memoSpec, type UniformType, type Variant } from "./runtime/program.ts";
 import { emptyTensor, type Tensor, viewOf } from "./tensor.ts";
 import { tuning } from "./tuning.ts";
 import { type ConvGeometry, GEOMETRY_UNIFORMS } from "./conv_geometry.ts";
@@ -91,10 +91,9 @@ export function setConvImplementation(which: ConvImplementation): ConvImplementa
 
 // ---------------------------------------------------------------- implicit-GEMM variants
 
-function forwardSpec(bias: boolean, tiling: GemmTiling): KernelSpec {
+function forwardSpec({ bias, ...tiling }: { bias: boolean } & GemmTiling): KernelBody {
   return gemmSpec({
     tiling,
-    key: `conv-fwd:bias${+bias}`,
     uniforms: GEOMETRY_UNIFORMS,
     inputs: bias ? [["X", "f32"], ["Wt", "f32"], ["Bias", "f32"]] : [["X", "f32"], ["Wt", "f32"]],
     outputs: [["Y", "f32"]],
@@ -131,10 +130,9 @@ const PHASE_UNIFORMS: [string, UniformType][] = ["py", "px", "ih0", "iw0", "Hz",
  * ky = py + sy * j (j < Jy); other taps would multiply structural zeros. So a stride-s input gradient
  * is s^2 GEMMs with K smaller by about s^2 (the tfjs/XLA trick); stride 1 is the single phase.
  */
-function backwardInputSpec(bias: boolean, tiling: GemmTiling): KernelSpec {
+function backwardInputSpec({ bias, ...tiling }: { bias: boolean } & GemmTiling): KernelBody {
   return gemmSpec({
     tiling,
-    key: `conv-dx:bias${+bias}`,
     uniforms: [...GEOMETRY_UNIFORMS, ...PHASE_UNIFORMS],
     inputs: bias ? [["DY", "f32"], ["Wt", "f32"], ["Bias", "f32"]] : [["DY", "f32"], ["Wt", "f32"]],
     outputs: [["DX", "f32"]],
@@ -169,10 +167,9 @@ fn storeC(z: u32, m: u32, n: u32, v: f32) {
   });
 }
 
-function backwardFilterSpec(tiling: GemmTiling): KernelSpec {
+function backwardFilterSpec(tiling: GemmTiling): KernelBody {
   return gemmSpec({
     tiling,
-    key: "conv-dw",
     uniforms: GEOMETRY_UNIFORMS,
     inputs: [["X", "f32"], ["DY", "f32"]],
     outputs: [["Partial", "f32"]],
@@ -212,14 +209,17 @@ const unroll = (count: number, line: (index: number) => string, sep = "\n  ") =>
  * pixels all receive the same taps, so none is spent on the taps of another phase (3/4 of them at
  * stride 2, as a transposed convolution's forward).
  */
-function directSpec(
-  direction: "fwd" | "dx",
-  bias: boolean,
-  cols: number,
-  pixels: number,
-  vec4: boolean,
-  narrow = false,
-): KernelSpec {
+/** A direct forward / input-gradient variant: its parameters, and its key through `memoSpec`. */
+interface DirectVariant extends Variant {
+  direction: "fwd" | "dx";
+  bias: boolean;
+  cols: number;
+  pixels: number;
+  vec4: boolean;
+  narrow: boolean;
+}
+
+function directSpec({ direction, bias, cols, pixels, vec4, narrow }: DirectVariant): KernelBody {
   const fwd = direction === "fwd";
   if (narrow && (!fwd || cols !== 1 || vec4)) {
     throw new Error("conv direct: narrow is forward, one column only");
@@ -316,7 +316,6 @@ function directSpec(
       : unroll(cols, (c) => `Out[d + ${c}u] = a${p}_${c}${bias ? ` + b${c}` : ""};`, " ");
   const In = narrow ? "vec4<f32>" : T;
   return {
-    key: directKey(direction, bias, cols, pixels, vec4, narrow),
     uniforms: [["n", "u32"], ["pixelsTotal", "u32"], ...GEOMETRY_UNIFORMS, ...(fwd ? [] : PHASE_UNIFORMS)],
     inputs: [[src, In], ["Wt", In], ...(bias ? [["Bias", T] as const] : [])],
     outputs: [["Out", T]],
@@ -381,13 +380,16 @@ const XYZW = ["x", "y", "z", "w"];
  * `directSpec`, for the same reason). The pixel counters advance without division. Measured on
  * llvmpipe at batch 128, 16 channels, 14x14 k3: see `deno task bench --filter conv-small`.
  */
-function directFilterSpec(
-  rows: number,
-  cols: number,
-  vec4: boolean,
-  bias: boolean,
-  narrow = false,
-): KernelSpec {
+/** A direct weight-gradient variant. */
+interface DirectFilterVariant extends Variant {
+  rows: number;
+  cols: number;
+  vec4: boolean;
+  bias: boolean;
+  narrow: boolean;
+}
+
+function directFilterSpec({ rows, cols, vec4, bias, narrow }: DirectFilterVariant): KernelBody {
   if (narrow && (cols !== 1 || rows % 4 !== 0 || vec4)) {
     throw new Error("conv direct dW: narrow is one column and rows a multiple of 4");
   }
@@ -457,7 +459,6 @@ function directFilterSpec(
     )
     : unroll(rows, (r) => unroll(cols, (c) => `Partial[dst + ${r}u * P.Co + ${c}u] = a${r}_${c};`, " "));
   return {
-    key: directFilterKey(rows, cols, vec4, bias, narrow),
     uniforms: [["n", "u32"], ["kChunk", "u32"], ...GEOMETRY_UNIFORMS],
     inputs: [["X", narrow ? "vec4<f32>" : T], ["DY", T]],
     outputs: [["Partial", T], ...(bias ? [["BiasPartial", T] as const] : [])],
@@ -515,7 +516,7 @@ ${split3}
 
 // ---------------------------------------------------------------- naive oracle variants
 
-function naiveSpec(direction: "fwd" | "dx" | "dw", bias: boolean): KernelSpec {
+function naiveSpec({ direction, bias }: { direction: "fwd" | "dx" | "dw"; bias: boolean }): KernelBody {
   const inputs: [string, "f32"][] = direction === "fwd"
     ? [["X", "f32"], ["Wt", "f32"]]
     : direction === "dx"
@@ -524,7 +525,6 @@ function naiveSpec(direction: "fwd" | "dx" | "dw", bias: boolean): KernelSpec {
   if (bias) inputs.push(["Bias", "f32"]);
   const [own, other] = direction === "fwd" ? ["co", "ci"] : ["ci", "co"];
   return {
-    key: `conv-naive-${direction}:bias${+bias}`,
     uniforms: [["n", "u32"], ["kChunk", "u32"], ...GEOMETRY_UNIFORMS],
     inputs,
     outputs: [["Out", "f32"]],
@@ -566,34 +566,14 @@ ${elementwiseMain()}
   };
 }
 
-const forward = (bias: boolean, t: GemmTiling) =>
-  memoSpec(`conv-fwd:bias${+bias}:${tilingKey(t)}`, () => forwardSpec(bias, t));
+const forward = (bias: boolean, t: GemmTiling) => memoSpec("conv-fwd", { bias, ...t }, forwardSpec);
 const backwardInput = (bias: boolean, t: GemmTiling) =>
-  memoSpec(`conv-dx:bias${+bias}:${tilingKey(t)}`, () => backwardInputSpec(bias, t));
-const backwardFilter = (t: GemmTiling) => memoSpec(`conv-dw:${tilingKey(t)}`, () => backwardFilterSpec(t));
-const naive = (d: "fwd" | "dx" | "dw", bias: boolean) =>
-  memoSpec(`conv-naive-${d}:bias${+bias}`, () => naiveSpec(d, bias));
-/** The pipeline key of a direct forward / input-gradient variant (one place: spec and cache agree). */
-function directKey(
-  d: "fwd" | "dx",
-  bias: boolean,
-  cols: number,
-  pixels: number,
-  vec4: boolean,
-  narrow: boolean,
-) {
-  return `conv-direct-${d}:bias${+bias}:cols${cols}:px${pixels}${vec4 ? ":v4" : ""}${narrow ? ":v4in" : ""}`;
-}
-/** The pipeline key of a direct weight-gradient variant. */
-function directFilterKey(rows: number, cols: number, vec4: boolean, bias: boolean, narrow: boolean) {
-  return `conv-direct-dw:rows${rows}:cols${cols}${vec4 ? ":v4" : ""}${narrow ? ":v4in" : ""}${
-    bias ? ":bias" : ""
-  }`;
-}
-const direct = (...variant: Parameters<typeof directKey>) =>
-  memoSpec(directKey(...variant), () => directSpec(...variant));
-const directFilter = (...variant: Parameters<typeof directFilterKey>) =>
-  memoSpec(directFilterKey(...variant), () => directFilterSpec(...variant));
+  memoSpec("conv-dx", { bias, ...t }, backwardInputSpec);
+const backwardFilter = (t: GemmTiling) => memoSpec("conv-dw", { ...t }, backwardFilterSpec);
+const naive = (direction: "fwd" | "dx" | "dw", bias: boolean) =>
+  memoSpec("conv-naive", { direction, bias }, naiveSpec);
+const direct = (variant: DirectVariant) => memoSpec("conv-direct", variant, directSpec);
+const directFilter = (variant: DirectFilterVariant) => memoSpec("conv-direct-dw", variant, directFilterSpec);
 
 // ---------------------------------------------------------------- the planner
 
@@ -735,7 +715,14 @@ function launchDirect(
   const columns = d === "fwd" ? g.Co : g.Ci;
   const threads = Math.ceil(pixelsTotal / plan.rows) * (columns / plan.cols);
   launch(
-    direct(d, inputs.length === 3, plan.cols, plan.rows, plan.vec4, plan.narrow),
+    direct({
+      direction: d,
+      bias: inputs.length === 3,
+      cols: plan.cols,
+      pixels: plan.rows,
+      vec4: plan.vec4,
+      narrow: plan.narrow,
+    }),
     inputs,
     [out],
     { n: threads, pixelsTotal, ...g, ...phase },
@@ -883,7 +870,13 @@ function backwardFilterAndBias(
     const threads = slices * threadsPerSlice;
     biasPartial = withBias ? emptyTensor(slices === 1 ? [g.Co] : [slices, g.Co], "f32", "conv2d-db") : null;
     launch(
-      directFilter(plan.rows, plan.cols, plan.vec4, withBias, plan.narrow),
+      directFilter({
+        rows: plan.rows,
+        cols: plan.cols,
+        vec4: plan.vec4,
+        bias: withBias,
+        narrow: plan.narrow,
+      }),
       [x, dy],
       biasPartial ? [partial, biasPartial] : [partial],
       { n: threads, kChunk, ...g },

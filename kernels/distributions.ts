@@ -25,15 +25,8 @@
 import { wgsl } from "wgsl-preprocessor";
 import { stridedOffsets } from "./binary.ts";
 import { type ElementsPerThread, elementType, elementwiseGrid, elementwiseMain, launch } from "./launch.ts";
-import {
-  KEY_UNIFORMS,
-  keyedBlockWgsl,
-  keyUniforms,
-  keyVariant,
-  PHILOX_WGSL,
-  type RandomKey,
-} from "./philox.ts";
-import { type KernelSpec, memoSpec, type UniformType } from "./runtime/program.ts";
+import { KEY_UNIFORMS, keyedBlockWgsl, keyUniforms, PHILOX_WGSL, type RandomKey } from "./philox.ts";
+import { type KernelBody, memoSpec, type UniformType, type Variant } from "./runtime/program.ts";
 import { broadcastShapes, broadcastStrides, sameShape, type Shape, sizeOf } from "./shape.ts";
 import { emptyTensor, type Tensor } from "./tensor.ts";
 import { MATH_WGSL } from "./unary.ts";
@@ -170,13 +163,18 @@ fn noise_(i: u32) -> T {
 
 const MAX_INPUTS = 4;
 
-/** Forward (`grads` empty) or backward (one output per name in `grads`) kernel of a row. */
-function distributionSpec(
-  op: DistributionOp,
-  same: boolean,
-  grads: readonly string[],
-  key: RandomKey,
-): KernelSpec {
+/** A kernel of a row: forward (`grads` ""), or backward with one output per name in `grads` ("mu-u"). */
+interface DistributionVariant extends Variant {
+  op: DistributionOp;
+  /** All inputs of the output's shape (four elements per thread), else broadcast. */
+  same: boolean;
+  grads: string;
+  /** The noise keyed row-invariantly (kernels/philox.ts), for rows that draw. */
+  rows: boolean;
+}
+
+function distributionSpec({ op, same, grads: gradList, rows }: DistributionVariant): KernelBody {
+  const grads = gradList === "" ? [] : gradList.split("-");
   const row: Row = DISTRIBUTIONS[op];
   const backward = grads.length > 0;
   const names = row.inputs.map((_, k) => `In${k}`);
@@ -197,16 +195,11 @@ function distributionSpec(
   );
   const stores = grads.map((name, k) => `  D${k}[i] = ${row.vjp[name]};`).join("\n");
   return {
-    key: `dist:${op}:${same ? "same" : "bcast"}:${backward ? `vjp-${grads.join("-")}` : "fwd"}${
-      row.random ? keyVariant(key) : ""
-    }`,
     uniforms,
     inputs: [...(backward ? [["G", T] as const] : []), ...names.map((n) => [n, T] as const)],
     outputs: backward ? grads.map((_, k) => [`D${k}`, T] as const) : [["Out", T]],
     body: wgsl`alias T = ${T};
-${MATH_WGSL}${SIGMA_WGSL}${
-      row.random ? PHILOX_WGSL + keyedBlockWgsl(key.rowInvariant === true) + NOISE_WGSL(per) : ""
-    }
+${MATH_WGSL}${SIGMA_WGSL}${row.random ? PHILOX_WGSL + keyedBlockWgsl(rows) + NOISE_WGSL(per) : ""}
 ${elementwiseMain(per)}
 ${same ? "" : stridedOffsets(names)}
 ${loads}
@@ -265,11 +258,8 @@ export function distribution(
     );
   }
   const { shape, same, strides } = broadcastInfo(op, inputs);
-  const variant = row.random ? keyVariant(key) : "";
-  const spec = memoSpec(
-    `dist:${op}:${same ? "same" : "bcast"}:fwd${variant}`,
-    () => distributionSpec(op, same, [], key),
-  );
+  const rows = row.random === true && key.rowInvariant === true;
+  const spec = memoSpec("dist", { op, same, grads: "", rows }, distributionSpec);
   const out = emptyTensor(shape, "f32", op);
   const grid = elementwiseGrid(out.size, same ? 4 : 1);
   launch(spec, inputs, [out], uniformsFor(shape, strides, sigma, key, op), grid, op);
@@ -292,10 +282,8 @@ export function distributionVjp(
   const grads = row.inputs.filter((_, k) => needs[k]);
   if (grads.length === 0) return inputs.map(() => null);
   const { shape, same, strides } = broadcastInfo(op, inputs);
-  const spec = memoSpec(
-    `dist:${op}:${same ? "same" : "bcast"}:vjp-${grads.join("-")}${row.random ? keyVariant(key) : ""}`,
-    () => distributionSpec(op, same, grads, key),
-  );
+  const rows = row.random === true && key.rowInvariant === true;
+  const spec = memoSpec("dist", { op, same, grads: grads.join("-"), rows }, distributionSpec);
   const outs = grads.map(() => emptyTensor(shape, "f32", `${op}-vjp`));
   launch(
     spec,

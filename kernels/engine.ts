@@ -5,7 +5,7 @@
  */
 
 import { type AdapterDescription, gpu } from "./runtime/device.ts";
-import { type PoolStats } from "./runtime/pool.ts";
+import type { PoolStats } from "./runtime/pool.ts";
 import { pipelineCount } from "./runtime/program.ts";
 import { getRecorder, type RecorderCounters } from "./runtime/recorder.ts";
 import { type ProfileMethod, Profiler, type ProfileReport, summarize } from "./runtime/profiler.ts";

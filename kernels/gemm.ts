@@ -21,7 +21,7 @@
  */
 
 import { wgsl } from "wgsl-preprocessor";
-import type { ElementType, KernelSpec, UniformType } from "./runtime/program.ts";
+import type { ElementType, KernelBody, UniformType } from "./runtime/program.ts";
 import { type GemmTiling, tuning, WIDE_TILING } from "./tuning.ts";
 
 export type { GemmTiling };
@@ -36,8 +36,6 @@ export function tilingFor(N: number): GemmTiling {
 }
 
 export interface GemmVariant {
-  /** Pipeline key; must name everything that changes the WGSL (tiling is appended). */
-  key: string;
   /** Uniforms beyond M, N, K (and kChunk for split-K). */
   uniforms?: ReadonlyArray<readonly [string, UniformType]>;
   inputs: ReadonlyArray<readonly [string, ElementType]>;
@@ -52,15 +50,14 @@ export interface GemmVariant {
   tiling?: GemmTiling;
 }
 
-export function tilingKey(t: GemmTiling): string {
-  return `${t.WM}x${t.WN}x${t.TM}x${t.TN}x${t.TK}`;
-}
-
-/** The kernel spec of a GEMM variant. */
-export function gemmSpec(v: GemmVariant): KernelSpec {
+/**
+ * The kernel body of a GEMM variant; the caller's `memoSpec` variant names the tiling and whatever
+ * else changes `v` (kernels/runtime/program.ts makes the key).
+ */
+export function gemmSpec(v: GemmVariant): KernelBody {
   const t = v.tiling ?? WIDE_TILING;
   const { WM, WN, TM, TN, TK } = t;
-  if (TN % 4 !== 0) throw new Error(`gemm ${v.key}: TN = ${TN} must be a multiple of 4`);
+  if (TN % 4 !== 0) throw new Error(`gemm: TN = ${TN} must be a multiple of 4`);
   const BM = WM * TM, BN = WN * TN, NT = WM * WN, TN4 = TN / 4;
   const inner: string[] = [];
   for (let i = 0; i < TM; i++) inner.push(`      let a${i} = As[k * ${BM}u + tm + ${i}u];`);
@@ -85,7 +82,6 @@ export function gemmSpec(v: GemmVariant): KernelSpec {
   const bByK = v.bContiguous === "k";
   const splitK = v.splitK ?? false;
   return {
-    key: `${v.key}:${tilingKey(t)}`,
     uniforms: [["M", "u32"], ["N", "u32"], ["K", "u32"], ["kChunk", "u32"], ...(v.uniforms ?? [])],
     inputs: v.inputs,
     outputs: v.outputs,

@@ -70,9 +70,7 @@ fn bin_(v: u32, c: f32, s: f32) -> Bin {
 }`;
 
 function mixtureSpec(backward: boolean): KernelSpec {
-  const key = `logisticMixture:${backward ? "vjp" : "fwd"}`;
-  return memoSpec(key, () => ({
-    key,
+  return memoSpec("logistic-mixture", { backward }, ({ backward }) => ({
     uniforms: [["n", "u32"], ["K", "u32"]],
     inputs: [...(backward ? [["G", "f32"] as const] : []), ["Head", "f32"], ["X", "f32"]],
     outputs: [backward ? ["D", "f32"] : ["Out", "f32"]],

@@ -7,17 +7,18 @@
  * first. Shapes are uniforms; the pipeline key is the transpose flags plus the tiling.
  */
 
-import { gemmGrid, gemmSpec, type GemmTiling, tilingFor, tilingKey } from "./gemm.ts";
+import { gemmGrid, gemmSpec, type GemmTiling, tilingFor } from "./gemm.ts";
 import { launch } from "./launch.ts";
 import { gpu } from "./runtime/device.ts";
-import { type KernelSpec, memoSpec } from "./runtime/program.ts";
+import { type KernelBody, type KernelSpec, memoSpec } from "./runtime/program.ts";
 import { broadcastShapes, shapeString, sizeOf } from "./shape.ts";
 import { emptyTensor, type Tensor } from "./tensor.ts";
 import { broadcastTo } from "./movement.ts";
 
-function matmulSpec(transA: boolean, transB: boolean, tiling: GemmTiling): KernelSpec {
+function matmulSpec(
+  { transA, transB, ...tiling }: { transA: boolean; transB: boolean } & GemmTiling,
+): KernelBody {
   return gemmSpec({
-    key: `matmul:tA${+transA}:tB${+transB}`,
     uniforms: [["sA", "u32"], ["sB", "u32"]],
     inputs: [["A", "f32"], ["B", "f32"]],
     outputs: [["C", "f32"]],
@@ -38,7 +39,7 @@ fn storeC(z: u32, m: u32, n: u32, v: f32) {
 }
 
 const spec = (transA: boolean, transB: boolean, t: GemmTiling): KernelSpec =>
-  memoSpec(`matmul:tA${+transA}:tB${+transB}:${tilingKey(t)}`, () => matmulSpec(transA, transB, t));
+  memoSpec("matmul", { transA, transB, ...t }, matmulSpec);
 
 /** Options of `matmul`: transposed operands, and (for tests) the GEMM tile. */
 export interface MatmulOptions {

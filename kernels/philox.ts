@@ -139,11 +139,6 @@ export function keyUniforms(key: RandomKey, op: string, rowSize = 1): Record<str
   };
 }
 
-/** The kernel-variant suffix of a key: row-invariant draws are a variant of their own (cache key). */
-export function keyVariant(key: RandomKey): string {
-  return key.rowInvariant ? ":rows" : "";
-}
-
 /**
  * WGSL: the Philox block of element `i` under the kernel's key uniforms (seed, stream, offLo, offHi);
  * the row-invariant variant counts `i` modulo the row size (`period`).

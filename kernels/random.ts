@@ -9,23 +9,15 @@
 
 import { wgsl } from "wgsl-preprocessor";
 import { elementwiseGrid, elementwiseMain, launch } from "./launch.ts";
-import {
-  KEY_UNIFORMS,
-  keyedBlockWgsl,
-  keyUniforms,
-  keyVariant,
-  PHILOX_WGSL,
-  type RandomKey,
-} from "./philox.ts";
-import { type KernelSpec, memoSpec } from "./runtime/program.ts";
+import { KEY_UNIFORMS, keyedBlockWgsl, keyUniforms, PHILOX_WGSL, type RandomKey } from "./philox.ts";
+import { type KernelBody, type KernelSpec, memoSpec } from "./runtime/program.ts";
 import { checkShape, type Shape, sizeOf } from "./shape.ts";
 import { emptyTensor, type Tensor } from "./tensor.ts";
 
 type Draw = "bits" | "uniform" | "normal" | "bernoulli";
 
-function drawSpec(draw: Draw, rows: boolean): KernelSpec {
+function drawSpec({ draw, rows }: { draw: Draw; rows: boolean }): KernelBody {
   return {
-    key: `random:${draw}${rows ? ":rows" : ""}`,
     uniforms: [["n", "u32"], ...KEY_UNIFORMS],
     inputs: draw === "bernoulli" ? [["Prob", "f32"]] : [],
     outputs: [["Out", draw === "bits" ? "u32" : "f32"]],
@@ -52,7 +44,7 @@ ${elementwiseMain()}
 }
 
 const spec = (draw: Draw, key: RandomKey) =>
-  memoSpec(`random:${draw}${keyVariant(key)}`, () => drawSpec(draw, key.rowInvariant === true));
+  memoSpec("random", { draw, rows: key.rowInvariant === true }, drawSpec);
 
 function draw(kind: Draw, shape: Shape, key: RandomKey, inputs: Tensor[] = []): Tensor {
   checkShape(shape, kind);
@@ -91,12 +83,11 @@ export function bernoulli(p: Tensor, key: RandomKey): Tensor {
 export type ByteImageMode = "binarize" | "dequantize" | "levels";
 
 const byteImageSpec = (mode: ByteImageMode, key: RandomKey): KernelSpec =>
-  memoSpec(`${mode}${keyVariant(key)}`, () => ({
-    key: `${mode}${keyVariant(key)}`,
+  memoSpec("byte-image", { mode, rows: key.rowInvariant === true }, ({ mode, rows }) => ({
     uniforms: [["n", "u32"], ["rowBytes", "u32"], ...KEY_UNIFORMS],
     inputs: [["Bytes", "u32"], ["Index", "u32"]],
     outputs: [["Out", "f32"]],
-    body: wgsl`${PHILOX_WGSL}${keyedBlockWgsl(key.rowInvariant === true)}
+    body: wgsl`${PHILOX_WGSL}${keyedBlockWgsl(rows)}
 ${elementwiseMain()}
   let row = i / P.rowBytes;
   let j = i % P.rowBytes;

@@ -15,7 +15,7 @@
 
 import { wgsl } from "wgsl-preprocessor";
 import { grid, GRID_BUILTINS, GROUP_INDEX, launch } from "./launch.ts";
-import { type KernelSpec, memoSpec } from "./runtime/program.ts";
+import { type KernelBody, type KernelSpec, memoSpec } from "./runtime/program.ts";
 import { normalizeAxes, sizeOf } from "./shape.ts";
 import { emptyTensor, type Tensor, viewOf } from "./tensor.ts";
 
@@ -47,11 +47,10 @@ const CHUNK = 2048;
 const GROUP_MIN_ROW = 256;
 const GROUP_MAX_OUTPUTS = 8192;
 
-function reduceSpec(op: ReduceOp, group: boolean, vec4: boolean): KernelSpec {
+function reduceSpec({ op, group, vec4 }: { op: ReduceOp; group: boolean; vec4: boolean }): KernelBody {
   const combine = COMBINE[op];
   const T = vec4 ? "vec4<f32>" : "f32";
   return {
-    key: `reduce:${op}:${group ? "group" : "serial"}${vec4 ? ":v4" : ""}`,
     uniforms: [["outer", "u32"], ["R", "u32"], ["inner", "u32"], ["chunk", "u32"], ["chunks", "u32"], [
       "scale",
       "f32",
@@ -105,10 +104,7 @@ fn main(${GRID_BUILTINS}) {
 }
 
 const spec = (op: ReduceOp, group: boolean, vec4: boolean): KernelSpec =>
-  memoSpec(
-    `reduce:${op}:${group ? "group" : "serial"}${vec4 ? ":v4" : ""}`,
-    () => reduceSpec(op, group, vec4),
-  );
+  memoSpec("reduce", { op, group, vec4 }, reduceSpec);
 
 /** Reduces [outer, R, inner] to [outer, inner] with one or two passes; returns a flat tensor. */
 function reduceCanonical(

@@ -30,7 +30,7 @@ import {
   convPlan,
   observeConvolutions,
 } from "./conv.ts";
-import { type ConvGeometry } from "./conv_geometry.ts";
+import type { ConvGeometry } from "./conv_geometry.ts";
 import { dispose, readAll, scope, type Tensor, tensor } from "./tensor.ts";
 import { defaultTuning, type GemmTiling, setTuning, type Tuning } from "./tuning.ts";
 

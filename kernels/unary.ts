@@ -11,7 +11,7 @@
 
 import { wgsl } from "wgsl-preprocessor";
 import { elementType, elementwiseGrid, elementwiseMain, launch } from "./launch.ts";
-import { type KernelSpec, memoSpec } from "./runtime/program.ts";
+import { type KernelBody, type KernelSpec, memoSpec } from "./runtime/program.ts";
 import { emptyTensor, type Tensor } from "./tensor.ts";
 
 /**
@@ -94,12 +94,11 @@ export const UNARY = {
 
 export type UnaryOp = keyof typeof UNARY;
 
-function unarySpec(op: UnaryOp, backward: boolean): KernelSpec {
+function unarySpec({ op, backward }: { op: UnaryOp; backward: boolean }): KernelBody {
   const row: UnaryRow = UNARY[op];
   if (backward && !row.vjp) throw new Error(`unary ${op} has no derivative kernel`);
   const T = elementType(4);
   return {
-    key: `unary${backward ? "-vjp" : ""}:${op}`,
     uniforms: [["n", "u32"], ["p", "f32"]],
     inputs: backward ? [["G", T], ["X", T], ["Y", T]] : [["X", T]],
     outputs: [["Out", T]],
@@ -121,7 +120,7 @@ ${elementwiseMain(4)}
 }
 
 const specFor = (op: UnaryOp, backward: boolean): KernelSpec =>
-  memoSpec(`unary${backward ? "-vjp" : ""}:${op}`, () => unarySpec(op, backward));
+  memoSpec("unary", { op, backward }, unarySpec);
 
 /** y = f(x) elementwise (`p` is the exponent of `pow`); four elements per thread. */
 export function unary(op: UnaryOp, x: Tensor, p = 0): Tensor {

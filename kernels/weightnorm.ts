@@ -13,15 +13,14 @@
 
 import { wgsl } from "wgsl-preprocessor";
 import { grid, GRID_BUILTINS, GROUP_INDEX, launch } from "./launch.ts";
-import { type KernelSpec, memoSpec } from "./runtime/program.ts";
+import { type KernelBody, memoSpec } from "./runtime/program.ts";
 import { shapeString } from "./shape.ts";
 import { emptyTensor, type Tensor } from "./tensor.ts";
 
 const WORKGROUP = 64;
 
-function weightNormSpec(backward: boolean): KernelSpec {
+function weightNormSpec({ backward }: { backward: boolean }): KernelBody {
   return {
-    key: `weightnorm:${backward ? "vjp" : "fwd"}`,
     uniforms: [["R", "u32"], ["C", "u32"], ["I", "u32"]],
     inputs: backward ? [["V", "f32"], ["Gain", "f32"], ["DW", "f32"]] : [["V", "f32"], ["Gain", "f32"]],
     outputs: backward ? [["DV", "f32"], ["DG", "f32"]] : [["Out", "f32"]],
@@ -70,8 +69,7 @@ fn main(${GRID_BUILTINS}) {
   };
 }
 
-const spec = (backward: boolean) =>
-  memoSpec(`weightnorm:${backward ? "vjp" : "fwd"}`, () => weightNormSpec(backward));
+const spec = (backward: boolean) => memoSpec("weightnorm", { backward }, weightNormSpec);
 
 /** Checks v and g [C] for the unit axis `axis` of v (negative counts from the end); returns (R, C, I). */
 export function weightNormShape(v: Tensor, g: Tensor, axis = -1): [number, number, number] {

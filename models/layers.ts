@@ -41,7 +41,7 @@ import {
 } from "../autograd/ops.ts";
 import { keep, type Tensor, tensor } from "../kernels/tensor.ts";
 import type { Padding2d } from "../kernels/conv_geometry.ts";
-import { type Rng } from "./rng.ts";
+import type { Rng } from "./rng.ts";
 
 /** The activation functions the models use. */
 export type Activation = "relu" | "silu";

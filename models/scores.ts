@@ -23,7 +23,7 @@
 
 import { add, concat, reparameterize, reshape, sub } from "../autograd/ops.ts";
 import type { RandomKey } from "../kernels/philox.ts";
-import { type Tensor } from "../kernels/tensor.ts";
+import type { Tensor } from "../kernels/tensor.ts";
 import {
   encode,
   type HvaeConfig,

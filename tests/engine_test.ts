@@ -5,6 +5,7 @@
  */
 
 import assert from "node:assert/strict";
+import { memoSpec, variantKey } from "../kernels/runtime/program.ts";
 import * as ops from "../autograd/ops.ts";
 import { valueAndGrad } from "../autograd/tape.ts";
 import { configure, engineStats, sync } from "../kernels/engine.ts";
@@ -209,4 +210,20 @@ gpuTest("errors: a bad kernel names itself; debug mode names the failing op", as
     configure(previous);
   }
   out.dispose();
+});
+
+Deno.test("kernel keys: made from the variant's parameters in one place; the builder gets those parameters", () => {
+  const built: object[] = [];
+  const build = (v: { op: string; vec4: boolean }) => {
+    built.push(v);
+    return { uniforms: [], inputs: [], outputs: [], body: `// ${v.op} ${v.vec4}` };
+  };
+  const a = memoSpec("test-family", { op: "exp", vec4: true }, build);
+  assert.equal(a.key, "test-family:op=exp:vec4=1");
+  assert.equal(a.key, variantKey("test-family", { op: "exp", vec4: true }));
+  assert.equal(memoSpec("test-family", { op: "exp", vec4: true }, build), a, "built once, then cached");
+  const b = memoSpec("test-family", { op: "exp", vec4: false }, build);
+  assert.notEqual(b.key, a.key);
+  assert.equal(b.body, "// exp false", "the body is built from the parameters the key names");
+  assert.deepEqual(built, [{ op: "exp", vec4: true }, { op: "exp", vec4: false }]);
 });

@@ -23,7 +23,7 @@ export type UniformType = "u32" | "i32" | "f32" | "u32x8";
 export type ElementType = "f32" | "u32" | "vec4<f32>" | "vec4<u32>";
 
 export interface KernelSpec {
-  /** Cache key naming the variant, e.g. "unary:exp" or "matmul:tA0:tB1:64x64". */
+  /** Cache key naming the variant, e.g. "unary:op=exp:backward=0", made by `memoSpec` alone. */
   key: string;
   uniforms: ReadonlyArray<readonly [name: string, type: UniformType]>;
   inputs: ReadonlyArray<readonly [name: string, type: ElementType]>;
@@ -93,17 +93,31 @@ export function kernelHeader(spec: KernelSpec): string {
 
 const specs = new Map<string, KernelSpec>();
 
+/** A kernel's WGSL and bindings: a spec before `memoSpec` gives it its key. */
+export type KernelBody = Omit<KernelSpec, "key">;
+
+/** The parameters that select a kernel variant: everything that changes its WGSL. */
+export type Variant = Readonly<Record<string, string | number | boolean>>;
+
+/** The cache key of a variant: its family, then each parameter as name=value (booleans 0/1), in order. */
+export function variantKey(family: string, variant: Variant): string {
+  const params = Object.entries(variant).map(([name, v]) => `${name}=${typeof v === "boolean" ? +v : v}`);
+  return [family, ...params].join(":");
+}
+
 /**
- * The spec for `key`, built by `make` on first use. Kernel files keep no caches of their own; `key`
- * must be the key of the spec `make` returns.
+ * The spec of `family`'s `variant`, built by `build(variant)` on first use and cached. Its pipeline key
+ * is made here, from the same parameters the builder receives, and nowhere else (tfjs adds a
+ * program's variant suffix centrally in the same way): no kernel file writes a key by hand.
  */
-export function memoSpec(key: string, make: () => KernelSpec): KernelSpec {
+export function memoSpec<V extends Variant>(
+  family: string,
+  variant: V,
+  build: (v: V) => KernelBody,
+): KernelSpec {
+  const key = variantKey(family, variant);
   let spec = specs.get(key);
-  if (!spec) {
-    spec = make();
-    if (spec.key !== key) throw new Error(`memoSpec: asked for '${key}', built '${spec.key}'`);
-    specs.set(key, spec);
-  }
+  if (!spec) specs.set(key, spec = { key, ...build(variant) });
   return spec;
 }
 

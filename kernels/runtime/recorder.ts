@@ -20,7 +20,7 @@
  */
 
 import { gpu } from "./device.ts";
-import { type DispatchWork, Profiler } from "./profiler.ts";
+import type { DispatchWork, Profiler } from "./profiler.ts";
 import {
   type CompiledKernel,
   packUniforms,
