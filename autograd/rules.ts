@@ -30,15 +30,63 @@ import { UNARY, unary, type UnaryOp, unaryVjp } from "../kernels/unary.ts";
 
 type Operand = Tensor | number;
 
-export interface VjpArgs {
+/** The axes of a reduction and whether they were kept. */
+interface ReduceAttrs {
+  axes: number | readonly number[] | undefined;
+  keepdims: boolean;
+}
+
+/**
+ * Each primitive's attributes: what its op records besides inputs and output, and its rule reads
+ * (typed here once, so neither side needs a cast). Primitives not listed record none.
+ */
+export interface PrimitiveAttrs {
+  pow: { p: number };
+  sum: ReduceAttrs;
+  mean: ReduceAttrs;
+  max: ReduceAttrs;
+  logsumexp: ReduceAttrs;
+  permute: { perm: number[] };
+  slice: { start: number[] };
+  pad: { pads: [number, number][] };
+  concat: { axis: number };
+  matmul: { transA: boolean; transB: boolean };
+  conv2d: { geometry: ConvGeometry };
+  conv2dTranspose: { geometry: ConvGeometry };
+  avgPool2d: { geometry: ConvGeometry; divisor: PoolDivisor };
+  weightNorm: { axis: number };
+  distribution: { op: DistributionOp; sigma: SigmaMap; key?: RandomKey };
+  logisticMixture: { components: number };
+}
+
+/** Every primitive with a rule. */
+export type PrimitiveName =
+  | Exclude<UnaryOp, "sign">
+  | "add"
+  | "sub"
+  | "mul"
+  | "div"
+  | "maximum"
+  | "minimum"
+  | "where"
+  | "reshape"
+  | "broadcastTo"
+  | keyof PrimitiveAttrs;
+
+/** The attributes primitive `P` records: `PrimitiveAttrs[P]`, or none. */
+export type AttrsOf<P extends PrimitiveName> = P extends keyof PrimitiveAttrs ? PrimitiveAttrs[P]
+  : Record<never, never>;
+
+/** What a rule gets: the output's cotangent, the op's inputs, output and attributes, and which inputs need one. */
+export interface VjpArgs<A = Record<never, never>> {
   g: Tensor;
   inputs: readonly Operand[];
   output: Tensor;
-  attrs: Record<string, unknown>;
+  attrs: A;
   needs: readonly boolean[];
 }
 
-type Rule = (args: VjpArgs) => (Tensor | null)[];
+type Rule<A = Record<never, never>> = (args: VjpArgs<A>) => (Tensor | null)[];
 
 /** Sums `g` over the axes along which `shape` was broadcast to g's shape, then views it as `shape`. */
 export function sumTo(g: Tensor, shape: Shape): Tensor {
@@ -51,19 +99,19 @@ const t = (x: Operand): Tensor => x as Tensor;
 const shapeOf = (x: Operand): Shape => isTensor(x) ? x.shape : [];
 
 /** The reduced shape with kept (size-1) axes, for broadcasting a reduction's cotangent back. */
-function keptShape(x: Tensor, attrs: Record<string, unknown>): number[] {
-  const axes = normalizeAxes(attrs.axes as number[] | undefined, x.rank, "vjp");
+function keptShape(x: Tensor, attrs: ReduceAttrs): number[] {
+  const axes = normalizeAxes(attrs.axes, x.rank, "vjp");
   return x.shape.map((d, i) => axes.includes(i) ? 1 : d);
 }
 
 /** For y = f(x) elementwise: one fused kernel computing g * f'(x). */
-const unaryRule = (op: UnaryOp): Rule => ({ g, inputs: [x], output, attrs }) => [
-  unaryVjp(op, g, t(x), output, (attrs.p as number) ?? 0),
+const unaryRule = (op: UnaryOp): Rule<{ p?: number }> => ({ g, inputs: [x], output, attrs }) => [
+  unaryVjp(op, g, t(x), output, attrs.p ?? 0),
 ];
 
 const unaryRules = Object.fromEntries(
   (Object.keys(UNARY) as UnaryOp[]).filter((op) => "vjp" in UNARY[op]).map((op) => [op, unaryRule(op)]),
-) as Record<Exclude<UnaryOp, "sign">, Rule>;
+) as Record<Exclude<UnaryOp, "sign">, Rule<{ p?: number }>>;
 
 /** Share of the cotangent that max/min route to `a`: 1 where a wins, 1/2 on ties, 0 where b wins. */
 function winnerMask(a: Operand, b: Operand, wins: "greater" | "less"): Tensor {
@@ -72,7 +120,8 @@ function winnerMask(a: Operand, b: Operand, wins: "greater" | "less"): Tensor {
   return binary("add", strict, binary("mul", tie, 0.5));
 }
 
-export const VJP = {
+/** The rule of every primitive, its attributes typed by `PrimitiveAttrs`. */
+export const VJP: { [P in PrimitiveName]: Rule<AttrsOf<P>> } = {
   ...unaryRules,
 
   // d(a + b) = da + db
@@ -129,7 +178,7 @@ export const VJP = {
   max: ({ g, inputs: [x], output, attrs }) => {
     const shape = keptShape(t(x), attrs);
     const mask = binary("equal", t(x), reshape(output, shape));
-    const count = reduce("sum", mask, attrs.axes as number[] | undefined, true);
+    const count = reduce("sum", mask, attrs.axes, true);
     return [binary("mul", mask, binary("div", reshape(g, shape), count))];
   },
   // y = log sum exp x: dy/dx = softmax(x) = exp(x - y).
@@ -142,22 +191,22 @@ export const VJP = {
   // Movement ops: each VJP is the inverse movement (or its adjoint).
   reshape: ({ g, inputs: [x] }) => [reshape(g, t(x).shape)],
   permute: ({ g, attrs }) => {
-    const perm = attrs.perm as number[];
+    const perm = attrs.perm;
     const inverse = perm.map((_, i) => perm.indexOf(i));
     return [permute(g, inverse)];
   },
   broadcastTo: ({ g, inputs: [x] }) => [sumTo(g, t(x).shape)],
   // slice <-> pad with zeros are adjoint.
   slice: ({ g, inputs: [x], attrs }) => {
-    const start = attrs.start as number[];
+    const start = attrs.start;
     return [pad(g, start.map((s, d) => [s, t(x).shape[d] - s - g.shape[d]] as [number, number]))];
   },
   pad: ({ g, inputs: [x], attrs }) => {
-    const pads = attrs.pads as [number, number][];
+    const pads = attrs.pads;
     return [slice(g, pads.map(([before]) => before), pads.map(([before], d) => before + t(x).shape[d]))];
   },
   concat: ({ g, inputs, attrs, needs }) => {
-    const axis = attrs.axis as number;
+    const axis = attrs.axis;
     let at = 0;
     return inputs.map((x, i) => {
       const size = t(x).shape[axis];
@@ -171,7 +220,7 @@ export const VJP = {
   // C = op(A) op(B). With plain A, B: dA = g B^T, dB = A^T g. Transposed operands swap roles:
   // transA (A stored [K, M]): dA = B g^T;  transB (B stored [N, K]): dB = g^T A.
   matmul: ({ g, inputs: [a, b], attrs, needs }) => {
-    const { transA, transB } = attrs as { transA: boolean; transB: boolean };
+    const { transA, transB } = attrs;
     const A = t(a), B = t(b);
     let dA: Tensor | null = null, dB: Tensor | null = null;
     if (needs[0]) {
@@ -189,7 +238,7 @@ export const VJP = {
   // batch and pixels, db sums g over batch and pixels (kernels/conv.ts; dw and db in one pass over g
   // where the kernel allows).
   conv2d: ({ g, inputs: [x, w], attrs, needs }) => {
-    const geometry = attrs.geometry as ConvGeometry;
+    const { geometry } = attrs;
     const [dw, db] = needs[1] && needs[2]
       ? convBackwardFilterAndBias(t(x), g, geometry)
       : [needs[1] ? convBackwardFilter(t(x), g, geometry) : null, needs[2] ? convBackwardBias(g) : null];
@@ -198,7 +247,7 @@ export const VJP = {
   // y = conv^T(x, w) + b is the adjoint of a convolution whose input is y: dx = conv(g, w),
   // dw correlates g (that convolution's input) with x (its output), db sums g.
   conv2dTranspose: ({ g, inputs: [x, w], attrs, needs }) => {
-    const geometry = attrs.geometry as ConvGeometry;
+    const { geometry } = attrs;
     return [
       needs[0] ? convForward(g, t(w), null, geometry) : null,
       needs[1] ? convBackwardFilter(g, t(x), geometry) : null,
@@ -208,27 +257,25 @@ export const VJP = {
 
   // Average pooling is linear: its VJP spreads each output cotangent over its window, divided alike.
   avgPool2d: ({ g, attrs }) => [
-    avgPoolBackward(g, attrs.geometry as ConvGeometry, attrs.divisor as PoolDivisor),
+    avgPoolBackward(g, attrs.geometry, attrs.divisor),
   ],
   // w = g v / ||v||: dg = <dw, v> / ||v||, dv = (g / ||v||) (dw - v <dw, v> / ||v||^2).
   weightNorm: ({ g, inputs: [v, gain], attrs, needs }) => {
-    const [dv, dg] = weightNormBackward(t(v), t(gain), g, attrs.axis as number);
+    const [dv, dg] = weightNormBackward(t(v), t(gain), g, attrs.axis);
     return [needs[0] ? dv : null, needs[1] ? dg : null];
   },
 
   // The fused probability primitives: each input's VJP expression is in the table of
   // kernels/distributions.ts; one kernel computes all that are needed, then broadcasting is undone.
   distribution: ({ g, inputs, attrs, needs }) => {
-    const { op, sigma, key } = attrs as { op: DistributionOp; sigma: SigmaMap; key?: RandomKey };
+    const { op, sigma, key } = attrs;
     const grads = distributionVjp(op, g, inputs.map(t), needs, sigma, key);
     return grads.map((d, k) => d ? sumTo(d, t(inputs[k]).shape) : null);
   },
   // The 8-bit likelihood: one fused kernel per pixel gives the cotangent of all 3K head outputs
   // (kernels/logistic_mixture.ts); the images are data and get none.
   logisticMixture: ({ g, inputs: [params, x], attrs, needs }) => [
-    needs[0] ? logisticMixtureVjp(g, t(params), t(x), attrs.components as number) : null,
+    needs[0] ? logisticMixtureVjp(g, t(params), t(x), attrs.components) : null,
     null,
   ],
-} satisfies Record<string, Rule>;
-
-export type PrimitiveName = keyof typeof VJP;
+};

@@ -18,17 +18,15 @@ import { binary } from "../kernels/binary.ts";
 import { full } from "../kernels/movement.ts";
 import { isTensor, scope, type Tensor } from "../kernels/tensor.ts";
 import { flatten, type Tree } from "../kernels/tree.ts";
-import { type PrimitiveName, VJP } from "./rules.ts";
+import { type AttrsOf, type PrimitiveName, VJP, type VjpArgs } from "./rules.ts";
 
 /** An input of a primitive: a tensor, or a number folded into the kernel. */
 export type Operand = Tensor | number;
 
-interface Entry {
-  primitive: PrimitiveName;
-  inputs: readonly Operand[];
-  output: Tensor;
-  attrs: Record<string, unknown>;
-}
+/** One recorded op: its primitive, its operands and output, and its attributes (typed per primitive). */
+type Entry = {
+  [P in PrimitiveName]: { primitive: P; inputs: readonly Operand[]; output: Tensor; attrs: AttrsOf<P> };
+}[PrimitiveName];
 
 class Tape {
   entries: Entry[] = [];
@@ -42,16 +40,17 @@ let active: Tape | null = null;
  * Called by every differentiable op after computing `output`: records the op when any input is
  * tracked. Cheap when no tape is active.
  */
-export function record(
-  primitive: PrimitiveName,
+export function record<P extends PrimitiveName>(
+  primitive: P,
   inputs: readonly Operand[],
   output: Tensor,
-  attrs: Record<string, unknown> = {},
+  // Attributes are required exactly for the primitives that have them (`PrimitiveAttrs`).
+  ...[attrs]: [keyof AttrsOf<P>] extends [never] ? [attrs?: AttrsOf<P>] : [attrs: AttrsOf<P>]
 ): Tensor {
   const tape = active;
   if (!tape || tape.paused) return output;
   if (!inputs.some((x) => isTensor(x) && tape.tracked.has(x.id))) return output;
-  tape.entries.push({ primitive, inputs, output, attrs });
+  tape.entries.push({ primitive, inputs, output, attrs: attrs ?? {} } as Entry);
   tape.tracked.add(output.id);
   return output;
 }
@@ -90,7 +89,9 @@ function backward(tape: Tape, loss: Tensor): Map<number, Tensor> {
     const g = cotangents.get(output.id);
     if (!g) continue;
     const needs = inputs.map((x) => isTensor(x) && tape.tracked.has(x.id));
-    const grads = VJP[primitive]({ g, inputs, output, attrs, needs });
+    // The entry pairs a primitive with its own attributes (`Entry`), so its rule gets the right kind.
+    const rule = VJP[primitive] as (args: VjpArgs<typeof attrs>) => (Tensor | null)[];
+    const grads = rule({ g, inputs, output, attrs, needs });
     inputs.forEach((x, j) => {
       const gj = grads[j];
       if (!needs[j] || !gj || !isTensor(x)) return;
