@@ -7,13 +7,32 @@
  * same subset. Written as `curves.jsonl` (one line per epoch and OOD set) and drawn as `curves.svg`.
  */
 
+import { writeFileAtomic } from "../data/files.ts";
 import type { ImageSet } from "../data/loader.ts";
 import type { HvaeConfig, HvaeParams } from "../models/hvae.ts";
+import type { RunConfig } from "../models/run_model.ts";
 import { type GenerateMode, scoreNames } from "../models/scores.ts";
+import { appendLine, writeRunConfig } from "../store/training_run.ts";
+import { type EvaluationOptions, resolveOodSets } from "./evaluate.ts";
 import { detectionMetrics } from "./metrics.ts";
 import { lineSvg } from "./plots.ts";
 import { scoreSet } from "./score_set.ts";
-import { displayName } from "./test_sets.ts";
+import { displayName, loadTestSet, testSetOnGpu } from "./test_sets.ts";
+
+/** What --eval-every measures (saved in config.json as `curves`). */
+export interface CurveSettings {
+  /** Every this many epochs. */
+  every: number;
+  /** Images per set. */
+  limit: number;
+  /** The OOD sets (as --ood names them). */
+  ood: string[];
+  /** The scoring passes, as the evaluation's. */
+  samples: number;
+  iw: number;
+  generate: GenerateMode;
+  batchSize: number;
+}
 
 /** One line of curves.jsonl: every score's metrics against one OOD set after an epoch. */
 export interface CurvePoint {
@@ -76,4 +95,93 @@ export function curvesSvg(points: readonly CurvePoint[], title: string): string 
     };
   });
   return lineSvg(panels, { title, xLabel: "epochs trained", yLabel: "AUROC", yRange: [0, 1] });
+}
+
+/** The curve settings of `--eval-every N --curve-limit M` with the evaluation's passes. */
+export function curveSettings(every: number, limit: number, e: EvaluationOptions): CurveSettings {
+  return {
+    every,
+    limit,
+    ood: e.ood,
+    samples: e.samples,
+    iw: e.iw,
+    generate: e.generate,
+    batchSize: e.batchSize,
+  };
+}
+
+/**
+ * A run's curve settings: those given now (--eval-every), else, when the flag is absent, those saved
+ * in its config.json (a resumed run continues the same curve on the same sets); written back into
+ * config.json when they change.
+ */
+export async function runCurves(
+  dir: string,
+  run: RunConfig,
+  given: CurveSettings | null,
+  flagGiven: boolean,
+): Promise<CurveSettings | null> {
+  const saved = (run as RunConfig & { curves?: CurveSettings }).curves;
+  const curves = given ?? (!flagGiven && saved?.every ? saved : null);
+  if (JSON.stringify(curves) !== JSON.stringify(saved ?? null)) {
+    Object.assign(run, { curves });
+    await writeRunConfig(dir, run);
+  }
+  return curves;
+}
+
+/** Loads the in-distribution test subset and the OOD sets' subsets of a run's curves (on the GPU). */
+export async function loadCurveSets(
+  run: RunConfig,
+  c: CurveSettings,
+  evaluation: EvaluationOptions,
+  log: (line: string) => void,
+): Promise<CurveSets> {
+  const { height, width } = run.model.image;
+  const inSet = await loadTestSet(run.training.dataset, height, width, { dataDir: evaluation.dataDir });
+  const { loaded } = await resolveOodSets(
+    { ...evaluation, ood: c.ood },
+    run.training.dataset,
+    run.model.image,
+    (l) => log(`curves: ${l.replace(/^ood: /, "")}`),
+  );
+  log(
+    `every ${c.every} epoch(s): OOD detection on the first ${c.limit} images of ${inSet.display} and of ` +
+      `${loaded.map((t) => t.display).join(", ")} into curves.jsonl and curves.svg`,
+  );
+  return {
+    in: await testSetOnGpu(inSet, c.limit, run.model.image),
+    ood: await Promise.all(
+      loaded.map(async (t) => ({ name: t.name, set: await testSetOnGpu(t, c.limit, run.model.image) })),
+    ),
+  };
+}
+
+/**
+ * Measures a curve point of the run in `dir`, appends its lines to curves.jsonl (after the
+ * checkpoint, like metrics.jsonl) and redraws curves.svg; returns the epoch's summary line.
+ */
+export async function addCurvePoints(
+  dir: string,
+  run: RunConfig,
+  params: HvaeParams,
+  c: CurveSettings,
+  sets: CurveSets,
+  at: { epoch: number; step: number },
+): Promise<string> {
+  const t = run.training;
+  const points = await curvePoints(params, run.model, sets, { ...c, seed: t.seed }, at);
+  for (const p of points) await appendLine(`${dir}/curves.jsonl`, JSON.stringify(p));
+  const all: CurvePoint[] = (await Deno.readTextFile(`${dir}/curves.jsonl`)).trim().split("\n").map((l) =>
+    JSON.parse(l)
+  );
+  const title = `OOD detection during training: ${run.model.preset}, ${t.loss}, seed ${t.seed}`;
+  await writeFileAtomic(`${dir}/curves.svg`, new TextEncoder().encode(curvesSvg(all, title)));
+  return `epoch ${at.epoch}: AUROC ${
+    points.map((p) =>
+      `${displayName(p.ood)} elbo ${p.metrics.elbo.auroc.toFixed(3)} llr_ada ${
+        p.metrics.llr_ada.auroc.toFixed(3)
+      }`
+    ).join("; ")
+  } (first ${c.limit} images; curves.svg)`;
 }
