@@ -200,7 +200,7 @@ export {
   loadTestSet,
   openTestSet,
   type TestSet,
-} from "./eval/test_sets.ts";
+} from "./eval/evaluation_sets.ts";
 export {
   EXTRA_DATASET_NAMES,
   type ExtraDataOptions,

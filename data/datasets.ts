@@ -18,7 +18,7 @@ import { writeFileAtomic } from "./files.ts";
 import { DATASET_NAMES, type DatasetName } from "./dataset_names.ts";
 import { type IdxArray, readIdx } from "./idx.ts";
 
-/** The datasets in the IDX format this project can load (others: data/test_sets.ts). */
+/** The datasets in the IDX format this project can load (others: data/evaluation_sets.ts). */
 export type { DatasetName } from "./dataset_names.ts";
 /** A dataset's split. */
 export type Split = "train" | "test";

@@ -10,7 +10,7 @@ import type { LoadedRun } from "../store/run.ts";
 import { dispose } from "../kernels/tensor.ts";
 import { type EvaluationOptions, type OodReport, REGRET_SCORE, scoresCsvColumn } from "./evaluate.ts";
 import { regretSet, scoreSet } from "./score_set.ts";
-import { displayName } from "./test_sets.ts";
+import { displayName } from "./evaluation_sets.ts";
 
 /** The scores of `score` on the run's in-distribution test images, and where they came from in words. */
 export async function calibrationScores(

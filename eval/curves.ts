@@ -17,7 +17,7 @@ import { type EvaluationOptions, resolveOodSets } from "./evaluate.ts";
 import { detectionMetrics } from "./metrics.ts";
 import { lineSvg } from "./plots.ts";
 import { scoreSet } from "./score_set.ts";
-import { displayName, loadTestSet, testSetOnGpu } from "./test_sets.ts";
+import { displayName, loadTestSet, testSetOnGpu } from "./evaluation_sets.ts";
 
 /** What --eval-every measures (saved in config.json as `curves`). */
 export interface CurveSettings {

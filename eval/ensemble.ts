@@ -13,7 +13,7 @@
 
 import { type OodReport, type OodResult, scoresCsvColumn } from "./evaluate.ts";
 import { detectionMetrics } from "./metrics.ts";
-import { displayName, fileKey } from "./test_sets.ts";
+import { displayName, fileKey } from "./evaluation_sets.ts";
 
 /** The score's name in tables and waic.json. */
 export const WAIC_SCORE = "waic";

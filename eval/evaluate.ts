@@ -42,7 +42,7 @@ import {
   openTestSet,
   type TestSet,
   testSetOnGpu,
-} from "./test_sets.ts";
+} from "./evaluation_sets.ts";
 import { scoreAllInputs } from "./user_images.ts";
 import { progressReporter } from "./progress.ts";
 
@@ -51,7 +51,7 @@ export const ORIENTATION = "higher = more OOD";
 /** Settings of the evaluation (`evaluateRun`). */
 export interface EvaluationOptions {
   /**
-   * The OOD test sets: built-in names (eval/test_sets.ts) or directories; "all" for every built-in
+   * The OOD test sets: built-in names (eval/evaluation_sets.ts) or directories; "all" for every built-in
    * set available here (the others are skipped, each with its reason).
    */
   ood: string[];

@@ -20,7 +20,7 @@ import { scoresCsvColumn } from "./evaluate.ts";
 import { runLabel, type RunOutcome } from "./experiments.ts";
 import { detectionMetrics } from "./metrics.ts";
 import { barSvg, lineSvg, rocSvg, scatterSvg } from "./plots.ts";
-import { displayName, fileKey } from "./test_sets.ts";
+import { displayName, fileKey } from "./evaluation_sets.ts";
 
 /** Fashion-MNIST's class names, by label (Xiao et al. 2017). */
 export const FASHION_CLASSES = [

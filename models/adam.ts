@@ -3,14 +3,14 @@
  * betas (0.9, 0.999), eps 1e-8 (hvae-oodd's settings; docs/design.md section 2).
  *
  * `adamInit` makes the moment tensors (long-lived, like the parameters); `adamUpdate` updates
- * parameters and moments in place with one fused kernel per parameter (kernels/adam.ts) and
+ * parameters and moments in place with one fused kernel per parameter (kernels/adam_step.ts) and
  * advances the step. With `clipNorm`, the factor min(1, clipNorm / ||g||) is computed on the GPU
  * from all gradients and read by every update kernel: no readback. Call it inside a `scope` so the
  * few temporaries it makes are released.
  */
 
 import { binary } from "../kernels/binary.ts";
-import { adamStep } from "../kernels/adam.ts";
+import { adamStep } from "../kernels/adam_step.ts";
 import { full } from "../kernels/movement.ts";
 import { reduce } from "../kernels/reduce.ts";
 import { isTensor, keep, type Tensor } from "../kernels/tensor.ts";

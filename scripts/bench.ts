@@ -36,7 +36,7 @@ import { presetConfig } from "../models/presets.ts";
 import { type LikelihoodName, runTag, withLikelihood } from "../models/likelihood.ts";
 import { trainStep } from "../models/training.ts";
 import { initGpuOrExit, intFlag, parseFlags } from "./cli.ts";
-import { applyKernelsMode, KERNELS_FLAG, KERNELS_USAGE, kernelsMode } from "./kernel_tuning.ts";
+import { applyKernelsMode, KERNELS_FLAG, KERNELS_USAGE, kernelsMode } from "./kernels_flag.ts";
 
 const USAGE = `usage: deno task bench [--filter SUBSTRING] [--runs N] [--profile] [--kernels MODE]
 ${KERNELS_USAGE}`;

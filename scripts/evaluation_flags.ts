@@ -4,7 +4,7 @@
  */
 
 import type { EvaluationOptions } from "../eval/evaluate.ts";
-import { BUILT_IN_SETS, isBuiltInSet } from "../eval/test_sets.ts";
+import { BUILT_IN_SETS, isBuiltInSet } from "../eval/evaluation_sets.ts";
 import { intFlag, numberFlag, usageError } from "./cli.ts";
 
 export const EVALUATION_FLAGS = {
@@ -41,7 +41,7 @@ export function evaluationOptions(
   limit: unknown,
   limitFlag: string,
 ): EvaluationOptions {
-  // Names not built in are directories, checked when they are read (data/test_sets.ts).
+  // Names not built in are directories, checked when they are read (data/evaluation_sets.ts).
   const ood = String(flags.ood).split(",").map((s) => s.trim()).filter(Boolean);
   if (ood.length === 0) usageError(tool, usage, "--ood needs at least one set");
   for (const name of ood) {

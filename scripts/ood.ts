@@ -15,7 +15,7 @@ import { writeFilesAtomic } from "../data/files.ts";
 import { initGpuOrExit, parseFlags, pathFlag, runCommand, usageError } from "./cli.ts";
 import { completedEpochs, RunLock } from "../store/run_dir.ts";
 import { EVALUATION_FLAGS, EVALUATION_USAGE, evaluationOptions } from "./evaluation_flags.ts";
-import { applyKernelsMode, KERNELS_FLAG, KERNELS_USAGE, kernelsMode } from "./kernel_tuning.ts";
+import { applyKernelsMode, KERNELS_FLAG, KERNELS_USAGE, kernelsMode } from "./kernels_flag.ts";
 
 const USAGE = `usage: deno task ood --run DIR [flags]
        deno task ood --run A --run B [--run C ...] --out DIR [flags]

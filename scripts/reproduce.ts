@@ -35,7 +35,7 @@ import { loadRun } from "../store/run.ts";
 import { completedEpochs } from "../store/run_dir.ts";
 import { dispose } from "../kernels/tensor.ts";
 import { curvesFigure, klFigure, latentFigure, rocFigure } from "../eval/figures.ts";
-import { fileKey, loadTestSet, testSetOnGpu } from "../eval/test_sets.ts";
+import { fileKey, loadTestSet, testSetOnGpu } from "../eval/evaluation_sets.ts";
 import {
   initGpuOrExit,
   intFlag,

@@ -33,7 +33,7 @@ import { dispose } from "../kernels/tensor.ts";
 import { scoreNames } from "../models/scores.ts";
 import { numberFlag, onStopSignals, parseFlags, pathFlag, runCommand, usageError } from "./cli.ts";
 import { EVALUATION_FLAGS, EVALUATION_USAGE, evaluationOptions } from "./evaluation_flags.ts";
-import { applyKernelsMode, KERNELS_FLAG, KERNELS_USAGE, kernelsMode } from "./kernel_tuning.ts";
+import { applyKernelsMode, KERNELS_FLAG, KERNELS_USAGE, kernelsMode } from "./kernels_flag.ts";
 
 const USAGE = `usage: deno task score --run DIR --input PATH [--input PATH ...] [flags]
   --run DIR              a run directory written by 'deno task train' (required)

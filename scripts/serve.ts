@@ -19,7 +19,7 @@ import { loadSplit } from "../data/datasets.ts";
 import { imageSetOnGpu } from "../data/loader.ts";
 import { scoresCsvColumn } from "../eval/evaluate.ts";
 import { scoreSet } from "../eval/score_set.ts";
-import { fileKey } from "../eval/test_sets.ts";
+import { fileKey } from "../eval/evaluation_sets.ts";
 import { dispose } from "../kernels/tensor.ts";
 import { scoreNames } from "../models/scores.ts";
 import type { Calibration, RunInfo } from "../web/page_parts.ts";

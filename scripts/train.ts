@@ -37,7 +37,7 @@ import {
 import { addCurvePoints, curveSettings, loadCurveSets, runCurves } from "../eval/curves.ts";
 import { evaluateRun } from "../eval/evaluate.ts";
 import { initGpuOrExit, onStopSignals, runCommand } from "./cli.ts";
-import { applyKernelsMode } from "./kernel_tuning.ts";
+import { applyKernelsMode } from "./kernels_flag.ts";
 import {
   DEFAULT_EVAL_SECONDS,
   DEFAULT_TIME_LIMIT,

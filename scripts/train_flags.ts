@@ -17,7 +17,7 @@ import { defaultRunDir, newRunConfig, readSavedConfig, resumedRun } from "../sto
 import { durationFlag, intFlag, numberFlag, parseFlags, pathFlag, usageError } from "./cli.ts";
 import { EVALUATION_FLAGS, EVALUATION_USAGE, evaluationOptions } from "./evaluation_flags.ts";
 import { LIKELIHOOD_FLAGS, likelihoodChoice } from "./likelihood_flags.ts";
-import { KERNELS_FLAG, KERNELS_USAGE, kernelsMode } from "./kernel_tuning.ts";
+import { KERNELS_FLAG, KERNELS_USAGE, kernelsMode } from "./kernels_flag.ts";
 
 /** The no-flags run on a software adapter: a training budget (seconds) and an evaluation budget. */
 export const DEFAULT_TIME_LIMIT = 20 * 60;

@@ -11,7 +11,7 @@ import type { TuneRow } from "../kernels/tune.ts";
 import { adapterIdentity, loadCachedTuning, tuningCachePath } from "../store/tuning_cache.ts";
 import { presetConfig, PRESETS } from "../models/presets.ts";
 import { initGpuOrExit, intFlag, parseFlags, usageError } from "./cli.ts";
-import { useTunedKernels } from "./kernel_tuning.ts";
+import { useTunedKernels } from "./kernels_flag.ts";
 
 const USAGE = `usage: deno task tune [--preset NAME] [--loss KIND] [--batch-size N] [--show]
   --preset NAME     the model whose convolutions are timed: ${Object.keys(PRESETS).join(", ")}

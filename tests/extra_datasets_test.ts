@@ -11,7 +11,7 @@ import { readTar, readZip } from "../data/archives.ts";
 import { loadExtraDataset, parseNorbMatrix } from "../data/extra_datasets.ts";
 import { crc32, encodePng } from "../data/png.ts";
 import { bilinearTaps, resizeBilinear, resizeNearest } from "../data/resample.ts";
-import { loadTestSet } from "../eval/test_sets.ts";
+import { loadTestSet } from "../eval/evaluation_sets.ts";
 import { gzip, md5, withFileServer } from "./loopback.ts";
 import { filteredPng } from "./synthetic.ts";
 

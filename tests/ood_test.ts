@@ -10,7 +10,7 @@ import { encodeIdx } from "../data/idx.ts";
 import { detectionMetrics } from "../eval/metrics.ts";
 import { decodePng, encodePng } from "../data/png.ts";
 import { runTask } from "./commands.ts";
-import { BUILT_IN_SETS } from "../eval/test_sets.ts";
+import { BUILT_IN_SETS } from "../eval/evaluation_sets.ts";
 import { gpuTest } from "./helpers.ts";
 import { syntheticPixels } from "./synthetic.ts";
 

@@ -1,5 +1,5 @@
 /**
- * The evaluation's test sets (eval/test_sets.ts): the transformed Fashion-MNIST sets pixel by pixel
+ * The evaluation's test sets (eval/evaluation_sets.ts): the transformed Fashion-MNIST sets pixel by pixel
  * against their definitions, the synthetic sets (blank; noise at the in-distribution mean, the same
  * every time), a user's directory of PNG and IDX files, KMNIST's download with its checksums on a
  * loopback server, and the errors: a missing or empty directory, a missing dataset.
@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { encodeIdx } from "../data/idx.ts";
 import { loadSplit } from "../data/datasets.ts";
 import { encodePng } from "../data/png.ts";
-import { BUILT_IN_SETS, displayName, fileKey, isBuiltInSet, loadTestSet } from "../eval/test_sets.ts";
+import { BUILT_IN_SETS, displayName, fileKey, isBuiltInSet, loadTestSet } from "../eval/evaluation_sets.ts";
 import { withTestSplitServer } from "./loopback.ts";
 
 const N = 4, H = 3, W = 5;
