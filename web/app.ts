@@ -25,7 +25,6 @@ import { thresholdAtFpr } from "../eval/metrics.ts";
 import { type Calibration, grayLevels, histogramSvg, type RunInfo } from "./page_parts.ts";
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
-const SIZE = 28;
 
 /** What the page shows and the tests read: the last image scored and its scores. */
 interface Scored {
@@ -78,6 +77,8 @@ async function main(): Promise<void> {
   setTuning(defaultTuning(false));
   const run: LoadedRun = runFromBytes(config, modelBytes, info.dir);
   const cfg = run.config.model;
+  // The model's image size (28x28 for every preset today): the pad and dropped images are read at it.
+  const { height: H, width: W } = cfg.image;
   const L = cfg.layers.length;
   const names = scoreNames(L);
   $("run").textContent = `Run ${info.dir}: preset ${cfg.preset}, ${run.config.training.loss} loss, ` +
@@ -88,7 +89,7 @@ async function main(): Promise<void> {
   for (const name of names) select.add(new Option(name, name, name === "llr_ada", name === "llr_ada"));
   const fpr = $<HTMLInputElement>("fpr");
 
-  // The drawing pad: 280x280 on screen, read as 28x28 gray levels.
+  // The drawing pad: 280x280 on screen, read as H x W gray levels.
   const pad = $<HTMLCanvasElement>("pad");
   const ctx = pad.getContext("2d")!;
   const clear = () => {
@@ -97,15 +98,15 @@ async function main(): Promise<void> {
   };
   clear();
   const small = document.createElement("canvas");
-  [small.width, small.height] = [SIZE, SIZE];
+  [small.width, small.height] = [W, H];
   const smallCtx = small.getContext("2d", { willReadFrequently: true })!;
   const padPixels = (): Uint8Array => {
     smallCtx.fillStyle = "#000";
-    smallCtx.fillRect(0, 0, SIZE, SIZE);
+    smallCtx.fillRect(0, 0, W, H);
     smallCtx.imageSmoothingEnabled = true;
     smallCtx.imageSmoothingQuality = "high";
-    smallCtx.drawImage(pad, 0, 0, SIZE, SIZE);
-    return grayLevels(smallCtx.getImageData(0, 0, SIZE, SIZE).data);
+    smallCtx.drawImage(pad, 0, 0, W, H);
+    return grayLevels(smallCtx.getImageData(0, 0, W, H).data);
   };
 
   let last: Scored | null = null;
@@ -144,7 +145,7 @@ async function main(): Promise<void> {
     }
     busy = true;
     setState("scoring");
-    const set = imageSetFromPixels("your image", pixels, SIZE, SIZE);
+    const set = imageSetFromPixels("your image", pixels, H, W);
     try {
       const seed = run.config.training.seed;
       const s = await scoreSet(run.params, cfg, set, {
@@ -167,8 +168,8 @@ async function main(): Promise<void> {
       images.forEach((image, i) => {
         const figure = document.createElement("figure");
         const c = document.createElement("canvas");
-        [c.width, c.height] = [SIZE, SIZE];
-        const data = new ImageData(SIZE, SIZE);
+        [c.width, c.height] = [W, H];
+        const data = new ImageData(W, H);
         image.forEach((v, p) => {
           const g = Math.round(255 * Math.min(1, Math.max(0, v)));
           data.data.set([g, g, g, 255], 4 * p);
@@ -244,10 +245,10 @@ async function main(): Promise<void> {
     ctx.imageSmoothingEnabled = false;
     ctx.drawImage(bitmap, 0, 0, pad.width, pad.height);
     smallCtx.fillStyle = "#000";
-    smallCtx.fillRect(0, 0, SIZE, SIZE);
+    smallCtx.fillRect(0, 0, W, H);
     smallCtx.imageSmoothingEnabled = true;
-    smallCtx.drawImage(bitmap, 0, 0, SIZE, SIZE);
-    await score(grayLevels(smallCtx.getImageData(0, 0, SIZE, SIZE).data));
+    smallCtx.drawImage(bitmap, 0, 0, W, H);
+    await score(grayLevels(smallCtx.getImageData(0, 0, W, H).data));
   };
   $<HTMLInputElement>("file").addEventListener("change", (e) => {
     const file = (e.target as HTMLInputElement).files?.[0];
