@@ -233,7 +233,7 @@ export function scoresCsvColumn(csv: string, set: string, score: string): Float6
 
 /** scores.csv: one row per image of every scored set. */
 function scoresCsv(
-  sets: { key: string; labels: Uint8Array; scores: ImageScores }[],
+  sets: readonly { key: string; labels: Uint8Array; scores: ImageScores }[],
   L: number,
   names: readonly string[],
 ): string {
@@ -338,133 +338,217 @@ export function holdsEvaluation(previous: OodReport | null, o: EvaluationOptions
     JSON.stringify(previous.regret ?? null) === JSON.stringify(o.regret ?? null);
 }
 
+/** A set being evaluated: on the device (a directory's first 8 images only, for the pictures). */
+interface EvaluatedSet {
+  name: string;
+  key: string;
+  display: string;
+  source: string;
+  set: ImageSet;
+}
+
+/** A set's scores, with its name, file key and labels. */
+interface ScoredSet {
+  name: string;
+  key: string;
+  labels: Uint8Array;
+  scores: ImageScores;
+}
+
+/**
+ * Scores every set (the in-distribution one first) with every score, and Likelihood Regret when asked
+ * for; pushes each set onto `sets` as it is uploaded (the caller releases them, whatever happens).
+ */
+async function scoreEvaluationSets(
+  run: LoadedRun,
+  loadedSets: readonly (TestSet | DirectorySet)[],
+  o: EvaluationOptions,
+  sets: EvaluatedSet[],
+  log: (line: string) => void,
+): Promise<ScoredSet[]> {
+  const cfg = run.config.model, seed = run.config.training.seed;
+  const scored: ScoredSet[] = [];
+  for (const loaded of loadedSets) {
+    const { name, display } = loaded;
+    log(`ood: ${display}: ${loaded.source}`);
+    const key = fileKey(name);
+    const onBatch = progressReporter(`ood: scoring ${display}`, { stream: "stdout", log });
+    if ("inputs" in loaded) {
+      // A user's directory streams, each image scored as if alone (as `deno task score` scores it,
+      // with regret in the same pass), so the two commands agree image by image.
+      sets.push({ name, key, display, source: loaded.source, set: await testSetOnGpu(loaded, 8, cfg.image) });
+      const scores = await scoreAllInputs(run, loaded.inputs, {
+        samples: o.samples,
+        iw: o.iw,
+        generate: o.generate,
+        batchSize: o.batchSize,
+        regret: o.regret,
+        limit: o.limit,
+        onBatch,
+      });
+      scored.push({ name, key, labels: new Uint8Array(scores.count), scores });
+      continue;
+    }
+    const set = await testSetOnGpu(loaded, o.limit, cfg.image);
+    sets.push({ name, key, display, source: loaded.source, set });
+    const passes = { samples: o.samples, iw: o.iw, generate: o.generate, batchSize: o.batchSize };
+    scored.push({
+      name,
+      key,
+      labels: set.labels,
+      scores: await scoreSet(run.params, cfg, set, { seed, ...passes, onBatch }),
+    });
+  }
+  if (o.regret) {
+    for (const [i, { display, set }] of sets.entries()) {
+      if (scored[i].scores.scores[REGRET_SCORE]) continue; // a directory's, scored with it
+      scored[i].scores.scores[REGRET_SCORE] = await regretSet(run.params, cfg, set, {
+        ...o.regret,
+        seed,
+        batchSize: o.batchSize,
+        onBatch: progressReporter(`ood: scoring ${display} (likelihood regret, ${o.regret.steps} steps)`, {
+          stream: "stdout",
+          log,
+        }),
+      });
+    }
+  }
+  checkFinite(run.dir, scored);
+  return scored;
+}
+
+/**
+ * The metrics of every OOD set against the in-distribution one (scored[0]) and every score, the
+ * diagnostics of every set, and their files: ROC curves, score histograms and scores.csv.
+ */
+function detectionResults(
+  run: LoadedRun,
+  scored: readonly ScoredSet[],
+  names: readonly string[],
+  text: (name: string, body: string) => void,
+): { results: OodResult[]; diagnostics: Record<string, Diagnostics> } {
+  const cfg = run.config.model, L = cfg.layers.length, inName = run.config.training.dataset;
+  const pixels = cfg.image.height * cfg.image.width;
+  const inScores = scored[0].scores;
+  const results: OodResult[] = [];
+  const diagnostics: Record<string, Diagnostics> = {
+    [inName]: diagnosticsOf(inScores, pixels, likelihoodOf(cfg)),
+  };
+  for (const out of scored.slice(1)) {
+    diagnostics[out.name] = diagnosticsOf(out.scores, pixels, likelihoodOf(cfg));
+    const curves = [];
+    for (const score of names) {
+      const m = detectionMetrics(inScores.scores[score], out.scores.scores[score]);
+      results.push({ ood: out.name, score, auroc: m.auroc, auprc: m.auprc, fpr80: m.fpr80 });
+      curves.push({ name: score, fpr: m.roc.fpr, tpr: m.roc.tpr, auroc: m.auroc });
+    }
+    const title = `${displayName(inName)} (in) vs ${displayName(out.name)} (OOD), ${cfg.preset}`;
+    text(`roc-${out.key}.svg`, rocSvg(curves, `ROC: ${title}`));
+    const panels = scoreNames(L).filter((n) => n.startsWith("llr>") || n === "llr_ada").map((n) => ({
+      title: n === "llr_ada" ? "LLR ada (Eq. 11)" : `LLR>${n.slice(4)}`,
+      in: inScores.scores[n],
+      out: out.scores.scores[n],
+    }));
+    text(
+      `histograms-${out.key}.svg`,
+      histogramSvg(panels, { in: displayName(inName), out: displayName(out.name) }, `Scores: ${title}`),
+    );
+  }
+  text("scores.csv", scoresCsv(scored, L, names));
+  return { results, diagnostics };
+}
+
+/**
+ * The pictures: 8 in-distribution and 8 OOD images (the first of each of the first two sets) with
+ * their reconstructions from p(x | z>k) (Figs. 2 and 5), and 64 samples from the prior (Fig. 9).
+ */
+async function evaluationPictures(
+  run: LoadedRun,
+  sets: readonly EvaluatedSet[],
+): Promise<[string, Uint8Array][]> {
+  const cfg = run.config.model, L = cfg.layers.length, seed = run.config.training.seed;
+  const picks = Uint32Array.from({ length: 8 }, (_, i) => i);
+  const columns: (Float32Array | null)[][] = [];
+  for (const [i, { set }] of sets.slice(0, 2).entries()) {
+    if (i > 0) columns.push(new Array(L + 1).fill(null));
+    const ids = picks.subarray(0, Math.min(8, set.count));
+    columns.push(...(await reconstructions(run.params, cfg, set, ids, seed)));
+  }
+  const { height: h, width: w } = cfg.image;
+  const rows = Array.from({ length: L + 1 }, (_, r) => columns.map((c) => c[r]));
+  const recon = imageGrid(rows, h, w, { scale: 2 });
+  const samples = await priorSamples(run.params, cfg, 64, seed);
+  const grid = imageGrid(Array.from({ length: 8 }, (_, r) => samples.slice(8 * r, 8 * r + 8)), h, w, {
+    scale: 2,
+  });
+  return [
+    [`${run.dir}/reconstructions.png`, await encodePng(recon.pixels, recon.width, recon.height)],
+    [`${run.dir}/samples.png`, await encodePng(grid.pixels, grid.width, grid.height)],
+  ];
+}
+
+/** Prints the evaluation: a table per OOD set, one across sets, the skipped sets, the diagnostics, the files. */
+function printEvaluation(
+  report: OodReport,
+  scored: readonly ScoredSet[],
+  names: readonly string[],
+  cfg: LoadedRun["config"]["model"],
+  log: (line: string) => void,
+): void {
+  const inName = report.in, setNames = scored.slice(1).map((s) => s.name), L = cfg.layers.length;
+  for (const out of scored.slice(1)) {
+    log("");
+    log(resultsTable(report.results, inName, out.name, [scored[0].scores.count, out.scores.count]));
+  }
+  if (scored.length > 2) {
+    log("");
+    log(setsTable(report.results, setNames, names));
+  }
+  for (const { set, why } of report.skipped) log(`ood: skipped ${set}: ${why}`);
+  log("");
+  log(
+    `Diagnostics (the paper's Tables 13-15), means in nats, ${report.epochs} epoch(s), seed ${report.seed}:`,
+  );
+  log(diagnosticsTable(report.diagnostics, scored.map((s) => s.name)));
+  log("");
+  log(
+    `ood: wrote ${report.run}/{ood.json, scores.csv, ${
+      scored.slice(1).map((x) => `roc-${x.key}.svg, histograms-${x.key}.svg`).join(", ")
+    }, reconstructions.png, samples.png} in ${report.seconds} s`,
+  );
+  log(
+    `ood: reconstructions.png: columns are ${displayName(inName)} then ${
+      displayName(setNames[0])
+    } test images; rows are ${likelihoodOf(cfg).inputCaption}, then p(x | z>k) for k = 0..${L - 1}`,
+  );
+}
+
 /** Runs the whole evaluation of `run`, writes its files into the run directory, returns the report. */
 export async function evaluateRun(run: LoadedRun, o: EvaluationOptions): Promise<OodReport> {
   const log = o.log ?? console.log;
   const started = performance.now();
   const cfg = run.config.model;
-  const L = cfg.layers.length;
-  const seed = run.config.training.seed;
   const inName = run.config.training.dataset;
   const inSet = await loadTestSet(inName, cfg.image.height, cfg.image.width, { dataDir: o.dataDir });
   const { loaded: oodSets, skipped } = await resolveOodSets(o, inName, cfg.image, log);
-  const setNames = oodSets.map((t) => t.name);
   // Every score of the model, and Likelihood Regret when asked for.
-  const names = [...scoreNames(L), ...(o.regret ? [REGRET_SCORE] : [])];
-  // Each set on the device (a directory's first 8 images only, for the pictures) and its scores.
-  const sets: { name: string; key: string; display: string; source: string; set: ImageSet }[] = [];
-  const scored: { name: string; key: string; labels: Uint8Array; scores: ImageScores }[] = [];
+  const names = [...scoreNames(cfg.layers.length), ...(o.regret ? [REGRET_SCORE] : [])];
+  const sets: EvaluatedSet[] = [];
   try {
-    for (const loaded of [inSet, ...oodSets]) {
-      const { name, display } = loaded;
-      log(`ood: ${display}: ${loaded.source}`);
-      const key = fileKey(name);
-      const onBatch = progressReporter(`ood: scoring ${display}`, { stream: "stdout", log });
-      if ("inputs" in loaded) {
-        // A user's directory streams, each image scored as if alone (as `deno task score` scores it,
-        // with regret in the same pass), so the two commands agree image by image.
-        sets.push({
-          name,
-          key,
-          display,
-          source: loaded.source,
-          set: await testSetOnGpu(loaded, 8, cfg.image),
-        });
-        const scores = await scoreAllInputs(run, loaded.inputs, {
-          samples: o.samples,
-          iw: o.iw,
-          generate: o.generate,
-          batchSize: o.batchSize,
-          regret: o.regret,
-          limit: o.limit,
-          onBatch,
-        });
-        scored.push({ name, key, labels: new Uint8Array(scores.count), scores });
-        continue;
-      }
-      const set = await testSetOnGpu(loaded, o.limit, cfg.image);
-      sets.push({ name, key, display, source: loaded.source, set });
-      const scores = await scoreSet(run.params, cfg, set, {
-        seed,
-        samples: o.samples,
-        iw: o.iw,
-        generate: o.generate,
-        batchSize: o.batchSize,
-        onBatch,
-      });
-      scored.push({ name, key, labels: set.labels, scores });
-    }
-    if (o.regret) {
-      for (const [i, { display, set }] of sets.entries()) {
-        if (scored[i].scores.scores[REGRET_SCORE]) continue; // a directory's, scored with it
-        scored[i].scores.scores[REGRET_SCORE] = await regretSet(run.params, cfg, set, {
-          ...o.regret,
-          seed,
-          batchSize: o.batchSize,
-          onBatch: progressReporter(`ood: scoring ${display} (likelihood regret, ${o.regret.steps} steps)`, {
-            stream: "stdout",
-            log,
-          }),
-        });
-      }
-    }
-    checkFinite(run.dir, scored);
-    const pixels = cfg.image.height * cfg.image.width;
-    const inScores = scored[0].scores;
+    const scored = await scoreEvaluationSets(run, [inSet, ...oodSets], o, sets, log);
     // Every output is made in memory first and written all or nothing at the end (data/files.ts):
     // a failure leaves the previous evaluation's files as they were, never a mix of old and new.
     const files: [string, Uint8Array][] = [];
     const text = (name: string, body: string) =>
       files.push([`${run.dir}/${name}`, new TextEncoder().encode(body)]);
-    const results: OodResult[] = [];
-    const diagnostics: Record<string, Diagnostics> = {
-      [inName]: diagnosticsOf(inScores, pixels, likelihoodOf(cfg)),
-    };
-    for (const out of scored.slice(1)) {
-      diagnostics[out.name] = diagnosticsOf(out.scores, pixels, likelihoodOf(cfg));
-      const curves = [];
-      for (const score of names) {
-        const m = detectionMetrics(inScores.scores[score], out.scores.scores[score]);
-        results.push({ ood: out.name, score, auroc: m.auroc, auprc: m.auprc, fpr80: m.fpr80 });
-        curves.push({ name: score, fpr: m.roc.fpr, tpr: m.roc.tpr, auroc: m.auroc });
-      }
-      const title = `${displayName(inName)} (in) vs ${displayName(out.name)} (OOD), ${cfg.preset}`;
-      text(`roc-${out.key}.svg`, rocSvg(curves, `ROC: ${title}`));
-      const panels = scoreNames(L).filter((n) => n.startsWith("llr>") || n === "llr_ada").map((n) => ({
-        title: n === "llr_ada" ? "LLR ada (Eq. 11)" : `LLR>${n.slice(4)}`,
-        in: inScores.scores[n],
-        out: out.scores.scores[n],
-      }));
-      text(
-        `histograms-${out.key}.svg`,
-        histogramSvg(panels, { in: displayName(inName), out: displayName(out.name) }, `Scores: ${title}`),
-      );
-    }
-    text("scores.csv", scoresCsv(scored, L, names));
-    // Pictures: 8 in-distribution and 8 OOD images (the first of each test set) with their reconstructions.
-    const picks = Uint32Array.from({ length: 8 }, (_, i) => i);
-    const columns: (Float32Array | null)[][] = [];
-    for (const [i, { set }] of sets.slice(0, 2).entries()) {
-      if (i > 0) columns.push(new Array(L + 1).fill(null));
-      const ids = picks.subarray(0, Math.min(8, set.count));
-      columns.push(...(await reconstructions(run.params, cfg, set, ids, seed)));
-    }
-    const { height: h, width: w } = cfg.image;
-    const rows = Array.from({ length: L + 1 }, (_, r) => columns.map((c) => c[r]));
-    const recon = imageGrid(rows, h, w, { scale: 2 });
-    files.push([`${run.dir}/reconstructions.png`, await encodePng(recon.pixels, recon.width, recon.height)]);
-    const samples = await priorSamples(run.params, cfg, 64, seed);
-    const grid = imageGrid(Array.from({ length: 8 }, (_, r) => samples.slice(8 * r, 8 * r + 8)), h, w, {
-      scale: 2,
-    });
-    files.push([`${run.dir}/samples.png`, await encodePng(grid.pixels, grid.width, grid.height)]);
-
+    const { results, diagnostics } = detectionResults(run, scored, names, text);
+    files.push(...await evaluationPictures(run, sets));
     const report: OodReport = {
       in: inName,
       orientation: ORIENTATION,
       run: run.dir,
       epochs: await completedEpochs(run.dir),
-      seed,
+      seed: run.config.training.seed,
       samples: o.samples,
       iw: o.iw,
       generate: o.generate,
@@ -491,30 +575,7 @@ export async function evaluateRun(run: LoadedRun, o: EvaluationOptions): Promise
         }); its previous files are unchanged`,
       );
     }
-    for (const out of scored.slice(1)) {
-      log("");
-      log(resultsTable(results, inName, out.name, [inScores.count, out.scores.count]));
-    }
-    if (scored.length > 2) {
-      log("");
-      log(setsTable(results, setNames, names));
-    }
-    for (const { set, why } of skipped) log(`ood: skipped ${set}: ${why}`);
-    log("");
-    log(`Diagnostics (the paper's Tables 13-15), means in nats, ${report.epochs} epoch(s), seed ${seed}:`);
-    log(diagnosticsTable(diagnostics, scored.map((s) => s.name)));
-    log("");
-    log(
-      `ood: wrote ${run.dir}/{ood.json, scores.csv, ${
-        scored.slice(1).map((x) => `roc-${x.key}.svg, histograms-${x.key}.svg`).join(", ")
-      }, ` +
-        `reconstructions.png, samples.png} in ${report.seconds} s`,
-    );
-    log(
-      `ood: reconstructions.png: columns are ${displayName(inName)} then ${
-        displayName(setNames[0])
-      } test images; rows are ${likelihoodOf(cfg).inputCaption}, then p(x | z>k) for k = 0..${L - 1}`,
-    );
+    printEvaluation(report, scored, names, cfg, log);
     return report;
   } finally {
     dispose(sets.map((s) => s.set.bytes));
