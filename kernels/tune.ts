@@ -95,6 +95,162 @@ const NARROW_CANDIDATES: GemmTiling[] = [
   { WM: 64, WN: 2, TM: 2, TN: 8, TK: 16 },
 ];
 
+/** A tensor of `shape` with fixed pseudo-random values in [-1, 1) (a linear congruential sequence). */
+function seededTensor(shape: number[]): Tensor {
+  const n = shape.reduce((a, b) => a * b, 1);
+  let s = 12345;
+  const data = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    s = (s * 1103515245 + 12345) >>> 0;
+    data[i] = s / 2 ** 31 - 1;
+  }
+  return tensor(data, shape);
+}
+
+/** Times passes over convolution shapes: each shape's inputs made once, kept until `dispose`. */
+class ShapeTimer {
+  #inputs = new Map<ConvShape, Tensor[]>();
+
+  #argsOf(s: ConvShape): Tensor[] {
+    let t = this.#inputs.get(s);
+    if (!t) {
+      const g = s.g;
+      t = [
+        seededTensor([g.B, g.H, g.W, g.Ci]),
+        seededTensor([g.B, g.oH, g.oW, g.Co]),
+        seededTensor([g.kh, g.kw, g.Ci, g.Co]),
+      ];
+      this.#inputs.set(s, t);
+    }
+    return t;
+  }
+
+  /** Milliseconds to run every shape of `subset` `count` times under the tuning in force, read back once. */
+  async pass(subset: readonly ConvShape[]): Promise<number> {
+    const t0 = performance.now();
+    let last: Tensor | null = null;
+    for (const s of subset) {
+      const [x, dy, w] = this.#argsOf(s); // made outside the scope: they live until `dispose`
+      for (let c = 0; c < s.count; c++) {
+        last?.dispose();
+        last = scope(() =>
+          s.direction === "fwd"
+            ? convForward(x, w, null, s.g)
+            : s.direction === "dx"
+            ? convBackwardInput(dy, w, null, s.g)
+            : convBackwardFilter(x, dy, s.g)
+        );
+      }
+    }
+    if (last) {
+      await readAll([last]);
+      last.dispose();
+    }
+    return performance.now() - t0;
+  }
+
+  dispose(): void {
+    for (const t of this.#inputs.values()) dispose(t);
+  }
+}
+
+/** One family of candidates the tuner times, in order, each from the best tuning so far. */
+interface Family {
+  name: string;
+  candidates: (best: Tuning) => Tuning[];
+  describe: (t: Tuning) => string;
+  /** The shapes it is timed on (under the best tuning so far). */
+  select: (s: ConvShape) => boolean;
+}
+
+const columnsOf = (s: ConvShape) => s.direction === "dx" ? s.g.Ci : s.g.Co;
+const plannedAs = (kind: string, directions: ConvDirection[]) => (s: ConvShape) =>
+  directions.includes(s.direction) && convPlan(s.direction, s.g).kernel === kind;
+const directShape = (t: Tuning) => `${t.direct.pixels} pixels x ${t.direct.cols} columns per thread`;
+
+/** The families, in the order they are tuned (each keeps the winners of those before it). */
+const FAMILIES: Family[] = [
+  {
+    name: "direct/GEMM split",
+    candidates: (best) => [32, 64].map((directColumns) => ({ ...best, directColumns })),
+    describe: (t) => `direct up to ${t.directColumns} channels`,
+    select: (s) => columnsOf(s) > 32 && columnsOf(s) <= 64,
+  },
+  {
+    name: "direct fwd/dX pixels",
+    candidates: (best) => [1, 2, 4, 8, 16].map((pixels) => ({ ...best, direct: { ...best.direct, pixels } })),
+    describe: directShape,
+    select: plannedAs("direct", ["fwd", "dx"]),
+  },
+  {
+    name: "direct fwd/dX columns",
+    candidates: (best) => [4, 8, 16].map((cols) => ({ ...best, direct: { ...best.direct, cols } })),
+    describe: directShape,
+    select: plannedAs("direct", ["fwd", "dx"]),
+  },
+  {
+    name: "direct dW rows",
+    candidates: (best) => [1, 2, 4, 8, 16].map((rows) => ({ ...best, direct: { ...best.direct, rows } })),
+    describe: (t) => `${t.direct.rows} input x ${t.direct.cols} output channels per thread`,
+    select: plannedAs("direct", ["dw"]),
+  },
+  {
+    name: "direct dW threads",
+    candidates: (best) =>
+      [1024, 8192, 65536].map((dwThreads) => ({ ...best, direct: { ...best.direct, dwThreads } })),
+    describe: (t) => `K split for ~${t.direct.dwThreads} threads`,
+    select: plannedAs("direct", ["dw"]),
+  },
+  {
+    name: "GEMM wide tile",
+    candidates: (best) => WIDE_CANDIDATES.map((gemmWide) => ({ ...best, gemmWide })),
+    describe: (t) => tile(t.gemmWide),
+    select: (s) => convPlan(s.direction, s.g).kernel === "gemm" && columnsOf(s) > 32,
+  },
+  {
+    name: "GEMM narrow tile",
+    candidates: (best) => NARROW_CANDIDATES.map((gemmNarrow) => ({ ...best, gemmNarrow })),
+    describe: (t) => tile(t.gemmNarrow),
+    select: (s) => convPlan(s.direction, s.g).kernel === "gemm" && columnsOf(s) <= 32,
+  },
+];
+
+/**
+ * Times each candidate of a family on `subset` and returns the fastest, with a row per candidate.
+ * Candidates take turns, one pass each per round, and each keeps its median over the rounds: the
+ * speed of a shared machine drifts within seconds (by 10-20% on our 2-core machines), and timing
+ * the candidates one after another let that drift choose.
+ */
+async function timeFamily(
+  timer: ShapeTimer,
+  family: Family,
+  candidates: Tuning[],
+  subset: readonly ConvShape[],
+  reps: number,
+): Promise<{ winner: Tuning; ms: number; rows: TuneRow[] }> {
+  const times: number[][] = candidates.map(() => []);
+  for (const candidate of candidates) {
+    setTuning(candidate);
+    await timer.pass(subset); // compiles its pipelines
+  }
+  for (let r = 0; r < reps; r++) {
+    for (const [k, candidate] of candidates.entries()) {
+      setTuning(candidate);
+      times[k].push(await timer.pass(subset));
+    }
+  }
+  const medians = times.map((t) => t.sort((a, b) => a - b)[Math.floor(t.length / 2)]);
+  const ms = Math.min(...medians);
+  const winner = candidates[medians.indexOf(ms)];
+  const rows = candidates.map((c, k) => ({
+    family: family.name,
+    candidate: family.describe(c),
+    ms: medians[k],
+    chosen: c === winner,
+  }));
+  return { winner, ms, rows };
+}
+
 /**
  * Measures the candidates on `shapes` and returns the tuning made of the winners (starting from the
  * defaults for this adapter) and every measurement. Leaves the tuning in force unchanged.
@@ -108,143 +264,27 @@ export async function tuneKernels(
   const software = adapterInfo().isFallbackAdapter;
   const cap = software ? (options.cpuBatch ?? 16) : Infinity;
   const timedShapes = shapes.map((s) => ({ ...s, g: { ...s.g, B: Math.min(s.g.B, cap) } }));
-  const inputs = new Map<ConvShape, Tensor[]>();
   const rows: TuneRow[] = [];
   const saved = setTuning(null);
+  const timer = new ShapeTimer();
   let best = defaultTuning(software);
-  const random = (shape: number[]) => {
-    const n = shape.reduce((a, b) => a * b, 1);
-    let s = 12345;
-    const data = new Float32Array(n);
-    for (let i = 0; i < n; i++) {
-      s = (s * 1103515245 + 12345) >>> 0;
-      data[i] = s / 2 ** 31 - 1;
-    }
-    return tensor(data, shape);
-  };
-  const argsOf = (s: ConvShape): Tensor[] => {
-    let t = inputs.get(s);
-    if (!t) {
-      const g = s.g;
-      t = [random([g.B, g.H, g.W, g.Ci]), random([g.B, g.oH, g.oW, g.Co]), random([g.kh, g.kw, g.Ci, g.Co])];
-      inputs.set(s, t);
-    }
-    return t;
-  };
-  const run = (s: ConvShape, [x, dy, w]: Tensor[]): Tensor => {
-    return s.direction === "fwd"
-      ? convForward(x, w, null, s.g)
-      : s.direction === "dx"
-      ? convBackwardInput(dy, w, null, s.g)
-      : convBackwardFilter(x, dy, s.g);
-  };
-  const pass = async (subset: ConvShape[]): Promise<number> => {
-    const t0 = performance.now();
-    let last: Tensor | null = null;
-    for (const s of subset) {
-      const args = argsOf(s); // made outside the scope: they live until the tuner ends
-      for (let c = 0; c < s.count; c++) {
-        last?.dispose();
-        last = scope(() => run(s, args));
-      }
-    }
-    if (last) {
-      await readAll([last]);
-      last.dispose();
-    }
-    return performance.now() - t0;
-  };
-  /**
-   * Times each candidate on the shapes `select` picks under the current best; keeps the fastest.
-   * Candidates take turns, one pass each per round, and each keeps its median over the rounds: the
-   * speed of a shared machine drifts within seconds (by 10-20% on our 2-core machines), and timing
-   * the candidates one after another let that drift choose.
-   */
-  const family = async (
-    name: string,
-    candidates: Tuning[],
-    describe: (t: Tuning) => string,
-    select: (s: ConvShape) => boolean,
-  ) => {
-    setTuning(best);
-    const subset = timedShapes.filter(select);
-    if (subset.length === 0) {
-      log(`${name}: no shapes in use, default kept`);
-      return;
-    }
-    const times: number[][] = candidates.map(() => []);
-    for (const candidate of candidates) {
-      setTuning(candidate);
-      await pass(subset); // compiles its pipelines
-    }
-    for (let r = 0; r < reps; r++) {
-      for (const [k, candidate] of candidates.entries()) {
-        setTuning(candidate);
-        times[k].push(await pass(subset));
-      }
-    }
-    const medians = times.map((t) => t.sort((a, b) => a - b)[Math.floor(t.length / 2)]);
-    const fastest = Math.min(...medians);
-    const winner = candidates[medians.indexOf(fastest)];
-    rows.push(...candidates.map((c, k) => ({
-      family: name,
-      candidate: describe(c),
-      ms: medians[k],
-      chosen: c === winner,
-    })));
-    best = winner;
-    setTuning(best);
-    log(`${name}: ${describe(winner)} (${fastest.toFixed(1)} ms on ${subset.length} shapes)`);
-  };
-  const columnsOf = (s: ConvShape) => s.direction === "dx" ? s.g.Ci : s.g.Co;
-  const plannedAs = (kind: string, directions: ConvDirection[]) => (s: ConvShape) =>
-    directions.includes(s.direction) && convPlan(s.direction, s.g).kernel === kind;
   try {
-    await family(
-      "direct/GEMM split",
-      [32, 64].map((directColumns) => ({ ...best, directColumns })),
-      (t) => `direct up to ${t.directColumns} channels`,
-      (s) => columnsOf(s) > 32 && columnsOf(s) <= 64,
-    );
-    await family(
-      "direct fwd/dX pixels",
-      [1, 2, 4, 8, 16].map((pixels) => ({ ...best, direct: { ...best.direct, pixels } })),
-      (t) => `${t.direct.pixels} pixels x ${t.direct.cols} columns per thread`,
-      plannedAs("direct", ["fwd", "dx"]),
-    );
-    await family(
-      "direct fwd/dX columns",
-      [4, 8, 16].map((cols) => ({ ...best, direct: { ...best.direct, cols } })),
-      (t) => `${t.direct.pixels} pixels x ${t.direct.cols} columns per thread`,
-      plannedAs("direct", ["fwd", "dx"]),
-    );
-    await family(
-      "direct dW rows",
-      [1, 2, 4, 8, 16].map((rows) => ({ ...best, direct: { ...best.direct, rows } })),
-      (t) => `${t.direct.rows} input x ${t.direct.cols} output channels per thread`,
-      plannedAs("direct", ["dw"]),
-    );
-    await family(
-      "direct dW threads",
-      [1024, 8192, 65536].map((dwThreads) => ({ ...best, direct: { ...best.direct, dwThreads } })),
-      (t) => `K split for ~${t.direct.dwThreads} threads`,
-      plannedAs("direct", ["dw"]),
-    );
-    await family(
-      "GEMM wide tile",
-      WIDE_CANDIDATES.map((gemmWide) => ({ ...best, gemmWide })),
-      (t) => tile(t.gemmWide),
-      (s) => convPlan(s.direction, s.g).kernel === "gemm" && columnsOf(s) > 32,
-    );
-    await family(
-      "GEMM narrow tile",
-      NARROW_CANDIDATES.map((gemmNarrow) => ({ ...best, gemmNarrow })),
-      (t) => tile(t.gemmNarrow),
-      (s) => convPlan(s.direction, s.g).kernel === "gemm" && columnsOf(s) <= 32,
-    );
+    for (const family of FAMILIES) {
+      setTuning(best);
+      const subset = timedShapes.filter(family.select);
+      if (subset.length === 0) {
+        log(`${family.name}: no shapes in use, default kept`);
+        continue;
+      }
+      const timed = await timeFamily(timer, family, family.candidates(best), subset, reps);
+      rows.push(...timed.rows);
+      best = timed.winner;
+      setTuning(best);
+      log(`${family.name}: ${family.describe(best)} (${timed.ms.toFixed(1)} ms on ${subset.length} shapes)`);
+    }
   } finally {
     setTuning(saved);
-    for (const t of inputs.values()) dispose(t);
+    timer.dispose();
     await sync();
   }
   return { tuning: best, rows };
