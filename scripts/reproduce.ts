@@ -174,6 +174,104 @@ async function makeFigures(runs: RunOutcome[]): Promise<Record<string, string>> 
 // The commit of the code that runs: read now, not at the end (a checkout may change meanwhile).
 const startCommit = await commit();
 
+/** What one experiment's runs share: the preset, the epochs, the output folder and the data flags. */
+interface ExperimentContext {
+  preset: string;
+  epochs: number;
+  out: string;
+  common: string[];
+}
+
+/**
+ * One run of the experiment, trained (or resumed, or skipped when it has its epochs) and evaluated
+ * (or skipped when its ood.json holds this evaluation: the same epochs, sets, images and batch size),
+ * each by its own `deno task` as a user would run it.
+ */
+async function trainedAndEvaluated(spec: RunSpec, c: ExperimentContext): Promise<RunOutcome> {
+  const { preset, epochs, out, common } = c;
+  const dir = `${out}/${runDirName(preset, spec)}`;
+  // KL warm-up over the first 20% of the epochs, as the paper's 200 of 1000 (Appendix F).
+  const warmup = spec.variant === "warmup" ? ["--warmup-epochs", String(0.2 * epochs)] : [];
+  const done = await completedEpochs(dir);
+  const exists = await Deno.stat(`${dir}/config.json`).then(() => true, () => false);
+  if (exists && done >= epochs) {
+    console.log(`reproduce: ${dir}: trained (${done} epochs), skipped`);
+  } else {
+    console.log(`reproduce: ${dir}: ${exists ? `resuming after ${done} epochs` : "training"}`);
+    const curves = evalEvery ? ["--eval-every", String(evalEvery), "--ood", experiment.ood.join(",")] : [];
+    const data = dataDir ? ["--data-dir", dataDir] : [];
+    await runScript(
+      "train",
+      exists ? ["--resume", dir, "--epochs", String(epochs), "--no-eval", ...data, ...curves] : [
+        ...["--preset", runPreset(preset, spec), "--loss", spec.loss, "--seed", String(spec.seed)],
+        ...["--epochs", String(epochs), "--out", dir, "--no-eval", ...likelihoodFlags(spec), ...warmup],
+        ...common,
+        ...curves,
+      ],
+    );
+  }
+  const previous: OodReport | null = await Deno.readTextFile(`${dir}/ood.json`).then(JSON.parse, () => null);
+  const evaluation = {
+    ood: experiment.ood,
+    samples: 1,
+    iw: 1,
+    generate: "mean" as const,
+    batchSize: evalBatch,
+  };
+  if (holdsEvaluation(previous, { ...evaluation, limit: evalLimit }, epochs)) {
+    console.log(`reproduce: ${dir}: evaluated, skipped`);
+  } else {
+    await runScript("ood", [
+      ...["--run", dir, "--ood", experiment.ood.join(","), "--eval-batch-size", String(evalBatch)],
+      ...(evalLimit ? ["--limit", String(evalLimit)] : []),
+      ...(dataDir ? ["--data-dir", dataDir] : []),
+    ]);
+  }
+  const report: OodReport = JSON.parse(await Deno.readTextFile(`${dir}/ood.json`));
+  return { ...spec, dir, epochs: report.epochs, report };
+}
+
+/** results.md: the table, then what ours and the paper's figures are (settings, seeds, data), then the runs. */
+function resultsMarkdown(
+  table: Parameters<typeof markdownTable>[0],
+  settings: {
+    preset: string;
+    likelihood: typeof likelihood;
+    components: number | null;
+    epochs: number;
+    trainLimit: number | null;
+    commit: string;
+    adapter: string;
+    date: string;
+  },
+  specs: readonly RunSpec[],
+  outcomes: readonly RunOutcome[],
+  paperSource: string,
+): string {
+  const { preset, likelihood, epochs, trainLimit } = settings;
+  return [
+    `# ${name}: ${experiment.about}`,
+    "",
+    markdownTable(table),
+    "",
+    `Ours: preset \`${preset}\` with the ${likelihood} likelihood (${LIKELIHOODS[likelihood].summary}${
+      settings.components ? `, ${settings.components} components` : ""
+    })${
+      specs.some((s) => s.variant === "oversmooth") ? " (OverSmooth's runs: the Gaussian)" : ""
+    }, ${epochs} epoch(s)${trainLimit ? ` on the first ${trainLimit} training images` : ""}, ` +
+    `seeds ${[...new Set(specs.map((s) => s.seed))].join(", ")}, ` +
+    `${evalLimit ? `the first ${evalLimit}` : "all"} test images per set, commit ${
+      settings.commit.slice(0, 7)
+    }, ` +
+    `adapter ${settings.adapter}, ${settings.date}. Where several seeds ran, a cell is mean ± standard deviation.`,
+    `Paper: ${paperSource}. The paper trains for 1000 epochs; an epoch's AUROC is a point on a moving curve.`,
+    "",
+    "Runs:",
+    ...outcomes.map((o) => `- \`${o.dir}\`: ${runLabel(o)}, ${o.epochs} epoch(s)`),
+    "",
+  ].join("\n");
+}
+
 await runCommand("reproduce", async () => {
   await initGpuOrExit("reproduce");
   const adapter = adapterInfo();
@@ -201,68 +299,7 @@ await runCommand("reproduce", async () => {
     ...(dataDir ? ["--data-dir", dataDir] : []),
   ];
   const outcomes: RunOutcome[] = [];
-  for (const spec of specs) {
-    const dir = `${out}/${runDirName(preset, spec)}`;
-    // KL warm-up over the first 20% of the epochs, as the paper's 200 of 1000 (Appendix F).
-    const warmup = spec.variant === "warmup" ? ["--warmup-epochs", String(0.2 * epochs)] : [];
-    const done = await completedEpochs(dir);
-    const exists = await Deno.stat(`${dir}/config.json`).then(() => true, () => false);
-    if (exists && done >= epochs) {
-      console.log(`reproduce: ${dir}: trained (${done} epochs), skipped`);
-    } else {
-      console.log(`reproduce: ${dir}: ${exists ? `resuming after ${done} epochs` : "training"}`);
-      const curves = evalEvery ? ["--eval-every", String(evalEvery), "--ood", experiment.ood.join(",")] : [];
-      await runScript(
-        "train",
-        exists
-          ? [
-            "--resume",
-            dir,
-            "--epochs",
-            String(epochs),
-            "--no-eval",
-            ...(dataDir ? ["--data-dir", dataDir] : []),
-            ...curves,
-          ]
-          : [
-            ...[
-              "--preset",
-              runPreset(preset, spec),
-              "--loss",
-              spec.loss,
-              "--seed",
-              String(spec.seed),
-              "--epochs",
-              String(epochs),
-            ],
-            ...["--out", dir, "--no-eval", ...likelihoodFlags(spec), ...warmup, ...common, ...curves],
-          ],
-      );
-    }
-    // The evaluation: kept when ood.json holds this one (same epochs, sets, images and batch size).
-    const previous: OodReport | null = await Deno.readTextFile(`${dir}/ood.json`).then(
-      JSON.parse,
-      () => null,
-    );
-    const same = holdsEvaluation(previous, {
-      ood: experiment.ood,
-      samples: 1,
-      iw: 1,
-      generate: "mean",
-      batchSize: evalBatch,
-      limit: evalLimit,
-    }, epochs);
-    if (same) console.log(`reproduce: ${dir}: evaluated, skipped`);
-    else {
-      await runScript("ood", [
-        ...["--run", dir, "--ood", experiment.ood.join(","), "--eval-batch-size", String(evalBatch)],
-        ...(evalLimit ? ["--limit", String(evalLimit)] : []),
-        ...(dataDir ? ["--data-dir", dataDir] : []),
-      ]);
-    }
-    const report: OodReport = JSON.parse(await Deno.readTextFile(`${dir}/ood.json`));
-    outcomes.push({ ...spec, dir, epochs: report.epochs, report });
-  }
+  for (const spec of specs) outcomes.push(await trainedAndEvaluated(spec, { preset, epochs, out, common }));
 
   const paper: PaperValues = JSON.parse(
     await Deno.readTextFile(new URL("../docs/paper_values.json", import.meta.url)),
@@ -288,27 +325,7 @@ await runCommand("reproduce", async () => {
     date: new Date().toISOString(),
     paper: paper.source,
   };
-  const md = [
-    `# ${name}: ${experiment.about}`,
-    "",
-    markdownTable(table),
-    "",
-    `Ours: preset \`${preset}\` with the ${likelihood} likelihood (${LIKELIHOODS[likelihood].summary}${
-      settings.components ? `, ${settings.components} components` : ""
-    })${
-      specs.some((s) => s.variant === "oversmooth") ? " (OverSmooth's runs: the Gaussian)" : ""
-    }, ${epochs} epoch(s)${trainLimit ? ` on the first ${trainLimit} training images` : ""}, ` +
-    `seeds ${[...new Set(specs.map((s) => s.seed))].join(", ")}, ` +
-    `${evalLimit ? `the first ${evalLimit}` : "all"} test images per set, commit ${
-      settings.commit.slice(0, 7)
-    }, ` +
-    `adapter ${settings.adapter}, ${settings.date}. Where several seeds ran, a cell is mean ± standard deviation.`,
-    `Paper: ${paper.source}. The paper trains for 1000 epochs; an epoch's AUROC is a point on a moving curve.`,
-    "",
-    "Runs:",
-    ...outcomes.map((o) => `- \`${o.dir}\`: ${runLabel(o)}, ${o.epochs} epoch(s)`),
-    "",
-  ].join("\n");
+  const md = resultsMarkdown(table, settings, specs, outcomes, paper.source);
   const json = {
     ...settings,
     table,
