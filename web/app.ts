@@ -53,6 +53,112 @@ function adapterName(): string {
   return [a.description, a.architecture].filter((s, i, all) => s && all.indexOf(s) === i).join(", ");
 }
 
+/** The scores table, the verdict at the chosen score and false-positive rate, and the histogram. */
+function showScores(
+  last: Scored,
+  names: readonly string[],
+  calibration: Calibration,
+  chosen: string,
+  rate: number,
+  rateText: string,
+): void {
+  $("fprValue").textContent = rateText;
+  const rows = names.map((name) => {
+    const threshold = thresholdAtFpr(calibration.scores[name], rate);
+    const ood = last.scores[name] > threshold;
+    return `<tr class="${name === chosen ? "chosen" : ""}"><td>${name}</td><td>${
+      last.scores[name].toFixed(2)
+    }</td>` +
+      `<td>${threshold.toFixed(2)}</td><td>${ood ? "OOD" : "in"}</td></tr>`;
+  });
+  $("scores").querySelector("tbody")!.innerHTML = rows.join("");
+  const threshold = thresholdAtFpr(calibration.scores[chosen], rate);
+  const ood = last.scores[chosen] > threshold;
+  const verdict = $("verdict");
+  verdict.textContent = ood
+    ? `Not like Fashion-MNIST (${chosen} ${last.scores[chosen].toFixed(1)} > ${threshold.toFixed(1)})`
+    : `Looks like Fashion-MNIST (${chosen} ${last.scores[chosen].toFixed(1)} ≤ ${threshold.toFixed(1)})`;
+  verdict.className = ood ? "ood" : "in";
+  $("histogram").innerHTML = histogramSvg(calibration.scores[chosen], last.scores[chosen], threshold, chosen);
+}
+
+/** The input and its reconstructions from p(x | z>k), one small canvas each (H x W gray levels in [0, 1]). */
+function showReconstructions(images: readonly Float32Array[], H: number, W: number): void {
+  const recon = $("recon");
+  recon.innerHTML = "";
+  images.forEach((image, i) => {
+    const figure = document.createElement("figure");
+    const c = document.createElement("canvas");
+    [c.width, c.height] = [W, H];
+    const data = new ImageData(W, H);
+    image.forEach((v, p) => {
+      const g = Math.round(255 * Math.min(1, Math.max(0, v)));
+      data.data.set([g, g, g, 255], 4 * p);
+    });
+    c.getContext("2d")!.putImageData(data, 0, 0);
+    const caption = Object.assign(document.createElement("figcaption"), {
+      textContent: i === 0 ? "input" : `k = ${i - 1}`,
+    });
+    figure.append(c, caption);
+    recon.append(figure);
+  });
+}
+
+/** Strokes on the pad: round white lines of the brush's width; `changed` after each move and at the end. */
+function wireStrokes(pad: HTMLCanvasElement, ctx: CanvasRenderingContext2D, changed: () => void): void {
+  let drawing = false, lastPoint: [number, number] | null = null;
+  const at = (e: PointerEvent): [number, number] => {
+    const r = pad.getBoundingClientRect();
+    return [(e.clientX - r.left) * pad.width / r.width, (e.clientY - r.top) * pad.height / r.height];
+  };
+  pad.addEventListener("pointerdown", (e) => {
+    drawing = true;
+    pad.setPointerCapture(e.pointerId);
+    lastPoint = at(e);
+  });
+  pad.addEventListener("pointermove", (e) => {
+    if (!drawing || !lastPoint) return;
+    const p = at(e);
+    ctx.strokeStyle = "#fff";
+    ctx.lineWidth = Number($<HTMLInputElement>("brush").value);
+    ctx.lineCap = "round";
+    ctx.beginPath();
+    ctx.moveTo(...lastPoint);
+    ctx.lineTo(...p);
+    ctx.stroke();
+    lastPoint = p;
+    changed();
+  });
+  const end = () => {
+    if (!drawing) return;
+    drawing = false;
+    lastPoint = null;
+    changed();
+  };
+  pad.addEventListener("pointerup", end);
+  pad.addEventListener("pointercancel", end);
+}
+
+/** A file chosen or dropped on the page goes to `load`. */
+function wireFiles(load: (file: Blob) => Promise<void>): void {
+  $<HTMLInputElement>("file").addEventListener("change", (e) => {
+    const file = (e.target as HTMLInputElement).files?.[0];
+    if (file) void load(file);
+  });
+  const drop = $("drop");
+  drop.addEventListener("dragover", (e) => {
+    e.preventDefault();
+    drop.classList.add("over");
+  });
+  drop.addEventListener("dragleave", () => drop.classList.remove("over"));
+  drop.addEventListener("drop", (e) => {
+    e.preventDefault();
+    drop.classList.remove("over");
+    const file = e.dataTransfer?.files[0];
+    if (file) void load(file);
+  });
+}
+
 async function main(): Promise<void> {
   const [config, modelBytes, calibration, info] = await Promise.all([
     fetchOk("/run/config.json").then((r) => r.json()),
@@ -112,31 +218,7 @@ async function main(): Promise<void> {
   let last: Scored | null = null;
   let busy = false, again: Uint8Array | null = null;
   const show = () => {
-    if (!last) return;
-    const chosen = select.value, rate = Number(fpr.value) / 100;
-    $("fprValue").textContent = `${fpr.value}%`;
-    const rows = names.map((name) => {
-      const threshold = thresholdAtFpr(calibration.scores[name], rate);
-      const ood = last!.scores[name] > threshold;
-      return `<tr class="${name === chosen ? "chosen" : ""}"><td>${name}</td><td>${
-        last!.scores[name].toFixed(2)
-      }</td>` +
-        `<td>${threshold.toFixed(2)}</td><td>${ood ? "OOD" : "in"}</td></tr>`;
-    });
-    $("scores").querySelector("tbody")!.innerHTML = rows.join("");
-    const threshold = thresholdAtFpr(calibration.scores[chosen], rate);
-    const ood = last.scores[chosen] > threshold;
-    const verdict = $("verdict");
-    verdict.textContent = ood
-      ? `Not like Fashion-MNIST (${chosen} ${last.scores[chosen].toFixed(1)} > ${threshold.toFixed(1)})`
-      : `Looks like Fashion-MNIST (${chosen} ${last.scores[chosen].toFixed(1)} ≤ ${threshold.toFixed(1)})`;
-    verdict.className = ood ? "ood" : "in";
-    $("histogram").innerHTML = histogramSvg(
-      calibration.scores[chosen],
-      last.scores[chosen],
-      threshold,
-      chosen,
-    );
+    if (last) showScores(last, names, calibration, select.value, Number(fpr.value) / 100, `${fpr.value}%`);
   };
   const score = async (pixels: Uint8Array): Promise<void> => {
     if (busy) {
@@ -163,26 +245,7 @@ async function main(): Promise<void> {
       };
       // The last scored image, for the browser test and the curious.
       (globalThis as { hvaeLast?: Scored }).hvaeLast = last;
-      const recon = $("recon");
-      recon.innerHTML = "";
-      images.forEach((image, i) => {
-        const figure = document.createElement("figure");
-        const c = document.createElement("canvas");
-        [c.width, c.height] = [W, H];
-        const data = new ImageData(W, H);
-        image.forEach((v, p) => {
-          const g = Math.round(255 * Math.min(1, Math.max(0, v)));
-          data.data.set([g, g, g, 255], 4 * p);
-        });
-        c.getContext("2d")!.putImageData(data, 0, 0);
-        figure.append(
-          c,
-          Object.assign(document.createElement("figcaption"), {
-            textContent: i === 0 ? "input" : `k = ${i - 1}`,
-          }),
-        );
-        recon.append(figure);
-      });
+      showReconstructions(images, H, W);
       show();
     } catch (error) {
       fail(`scoring failed: ${(error as Error).message}`);
@@ -200,37 +263,7 @@ async function main(): Promise<void> {
   };
 
   // Strokes: round white lines; scored while drawing (at most one scoring at a time) and at the end.
-  let drawing = false, lastPoint: [number, number] | null = null;
-  const at = (e: PointerEvent): [number, number] => {
-    const r = pad.getBoundingClientRect();
-    return [(e.clientX - r.left) * pad.width / r.width, (e.clientY - r.top) * pad.height / r.height];
-  };
-  pad.addEventListener("pointerdown", (e) => {
-    drawing = true;
-    pad.setPointerCapture(e.pointerId);
-    lastPoint = at(e);
-  });
-  pad.addEventListener("pointermove", (e) => {
-    if (!drawing || !lastPoint) return;
-    const p = at(e);
-    ctx.strokeStyle = "#fff";
-    ctx.lineWidth = Number($<HTMLInputElement>("brush").value);
-    ctx.lineCap = "round";
-    ctx.beginPath();
-    ctx.moveTo(...lastPoint);
-    ctx.lineTo(...p);
-    ctx.stroke();
-    lastPoint = p;
-    void score(padPixels());
-  });
-  const end = () => {
-    if (!drawing) return;
-    drawing = false;
-    lastPoint = null;
-    void score(padPixels());
-  };
-  pad.addEventListener("pointerup", end);
-  pad.addEventListener("pointercancel", end);
+  wireStrokes(pad, ctx, () => void score(padPixels()));
   $("clear").addEventListener("click", () => {
     clear();
     void score(padPixels());
@@ -250,22 +283,7 @@ async function main(): Promise<void> {
     smallCtx.drawImage(bitmap, 0, 0, W, H);
     await score(grayLevels(smallCtx.getImageData(0, 0, W, H).data));
   };
-  $<HTMLInputElement>("file").addEventListener("change", (e) => {
-    const file = (e.target as HTMLInputElement).files?.[0];
-    if (file) void load(file);
-  });
-  const drop = $("drop");
-  drop.addEventListener("dragover", (e) => {
-    e.preventDefault();
-    drop.classList.add("over");
-  });
-  drop.addEventListener("dragleave", () => drop.classList.remove("over"));
-  drop.addEventListener("drop", (e) => {
-    e.preventDefault();
-    drop.classList.remove("over");
-    const file = e.dataTransfer?.files[0];
-    if (file) void load(file);
-  });
+  wireFiles(load);
 
   setState("ready");
   await score(padPixels());
