@@ -215,13 +215,13 @@ export function conv2d(
   options: Conv2dOptions = {},
 ): Tensor {
   const geometry = conv2dGeometry(x.shape, w.shape, bias?.shape ?? null, options);
-  const inputs = bias ? [x, w, bias] : [x, w];
-  return record("conv2d", inputs, convForward(x, w, bias, geometry), { geometry });
+  return record("conv2d", bias ? [x, w, bias] : [x, w], convForward(x, w, bias, geometry), { geometry });
 }
 
 /**
  * Transposed 2-D convolution of x [B, H, W, Cin] with filter w [kh, kw, Cout, Cin] (TensorFlow's
- * layout), plus bias [Cout]: output [B, (H - 1) s + kh - crop, ..., Cout].
+ * layout), plus bias [Cout]: output [B, (H - 1) s + kh - crop, ..., Cout]. Its forward pass is the
+ * convolution's input gradient.
  */
 export function conv2dTranspose(
   x: Tensor,
@@ -230,8 +230,8 @@ export function conv2dTranspose(
   options: Conv2dOptions = {},
 ): Tensor {
   const geometry = conv2dTransposeGeometry(x.shape, w.shape, bias?.shape ?? null, options);
-  const inputs = bias ? [x, w, bias] : [x, w];
-  return record("conv2dTranspose", inputs, convBackwardInput(x, w, bias, geometry), { geometry });
+  const out = convBackwardInput(x, w, bias, geometry);
+  return record("conv2dTranspose", bias ? [x, w, bias] : [x, w], out, { geometry });
 }
 
 function dist(op: DistributionOp, inputs: Tensor[], sigma: SigmaMap, key?: RandomKey): Tensor {

@@ -203,105 +203,37 @@ interface ConvBench {
   transposed?: boolean;
 }
 const B = 128;
+/** One benchmark convolution at batch B: input [H, W, Ci], filter [kh, kw, Ci, Co]. */
+const conv = (
+  preset: string,
+  what: string,
+  [H, W, Ci]: [number, number, number],
+  w: ConvBench["w"],
+  options: Conv2dOptions,
+  transposed = false,
+): ConvBench => ({ preset, what, x: [B, H, W, Ci], w, options, ...(transposed ? { transposed } : {}) });
+const same: Conv2dOptions = { padding: "same" }, same2: Conv2dOptions = { stride: 2, padding: "same" };
 const CONVS: ConvBench[] = [
-  {
-    preset: "havtorn3",
-    what: "input 1->64 k5",
-    x: [B, 28, 28, 1],
-    w: [5, 5, 1, 64],
-    options: { padding: "same" },
-  },
-  {
-    preset: "havtorn3",
-    what: "64ch 28x28 k5",
-    x: [B, 28, 28, 64],
-    w: [5, 5, 64, 64],
-    options: { padding: "same" },
-  },
-  {
-    preset: "havtorn3",
-    what: "64ch 28->14 k5 s2",
-    x: [B, 28, 28, 64],
-    w: [5, 5, 64, 64],
-    options: { stride: 2, padding: "same" },
-  },
-  {
-    preset: "havtorn3",
-    what: "64ch 14x14 k3",
-    x: [B, 14, 14, 64],
-    w: [3, 3, 64, 64],
-    options: { padding: "same" },
-  },
-  {
-    preset: "havtorn3",
-    what: "64ch 14->7 k3 s2",
-    x: [B, 14, 14, 64],
-    w: [3, 3, 64, 64],
-    options: { stride: 2, padding: "same" },
-  },
-  {
-    preset: "havtorn3",
-    what: "64ch 7x7 k3",
-    x: [B, 7, 7, 64],
-    w: [3, 3, 64, 64],
-    options: { padding: "same" },
-  },
-  {
-    preset: "havtorn3",
-    what: "transposed 64ch 7->14 k3 s2",
-    x: [B, 7, 7, 64],
-    w: [3, 3, 64, 64],
-    options: { stride: 2, padding: "same" },
-    transposed: true,
-  },
-  {
-    preset: "havtorn3",
-    what: "transposed 64ch 14->28 k5 s2",
-    x: [B, 14, 14, 64],
-    w: [5, 5, 64, 64],
-    options: { stride: 2, padding: "same" },
-    transposed: true,
-  },
-  {
-    preset: "havtorn3",
-    what: "output 64->1 k3",
-    x: [B, 28, 28, 64],
-    w: [3, 3, 64, 1],
-    options: { padding: "same" },
-  },
-  {
-    preset: "small",
-    what: "input 1->16 k5 s2",
-    x: [B, 28, 28, 1],
-    w: [5, 5, 1, 16],
-    options: { stride: 2, padding: 2 },
-  },
-  { preset: "small", what: "16ch 14x14 k3", x: [B, 14, 14, 16], w: [3, 3, 16, 16], options: { padding: 1 } },
-  {
-    preset: "small",
-    what: "16ch 14->7 k3 s2",
-    x: [B, 14, 14, 16],
-    w: [3, 3, 16, 16],
-    options: { stride: 2, padding: 1 },
-  },
-  { preset: "small", what: "16ch 7x7 k3", x: [B, 7, 7, 16], w: [3, 3, 16, 16], options: { padding: 1 } },
-  {
-    preset: "small",
-    what: "transposed 16ch 7->14 k3 s2",
-    x: [B, 7, 7, 16],
-    w: [3, 3, 16, 16],
-    options: { stride: 2, padding: [[1, 0], [1, 0]] },
-    transposed: true,
-  },
-  { preset: "small", what: "output 16->1 k3", x: [B, 28, 28, 16], w: [3, 3, 16, 1], options: { padding: 1 } },
+  conv("havtorn3", "input 1->64 k5", [28, 28, 1], [5, 5, 1, 64], same),
+  conv("havtorn3", "64ch 28x28 k5", [28, 28, 64], [5, 5, 64, 64], same),
+  conv("havtorn3", "64ch 28->14 k5 s2", [28, 28, 64], [5, 5, 64, 64], same2),
+  conv("havtorn3", "64ch 14x14 k3", [14, 14, 64], [3, 3, 64, 64], same),
+  conv("havtorn3", "64ch 14->7 k3 s2", [14, 14, 64], [3, 3, 64, 64], same2),
+  conv("havtorn3", "64ch 7x7 k3", [7, 7, 64], [3, 3, 64, 64], same),
+  conv("havtorn3", "transposed 64ch 7->14 k3 s2", [7, 7, 64], [3, 3, 64, 64], same2, true),
+  conv("havtorn3", "transposed 64ch 14->28 k5 s2", [14, 14, 64], [5, 5, 64, 64], same2, true),
+  conv("havtorn3", "output 64->1 k3", [28, 28, 64], [3, 3, 64, 1], same),
+  conv("small", "input 1->16 k5 s2", [28, 28, 1], [5, 5, 1, 16], { stride: 2, padding: 2 }),
+  conv("small", "16ch 14x14 k3", [14, 14, 16], [3, 3, 16, 16], { padding: 1 }),
+  conv("small", "16ch 14->7 k3 s2", [14, 14, 16], [3, 3, 16, 16], { stride: 2, padding: 1 }),
+  conv("small", "16ch 7x7 k3", [7, 7, 16], [3, 3, 16, 16], { padding: 1 }),
+  conv("small", "transposed 16ch 7->14 k3 s2", [7, 7, 16], [3, 3, 16, 16], {
+    stride: 2,
+    padding: [[1, 0], [1, 0]],
+  }, true),
+  conv("small", "output 16->1 k3", [28, 28, 16], [3, 3, 16, 1], { padding: 1 }),
   // The 8-bit likelihood's head: 3 x 10 mixture channels, 1x1 (models/likelihood.ts).
-  {
-    preset: "small",
-    what: "output 16->30 k1",
-    x: [B, 28, 28, 16],
-    w: [1, 1, 16, 30],
-    options: { padding: 0 },
-  },
+  conv("small", "output 16->30 k1", [28, 28, 16], [1, 1, 16, 30], { padding: 0 }),
 ];
 for (const c of CONVS) {
   const name = `conv ${c.preset} ${c.what}`;
