@@ -5,14 +5,7 @@
  * one at the end, so a log file stays short and readable.
  */
 
-/** Seconds as "42s", "3m07s" or "2h05m". */
-export function formatDuration(seconds: number): string {
-  if (!Number.isFinite(seconds)) return "?";
-  const s = Math.round(seconds);
-  if (s < 60) return `${s}s`;
-  if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, "0")}s`;
-  return `${Math.floor(s / 3600)}h${String(Math.floor(s / 60) % 60).padStart(2, "0")}m`;
-}
+import { formatSeconds } from "../store/training_run.ts";
 
 /** Where `progressReporter` writes, and how often. */
 export interface ProgressOptions {
@@ -50,7 +43,7 @@ export function progressReporter(label: string, o: ProgressOptions) {
     const percent = total > 0 ? ` (${(100 * done / total).toFixed(1)}%)` : "";
     const extra = o.extra ? `, ${o.extra()}` : "";
     const line = `${label} ${done}/${total}${percent} ${rate.toFixed(1)} img/s ETA ${
-      formatDuration((total - done) / rate)
+      formatSeconds((total - done) / rate)
     }${extra}`;
     if (terminal) {
       out.writeSync(encoder.encode(`\r\x1b[K${line}${last ? "\n" : ""}`));

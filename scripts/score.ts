@@ -16,7 +16,8 @@ import { type LoadedRun, loadRun } from "../store/run.ts";
 import { calibrationScores } from "../eval/calibration.ts";
 import { REGRET_SCORE } from "../eval/score_set.ts";
 import { thresholdAtFpr } from "../eval/metrics.ts";
-import { formatDuration, progressReporter } from "../eval/progress.ts";
+import { progressReporter } from "../eval/progress.ts";
+import { formatSeconds } from "../store/training_run.ts";
 import { scoreInputs } from "../eval/user_images.ts";
 import {
   checkResumedInputs,
@@ -213,7 +214,7 @@ await runCommand("score", async () => {
     const seconds = (performance.now() - started) / 1000;
     const fraction = scored > 0 ? flagged / scored : 0;
     info(
-      `${scored} of ${images.count} image(s) scored (${scored - skip} in ${formatDuration(seconds)}, ${
+      `${scored} of ${images.count} image(s) scored (${scored - skip} in ${formatSeconds(seconds)}, ${
         ((scored - skip) / Math.max(seconds, 1e-9)).toFixed(1)
       } img/s), ${flagged} flagged OOD (${(100 * fraction).toFixed(2)}%) by ${chosen} > ${
         threshold.toFixed(3)

@@ -27,7 +27,7 @@ import {
   recordResumeChanges,
   saveEpoch,
   startingState,
-  startLine,
+  startLines,
   stoppedOnError,
   timeLimitLine,
   trainingSet,
@@ -86,7 +86,7 @@ await runCommand("train", async () => {
   // The fixed subsets of the curves, on the GPU for the whole run.
   const curveSets = curves ? await loadCurveSets(run, curves, evaluation, log) : null;
   await recordResumeChanges(dir, run, changes, state.progress.step, log);
-  log(startLine(run, state));
+  startLines(run, state).forEach(log);
 
   let interrupted = false;
   const stopListening = onStopSignals((signal) => {

@@ -100,7 +100,7 @@ export async function writeStepProfile(dir: string, step: number): Promise<void>
   );
 }
 
-/** Seconds as "3m07s" or "2h05m" (the training log's format). */
+/** Seconds as "3m07s" or "2h05m": the one duration format of the logs (training, scoring, progress). */
 export function formatSeconds(s: number): string {
   if (!Number.isFinite(s)) return "?";
   const m = Math.floor(s / 60), h = Math.floor(m / 60);
@@ -365,14 +365,16 @@ export function progressPrinter(run: RunConfig, timeLimit: () => number | null) 
   };
 }
 
-/** What a run says before training: its size, and whether anything is left to train. */
-export function startLine(run: RunConfig, state: TrainState): string {
+/** What a run says before training: its size, and whether anything is left to train (lines of the log). */
+export function startLines(run: RunConfig, state: TrainState): string[] {
   const parameters = flattenParams(state.params).leaves.reduce((n, p) => n + p.size, 0);
   const { epoch } = state.progress, epochs = run.training.epochs;
-  return `${parameters} parameters` +
-    (epoch >= epochs
-      ? `\ntrain: the run has completed ${epoch} of ${epochs} epochs: nothing to train (--epochs N extends it)`
-      : "");
+  return [
+    `${parameters} parameters`,
+    ...(epoch >= epochs
+      ? [`the run has completed ${epoch} of ${epochs} epochs: nothing to train (--epochs N extends it)`]
+      : []),
+  ];
 }
 
 /** What a run stopped by its time limit says: where it stands and how to continue. */
