@@ -8,30 +8,19 @@
  */
 
 import assert from "node:assert/strict";
-import * as ops from "../autograd/ops.ts";
 import { valueAndGrad } from "../autograd/tape.ts";
-import { read, readAll, readScalar, scope } from "../kernels/tensor.ts";
-import {
-  encode,
-  flattenParams,
-  generativeLatent,
-  hvaeObjective,
-  type HvaeParams,
-  initHvae,
-  posteriorMeans,
-  posteriorTopDown,
-  validateConfig,
-} from "../models/hvae.ts";
-import { headOutput } from "../models/likelihood.ts";
+import { readAll, scope } from "../kernels/tensor.ts";
+import * as hvae from "../models/hvae.ts";
+import type { HvaeParams } from "../models/hvae.ts";
 import { presetConfig, PRESETS } from "../models/presets.ts";
 import { createRng } from "../models/rng.ts";
 import { sigmaOf } from "./reference.ts";
-import { inferenceVariantTests } from "./inference_variant_tests.ts";
-import { assertClose, gpuTest } from "./helpers.ts";
+import { inferenceVariantTests, topDownPass } from "./inference_variant_tests.ts";
+import { assertClose, gpuTest, keysOf } from "./helpers.ts";
 import { syntheticBatch } from "./synthetic.ts";
 
 const cfg = presetConfig("tiny-biva");
-const keyOf = (stream: number) => ({ seed: 7, stream, offset: 1 });
+const keyOf = keysOf(7, 1);
 
 /** KL(N(m1, s1^2) || N(m2, s2^2)) in float64. */
 const gaussianKl64 = (m1: number, s1: number, m2: number, s2: number) =>
@@ -46,13 +35,13 @@ const halves = (a: ArrayLike<number>, n: number) => {
 
 Deno.test("biva presets: the HVAE presets' backbones and latents, two per layer under the top", () => {
   for (const name of ["small", "small5", "tiny", "havtorn3", "paper3", "paper5"]) {
-    const [hvae, biva] = [PRESETS[name](), PRESETS[`${name}-biva`]()];
+    const [plain, biva] = [PRESETS[name](), PRESETS[`${name}-biva`]()];
     assert.equal(biva.inference, "bidirectional");
-    validateConfig(biva);
-    assert.deepEqual(biva.layers.map((l) => l.latent), hvae.layers.map((l) => l.latent), name);
+    hvae.validateConfig(biva);
+    assert.deepEqual(biva.layers.map((l) => l.latent), plain.layers.map((l) => l.latent), name);
     const L = biva.layers.length;
     biva.layers.forEach((layer, l) => {
-      const z = generativeLatent(biva, l), own = layer.latent;
+      const z = hvae.generativeLatent(biva, l), own = layer.latent;
       const width = (s: typeof z) => s.kind === "conv" ? s.channels : s.size;
       assert.equal(width(z), (l < L - 1 ? 2 : 1) * width(own), `${name} z${l + 1}`);
     });
@@ -61,7 +50,7 @@ Deno.test("biva presets: the HVAE presets' backbones and latents, two per layer 
   const bad = PRESETS["havtorn3-biva"]();
   bad.layers[0].decoder[0].in = 8;
   assert.throws(
-    () => validateConfig(bad),
+    () => hvae.validateConfig(bad),
     /z1 enters dec.stage1 as it is \(16 channels\), its first block reads 8/,
   );
 });
@@ -69,14 +58,7 @@ Deno.test("biva presets: the HVAE presets' backbones and latents, two per layer 
 gpuTest(
   "biva: q(z_l) = [precision-weighted TD estimate, bottom-up BU]; the ELBO sums the KL of both",
   async () => {
-    const params = initHvae(cfg, createRng(3));
-    const x = syntheticBatch(5);
-    const L = cfg.layers.length;
-    const q = encode(params, cfg, x, keyOf);
-    const td = posteriorTopDown(params, cfg, q, 0, keyOf);
-    assert.equal(td.posteriors[L - 1], q[L - 1], "the top layer is inferred bottom-up, once");
-    const o = hvaeObjective(params, cfg, x, { loss: "elbo", beta: 1, freeBits: 0, keyOf });
-    const metrics = await read(o.metrics);
+    const { params, x, L, q, td, metrics, ll } = await topDownPass(cfg, keyOf);
     let kl = 0;
     for (let l = L - 1; l >= 0; l--) {
       const post = td.posteriors[l];
@@ -118,21 +100,18 @@ gpuTest(
       // The TD sample is a fresh draw of its own stream, not the BU one.
       assert.notDeepEqual(zz.td, zz.bu);
     }
-    const ll = await readScalar(
-      ops.mean(ops.sum(ops.bernoulliLogLik(headOutput(params, cfg, td.stages[0].at(-1)!), x), [1, 2, 3])),
-    );
     assertClose([metrics[1]], [ll - kl], { rtol: 1e-5, atol: 1e-3 }, "elbo");
     // The latent figures read [TD, BU] means under the top, the top's mean at the top.
-    const means = posteriorMeans(params, cfg, x);
+    const means = hvae.posteriorMeans(params, cfg, x);
     assert.deepEqual(means.map((m) => m.shape), [[5, 14, 14, 4], [5, 8], [5, 2]]);
   },
 );
 
 gpuTest("biva: the bottom-up path is stochastic, the layer above reads the sample below", async () => {
-  const params = initHvae(cfg, createRng(4));
+  const params = hvae.initHvae(cfg, createRng(4));
   const x = syntheticBatch(3);
-  const sampled = encode(params, cfg, x, keyOf, 0);
-  const meanFirst = encode(params, cfg, x, keyOf, 1);
+  const sampled = hvae.encode(params, cfg, x, keyOf, 0);
+  const meanFirst = hvae.encode(params, cfg, x, keyOf, 1);
   const [z1, mu1] = await readAll([meanFirst[0].z, meanFirst[0].mu]);
   assert.deepEqual(Array.from(z1), Array.from(mu1), "meanBelow 1: z1^BU is its mean");
   // z2's posterior changes with z1^BU (and the top's with z2^BU): scores rerun inference per k.
@@ -145,16 +124,16 @@ gpuTest("biva: the bottom-up path is stochastic, the layer above reads the sampl
 gpuTest(
   "biva: every parameter reaches the ELBO (both inference stacks, their joins, both heads)",
   async () => {
-    const params = initHvae(cfg, createRng(8));
+    const params = hvae.initHvae(cfg, createRng(8));
     const x = syntheticBatch(4);
     const { grads } = scope(() =>
       valueAndGrad((p: HvaeParams) =>
-        hvaeObjective(p, cfg, x, { loss: "elbo", beta: 1, freeBits: 0, keyOf }).loss
+        hvae.hvaeObjective(p, cfg, x, { loss: "elbo", beta: 1, freeBits: 0, keyOf }).loss
       )(
         params,
       )
     );
-    const flat = flattenParams(grads);
+    const flat = hvae.flattenParams(grads);
     const values = await readAll(flat.leaves);
     flat.paths.forEach((name, i) => assert.ok(values[i].some((v) => v !== 0), `no gradient reaches ${name}`));
     for (

@@ -13,9 +13,10 @@ import { likelihoodOf } from "../models/likelihood.ts";
 import { createRng } from "../models/rng.ts";
 import type { AdamState } from "../models/adam.ts";
 import { trainStep } from "../models/training.ts";
+import { keysOf } from "./helpers.ts";
 import { syntheticBatch } from "./synthetic.ts";
 
-const keyOf = (stream: number) => ({ seed: 5, stream, offset: 3 });
+const keyOf = keysOf(5, 3);
 
 /** Directional finite differences of the loss along a random direction in parameter space. */
 export async function directionalCheck(

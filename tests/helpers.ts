@@ -11,6 +11,7 @@ import { read, scope, type Tensor, tensor } from "../kernels/tensor.ts";
 import { mul, sum } from "../autograd/ops.ts";
 import { valueAndGrad } from "../autograd/tape.ts";
 import { createRng, type Rng } from "../models/rng.ts";
+import type { RandomKey } from "../kernels/philox.ts";
 import { type Nd, nd } from "./reference.ts";
 
 /** Whether a WebGPU adapter exists here; without one, GPU tests are reported as ignored. */
@@ -49,6 +50,11 @@ export function gpuTest(name: string, fn: () => void | Promise<void>): void {
 }
 
 export { createRng, type Rng };
+
+/** The random keys of one test file: stream `stream` of a fixed seed, at a fixed offset. */
+export function keysOf(seed: number, offset: number): (stream: number) => RandomKey {
+  return (stream) => ({ seed, stream, offset });
+}
 
 export interface RandomOptions {
   low?: number;

@@ -30,12 +30,12 @@ import { presetConfig } from "../models/presets.ts";
 import { createRng } from "../models/rng.ts";
 import { priorStream } from "../models/streams.ts";
 import { command, interruptAfter } from "./commands.ts";
-import { assertClose, gpuTest } from "./helpers.ts";
+import { assertClose, gpuTest, keysOf } from "./helpers.ts";
 import { directionalCheck, trainingLosses } from "./gradient_check.ts";
 import { syntheticBatch } from "./synthetic.ts";
 
 const cfg = presetConfig("tiny");
-const keyOf = (stream: number) => ({ seed: 5, stream, offset: 3 });
+const keyOf = keysOf(5, 3);
 
 const batchOf = syntheticBatch;
 

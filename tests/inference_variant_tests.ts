@@ -6,15 +6,38 @@
  */
 
 import assert from "node:assert/strict";
-import { keep } from "../kernels/tensor.ts";
+import * as ops from "../autograd/ops.ts";
+import type { RandomKey } from "../kernels/philox.ts";
+import { keep, read, readScalar } from "../kernels/tensor.ts";
 import { adamInit } from "../models/adam.ts";
-import { type HvaeConfig, initHvae } from "../models/hvae.ts";
+import { encode, type HvaeConfig, hvaeObjective, initHvae, posteriorTopDown } from "../models/hvae.ts";
+import { headOutput } from "../models/likelihood.ts";
 import { presetConfig } from "../models/presets.ts";
 import { createRng } from "../models/rng.ts";
 import { trainTinyRun } from "./commands.ts";
 import { directionalCheck, trainingLosses } from "./gradient_check.ts";
 import { gpuTest } from "./helpers.ts";
 import { syntheticBatch } from "./synthetic.ts";
+
+/**
+ * One pass of a fresh model of a top-down variant over five synthetic images: the bottom-up
+ * estimates `q`, the top-down pass `td` (whose top layer is inferred bottom-up, once: checked here),
+ * the ELBO objective's metrics [loss, elbo, KL_1..L] and the mean Bernoulli log-likelihood of the
+ * images under td's reconstruction, for the variant's own test to rebuild the ELBO from.
+ */
+export async function topDownPass(cfg: HvaeConfig, keyOf: (stream: number) => RandomKey) {
+  const params = initHvae(cfg, createRng(3));
+  const x = syntheticBatch(5);
+  const L = cfg.layers.length;
+  const q = encode(params, cfg, x, keyOf);
+  const td = posteriorTopDown(params, cfg, q, 0, keyOf);
+  assert.equal(td.posteriors[L - 1], q[L - 1], "the top layer is inferred bottom-up, once");
+  const o = hvaeObjective(params, cfg, x, { loss: "elbo", beta: 1, freeBits: 0, keyOf });
+  const metrics = await read(o.metrics);
+  const reconstruction = headOutput(params, cfg, td.stages[0].at(-1)!);
+  const ll = await readScalar(ops.mean(ops.sum(ops.bernoulliLogLik(reconstruction, x), [1, 2, 3])));
+  return { params, x, L, q, td, metrics, ll };
+}
 
 /** Registers the shared tests for the tiny preset `preset`, whose inference is `inference`. */
 export function inferenceVariantTests(

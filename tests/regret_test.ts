@@ -17,10 +17,10 @@ import { regretEstimateKeys } from "../models/streams.ts";
 import { encodeIdx } from "../data/idx.ts";
 import { encodePng } from "../data/png.ts";
 import { runTask } from "./commands.ts";
-import { assertClose, gpuTest } from "./helpers.ts";
+import { assertClose, gpuTest, keysOf } from "./helpers.ts";
 import { syntheticBatch, syntheticPixels } from "./synthetic.ts";
 
-const keyOf = (stream: number) => ({ seed: 4, stream, offset: 2 });
+const keyOf = keysOf(4, 2);
 
 for (const preset of ["tiny", "tiny-lvae"]) {
   gpuTest(`regret (${preset}): the ELBO under the model's posterior is the model's ELBO`, async () => {

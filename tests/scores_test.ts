@@ -28,11 +28,11 @@ import {
   passLayout,
   scoreNames,
 } from "../models/scores.ts";
-import { assertClose, gpuTest } from "./helpers.ts";
+import { assertClose, gpuTest, keysOf } from "./helpers.ts";
 import { syntheticBatch, syntheticPixels } from "./synthetic.ts";
 
 const tiny = presetConfig("tiny");
-const keyOf = (stream: number) => ({ seed: 9, stream, offset: 4 });
+const keyOf = keysOf(9, 4);
 const meanOf = (xs: ArrayLike<number>) => Array.from(xs).reduce((a, b) => a + b, 0) / xs.length;
 
 gpuTest(
