@@ -263,70 +263,66 @@ export interface ConvRefOptions {
   pads: [[number, number], [number, number]];
 }
 
+/**
+ * Every multiply of a direct convolution: `tap(oi, xi, wi)` for each output element oi = (b, oh, ow,
+ * co), filter element wi = (ky, kx, ci, co) and the input element xi = (b, oh*sy + ky - top,
+ * ow*sx + kx - left, ci) it reads, when that lies inside the input (flat NHWC / HWIO indices).
+ */
+function convTaps(
+  x: readonly number[],
+  w: readonly number[],
+  [oH, oW]: readonly number[],
+  o: ConvRefOptions,
+  tap: (oi: number, xi: number, wi: number) => void,
+): void {
+  const [B, H, W, Ci] = x;
+  const [kh, kw, , Co] = w;
+  const [sy, sx] = o.stride;
+  const [[pT], [pL]] = o.pads;
+  for (let b = 0; b < B; b++) {
+    for (let oh = 0; oh < oH; oh++) {
+      for (let ow = 0; ow < oW; ow++) {
+        for (let co = 0; co < Co; co++) {
+          const oi = ((b * oH + oh) * oW + ow) * Co + co;
+          for (let ky = 0; ky < kh; ky++) {
+            const ih = oh * sy + ky - pT;
+            if (ih < 0 || ih >= H) continue;
+            for (let kx = 0; kx < kw; kx++) {
+              const iw = ow * sx + kx - pL;
+              if (iw < 0 || iw >= W) continue;
+              for (let ci = 0; ci < Ci; ci++) {
+                tap(oi, ((b * H + ih) * W + iw) * Ci + ci, ((ky * kw + kx) * Ci + ci) * Co + co);
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
 /** y[b, oh, ow, co] = sum x[b, oh*sy + ky - top, ow*sx + kx - left, ci] w[ky, kx, ci, co] + bias[co]. */
 export function conv2d(x: Nd, w: Nd, bias: Nd | null, o: ConvRefOptions): Nd {
-  const [B, H, W, Ci] = x.shape;
+  const [B, H, W] = x.shape;
   const [kh, kw, , Co] = w.shape;
   const [[pT, pB], [pL, pR]] = o.pads;
   const [sy, sx] = o.stride;
   const oH = Math.floor((H + pT + pB - kh) / sy) + 1, oW = Math.floor((W + pL + pR - kw) / sx) + 1;
   const out = new Float64Array(B * oH * oW * Co);
-  for (let b = 0; b < B; b++) {
-    for (let oh = 0; oh < oH; oh++) {
-      for (let ow = 0; ow < oW; ow++) {
-        for (let co = 0; co < Co; co++) {
-          let acc = bias ? bias.data[co] : 0;
-          for (let ky = 0; ky < kh; ky++) {
-            const ih = oh * sy + ky - pT;
-            if (ih < 0 || ih >= H) continue;
-            for (let kx = 0; kx < kw; kx++) {
-              const iw = ow * sx + kx - pL;
-              if (iw < 0 || iw >= W) continue;
-              for (let ci = 0; ci < Ci; ci++) {
-                acc += x.data[((b * H + ih) * W + iw) * Ci + ci] *
-                  w.data[((ky * kw + kx) * Ci + ci) * Co + co];
-              }
-            }
-          }
-          out[((b * oH + oh) * oW + ow) * Co + co] = acc;
-        }
-      }
-    }
-  }
+  if (bias) { for (let i = 0; i < out.length; i++) out[i] = bias.data[i % Co]; }
+  convTaps(x.shape, w.shape, [oH, oW], o, (oi, xi, wi) => out[oi] += x.data[xi] * w.data[wi]);
   return { shape: [B, oH, oW, Co], data: out };
 }
 
-/** The adjoint of `conv2d` by mechanically reversing its loop: dx, dw, db from the cotangent g. */
+/** The adjoint of `conv2d`, the same multiplies reversed: dx, dw, db from the cotangent g. */
 export function conv2dVjp(x: Nd, w: Nd, g: Nd, o: ConvRefOptions): { dx: Nd; dw: Nd; db: Nd } {
-  const [B, H, W, Ci] = x.shape;
-  const [kh, kw, , Co] = w.shape;
-  const [, oH, oW] = g.shape;
-  const [sy, sx] = o.stride;
-  const [[pT], [pL]] = o.pads;
+  const Co = w.shape[3];
   const dx = new Float64Array(x.data.length), dw = new Float64Array(w.data.length), db = new Float64Array(Co);
-  for (let b = 0; b < B; b++) {
-    for (let oh = 0; oh < oH; oh++) {
-      for (let ow = 0; ow < oW; ow++) {
-        for (let co = 0; co < Co; co++) {
-          const gv = g.data[((b * oH + oh) * oW + ow) * Co + co];
-          db[co] += gv;
-          for (let ky = 0; ky < kh; ky++) {
-            const ih = oh * sy + ky - pT;
-            if (ih < 0 || ih >= H) continue;
-            for (let kx = 0; kx < kw; kx++) {
-              const iw = ow * sx + kx - pL;
-              if (iw < 0 || iw >= W) continue;
-              for (let ci = 0; ci < Ci; ci++) {
-                const xi = ((b * H + ih) * W + iw) * Ci + ci, wi = ((ky * kw + kx) * Ci + ci) * Co + co;
-                dx[xi] += gv * w.data[wi];
-                dw[wi] += gv * x.data[xi];
-              }
-            }
-          }
-        }
-      }
-    }
-  }
+  for (let i = 0; i < g.data.length; i++) db[i % Co] += g.data[i];
+  convTaps(x.shape, w.shape, g.shape.slice(1, 3), o, (oi, xi, wi) => {
+    dx[xi] += g.data[oi] * w.data[wi];
+    dw[wi] += g.data[oi] * x.data[xi];
+  });
   return {
     dx: { shape: [...x.shape], data: dx },
     dw: { shape: [...w.shape], data: dw },
