@@ -207,7 +207,7 @@ async function omniglot(zip: Uint8Array, path: string) {
   }
   const labels = entries.map((e) => characters.indexOf(e.name.split("/").slice(-3, -1).join("/")) % 256);
   return {
-    images: idx([full.length, 28, 28], resizeNearest(concatBytes(full), full.length, size, size, 28, 28)),
+    images: idx([full.length, 28, 28], resizeNearest(concatBytes(full), full.length, [size, size], [28, 28])),
     labels: idx([labels.length], Uint8Array.from(labels)),
     note: `, ${size}x${size} resized to 28x28 (nearest)`,
   };
@@ -253,7 +253,7 @@ function smallNorb(dat: Uint8Array, datPath: string, cat: Uint8Array | null, cat
     for (let i = 0; i < 2 * pairs; i++) labels[i] = view.getInt32(4 * Math.floor(i / 2), true);
   }
   return {
-    images: idx([2 * pairs, 28, 28], resizeBilinear(m.data, 2 * pairs, h, w, 28, 28)),
+    images: idx([2 * pairs, 28, 28], resizeBilinear(m.data, 2 * pairs, [h, w], [28, 28])),
     labels: idx([2 * pairs], labels),
     note: `, ${pairs} stereo pairs of ${h}x${w} resized to 28x28 (antialiased bilinear)${
       cat ? "" : ", no labels"

@@ -10,15 +10,12 @@
  * Pillow computes the weights in fixed point, so a pixel may differ from it by one gray level.
  */
 
-/** `count` images of `inH` x `inW` bytes, resized to `outH` x `outW` by nearest neighbour. */
-export function resizeNearest(
-  images: Uint8Array,
-  count: number,
-  inH: number,
-  inW: number,
-  outH: number,
-  outW: number,
-): Uint8Array {
+/** An image's [height, width]. */
+export type ImageSize = readonly [number, number];
+
+/** `count` images of `from` bytes each (row-major), resized to `to` by nearest neighbour. */
+export function resizeNearest(images: Uint8Array, count: number, from: ImageSize, to: ImageSize): Uint8Array {
+  const [[inH, inW], [outH, outW]] = [from, to];
   const rows = Array.from(
     { length: outH },
     (_, y) => Math.min(inH - 1, Math.floor(((y + 0.5) * inH) / outH)),
@@ -59,15 +56,14 @@ export function bilinearTaps(inSize: number, outSize: number): { first: number; 
 
 const toByte = (v: number) => Math.min(255, Math.max(0, Math.round(v)));
 
-/** `count` images of `inH` x `inW` bytes, resized to `outH` x `outW` by antialiased bilinear (see above). */
+/** `count` images of `from` bytes each (row-major), resized to `to` by antialiased bilinear (see above). */
 export function resizeBilinear(
   images: Uint8Array,
   count: number,
-  inH: number,
-  inW: number,
-  outH: number,
-  outW: number,
+  from: ImageSize,
+  to: ImageSize,
 ): Uint8Array {
+  const [[inH, inW], [outH, outW]] = [from, to];
   const horizontal = bilinearTaps(inW, outW), vertical = bilinearTaps(inH, outH);
   const out = new Uint8Array(count * outH * outW);
   const mid = new Uint8Array(inH * outW);

@@ -57,23 +57,23 @@ async function zip(files: [string, Uint8Array][]): Promise<Uint8Array> {
       )
       : data;
     const n = ascii(name);
+    // The fields the local header (at 4) and the central directory entry (at 6) share, in one order:
+    // version needed, flags, method, time, date, CRC-32, compressed and full size, name length.
+    const common = (v: DataView, at: number) => {
+      v.setUint16(at, 20, true);
+      v.setUint16(at + 4, deflate ? 8 : 0, true);
+      v.setUint32(at + 10, crc32(data), true);
+      v.setUint32(at + 14, body.length, true);
+      v.setUint32(at + 18, data.length, true);
+      v.setUint16(at + 22, n.length, true);
+    };
     const local = new Uint8Array(30 + n.length), lv = new DataView(local.buffer);
     lv.setUint32(0, 0x04034b50, true);
-    lv.setUint16(4, 20, true);
-    lv.setUint16(8, deflate ? 8 : 0, true);
-    lv.setUint32(14, crc32(data), true);
-    lv.setUint32(18, body.length, true);
-    lv.setUint32(22, data.length, true);
-    lv.setUint16(26, n.length, true);
+    common(lv, 4);
     local.set(n, 30);
     const dir = new Uint8Array(46 + n.length), dv = new DataView(dir.buffer);
     dv.setUint32(0, 0x02014b50, true);
-    dv.setUint16(6, 20, true);
-    dv.setUint16(10, deflate ? 8 : 0, true);
-    dv.setUint32(16, crc32(data), true);
-    dv.setUint32(20, body.length, true);
-    dv.setUint32(24, data.length, true);
-    dv.setUint16(28, n.length, true);
+    common(dv, 6);
     dv.setUint32(42, offset, true);
     dir.set(n, 46);
     locals.push(local, body);
@@ -128,15 +128,15 @@ Deno.test("resample: nearest and antialiased bilinear by their definitions", () 
     [[0, 3, 3, 1], [1, 1, 3, 3]],
   );
   const ramp = Uint8Array.from([0, 70, 140, 210]);
-  assert.deepEqual([...resizeBilinear(ramp, 1, 1, 4, 1, 2)], [50, 160]);
+  assert.deepEqual([...resizeBilinear(ramp, 1, [1, 4], [1, 2])], [50, 160]);
   for (const [n, m] of [[96, 28], [105, 28], [28, 28], [7, 28]]) {
     for (const t of bilinearTaps(n, m)) assert.ok(Math.abs(t.weights.reduce((a, b) => a + b, 0) - 1) < 1e-12);
   }
   const flat = new Uint8Array(2 * 96 * 96).fill(77);
-  assert.ok(resizeBilinear(flat, 2, 96, 96, 28, 28).every((v) => v === 77));
+  assert.ok(resizeBilinear(flat, 2, [96, 96], [28, 28]).every((v) => v === 77));
   // Nearest 105 -> 28 takes source rows and columns floor((x + 0.5) * 105 / 28).
   const src = Uint8Array.from({ length: 105 * 105 }, (_, i) => (Math.floor(i / 105) * 7 + (i % 105)) % 256);
-  const out = resizeNearest(src, 1, 105, 105, 28, 28);
+  const out = resizeNearest(src, 1, [105, 105], [28, 28]);
   for (let y = 0; y < 28; y++) {
     for (let x = 0; x < 28; x++) {
       const [r, c] = [Math.floor(((y + 0.5) * 105) / 28), Math.floor(((x + 0.5) * 105) / 28)];
@@ -183,10 +183,8 @@ Deno.test("Omniglot: a zip of 105x105 1-bit PNGs, stored and deflated, resized b
   const expected = resizeNearest(
     concat([full(strokes[0]), full(strokes[1]), full(strokes[1])]),
     3,
-    105,
-    105,
-    28,
-    28,
+    [105, 105],
+    [28, 28],
   );
   assert.deepEqual(set.images.data, expected);
   assert.match(set.source, /105x105 resized to 28x28 \(nearest\)/);
@@ -227,7 +225,7 @@ Deno.test("SmallNORB: stereo pairs of 96x96 in its binary matrix format, both im
   const set = await loadExtraDataset("smallnorb", { dataDir: dir });
   assert.deepEqual(set.images.dims, [4, 28, 28]);
   assert.deepEqual([...set.labels.data], [3, 3, 1, 1]);
-  assert.deepEqual(set.images.data, resizeBilinear(pixels, 4, 96, 96, 28, 28));
+  assert.deepEqual(set.images.data, resizeBilinear(pixels, 4, [96, 96], [28, 28]));
   assert.match(set.source, /2 stereo pairs of 96x96 resized to 28x28 \(antialiased bilinear\)/);
   assert.throws(
     () => parseNorbMatrix(norbMatrix("byte", [2, 2, 96, 96], pixels.subarray(1)), "short.mat"),
