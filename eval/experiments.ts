@@ -156,35 +156,52 @@ const ofLoss = (runs: RunOutcome[], loss: string) =>
 const seedsOf = (loss: RunSpec["loss"], n: number): RunSpec[] =>
   Array.from({ length: n }, (_, i) => ({ loss, seed: i + 1 }));
 
-/** Per-layer (or per-k) values of the in-distribution diagnostics, mean over runs, beside the paper's. */
-function layersTable(
-  runs: RunOutcome[],
-  paper: PaperValues,
+/**
+ * An experiment of both losses (one seed each by default) whose table is per-layer (or per-k) values
+ * of the in-distribution diagnostics, mean over runs, beside the paper's table `table`.
+ */
+function layersExperiment(
+  name: string,
+  about: string,
   table: string,
   title: string,
   label: string,
   of: (d: Diagnostics, pixels: number) => number[],
   digits: (v: number) => string,
-): ResultTable {
-  const rows = (paper.tables[table]?.rows ?? {}) as Record<string, number[]>;
-  const valuesOf = (loss: string) => {
-    const mine = ofLoss(runs, loss).map((r) => of(r.report.diagnostics[r.report.in], 784));
-    const n = Math.max(0, ...mine.map((v) => v.length));
-    return Array.from({ length: n }, (_, k) => meanStd(mine.map((v) => v[k])).mean);
-  };
-  const [elbo, informative] = [valuesOf("elbo"), valuesOf("informative")];
-  const n = Math.max(elbo.length, informative.length, rows.elbo?.length ?? 0, rows.informative?.length ?? 0);
-  const cell = (xs: number[] | undefined, i: number) => xs?.[i] === undefined ? "–" : digits(xs[i]);
+): Experiment {
   return {
-    title,
-    columns: [label, "ELBO (ours)", "ELBO (paper)", "informative (ours)", "informative (paper)"],
-    rows: Array.from({ length: n }, (_, i) => [
-      String(label === "layer" ? i + 1 : i),
-      cell(elbo, i),
-      cell(rows.elbo, i),
-      cell(informative, i),
-      cell(rows.informative, i),
-    ]),
+    name,
+    about,
+    seeds: 1,
+    runs: (n) => [...seedsOf("elbo", n), ...seedsOf("informative", n)],
+    ood: ["mnist"],
+    table: (runs, paper) => {
+      const rows = (paper.tables[table]?.rows ?? {}) as Record<string, number[]>;
+      const valuesOf = (loss: string) => {
+        const mine = ofLoss(runs, loss).map((r) => of(r.report.diagnostics[r.report.in], 784));
+        const n = Math.max(0, ...mine.map((v) => v.length));
+        return Array.from({ length: n }, (_, k) => meanStd(mine.map((v) => v[k])).mean);
+      };
+      const [elbo, informative] = [valuesOf("elbo"), valuesOf("informative")];
+      const n = Math.max(
+        elbo.length,
+        informative.length,
+        rows.elbo?.length ?? 0,
+        rows.informative?.length ?? 0,
+      );
+      const cell = (xs: number[] | undefined, i: number) => xs?.[i] === undefined ? "–" : digits(xs[i]);
+      return {
+        title,
+        columns: [label, "ELBO (ours)", "ELBO (paper)", "informative (ours)", "informative (paper)"],
+        rows: Array.from({ length: n }, (_, i) => [
+          String(label === "layer" ? i + 1 : i),
+          cell(elbo, i),
+          cell(rows.elbo, i),
+          cell(informative, i),
+          cell(rows.informative, i),
+        ]),
+      };
+    },
   };
 }
 
@@ -354,40 +371,24 @@ export const EXPERIMENTS: Record<string, Experiment> = {
       };
     },
   },
-  table14: {
-    name: "table14",
-    about: "KL per layer on the Fashion-MNIST test set, both losses (paper Table 14, 5 layers there)",
-    seeds: 1,
-    runs: (n) => [...seedsOf("elbo", n), ...seedsOf("informative", n)],
-    ood: ["mnist"],
-    table: (runs, paper) =>
-      layersTable(
-        runs,
-        paper,
-        "14",
-        "KL divergence per layer (nats), Fashion-MNIST test",
-        "layer",
-        (d) => d.kl,
-        sci,
-      ),
-  },
-  "bits-per-dim": {
-    name: "bits-per-dim",
-    about: "bits per dimension of log p(x | z>k) per k, both losses (paper Table 15)",
-    seeds: 1,
-    runs: (n) => [...seedsOf("elbo", n), ...seedsOf("informative", n)],
-    ood: ["mnist"],
-    table: (runs, paper) =>
-      layersTable(
-        runs,
-        paper,
-        "15",
-        "bits per dimension of -log p(x | z>k), Fashion-MNIST test",
-        "k",
-        (d, pixels) => d.reconstructionNll.map((v) => v / (pixels * Math.LN2)),
-        (v) => v.toFixed(3),
-      ),
-  },
+  table14: layersExperiment(
+    "table14",
+    "KL per layer on the Fashion-MNIST test set, both losses (paper Table 14, 5 layers there)",
+    "14",
+    "KL divergence per layer (nats), Fashion-MNIST test",
+    "layer",
+    (d) => d.kl,
+    sci,
+  ),
+  "bits-per-dim": layersExperiment(
+    "bits-per-dim",
+    "bits per dimension of log p(x | z>k) per k, both losses (paper Table 15)",
+    "15",
+    "bits per dimension of -log p(x | z>k), Fashion-MNIST test",
+    "k",
+    (d, pixels) => d.reconstructionNll.map((v) => v / (pixels * Math.LN2)),
+    (v) => v.toFixed(3),
+  ),
 };
 
 /** A table as Markdown. */
