@@ -33,16 +33,8 @@ gpuTest("curves: AUROC per epoch on a fixed subset, equal to the evaluation of t
   assert.match(svg, /^<svg xmlns/);
   assert.equal(svg.match(/<polyline/g)?.length, 10, "5 scores x 2 sets");
   // The last point is the evaluation of the final checkpoint on the same images with the same keys.
-  const ood = await runTask("ood", [
-    "--run",
-    run,
-    "--ood",
-    "mnist,blank",
-    "--limit",
-    "24",
-    "--eval-batch-size",
-    "16",
-  ]);
+  const sameImages = ["--limit", "24", "--eval-batch-size", "16"];
+  const ood = await runTask("ood", ["--run", run, "--ood", "mnist,blank", ...sameImages]);
   assert.equal(ood.code, 0, ood.out + ood.err);
   const report = JSON.parse(await Deno.readTextFile(`${run}/ood.json`));
   for (const r of report.results) {

@@ -95,17 +95,8 @@ gpuTest("ood: train evaluates at its end, ood reproduces it, score rates user im
   const mine = `${root}/mine`;
   await Deno.mkdir(mine);
   await Deno.writeFile(`${mine}/blobs.idx`, encodeIdx([3, 28, 28], syntheticPixels(3)));
-  const all = await task(
-    "ood",
-    "--run",
-    run,
-    "--ood",
-    `all,${mine}`,
-    "--limit",
-    "16",
-    "--eval-batch-size",
-    "16",
-  );
+  const small = ["--limit", "16", "--eval-batch-size", "16"];
+  const all = await task("ood", "--run", run, "--ood", `all,${mine}`, ...small);
   assert.equal(all.code, 0, all.out + all.err);
   const full = JSON.parse(await Deno.readTextFile(`${run}/ood.json`));
   const setsScored = Object.keys(full.sets);
