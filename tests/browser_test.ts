@@ -60,18 +60,21 @@ async function startServe(args: string[]): Promise<{ url: string; out: string; s
   throw new Error(`serve did not start: ${out}${err}`);
 }
 
+/** A `tiny` run trained for one epoch with `flags`, in a new temporary directory `root`. */
+async function trainedTinyRun(flags: string[]): Promise<{ root: string; run: string }> {
+  const root = await Deno.makeTempDir();
+  const run = `${root}/run`;
+  const trained = await runTask("train", ["--preset", "tiny", "--epochs", "1", ...flags, "--out", run]);
+  assert.equal(trained.code, 0, trained.out + trained.err);
+  return { root, run };
+}
+
 Deno.test({
   name: "serve: a run without scores.csv is calibrated once and cached; a bad --run is named",
   sanitizeOps: false,
   sanitizeResources: false,
   fn: async () => {
-    const root = await Deno.makeTempDir();
-    const run = `${root}/run`;
-    const trained = await runTask("train", [
-      ...["--preset", "tiny", "--train-limit", "64", "--batch-size", "64", "--epochs", "1", "--no-eval"],
-      ...["--out", run],
-    ]);
-    assert.equal(trained.code, 0, trained.out + trained.err);
+    const { root, run } = await trainedTinyRun(["--train-limit", "64", "--batch-size", "64", "--no-eval"]);
     for (const first of [true, false]) {
       const { url, out, server } = await startServe([
         "--run",
@@ -105,19 +108,19 @@ Deno.test({
 
 const chromium = findChromium();
 
+/** The JSON behind the page's "save the image and its scores" link, as an expression for the page. */
+const saved = `(() => { const href = document.getElementById("download").href; ` +
+  `return JSON.parse(decodeURIComponent(href.slice(href.indexOf(",") + 1))); })()`;
+
 Deno.test({
   name: "browser: a stroke drawn on the page is scored as deno task score scores the same image",
   ignore: chromium === null,
   sanitizeOps: false,
   sanitizeResources: false,
   fn: async () => {
-    const root = await Deno.makeTempDir();
-    const run = `${root}/run`;
-    const trained = await runTask("train", [
-      ...["--preset", "tiny", "--train-limit", "128", "--batch-size", "64", "--epochs", "1"],
-      ...["--eval-limit", "64", "--eval-batch-size", "32", "--out", run],
-    ]);
-    assert.equal(trained.code, 0, trained.out + trained.err);
+    const { root, run } = await trainedTinyRun(
+      ["--train-limit", "128", "--batch-size", "64", "--eval-limit", "64", "--eval-batch-size", "32"],
+    );
     const { url, server } = await startServe(["--run", run, "--port", "0"]);
     const browser = await Browser.launch(chromium!);
     try {
@@ -144,13 +147,11 @@ Deno.test({
       await browser.mouse("mouseReleased", rect.x + points[3][0], rect.y + points[3][1]);
       await new Promise((r) => setTimeout(r, 500));
       await browser.waitFor(
-        `document.body.dataset.state === "scored" && globalThis.hvaeLast.pixels.some((p) => p > 0)`,
+        `document.body.dataset.state === "scored" && ${saved}.pixels.some((p) => p > 0)`,
       );
       await new Promise((r) => setTimeout(r, 1500));
       await browser.waitFor(`document.body.dataset.state === "scored"`);
-      const last = await browser.evaluate<{ pixels: number[]; scores: Record<string, number> }>(
-        "globalThis.hvaeLast",
-      );
+      const last = await browser.evaluate<{ pixels: number[]; scores: Record<string, number> }>(saved);
       assert.ok(last.pixels.filter((p) => p > 0).length > 20, "the stroke reached the image");
       assert.match(
         await browser.evaluate<string>("document.getElementById('verdict').textContent"),

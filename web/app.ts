@@ -26,7 +26,7 @@ import { type Calibration, grayLevels, histogramSvg, type RunInfo } from "./page
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
 
-/** What the page shows and the tests read: the last image scored and its scores. */
+/** What the page shows and offers to save: the last image scored (gray levels) and its scores. */
 interface Scored {
   pixels: number[];
   scores: Record<string, number>;
@@ -80,6 +80,16 @@ function showScores(
     : `Looks like Fashion-MNIST (${chosen} ${last.scores[chosen].toFixed(1)} ≤ ${threshold.toFixed(1)})`;
   verdict.className = ood ? "ood" : "in";
   $("histogram").innerHTML = histogramSvg(calibration.scores[chosen], last.scores[chosen], threshold, chosen);
+}
+
+/**
+ * The "save" link: the image's gray levels and its full-precision scores as JSON, the same values
+ * `deno task score --json` prints for that image saved as a PNG.
+ */
+function offerDownload(last: Scored): void {
+  const link = $<HTMLAnchorElement>("download");
+  link.href = `data:application/json;charset=utf-8,${encodeURIComponent(JSON.stringify(last))}`;
+  link.hidden = false;
 }
 
 /** The input and its reconstructions from p(x | z>k), one small canvas each (H x W gray levels in [0, 1]). */
@@ -243,8 +253,7 @@ async function main(): Promise<void> {
         pixels: Array.from(pixels),
         scores: Object.fromEntries(names.map((n) => [n, s.scores[n][0]])),
       };
-      // The last scored image, for the browser test and the curious.
-      (globalThis as { hvaeLast?: Scored }).hvaeLast = last;
+      offerDownload(last);
       showReconstructions(images, H, W);
       show();
     } catch (error) {
