@@ -11,9 +11,9 @@
  *                i + k * threads (consecutive threads, consecutive addresses, as an elementwise
  *                kernel reads), and writes one vec4; from a 64 MiB buffer (larger than a CPU's
  *                caches) and from the first 8 MiB of it (cache-resident, as a model's activations
- *                often are), the faster counting. Four loads per thread: on llvmpipe (AMD EPYC
- *                Zen 5) 1, 4, 16 and 64 gave 3.7, 7.9, 4.9 and 1.8 GB/s from 64 MiB (more streams
- *                than the prefetchers follow).
+ *                often are), the faster counting. Four loads per thread: on Zen 5
+ *                (docs/design.md section 8.1, `deno task bench`) 1, 4, 16 and 64 gave 3.7, 7.9,
+ *                4.9 and 1.8 GB/s from 64 MiB (more streams than the prefetchers follow).
  *
  * On a CPU adapter (llvmpipe) an invocation is one SIMD lane, so the FMA peak is what the JIT makes
  * of lane-parallel code (the CPU's nominal peak, `nominalCpuPeak`, is the bound it approaches), and
@@ -143,7 +143,8 @@ async function timeDispatches(
 /**
  * Measures the ceiling of the current adapter (about `(runs + 2) * minMs` ms per kernel). The best
  * of `runs` runs counts: a ceiling is what the adapter can do, and on a shared machine noise only
- * ever lowers it (on llvmpipe, AMD EPYC Zen 5, single runs of the FMA kernel ranged 37-58 GFLOP/s).
+ * ever lowers it (on Zen 5, docs/design.md section 8.1, `deno task bench`, single runs of the FMA kernel
+ * ranged 37-58 GFLOP/s).
  */
 export async function measureCeiling(options: { minMs?: number; runs?: number } = {}): Promise<Ceiling> {
   const minMs = options.minMs ?? 200;

@@ -49,9 +49,9 @@ export const ELEMENTWISE_WORKGROUP = 256;
  * Elements per thread of an elementwise kernel: 4 (one vec4) where every operand is contiguous in
  * the output's order, else 1. Why: llvmpipe turns every storage-buffer load of a SIMD row of
  * threads into a gather, one per f32; with vec4 elements the same bytes take a quarter of the loads.
- * Measured on llvmpipe (Zen 5, 401K elements): relu 1.98 ms with f32 threads, 0.29 ms with vec4;
- * SiLU 2.08 ms and 0.99 ms. Buffers come in 256-byte size classes (kernels/runtime/pool.ts), so the
- * last vec4 of a tensor whose size is not a multiple of 4 lies inside its buffer: the kernel
+ * Measured on Zen 5 (docs/design.md section 8.1, `deno task bench`, 401K elements): relu 1.98 ms with
+ * f32 threads, 0.29 ms with vec4; SiLU 2.08 ms and 0.99 ms. Buffers come in 256-byte size classes
+ * (kernels/runtime/pool.ts), so the last vec4 of a tensor whose size is not a multiple of 4 lies inside its buffer: the kernel
  * computes and stores those 0-3 padding elements too, and nothing ever reads them.
  */
 export type ElementsPerThread = 1 | 4;

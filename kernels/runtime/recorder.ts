@@ -2,9 +2,9 @@
  * The command recorder: every op appends its dispatch to one open encoder and compute pass; work
  * reaches the GPU in few submits.
  *
- * Why: under Deno a submit costs ~0.2 ms of CPU per op when each op submits alone, ~0.03 ms when
- * hundreds share one submit, and every GPU->CPU sync costs >= 11 ms and blocks the event loop
- * (docs/design.md section 8). So the recorder flushes only when
+ * Why: under Deno (Zen 5, docs/design.md section 8.1) a submit costs ~0.2 ms of CPU per op when each op
+ * submits alone, ~0.03 ms when hundreds share one submit, and every GPU->CPU sync costs >= 11 ms
+ * and blocks the event loop (docs/design.md section 8). So the recorder flushes only when
  *   - a readback is requested (`read`),
  *   - `flushEvery` dispatches are pending (a tunable; tfjs uses 15, cubecl 16-32),
  *   - an upload needs the queue ordered after pending work (`beforeUpload`),
