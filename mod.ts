@@ -148,7 +148,7 @@ export type { IdxArray } from "./data/idx.ts";
 export { type ImageSet, imageSetFromPixels, imageSetOnGpu } from "./data/loader.ts";
 export { loadCheckpoint, saveCheckpoint } from "./store/checkpoint.ts";
 export { decodeSafetensors, encodeSafetensors, type NamedArray } from "./data/safetensors.ts";
-export { type LoadedRun, loadRun, type RunConfig, type TrainingConfig } from "./store/run.ts";
+export { type LoadedRun, loadRun, type RunConfig, type TrainingConfig } from "./store/load_run.ts";
 
 // ---------------------------------------------------------------- evaluation
 

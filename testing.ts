@@ -23,6 +23,6 @@ export {
   setTuning,
   type Tuning,
   tuning,
-} from "./kernels/tuning.ts";
+} from "./kernels/tuning_choices.ts";
 export { philox } from "./kernels/philox.ts";
 export type { ConvGeometry } from "./kernels/conv_geometry.ts";

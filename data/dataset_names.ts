@@ -1,6 +1,6 @@
 /**
  * The names of the datasets a model can be trained on: plain data, no file system, shared by the
- * loaders (data/datasets.ts) and the run configuration's checks (models/run_model.ts).
+ * loaders (data/datasets.ts) and the run configuration's checks (models/run_from_bytes.ts).
  */
 
 /** A training dataset. */

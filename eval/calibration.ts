@@ -6,7 +6,7 @@
 
 import { loadSplit } from "../data/datasets.ts";
 import { imageSetOnGpu } from "../data/loader.ts";
-import type { LoadedRun } from "../store/run.ts";
+import type { LoadedRun } from "../store/load_run.ts";
 import { dispose } from "../kernels/tensor.ts";
 import { type EvaluationOptions, type OodReport, REGRET_SCORE, scoresCsvColumn } from "./evaluate.ts";
 import { regretSet, scoreSet } from "./score_set.ts";

@@ -10,7 +10,7 @@
 import { writeFileAtomic } from "../data/files.ts";
 import type { ImageSet } from "../data/loader.ts";
 import type { HvaeConfig, HvaeParams } from "../models/hvae.ts";
-import type { RunConfig } from "../models/run_model.ts";
+import type { RunConfig } from "../models/run_from_bytes.ts";
 import { type GenerateMode, scoreNames } from "../models/scores.ts";
 import { appendLine, writeRunConfig } from "../store/training_run.ts";
 import { type EvaluationOptions, resolveOodSets } from "./evaluate.ts";

@@ -14,8 +14,8 @@
 import type { DatasetName } from "../data/datasets.ts";
 import type { ImageSet } from "../data/loader.ts";
 import { dispose } from "../kernels/tensor.ts";
-import type { LoadedRun } from "../store/run.ts";
-import { completedEpochs } from "../store/run_dir.ts";
+import type { LoadedRun } from "../store/load_run.ts";
+import { completedEpochs } from "../store/run_lifecycle.ts";
 import { writeFilesAtomic } from "../data/files.ts";
 import { type GenerateMode, type ImageScores, passColumns, scoreNames } from "../models/scores.ts";
 import { type Likelihood, likelihoodOf } from "../models/likelihood.ts";

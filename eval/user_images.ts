@@ -10,7 +10,7 @@
  */
 
 import { imageSetFromPixels } from "../data/loader.ts";
-import type { LoadedRun } from "../store/run.ts";
+import type { LoadedRun } from "../store/load_run.ts";
 import type { ImageBatch, ImageInputs } from "../data/image_inputs.ts";
 import { dispose } from "../kernels/tensor.ts";
 import { emptyScores, type ImageScores } from "../models/scores.ts";

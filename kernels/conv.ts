@@ -23,7 +23,7 @@
  * channels) with no workgroup memory (`directSpec`,
  * `directFilterSpec`). `convPlan` chooses per call among naive, direct and GEMM, with its reasons in
  * one place; the block sizes and the channel count where GEMMs take over are per-adapter choices
- * (kernels/tuning.ts, measured by kernels/tune.ts).
+ * (kernels/tuning_choices.ts, measured by kernels/tuner.ts).
  * A naive kernel for each direction (one thread per output element) is kept as an on-GPU oracle:
  * `setConvImplementation("naive")` routes every convolution through it.
  *
@@ -37,7 +37,7 @@ import { elementwiseGrid, elementwiseMain, launch } from "./launch.ts";
 import { reduce } from "./reduce.ts";
 import { type KernelBody, memoSpec, type UniformType, type Variant } from "./runtime/program.ts";
 import { emptyTensor, type Tensor, viewOf } from "./tensor.ts";
-import { tuning } from "./tuning.ts";
+import { tuning } from "./tuning_choices.ts";
 import { type ConvGeometry, GEOMETRY_UNIFORMS } from "./conv_geometry.ts";
 
 /**
@@ -201,8 +201,8 @@ const unroll = (count: number, line: (index: number) => string, sep = "\n  ") =>
  * (in as many scalar registers) from cols + pixels loads. Why: on a CPU adapter every load whose
  * address differs between invocations is a per-lane gather, so the multiply-adds per load set the
  * speed; a GEMM tile over N = 16 columns also pays a workgroup barrier per K step, which llvmpipe runs
- * as coroutine switches. Measured on llvmpipe (AMD EPYC Zen 4, 2 cores), batch 128, 16 -> 16
- * channels, 14x14, k3 forward: 158-187 ms as a 128x16 GEMM tile; direct with 1 / 2 / 4 / 8 / 16
+ * as coroutine switches. Measured on Zen 4 (docs/design.md section 8.1, `deno task bench`), batch
+ * 128, 16 -> 16 channels, 14x14, k3 forward: 158-187 ms as a 128x16 GEMM tile; direct with 1 / 2 / 4 / 8 / 16
  * pixels per thread 72 / 38 / 22 / 16 / 14 ms (8.1 GFLOP/s).
  * Pixels a tap misses (padding) read index 0 and are multiplied by 0, so all pixels share one loop.
  * The input gradient of a strided convolution runs once per stride phase (`PHASE_UNIFORMS`): its
@@ -603,7 +603,7 @@ export type ConvPlan =
   }
   | { kernel: "gemm"; tiling: GemmTiling; reason: string };
 
-/** Sees every convolution direction as it is recorded (kernels/tune.ts collects the shapes in use). */
+/** Sees every convolution direction as it is recorded (kernels/tuner.ts collects the shapes in use). */
 export type ConvObserver = (direction: ConvDirection, g: ConvGeometry) => void;
 let observer: ConvObserver | null = null;
 
@@ -623,15 +623,15 @@ function blockFor(n: number, max: number): number {
 /**
  * Chooses the kernel for one convolution direction; the one place where the choice and its reasons
  * live. Naive when forced (the oracle); direct for <= `directColumns` output columns (Co forward and
- * for the weight gradient, Ci for the input gradient; kernels/tuning.ts), with register blocks that
- * tile the channels; else the implicit GEMM (the input gradient split by stride phase, the weight
+ * for the weight gradient, Ci for the input gradient; kernels/tuning_choices.ts), with register blocks
+ * that tile the channels; else the implicit GEMM (the input gradient split by stride phase, the weight
  * gradient split over K). The "gemm" family keeps matrix-vector shapes (<= 4 columns) on the naive
  * kernel ("gemv"), where its tile would be nearly all padding.
  * Why direct: at 16 channels the direct kernels ran 2-3x faster than the GEMM tile on llvmpipe with
- * one pixel per thread and 5x with 16 (`directSpec`), and at 64 channels 5-6x (kernels/tuning.ts);
- * on a GPU the GEMM's reuse of staged operands should win at 64, unmeasured yet. Matrix-vector shapes (the 64 -> 1 likelihood conv at 28x28, batch 128,
- * AMD EPYC Zen 5): 218 ms one thread per output, 64 ms direct; as a GEMM it took 286 ms on another
- * machine.
+ * one pixel per thread and 5x with 16 (`directSpec`), and at 64 channels 5-6x (kernels/tuning_choices.ts);
+ * on a GPU the GEMM's reuse of staged operands should win at 64, unmeasured yet. Matrix-vector shapes
+ * (the 64 -> 1 likelihood conv at 28x28, batch 128, Zen 5, `deno task bench`): 218 ms one thread per output, 64 ms direct; as a GEMM it took 286 ms on
+ * the other EPYC of ours (docs/design.md section 8.1).
  */
 export function convPlan(direction: ConvDirection, g: ConvGeometry): ConvPlan {
   if (implementation === "naive") return { kernel: "naive", reason: "forced: the oracle" };

@@ -12,8 +12,8 @@
  * stages a BM x TK slice of A and a TK x BN slice of B in workgroup memory, then each thread does
  * TM * TN fused multiply-adds per k from TM + TN loads. The inner block is emitted unrolled
  * (TM scalars of A, TN/4 vec4s of B, TM * TN/4 vec4 accumulators) so performance does not hinge on
- * the shader compiler's loop unrolling. Measured on llvmpipe: 8x8 outputs per thread reach
- * 5.4 GFLOP/s at 512^3 against 3.7 for 4x4 (`deno task bench`).
+ * the shader compiler's loop unrolling. 8x8 outputs per thread reached 5.4 GFLOP/s at 512^3
+ * against 3.7 for 4x4 (`deno task bench`, an EPYC of ours: docs/design.md section 8.1).
  *
  * Split-K (`splitK`): workgroup z handles k in [z * kChunk, min(K, (z + 1) * kChunk)); the variant's
  * storeC writes a partial sum per z, which a second kernel adds up. Used where K is huge and M x N
@@ -22,13 +22,13 @@
 
 import { wgsl } from "wgsl-preprocessor";
 import type { ElementType, KernelBody, UniformType } from "./runtime/program.ts";
-import { type GemmTiling, tuning, WIDE_TILING } from "./tuning.ts";
+import { type GemmTiling, tuning, WIDE_TILING } from "./tuning_choices.ts";
 
 export type { GemmTiling };
 
 /**
  * The tiling for an output with N columns: the tuning's narrow tile up to 32 columns (a 64-wide
- * tile would compute mostly padding there), else its wide tile (kernels/tuning.ts).
+ * tile would compute mostly padding there), else its wide tile (kernels/tuning_choices.ts).
  */
 export function tilingFor(N: number): GemmTiling {
   const t = tuning();

@@ -1,5 +1,5 @@
 /**
- * The kernel tuner: times candidate tunings (kernels/tuning.ts) on the convolution shapes a workload
+ * The kernel tuner: times candidate tunings (kernels/tuning_choices.ts) on the convolution shapes a workload
  * actually records, family by family, and keeps the fastest of each. Like ATLAS or cuDNN's
  * benchmark mode: measure on the machine at hand rather than guess from a model of it.
  *
@@ -32,7 +32,7 @@ import {
 } from "./conv.ts";
 import type { ConvGeometry } from "./conv_geometry.ts";
 import { dispose, readAll, scope, type Tensor, tensor } from "./tensor.ts";
-import { defaultTuning, type GemmTiling, setTuning, type Tuning } from "./tuning.ts";
+import { defaultTuning, type GemmTiling, setTuning, type Tuning } from "./tuning_choices.ts";
 
 /** A convolution direction at one geometry, and how many times the workload ran it. */
 export interface ConvShape {

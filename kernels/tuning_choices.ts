@@ -2,13 +2,13 @@
  * The kernel choices that depend on the adapter, in one record: the GEMM tiles (matmul and the
  * implicit-GEMM convolutions), the direct convolutions' register blocks, and the channel count up to
  * which a convolution takes the direct kernels. kernels/conv.ts and kernels/gemm.ts read them here;
- * kernels/tune.ts measures candidates and picks; store/tuning_cache.ts keeps a pick per adapter.
+ * kernels/tuner.ts measures candidates and picks; store/tuning_cache.ts keeps a pick per adapter.
  *
- * Why per adapter: the same tiling ran a 512^3 matmul at 7.2 GFLOP/s on one 2-core machine of ours
- * and 1.1 on another (AVX-512 against AVX2-only: llvmpipe compiles each invocation into SIMD lanes,
- * so register pressure, spills and gathers differ), and a real GPU wants many more threads and fewer
- * registers per thread than two CPU cores. The defaults below are sound everywhere; tuning makes
- * them right for the machine at hand.
+ * Why per adapter: the same tiling ran a 512^3 matmul (`deno task bench`) at 7.2 GFLOP/s on one
+ * 2-core EPYC of ours and 1.1 on another (AVX-512 against AVX2-only: llvmpipe compiles each
+ * invocation into SIMD lanes, so register pressure, spills and gathers differ), and a real GPU wants
+ * many more threads and fewer registers per thread than two CPU cores. The defaults below are sound
+ * everywhere; tuning makes them right for the machine at hand.
  */
 
 import { gpu } from "./runtime/device.ts";
@@ -57,26 +57,30 @@ export interface Tuning {
 }
 
 /**
- * 8x8 threads, 8x8 outputs each: 64x64 tiles, K steps of 16. Measured on llvmpipe: 8x8 outputs per
- * thread reach 5.4 GFLOP/s at 512^3 against 3.7 for 4x4 (AVX-512 machine).
+ * 8x8 threads, 8x8 outputs each: 64x64 tiles, K steps of 16. 8x8 outputs per thread reached
+ * 5.4 GFLOP/s at 512^3 against 3.7 for 4x4 (`deno task bench`, an EPYC of ours: docs/design.md
+ * section 8.1).
  */
 export const WIDE_TILING: GemmTiling = { WM: 8, WN: 8, TM: 8, TN: 8, TK: 16 };
 
 /**
- * 16x4 threads, 8x4 outputs each: 128x16 tiles. On llvmpipe it ran [25088 x 144] @ [144 x 16] at
- * 2.5 GFLOP/s against 1.65 for the 64x64 tile, and N = 4 at 0.86 against 0.52.
+ * 16x4 threads, 8x4 outputs each: 128x16 tiles. It ran [25088 x 144] @ [144 x 16] at 2.5 GFLOP/s
+ * against 1.65 for the 64x64 tile, and N = 4 at 0.86 against 0.52 (`deno task bench`, an EPYC of
+ * ours: docs/design.md section 8.1).
  */
 export const NARROW_TILING: GemmTiling = { WM: 16, WN: 4, TM: 8, TN: 4, TK: 16 };
 
 /**
- * The defaults. On a CPU adapter (llvmpipe) each invocation is a SIMD lane and spills to L1 are
- * cheap, so the biggest direct block wins: 16 pixels x 16 columns ran the 16-channel 14x14 k3 forward
- * at 8.1 GFLOP/s against 1.6 with one pixel (AMD EPYC, 2 cores), and its 2 cores need only ~1K
- * threads. Direct beats the GEMM tile at 64 channels too: havtorn3's 64-channel 28x28 k5 convolution
- * ran at 27-29 GFLOP/s direct against 4.4-5.2 as a GEMM in all three directions (batch 32, AMD EPYC
- * Zen 5; the GEMM's workgroup barriers are coroutine switches there), and its ELBO step went from
- * 157 s to 35 s. On a real GPU: 4 x 4 blocks, many threads and GEMMs above 32 channels, defaults
- * that no GPU measurement backs yet (`deno task tune` measures them).
+ * The defaults. On a CPU adapter (llvmpipe) each invocation is a SIMD lane and spills to L1 are cheap,
+ * so the biggest direct block wins: 16 pixels x 16 columns ran the 16-channel 14x14 k3 forward at 8.1
+ * GFLOP/s against 1.6 with one pixel (Zen 4 of docs/design.md section 8.1, `deno task bench`), and its
+ * 2 cores need only ~1K threads.
+ * Direct beats the GEMM tile at 64 channels too: havtorn3's 64-channel 28x28 k5 convolution ran at
+ * 27-29 GFLOP/s direct against 4.4-5.2 as a GEMM in all three directions (batch 32, Zen 5, `deno task
+ * tune`; the GEMM's workgroup barriers are coroutine switches there), and its ELBO step went from 157 s
+ * to 35 s on the same machine (`deno task bench:compare`). On a real GPU: 4 x 4 blocks, many threads
+ * and GEMMs above 32 channels, defaults that no GPU measurement backs yet (`deno task tune` measures
+ * them).
  */
 export function defaultTuning(softwareAdapter: boolean): Tuning {
   return {

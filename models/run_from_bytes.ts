@@ -1,7 +1,7 @@
 /**
  * A trained run from its two files' contents, with no file system: the configuration checked field by
  * field and the parameters restored from safetensors bytes. Deno-free, so the browser page (web/) loads a
- * run through the same code as the command lines (store/run.ts reads the files, then calls this).
+ * run through the same code as the command lines (store/load_run.ts reads the files, then calls this).
  */
 
 import { isTensor, keep, type Tensor, tensor } from "../kernels/tensor.ts";

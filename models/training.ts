@@ -113,7 +113,7 @@ export function namedMetrics(values: ArrayLike<number>, L: number): TrainingMetr
 
 // ---------------------------------------------------------------- the epoch loop
 
-/** The training hyper-parameters of a run (saved in config.json; store/run.ts). */
+/** The training hyper-parameters of a run (saved in config.json; store/load_run.ts). */
 export interface TrainingSchedule {
   /** The ELBO, or the informative loss of Eq. 10. */
   loss: "elbo" | "informative";

@@ -23,7 +23,7 @@ import { saveModel } from "../store/checkpoint.ts";
 import { encodeSafetensors } from "../data/safetensors.ts";
 import { writeFileAtomic } from "../data/files.ts";
 import { lscpu } from "../store/tuning_cache.ts";
-import { loadRun, type RunConfig } from "../store/run.ts";
+import { loadRun, type RunConfig } from "../store/load_run.ts";
 import {
   encode,
   type HvaeConfig,
@@ -406,7 +406,7 @@ async function measureRow(loss: string, round: number): Promise<Row> {
 }
 
 // Rounds of all engines, so that the machine's drift (the same step ran 1.6x slower an hour later on
-// one of our machines) reaches every engine alike; each round gives its own ratios.
+// an EPYC of ours, docs/design.md section 8.1) reaches every engine alike; each round gives its own ratios.
 const rows: Row[] = [];
 for (let round = 1; round <= rounds; round++) {
   for (const loss of losses) rows.push(await measureRow(loss, round));

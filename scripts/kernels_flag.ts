@@ -1,6 +1,6 @@
 /**
  * Kernel tuning as the command lines use it: put this adapter's cached choices in force
- * (store/tuning_cache.ts), or measure them (kernels/tune.ts) on the convolutions of a model's training
+ * (store/tuning_cache.ts), or measure them (kernels/tuner.ts) on the convolutions of a model's training
  * step, on first use (`deno task train`) or on demand (`deno task tune`).
  */
 
@@ -8,8 +8,8 @@ import { valueAndGrad } from "../autograd/tape.ts";
 import { greater } from "../autograd/ops.ts";
 import { adapterInfo } from "../kernels/engine.ts";
 import { dispose, keep, tensor } from "../kernels/tensor.ts";
-import { recordConvShapes, tuneKernels, type TuneRow } from "../kernels/tune.ts";
-import { describeTuning, setTuning, type Tuning } from "../kernels/tuning.ts";
+import { recordConvShapes, tuneKernels, type TuneRow } from "../kernels/tuner.ts";
+import { describeTuning, setTuning, type Tuning } from "../kernels/tuning_choices.ts";
 import { adapterIdentity, loadCachedTuning, presetOf, saveTuning } from "../store/tuning_cache.ts";
 import { type HvaeConfig, hvaeObjective, type HvaeParams, initHvae } from "../models/hvae.ts";
 import { createRng } from "../models/rng.ts";

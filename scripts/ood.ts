@@ -7,13 +7,13 @@
  * WAIC (eval/ensemble.ts) into `--out`.
  */
 
-import { loadRun, readRunConfig } from "../store/run.ts";
+import { loadRun, readRunConfig } from "../store/load_run.ts";
 import { dispose } from "../kernels/tensor.ts";
 import { evaluateRun, holdsEvaluation } from "../eval/evaluate.ts";
 import { readEvaluation, waicEvaluation, waicTable } from "../eval/ensemble.ts";
 import { writeFilesAtomic } from "../data/files.ts";
 import { initGpuOrExit, parseFlags, pathFlag, runCommand, usageError } from "./cli.ts";
-import { completedEpochs, RunLock } from "../store/run_dir.ts";
+import { completedEpochs, RunLock } from "../store/run_lifecycle.ts";
 import { EVALUATION_FLAGS, EVALUATION_USAGE, evaluationOptions } from "./evaluation_flags.ts";
 import { applyKernelsMode, KERNELS_FLAG, KERNELS_USAGE, kernelsMode } from "./kernels_flag.ts";
 

@@ -31,8 +31,8 @@ import {
 } from "../models/likelihood.ts";
 import { LIKELIHOOD_FLAGS, likelihoodChoice } from "./likelihood_flags.ts";
 import { writeFilesAtomic } from "../data/files.ts";
-import { loadRun } from "../store/run.ts";
-import { completedEpochs } from "../store/run_dir.ts";
+import { loadRun } from "../store/load_run.ts";
+import { completedEpochs } from "../store/run_lifecycle.ts";
 import { dispose } from "../kernels/tensor.ts";
 import { curvesFigure, klFigure, latentFigure, rocFigure } from "../eval/figures.ts";
 import { fileKey, loadTestSet, testSetOnGpu } from "../eval/evaluation_sets.ts";

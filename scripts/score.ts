@@ -12,7 +12,7 @@
  */
 
 import { openImageInputs } from "../data/image_inputs.ts";
-import { type LoadedRun, loadRun } from "../store/run.ts";
+import { type LoadedRun, loadRun } from "../store/load_run.ts";
 import { calibrationScores } from "../eval/calibration.ts";
 import { REGRET_SCORE } from "../eval/score_set.ts";
 import { thresholdAtFpr } from "../eval/metrics.ts";

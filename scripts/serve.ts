@@ -11,8 +11,8 @@
  * The run defaults to the newest run directory under runs/.
  */
 
-import { completedEpochs } from "../store/run_dir.ts";
-import { loadRun, readRunConfig, type RunConfig } from "../store/run.ts";
+import { completedEpochs } from "../store/run_lifecycle.ts";
+import { loadRun, readRunConfig, type RunConfig } from "../store/load_run.ts";
 import { readRegularFile, writeFileAtomic } from "../data/files.ts";
 import { decodeSafetensors, MAX_FILE_BYTES } from "../data/safetensors.ts";
 import { loadSplit } from "../data/datasets.ts";

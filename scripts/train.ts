@@ -9,7 +9,7 @@
  * Checkpoints are written after every epoch (and on Ctrl-C, SIGTERM or --time-limit), both files in
  * full before either is renamed into place; a non-finite loss or a failed write stops the run without
  * touching the last good checkpoint. The directory is locked while a command writes into it
- * (store/run_dir.ts), and everything that can be checked (flags, data, the batch against the device)
+ * (store/run_lifecycle.ts), and everything that can be checked (flags, data, the batch against the device)
  * is checked before the first byte is written. README, "When things go wrong", lists the rules.
  */
 
@@ -17,7 +17,7 @@ import { adapterInfo, engineStats, startProfile, sync } from "../kernels/engine.
 import { dispose } from "../kernels/tensor.ts";
 import { guessBackend } from "../kernels/runtime/backend.ts";
 import { checkStepFits, train } from "../models/training.ts";
-import { makeRunDir, prepareNewRunDir, RunLock } from "../store/run_dir.ts";
+import { makeRunDir, prepareNewRunDir, RunLock } from "../store/run_lifecycle.ts";
 import {
   epochLine,
   evaluationLimitFor,

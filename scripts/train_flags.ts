@@ -12,7 +12,7 @@ import {
   LIKELIHOOD_NAMES,
   withLikelihood,
 } from "../models/likelihood.ts";
-import { prepareNewRunDir, runDirState } from "../store/run_dir.ts";
+import { prepareNewRunDir, runDirState } from "../store/run_lifecycle.ts";
 import { defaultRunDir, newRunConfig, readSavedConfig, resumedRun } from "../store/training_run.ts";
 import { durationFlag, intFlag, numberFlag, parseFlags, pathFlag, usageError } from "./cli.ts";
 import { EVALUATION_FLAGS, EVALUATION_USAGE, evaluationOptions } from "./evaluation_flags.ts";
@@ -24,8 +24,8 @@ export const DEFAULT_TIME_LIMIT = 20 * 60;
 export const DEFAULT_EVAL_SECONDS = 7 * 60;
 /**
  * Scoring speed over training speed (images per second; scoring runs the L partial passes forward
- * only). Measured on llvmpipe (AMD EPYC, 2 cores), `small` informative: training 86 img/s over its
- * first 10 steps, scoring 250-300 img/s; 2 keeps the estimate on the safe side.
+ * only). Measured by `deno task train` on an EPYC of ours (docs/design.md section 8.1), `small`
+ * informative: training 86 img/s over its first 10 steps, scoring 250-300 img/s; 2 keeps the estimate on the safe side.
  */
 export const SCORING_OVER_TRAINING_SPEED = 2;
 

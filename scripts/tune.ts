@@ -1,13 +1,13 @@
 /**
- * `deno task tune`: measures the kernel candidates (kernels/tune.ts) on the convolutions of one
+ * `deno task tune`: measures the kernel candidates (kernels/tuner.ts) on the convolutions of one
  * training step of a preset on this adapter, prints every measurement, and caches the winners for
  * this adapter (store/tuning_cache.ts), where `deno task train`, `ood`, `score` and `bench` find them.
  * `--show` prints the cached choice instead.
  */
 
 import { adapterInfo } from "../kernels/engine.ts";
-import { describeTuning } from "../kernels/tuning.ts";
-import type { TuneRow } from "../kernels/tune.ts";
+import { describeTuning } from "../kernels/tuning_choices.ts";
+import type { TuneRow } from "../kernels/tuner.ts";
 import { adapterIdentity, loadCachedTuning, tuningCachePath } from "../store/tuning_cache.ts";
 import { presetConfig, PRESETS } from "../models/presets.ts";
 import { initGpuOrExit, intFlag, parseFlags, usageError } from "./cli.ts";

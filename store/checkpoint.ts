@@ -17,7 +17,7 @@ import {
   MAX_FILE_BYTES,
   type NamedArray,
 } from "../data/safetensors.ts";
-import { restoreTree } from "../models/run_model.ts";
+import { restoreTree } from "../models/run_from_bytes.ts";
 
 async function named(prefix: string, tree: unknown): Promise<Record<string, NamedArray>> {
   const flat = flatten(tree as Tree<Tensor>, isTensor);

@@ -1,14 +1,14 @@
 /**
  * A run directory (docs/design.md section 7): `config.json` (the resolved model and training configuration)
  * and `model.safetensors` (the parameters), read back for evaluation and scoring: the files are read
- * here, and their contents made into a run by models/run_model.ts (which the browser page uses too).
+ * here, and their contents made into a run by models/run_from_bytes.ts (which the browser page uses too).
  */
 
-import { checkRunConfig, type LoadedRun, type RunConfig, runFromBytes } from "../models/run_model.ts";
+import { checkRunConfig, type LoadedRun, type RunConfig, runFromBytes } from "../models/run_from_bytes.ts";
 import { readRegularFile } from "../data/files.ts";
 import { MAX_FILE_BYTES } from "../data/safetensors.ts";
 
-export type { LoadedRun, RunConfig, TrainingConfig } from "../models/run_model.ts";
+export type { LoadedRun, RunConfig, TrainingConfig } from "../models/run_from_bytes.ts";
 
 /**
  * Reads and checks `dir/config.json`: JSON, a model section that `validateConfig` accepts and a

@@ -15,7 +15,7 @@ import { likelihoodOf, runTag } from "../models/likelihood.ts";
 import { keep } from "../kernels/tensor.ts";
 import { adamInit } from "../models/adam.ts";
 import { initHvae } from "../models/hvae.ts";
-import type { RunConfig, TrainingConfig } from "../models/run_model.ts";
+import type { RunConfig, TrainingConfig } from "../models/run_from_bytes.ts";
 import { createRng } from "../models/rng.ts";
 import {
   type EpochRecord,
@@ -28,8 +28,8 @@ import {
 import { loadSplit } from "../data/datasets.ts";
 import { type ImageSet, imageSetOnGpu } from "../data/loader.ts";
 import { loadCheckpoint, readSafetensors, recoverCheckpoint, saveCheckpoint } from "./checkpoint.ts";
-import { readRunConfig } from "./run.ts";
-import { runDirState, truncateMetrics } from "./run_dir.ts";
+import { readRunConfig } from "./load_run.ts";
+import { runDirState, truncateMetrics } from "./run_lifecycle.ts";
 
 /** The settings a run records that a resume may not change, and those it may (epochs, lr). */
 export type GivenSettings = Partial<TrainingConfig> & {

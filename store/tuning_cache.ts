@@ -1,5 +1,5 @@
 /**
- * Tuned kernel choices kept per adapter (kernels/tune.ts measures them, kernels/tuning.ts applies
+ * Tuned kernel choices kept per adapter (kernels/tuner.ts measures them, kernels/tuning_choices.ts applies
  * them), in `tuning.json` of the per-user cache directory (data/datasets.ts `defaultCacheDir`):
  *   {"version": 1, "entries": [{"identity": {...}, "tuning": {...}, "createdAt": "...", "rows": [...]}]}
  *
@@ -11,7 +11,7 @@
  *
  * Entries are kept per adapter and per model preset: the tuner times the convolutions of one
  * preset's training step, and the best blocks for `small`'s 16 channels are not those for
- * `havtorn3`'s 64 (kernels/tune.ts). An entry written before presets were recorded counts for the
+ * `havtorn3`'s 64 (kernels/tuner.ts). An entry written before presets were recorded counts for the
  * preset its `workload` names.
  *
  * A corrupt file, an entry that is not a valid tuning, or a file of another version is ignored with
@@ -20,8 +20,8 @@
 
 import { defaultCacheDir } from "../data/datasets.ts";
 import { writeFileAtomic } from "../data/files.ts";
-import { type Tuning, validateTuning } from "../kernels/tuning.ts";
-import type { TuneRow } from "../kernels/tune.ts";
+import { type Tuning, validateTuning } from "../kernels/tuning_choices.ts";
+import type { TuneRow } from "../kernels/tuner.ts";
 import type { AdapterDescription } from "../kernels/runtime/device.ts";
 
 export interface AdapterIdentity {
@@ -37,7 +37,7 @@ export interface TuningEntry {
   identity: AdapterIdentity;
   tuning: Tuning;
   createdAt: string;
-  /** What was measured (kernels/tune.ts rows), for the record. */
+  /** What was measured (kernels/tuner.ts rows), for the record. */
   rows?: TuneRow[];
   /** The workload the shapes came from, e.g. "small informative, batch 128". */
   workload?: string;

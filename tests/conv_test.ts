@@ -23,7 +23,7 @@ import {
   conv2dTransposeGeometry,
   samePadding,
 } from "../kernels/conv_geometry.ts";
-import { defaultTuning, type DirectBlocks, setTuning } from "../kernels/tuning.ts";
+import { defaultTuning, type DirectBlocks, setTuning } from "../kernels/tuning_choices.ts";
 import { read } from "../kernels/tensor.ts";
 import { assertClose, checkOp, createRng, gpuTest, randomNd, toTensor } from "./helpers.ts";
 import * as ref from "./reference.ts";

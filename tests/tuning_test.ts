@@ -13,8 +13,8 @@ import {
   setConvImplementation,
 } from "../kernels/conv.ts";
 import { conv2dGeometry } from "../kernels/conv_geometry.ts";
-import { recordConvShapes, tuneKernels } from "../kernels/tune.ts";
-import { defaultTuning, setTuning, type Tuning, tuning, validateTuning } from "../kernels/tuning.ts";
+import { recordConvShapes, tuneKernels } from "../kernels/tuner.ts";
+import { defaultTuning, setTuning, type Tuning, tuning, validateTuning } from "../kernels/tuning_choices.ts";
 import { read } from "../kernels/tensor.ts";
 import {
   type AdapterIdentity,

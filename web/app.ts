@@ -7,18 +7,18 @@
  * It runs the project's own modules, bundled for the browser: the WebGPU device, the tensors and
  * kernels, the model and its scores (eval/score_set.ts, as `deno task score` scores a user's image:
  * each image alone, the same binarisation and passes), the run from its files' bytes
- * (models/run_model.ts). Nothing here or below it touches Deno's APIs; the server owns the files.
+ * (models/run_from_bytes.ts). Nothing here or below it touches Deno's APIs; the server owns the files.
  */
 
 /// <reference lib="dom" />
 
 import { initGpu } from "../kernels/runtime/device.ts";
 import { adapterInfo } from "../kernels/engine.ts";
-import { defaultTuning, setTuning } from "../kernels/tuning.ts";
+import { defaultTuning, setTuning } from "../kernels/tuning_choices.ts";
 import { dispose } from "../kernels/tensor.ts";
 import { imageSetFromPixels } from "../data/loader.ts";
-import { runFromBytes } from "../models/run_model.ts";
-import type { LoadedRun } from "../models/run_model.ts";
+import { runFromBytes } from "../models/run_from_bytes.ts";
+import type { LoadedRun } from "../models/run_from_bytes.ts";
 import { scoreNames } from "../models/scores.ts";
 import { reconstructions, scoreSet } from "../eval/score_set.ts";
 import { thresholdAtFpr } from "../eval/metrics.ts";
@@ -188,7 +188,7 @@ async function main(): Promise<void> {
     return;
   }
   // The engine's CPU-adapter default (16 pixels x 16 channels per thread in the direct convolution,
-  // kernels/tuning.ts) is tuned for llvmpipe; Chromium's SwiftShader compiled such a kernel for minutes
+  // kernels/tuning_choices.ts) is tuned for llvmpipe; Chromium's SwiftShader compiled such a kernel for minutes
   // until the page lost its device, and ran a 4 x 4 block in 0.26 s. The GPU default suits both.
   setTuning(defaultTuning(false));
   const run: LoadedRun = runFromBytes(config, modelBytes, info.dir);
