@@ -304,8 +304,10 @@ export function bernoulliLogLik(logits: Tensor, x: Tensor): Tensor {
 
 /**
  * log p(x | params) per pixel of the discretized logistic mixture with `components` components
- * (kernels/logistic_mixture.ts): params [..., 3K] (logits, means, log-scales), x [..., 1] the levels
- * as 2v/255 - 1; returns [..., 1]. Differentiable in params (x is data: no gradient).
+ * (kernels/logistic_mixture.ts): params [..., 3K] (logits, means, log-scales) for grayscale x [..., 1],
+ * or [..., 10K] (logits, then per channel means, log-scales and coupling coefficients) for RGB
+ * x [..., 3]; x holds the levels as 2v/255 - 1; returns [..., 1]. Differentiable in params (x is data:
+ * no gradient).
  */
 export function logisticMixtureLogLik(params: Tensor, x: Tensor, components: number): Tensor {
   return record("logisticMixture", [params, x], logisticMixtureKernel(params, x, components), { components });

@@ -155,9 +155,132 @@ gpuTest("logistic mixture: the probabilities of the 256 levels sum to 1", async 
   }
 });
 
+/** RGB head outputs [pixels, 10K]: logits, then per channel K means, K log-scales, K coefficients. */
+function rgbHeadOutputs(rng: Rng, pixels: number, K: number, logScale: [number, number]): ref.Nd {
+  const data = new Float64Array(pixels * 10 * K);
+  const draw = ([lo, hi]: [number, number]) => Math.fround(lo + (hi - lo) * rng.uniform());
+  for (let p = 0; p < pixels; p++) {
+    const row = p * 10 * K;
+    for (let k = 0; k < K; k++) {
+      data[row + k] = draw([-2, 2]);
+      for (let c = 0; c < 3; c++) {
+        data[row + K + 3 * K * c + k] = draw([-1, 1]);
+        data[row + K + 3 * K * c + K + k] = draw(logScale);
+        data[row + K + 3 * K * c + 2 * K + k] = draw([-2, 2]);
+      }
+    }
+  }
+  return ref.nd([pixels, 10 * K], data);
+}
+
+/** RGB pixels [n, 3] of levels `v` (each a triple) as 2v/255 - 1. */
+const rgbLevels = (v: number[][]) => ref.nd([v.length, 3], v.flat().map((l) => Math.fround(2 * l / 255 - 1)));
+
+for (const K of [1, 5]) {
+  gpuTest(`logistic mixture, RGB (K = ${K}): coupled means, log p(x) and its gradient`, async () => {
+    const rng = createRng(520 + K);
+    const n = 24;
+    // Every channel at both edges somewhere, the rest at random levels.
+    const v = Array.from(
+      { length: n },
+      (_, i) => [0, 1, 2].map((c) => i === c ? 0 : i === c + 3 ? 255 : Math.floor(rng.uniform() * 256)),
+    );
+    for (const range of [[-4, 0.5], [-7.5, -5]] as [number, number][]) {
+      await checkOp({
+        name: `RGB logistic mixture K=${K}, log-scales in [${range}]`,
+        inputs: [rgbHeadOutputs(rng, n, K, range), rgbLevels(v)],
+        gpu: mixture(K),
+        ref: reference(K),
+        tol: { rtol: 2e-5, atol: 1e-4 },
+        grad: { wrt: [0], rtol: 2e-3, atol: 1e-5 },
+      });
+    }
+  });
+}
+
+gpuTest("logistic mixture, RGB: green's mean follows red, blue's follows red and green", async () => {
+  // One component, coefficients a = tanh(r0), b = tanh(r1), c = tanh(r2): moving red by d moves the
+  // best green by a d, which the likelihood of a fixed green reflects; checked against the reference.
+  const K = 1, row = new Float64Array(10);
+  row.set([0, 0, -3, 1.2, 0.1, -3, -0.8, -0.2, -3, 0.6]);
+  const pixels = [[40, 120, 200], [200, 120, 200], [40, 30, 200], [40, 120, 10]];
+  const params = ref.nd([4, 10], pixels.flatMap(() => [...row]));
+  const x = rgbLevels(pixels);
+  const got = await read(ops.logisticMixtureLogLik(toTensor(params), toTensor(x), K));
+  assertClose(got, reference(K)(params, x).data, { rtol: 1e-5, atol: 1e-4 }, "coupled");
+  // Without the coupling (r = 0) the channels are independent: log p = sum of three bins.
+  const flat = ref.nd([1, 10], [0, 0.1, -3, 0, -0.2, -3, 0, 0.3, -3, 0]);
+  const one = rgbLevels([[90, 150, 30]]);
+  const sum3 = [0.1, -0.2, 0.3].reduce((a, m, c) => a + ref.logisticBinLogProb(one.data[c], m, -3), 0);
+  assertClose(await read(ops.logisticMixtureLogLik(toTensor(flat), toTensor(one), 1)), [sum3], {
+    rtol: 1e-5,
+    atol: 1e-4,
+  }, "independent channels");
+});
+
+gpuTest(
+  "logistic mixture, RGB: the 256^3 levels of a pixel sum to 1 (float64, every level); the kernel's 256^2 (G, B) sum to p(R)",
+  async () => {
+    const rng = createRng(531);
+    const K = 2;
+    const head = rgbHeadOutputs(rng, 1, K, [-3, -1]);
+    const at = (j: number) => head.data[j];
+    const pi = [0, 1].map((k) => Math.exp(at(k)) / (Math.exp(at(0)) + Math.exp(at(1))));
+    const x = (v: number) => 2 * v / 255 - 1;
+    const P = (v: number, mu: number, c: number, k: number) =>
+      Math.exp(ref.logisticBinLogProb(x(v), mu, at(K + 3 * K * c + K + k)));
+    const m = (c: number, k: number) => at(K + 3 * K * c + k);
+    const r = (c: number, k: number) => Math.tanh(at(K + 3 * K * c + 2 * K + k));
+    // Every one of the 256^3 levels, in float64, grouped by the order of the coupling.
+    const marginalR = (R: number) => [0, 1].reduce((a, k) => a + pi[k] * P(R, m(0, k), 0, k), 0);
+    let total = 0;
+    for (let k = 0; k < K; k++) {
+      let sumK = 0;
+      for (let R = 0; R < 256; R++) {
+        const pR = P(R, m(0, k), 0, k);
+        for (let G = 0; G < 256; G++) {
+          const pG = P(G, m(1, k) + r(0, k) * x(R), 1, k);
+          const muB = m(2, k) + r(1, k) * x(R) + r(2, k) * x(G);
+          let sumB = 0;
+          for (let B = 0; B < 256; B++) sumB += P(B, muB, 2, k);
+          sumK += pR * pG * sumB;
+        }
+      }
+      total += pi[k] * sumK;
+    }
+    assert.ok(Math.abs(total - 1) < 1e-4, `the 256^3 levels sum to ${total}`);
+    // The kernel over all (G, B) for three reds: their probabilities sum to the red marginal.
+    for (const R of [0, 77, 255]) {
+      const n = 256 * 256;
+      const params = new Float64Array(n * 10 * K);
+      for (let i = 0; i < n; i++) params.set(head.data, i * 10 * K);
+      const levelsRgb = new Float64Array(n * 3);
+      for (let i = 0; i < n; i++) levelsRgb.set([x(R), x(i >> 8), x(i & 255)].map(Math.fround), 3 * i);
+      const lp = await read(
+        ops.logisticMixtureLogLik(
+          toTensor(ref.nd([n, 10 * K], params)),
+          toTensor(ref.nd([n, 3], levelsRgb)),
+          K,
+        ),
+      );
+      let sum = 0;
+      for (let i = 0; i < n; i++) sum += Math.exp(lp[i]);
+      assert.ok(Math.abs(sum / marginalR(R) - 1) < 1e-3, `R = ${R}: sum ${sum}, p(R) ${marginalR(R)}`);
+    }
+  },
+);
+
 gpuTest("logistic mixture: a wrong head width or image shape is refused by name", () => {
   const p = ops.full([2, 4, 4, 9], 0), x = ops.full([2, 4, 4, 1], 0);
-  assert.throws(() => ops.logisticMixtureLogLik(p, x, 4), /9 channels per pixel; 4 components need 12/);
+  assert.throws(
+    () => ops.logisticMixtureLogLik(p, x, 4),
+    /9 channels per pixel; 4 components over 1 image channel\(s\) need 12/,
+  );
+  assert.throws(
+    () => ops.logisticMixtureLogLik(p, ops.full([2, 4, 4, 2], 0), 3),
+    /2 channels; the mixture models 1/,
+  );
+  assert.throws(() => ops.logisticMixtureLogLik(p, ops.full([2, 4, 4, 3], 0), 1), /need 10$/);
   assert.throws(() => ops.logisticMixtureLogLik(p, ops.full([2, 4, 5, 1], 0), 3), /do not match/);
   assert.throws(() => ops.logisticMixtureLogLik(p, x, 0), /integer in \[1, 64\]/);
 });

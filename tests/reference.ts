@@ -439,39 +439,56 @@ export function weightNorm(v: Nd, g: Nd, axis = -1): Nd {
 }
 
 /**
- * log p(x) per pixel of the discretized logistic mixture (kernels/logistic_mixture.ts), in the
- * textbook form of PixelCNN++ (Salimans et al. 2017) evaluated in float64: params [..., 3K] (logits,
- * means, log-scales clamped at -7), x [..., 1] = 2v/255 - 1; returns [..., 1].
+ * log P of one channel's bin under a logistic of mean mu and log-scale s (clamped at -7), the level v
+ * presented as x = 2v/255 - 1, in float64; a bin below probability 1e-5 takes the midpoint density
+ * times the bin width, as kernels/logistic_mixture.ts does.
  */
-export function logisticMixtureLogLik(params: Nd, x: Nd, K: number): Nd {
-  const n = x.data.length;
-  const out = new Float64Array(n);
+export function logisticBinLogProb(x: number, mu: number, rawS: number): number {
   const sig = (t: number) => 1 / (1 + Math.exp(-t));
   const softplus = (t: number) => Math.max(t, 0) + Math.log1p(Math.exp(-Math.abs(t)));
+  const v = Math.round((x + 1) * 127.5);
+  const s = Math.max(rawS, -7);
+  const c = x - mu;
+  const plus = (c + 1 / 255) / Math.exp(s), minus = (c - 1 / 255) / Math.exp(s);
+  if (v === 0) return -softplus(-plus);
+  if (v === 255) return -softplus(minus);
+  const delta = sig(plus) - sig(minus);
+  const mid = c / Math.exp(s);
+  return delta >= 1e-5 ? Math.log(delta) : mid - s - 2 * softplus(mid) - Math.log(127.5);
+}
+
+/**
+ * log p(x) per pixel of the discretized logistic mixture (kernels/logistic_mixture.ts), in the
+ * textbook form of PixelCNN++ (Salimans et al. 2017) evaluated in float64: params [..., 3K] (logits,
+ * then the channel's means and log-scales) for x [..., 1], or [..., 10K] (logits, then per channel
+ * means, log-scales and coupling coefficients) for RGB x [..., 3], x = 2v/255 - 1; returns [..., 1].
+ */
+export function logisticMixtureLogLik(params: Nd, x: Nd, K: number): Nd {
+  const C = x.shape[x.shape.length - 1];
+  const n = x.data.length / C;
+  const width = C === 1 ? 3 * K : 10 * K, block = C === 1 ? 2 * K : 3 * K;
+  const out = new Float64Array(n);
+  const lse = (xs: number[]) => {
+    const m = Math.max(...xs);
+    return m + Math.log(xs.reduce((a, t) => a + Math.exp(t - m), 0));
+  };
   for (let i = 0; i < n; i++) {
-    const xi = x.data[i];
-    const v = Math.round((xi + 1) * 127.5);
-    const at = (j: number) => params.data[i * 3 * K + j];
+    const xs = Array.from(x.data.subarray(i * C, (i + 1) * C));
+    const at = (j: number) => params.data[i * width + j];
     const logits = Array.from({ length: K }, (_, k) => at(k));
     const terms = logits.map((l, k) => {
-      const s = Math.max(at(2 * K + k), -7);
-      const c = xi - at(K + k);
-      const plus = (c + 1 / 255) / Math.exp(s), minus = (c - 1 / 255) / Math.exp(s);
-      let logP: number;
-      if (v === 0) logP = -softplus(-plus);
-      else if (v === 255) logP = -softplus(minus);
-      else {
-        const delta = sig(plus) - sig(minus);
-        const mid = c / Math.exp(s);
-        logP = delta >= 1e-5 ? Math.log(delta) : mid - s - 2 * softplus(mid) - Math.log(127.5);
-      }
-      return l + logP;
+      const mean = (c: number) => at(K + c * block + k);
+      const logScale = (c: number) => at(K + c * block + K + k);
+      const coefficient = (c: number) => Math.tanh(at(K + c * block + 2 * K + k));
+      if (C === 1) return l + logisticBinLogProb(xs[0], mean(0), logScale(0));
+      const mu = [
+        mean(0),
+        mean(1) + coefficient(0) * xs[0],
+        mean(2) + coefficient(1) * xs[0] + coefficient(2) * xs[1],
+      ];
+      return l + [0, 1, 2].reduce((a, c) => a + logisticBinLogProb(xs[c], mu[c], logScale(c)), 0);
     });
-    const lse = (xs: number[]) => {
-      const m = Math.max(...xs);
-      return m + Math.log(xs.reduce((a, t) => a + Math.exp(t - m), 0));
-    };
     out[i] = lse(terms) - lse(logits);
   }
-  return { shape: [...x.shape], data: out };
+  return { shape: [...x.shape.slice(0, -1), 1], data: out };
 }
