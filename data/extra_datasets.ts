@@ -13,30 +13,21 @@
  * hvae-oodd verify (notMNIST publishes none: its size is checked, as hvae-oodd does).
  */
 
-import { type DataOptions, defaultCacheDir, downloadChecked, type Expected, isFile } from "./datasets.ts";
+import type { DataOptions } from "./datasets.ts";
+import { locateOfficialFiles, type OfficialFile } from "./official_files.ts";
 import { concatBytes, readRegularFile } from "./files.ts";
 import { gunzipIfNeeded, type IdxArray } from "./idx.ts";
 import { readTar, readZip } from "./archives.ts";
 import { resizeBilinear, resizeNearest } from "./resample.ts";
 import { decodePng } from "./png.ts";
 
+export type { OfficialFile } from "./official_files.ts";
+
 /** The OOD sets read from their own formats. */
 export type ExtraDatasetName = "notmnist" | "omniglot" | "smallnorb";
 
 /** Every `ExtraDatasetName`. */
 export const EXTRA_DATASET_NAMES: readonly ExtraDatasetName[] = ["notmnist", "omniglot", "smallnorb"];
-
-/** A file of an extra dataset: its name, where it is published, and how to recognise it. */
-export interface OfficialFile {
-  /** The file's name, as published and as looked for locally. */
-  filename: string;
-  /** Where it is published. */
-  url: string;
-  /** Its MD5, or its size where no checksum is published. */
-  expected: Expected;
-  /** The set can be read without it (SmallNORB's labels). */
-  optional?: boolean;
-}
 
 const NORB = "https://cs.nyu.edu/~ylclab/data/norb-v1.0-small";
 const NORB_TEST = "smallnorb-5x01235x9x18x6x2x96x96-testing";
@@ -77,63 +68,6 @@ export interface ExtraDataOptions extends DataOptions {
 /** The largest archive read (notMNIST's small set inflates to about 30 MB, SmallNORB's test data to 448 MB). */
 const MAX_ARCHIVE_BYTES = 2 ** 30;
 
-/** A file found locally (raw, or with `.gz` removed or added), or null. */
-async function findLocal(dirs: string[], filename: string): Promise<string | null> {
-  const bare = filename.replace(/\.gz$/, "");
-  for (const dir of dirs) {
-    for (const name of [filename, bare, `${bare}.gz`]) {
-      if (await isFile(`${dir}/${name}`)) return `${dir}/${name}`;
-    }
-  }
-  return null;
-}
-
-/** Finds (or downloads) a set's files; returns their paths (null for a missing optional one) and the source. */
-async function locate(
-  name: ExtraDatasetName,
-  o: ExtraDataOptions,
-): Promise<{ paths: (string | null)[]; source: string }> {
-  const files = o.extraOfficial?.[name] ?? EXTRA_OFFICIAL[name];
-  const cache = `${o.cacheDir ?? defaultCacheDir()}/${name}`;
-  const dirs = o.dataDir ? [o.dataDir, `${o.dataDir}/${name}`] : [cache];
-  const paths = await Promise.all(files.map((f) => findLocal(dirs, f.filename)));
-  const required = files.map((f, i) => f.optional || paths[i] !== null);
-  if (required.every(Boolean)) {
-    return {
-      paths,
-      source: paths.find((p) => p !== null)!.replace(/\/[^/]*$/, ""),
-    };
-  }
-  const missing = files.filter((_, i) => !required[i]).map((f) => f.filename);
-  if (o.dataDir) {
-    throw new Error(
-      `--data-dir ${o.dataDir} does not hold ${name}'s ${missing.join(", ")} (directly or in ${name}/)`,
-    );
-  }
-  if (o.download === false) throw new Error(`${name} not found in ${cache} (${missing.join(", ")})`);
-  const fetched: (string | null)[] = [];
-  for (const [i, f] of files.entries()) {
-    if (paths[i] !== null) {
-      fetched.push(paths[i]);
-      continue;
-    }
-    try {
-      fetched.push(await downloadChecked(f.url, f.expected, cache, f.filename));
-    } catch (error) {
-      if (f.optional) fetched.push(null);
-      else {
-        throw new Error(
-          `${name} not found in ${cache} and not downloaded (${
-            (error as Error).message
-          }). To provide it: put ` +
-            `${f.filename} (from ${f.url}) there, or pass --data-dir DIR holding it`,
-        );
-      }
-    }
-  }
-  return { paths: fetched, source: `download into ${cache}` };
-}
-
 const idx = (dims: number[], data: Uint8Array): IdxArray => ({ dims, data });
 
 /** An extra set's images at 28x28, its labels, and where it came from (with how it was prepared). */
@@ -151,7 +85,11 @@ export async function loadExtraDataset(
   name: ExtraDatasetName,
   o: ExtraDataOptions = {},
 ): Promise<ExtraDataset> {
-  const { paths, source } = await locate(name, o);
+  const { paths, source } = await locateOfficialFiles(
+    name,
+    o.extraOfficial?.[name] ?? EXTRA_OFFICIAL[name],
+    o,
+  );
   const read = async (path: string) =>
     await gunzipIfNeeded(
       await readRegularFile(path, MAX_ARCHIVE_BYTES, `${name} file`),

@@ -13,32 +13,10 @@ import { crc32, encodePng } from "../data/png.ts";
 import { bilinearTaps, resizeBilinear, resizeNearest } from "../data/resample.ts";
 import { loadTestSet } from "../eval/evaluation_sets.ts";
 import { gzip, md5, withFileServer } from "./loopback.ts";
+import { tar } from "./official_formats.ts";
 import { filteredPng } from "./synthetic.ts";
 
 const ascii = (s: string) => new TextEncoder().encode(s);
-
-/** A ustar archive of `files` (as GNU tar writes one: octal fields, header checksum, two zero blocks). */
-function tar(files: [string, Uint8Array][]): Uint8Array {
-  const blocks: Uint8Array[] = [];
-  for (const [name, data] of files) {
-    const h = new Uint8Array(512);
-    const field = (at: number, text: string) => h.set(ascii(text), at);
-    field(0, name);
-    field(100, "0000644\0");
-    field(124, data.length.toString(8).padStart(11, "0") + "\0");
-    field(136, "00000000000\0");
-    field(156, "0");
-    field(257, "ustar\0");
-    field(263, "00");
-    h.fill(0x20, 148, 156); // the checksum counts its own field as spaces
-    field(148, h.reduce((a, b) => a + b, 0).toString(8).padStart(6, "0") + "\0 ");
-    const body = new Uint8Array(Math.ceil(data.length / 512) * 512);
-    body.set(data);
-    blocks.push(h, body);
-  }
-  blocks.push(new Uint8Array(1024));
-  return concat(blocks);
-}
 
 /** A zip archive of `files`, the odd ones deflated, the others stored (APPNOTE 4.3). */
 async function zip(files: [string, Uint8Array][]): Promise<Uint8Array> {
