@@ -113,7 +113,13 @@ export class RunLock {
       const previous = await Deno.readTextFile(path).catch(() => "");
       if (!(await file.tryLock(true))) {
         file.close();
-        const holder = parseHolder(previous);
+        // The holder may have taken the lock but not yet written its name (it writes right after):
+        // read again for a moment before saying "?".
+        let holder = parseHolder(previous);
+        for (let wait = 0; holder.pid === undefined && wait < 25; wait++) {
+          await new Promise((r) => setTimeout(r, 20));
+          holder = parseHolder(await Deno.readTextFile(path).catch(() => ""));
+        }
         throw new RunDirError(
           `${dir} is in use by ${holder.tool ?? "another command"} (process ${holder.pid ?? "?"}, since ${
             holder.since ?? "?"
