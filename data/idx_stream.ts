@@ -15,10 +15,11 @@ export interface IdxImageStream {
   path: string;
   /** Images the header announces. */
   count: number;
-  /** Rows and columns of each image. */
+  /** Rows, columns and channels of each image (1 for a rank-3 file, N x rows x cols). */
   rows: number;
   cols: number;
-  /** The next `n` images' bytes (rows x cols each); an error names the file when fewer are left. */
+  channels: number;
+  /** The next `n` images' bytes (rows x cols x channels each); an error names the file when fewer are left. */
   next(n: number): Promise<Uint8Array>;
   /** Drops the next `n` images (a raw file seeks; a gzipped one inflates them). */
   skip(n: number): Promise<void>;
@@ -41,7 +42,8 @@ export async function openIdxImages(path: string): Promise<IdxImageStream> {
     const { dims, header, size } = idxHeader(bytes, path, "images");
     if (!gzipped && fileSize - header !== size) throw idxLengthError(path, dims, size, fileSize - header);
     const [count, rows, cols] = dims;
-    const pixels = rows * cols;
+    const channels = dims[3] ?? 1;
+    const pixels = rows * cols * channels;
     let read = 0;
     const images = async (n: number, keep: boolean): Promise<Uint8Array> => {
       const want = Math.min(n, count - read) * pixels;
@@ -59,6 +61,7 @@ export async function openIdxImages(path: string): Promise<IdxImageStream> {
       count,
       rows,
       cols,
+      channels,
       next: (n) => images(n, true),
       skip: async (n) => void await images(n, false),
       async finish() {

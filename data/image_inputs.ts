@@ -11,13 +11,16 @@
 
 import { readRegularFile } from "./files.ts";
 import { openIdxImages } from "./idx_stream.ts";
-import { decodePng } from "./png.ts";
+import { decodePng, pngHeader } from "./png.ts";
+import { shapeName } from "./dataset_names.ts";
+
+export { shapeName } from "./dataset_names.ts";
 
 /** Consecutive images of the inputs. */
 export interface ImageBatch {
   /** "file" for a PNG, "file#i" for image i of an IDX file. */
   names: string[];
-  /** Gray levels, image after image, height x width each. */
+  /** Pixel bytes, image after image, height x width x channels each (gray levels, or RGB triples). */
   pixels: Uint8Array;
   /** The index of the first image among all the inputs' images. */
   first: number;
@@ -88,32 +91,68 @@ async function* imageFiles(path: string): AsyncGenerator<string> {
   }
 }
 
-/** How many images a file holds: 1 for a PNG, the header's count for IDX (checked against the size). */
-async function imagesIn(path: string, height: number, width: number): Promise<number> {
-  if (await isPng(path)) return 1;
+/**
+ * How many images a file holds: 1 for a PNG (its header checked against the model's size and, for an
+ * RGB model, colour), the header's count for IDX (checked against the size).
+ */
+async function imagesIn(path: string, height: number, width: number, channels: number): Promise<number> {
+  if (await isPng(path)) {
+    const head = new Uint8Array(33);
+    try {
+      using file = await Deno.open(path, { read: true });
+      let got = 0;
+      while (got < head.length) {
+        const n = await file.read(head.subarray(got));
+        if (n === null) break;
+        got += n;
+      }
+    } catch (error) {
+      throw new Error(`${path}: cannot read (${(error as Error).message})`);
+    }
+    const png = pngHeader(head);
+    // Not a PNG after all (or cut short): decoding it says what is wrong, by name.
+    if (!png) return 1;
+    if (png.width !== width || png.height !== height) {
+      throw new Error(
+        `${path}: the image is ${png.width}x${png.height}; the model takes ${width}x${height} ` +
+          `(resize it yourself: no silent resizing)`,
+      );
+    }
+    if (channels === 3 && !png.rgb) {
+      throw new Error(
+        `${path}: a grayscale PNG; the model takes RGB images (save it as RGB: no silent conversion)`,
+      );
+    }
+    return 1;
+  }
   const idx = await openIdxImages(path);
   idx.close();
-  if (idx.rows !== height || idx.cols !== width) {
-    throw new Error(`${path}: IDX images are ${idx.rows}x${idx.cols}; the model takes ${height}x${width}`);
+  if (idx.rows !== height || idx.cols !== width || idx.channels !== channels) {
+    throw new Error(
+      `${path}: IDX images are ${shapeName(idx.rows, idx.cols, idx.channels)}; the model takes ${
+        shapeName(height, width, channels)
+      }`,
+    );
   }
   return idx.count;
 }
 
 /**
- * Opens `paths` (files and directories) as `height` x `width` images: every file is found and
- * counted, and every IDX header checked, before any image is read. Errors name the file; a directory
- * without image files is an error.
+ * Opens `paths` (files and directories) as `height` x `width` images of `channels` (1 gray, 3 RGB):
+ * every file is found and counted, and every IDX header checked, before any image is read. Errors
+ * name the file; a directory without image files is an error.
  */
 export async function openImageInputs(
   paths: readonly string[],
   height: number,
   width: number,
+  channels = 1,
 ): Promise<ImageInputs> {
   let count = 0, files = 0;
   for (const path of paths) {
     let found = 0;
     for await (const file of imageFiles(path)) {
-      count += await imagesIn(file, height, width);
+      count += await imagesIn(file, height, width, channels);
       found++;
     }
     if (found === 0) throw new Error(`${path}: the directory holds no .png or IDX image files`);
@@ -126,7 +165,7 @@ export async function openImageInputs(
       const end = Math.min(count, limit);
       let at = 0, names: string[] = [], parts: Uint8Array[] = [], first = skip;
       const flush = (): ImageBatch => {
-        const pixels = new Uint8Array(names.length * height * width);
+        const pixels = new Uint8Array(names.length * height * width * channels);
         let offset = 0;
         for (const part of parts) [pixels.set(part, offset), offset += part.length];
         const batch = { names, pixels, first };
@@ -140,7 +179,11 @@ export async function openImageInputs(
           if (await isPng(file)) {
             if (at++ < skip) continue;
             const bytes = await readRegularFile(file, MAX_PNG_BYTES, "PNG file");
-            parts.push((await decodePng(bytes, file, { expect: { width, height } })).pixels);
+            const png = await decodePng(bytes, file, {
+              expect: { width, height },
+              channels: channels === 3 ? 3 : 1,
+            });
+            parts.push(png.pixels);
             names.push(file);
             if (names.length === size) yield flush();
             continue;
@@ -195,6 +238,10 @@ export async function readImageInputs(
   paths: readonly string[],
   height: number,
   width: number,
+  channels = 1,
 ): Promise<{ names: string[]; pixels: Uint8Array }> {
-  return await collectImages(await openImageInputs(paths, height, width), height * width);
+  return await collectImages(
+    await openImageInputs(paths, height, width, channels),
+    height * width * channels,
+  );
 }

@@ -1,10 +1,72 @@
 /**
  * A dataset published as files of its own format (the extra OOD sets, CIFAR-10, SVHN): where each
  * file is published, how to recognise it, and how `locateOfficialFiles` finds it locally or
- * downloads it into the per-user cache (docs/design.md section 6).
+ * downloads it into the per-user cache (docs/design.md section 6); the cache and the checked
+ * download every dataset shares.
  */
 
-import { type DataOptions, defaultCacheDir, downloadChecked, type Expected, isFile } from "./datasets.ts";
+import { createHash } from "node:crypto";
+import type { DataOptions } from "./datasets.ts";
+import { writeFileAtomic } from "./files.ts";
+
+function env(name: string): string | undefined {
+  try {
+    return Deno.env.get(name);
+  } catch {
+    return undefined;
+  }
+}
+
+/** The per-user cache directory for downloaded datasets. */
+export function defaultCacheDir(): string {
+  const explicit = env("HVAE_OOD_CACHE");
+  if (explicit) return explicit;
+  const xdg = env("XDG_CACHE_HOME");
+  if (xdg) return `${xdg}/hvae-ood`;
+  return `${env("HOME") ?? "."}/.cache/hvae-ood`;
+}
+
+/** Whether `path` is a regular file. */
+export async function isFile(path: string): Promise<boolean> {
+  try {
+    return (await Deno.stat(path)).isFile;
+  } catch {
+    return false;
+  }
+}
+
+function md5(bytes: Uint8Array): string {
+  return createHash("md5").update(bytes).digest("hex");
+}
+
+/** How a downloaded file is recognised as the official one: its MD5, or (where none is published) its size. */
+export type Expected = { md5: string } | { bytes: number };
+
+/**
+ * Downloads `url` into `dir/filename` after checking it against `expected` (an error names the URL
+ * and both values); written to a temporary name, then renamed. Returns the path.
+ */
+export async function downloadChecked(
+  url: string,
+  expected: Expected,
+  dir: string,
+  filename: string,
+): Promise<string> {
+  const response = await fetch(url);
+  if (!response.ok) throw new Error(`${url}: HTTP ${response.status}`);
+  const bytes = new Uint8Array(await response.arrayBuffer());
+  if ("md5" in expected) {
+    const got = md5(bytes);
+    if (got !== expected.md5) {
+      throw new Error(`${url}: checksum mismatch (MD5 ${got}, expected ${expected.md5})`);
+    }
+  } else if (bytes.length !== expected.bytes) {
+    throw new Error(`${url}: ${bytes.length} bytes, the official file has ${expected.bytes}`);
+  }
+  await Deno.mkdir(dir, { recursive: true });
+  await writeFileAtomic(`${dir}/${filename}`, bytes);
+  return `${dir}/${filename}`;
+}
 
 /** A file of a dataset: its name, where it is published, and how to recognise it. */
 export interface OfficialFile {

@@ -1,13 +1,15 @@
 /**
  * PNG (ISO/IEC 15948, W3C PNG 2nd edition) for the pictures we write and the images users score.
  *
- * Encoder: 8-bit grayscale, filter type 0 on every row, the zlib stream from the built-in
+ * Encoder: 8-bit grayscale or RGB, filter type 0 on every row, the zlib stream from the built-in
  * `CompressionStream("deflate")` (RFC 1950), chunks IHDR / IDAT / IEND, each with its CRC-32
  * (the reflected polynomial 0xEDB88320, table-driven).
  * Decoder: the signature and every chunk's CRC are checked; 8-bit, non-interlaced images of colour
  * type grayscale, grayscale + alpha, RGB or RGBA; the five row filters (None, Sub, Up, Average, Paeth);
- * colour becomes gray by the Rec. 601 luma weights, alpha is composited on black. Anything else (palette,
- * 16-bit, interlaced) is an error naming the file and the property.
+ * for a grayscale model colour becomes gray by the Rec. 601 luma weights; for an RGB model
+ * (`channels: 3`) the image must be RGB or RGBA (a gray one is an error: no silent conversion); alpha is
+ * composited on black. Anything else (palette, 16-bit, interlaced) is an error naming the file and the
+ * property.
  */
 
 import { inflate } from "./inflate.ts";
@@ -49,21 +51,33 @@ function chunk(type: string, data: Uint8Array): Uint8Array {
   return out;
 }
 
-/** An 8-bit grayscale PNG of `pixels` (row-major, `width` x `height`, 0 = black). */
-export async function encodePng(pixels: Uint8Array, width: number, height: number): Promise<Uint8Array> {
+/**
+ * An 8-bit PNG of `pixels` (row-major, `width` x `height`, 0 = black): grayscale, or RGB with
+ * `channels` 3 (interleaved R, G, B per pixel).
+ */
+export async function encodePng(
+  pixels: Uint8Array,
+  width: number,
+  height: number,
+  channels: 1 | 3 = 1,
+): Promise<Uint8Array> {
   if (!Number.isInteger(width) || !Number.isInteger(height) || width < 1 || height < 1) {
     throw new Error(`encodePng: bad size ${width}x${height}`);
   }
-  if (pixels.length !== width * height) {
-    throw new Error(`encodePng: ${pixels.length} pixels for ${width}x${height}`);
+  if (pixels.length !== width * height * channels) {
+    throw new Error(`encodePng: ${pixels.length} bytes for ${width}x${height}x${channels}`);
   }
-  const raw = new Uint8Array(height * (width + 1));
-  for (let y = 0; y < height; y++) raw.set(pixels.subarray(y * width, (y + 1) * width), y * (width + 1) + 1);
+  const stride = width * channels;
+  const raw = new Uint8Array(height * (stride + 1));
+  for (let y = 0; y < height; y++) {
+    raw.set(pixels.subarray(y * stride, (y + 1) * stride), y * (stride + 1) + 1);
+  }
   const header = new Uint8Array(13);
   const view = new DataView(header.buffer);
   view.setUint32(0, width);
   view.setUint32(4, height);
-  header.set([8, 0, 0, 0, 0], 8); // bit depth 8, grayscale, deflate, filter method 0, no interlace
+  // Bit depth 8, colour type 0 (grayscale) or 2 (RGB), deflate, filter method 0, no interlace.
+  header.set([8, channels === 3 ? 2 : 0, 0, 0, 0], 8);
   const parts = [
     new Uint8Array(SIGNATURE),
     chunk("IHDR", header),
@@ -79,7 +93,7 @@ export async function encodePng(pixels: Uint8Array, width: number, height: numbe
 export interface DecodedPng {
   width: number;
   height: number;
-  /** Gray levels, row-major, 0 = black. */
+  /** Gray levels, or RGB triples with `channels: 3`, row-major, 0 = black. */
   pixels: Uint8Array;
 }
 
@@ -90,12 +104,26 @@ function paeth(a: number, b: number, c: number): number {
   return pa <= pb && pa <= pc ? a : pb <= pc ? b : c;
 }
 
+/**
+ * The size and colour of a PNG from its first 33 bytes (signature and IHDR), or null when they are
+ * not a PNG's: for checking a file against a model before reading it whole.
+ */
+export function pngHeader(head: Uint8Array): { width: number; height: number; rgb: boolean } | null {
+  if (head.length < 33 || SIGNATURE.some((b, i) => head[i] !== b)) return null;
+  if (String.fromCharCode(...head.subarray(12, 16)) !== "IHDR") return null;
+  const view = new DataView(head.buffer, head.byteOffset, head.byteLength);
+  const colour = head[25];
+  return { width: view.getUint32(16), height: view.getUint32(20), rgb: colour === 2 || colour === 6 };
+}
+
 /** Limits of `decodePng`, checked on the header before any image data is inflated. */
 export interface PngLimits {
   /** The only size accepted (a model's input): any other is an error naming both sizes. */
   expect?: { width: number; height: number };
   /** The most pixels accepted (default 2^24: a 4096 x 4096 image). */
   maxPixels?: number;
+  /** The channels wanted: 1 (gray levels, the default) or 3 (RGB: the PNG must be RGB or RGBA). */
+  channels?: 1 | 3;
 }
 
 /**
@@ -147,7 +175,12 @@ export async function decodePng(
     );
   }
   if (interlace !== 0) throw new Error(`${name}: interlaced PNGs are not supported`);
-  const { expect, maxPixels = 2 ** 24 } = limits;
+  const { expect, maxPixels = 2 ** 24, channels: wanted = 1 } = limits;
+  if (wanted === 3 && channels < 3) {
+    throw new Error(
+      `${name}: a grayscale PNG; the model takes RGB images (save it as RGB: no silent conversion)`,
+    );
+  }
   if (expect && (width !== expect.width || height !== expect.height)) {
     throw new Error(
       `${name}: the image is ${width}x${height}; the model takes ${expect.width}x${expect.height} ` +
@@ -204,6 +237,14 @@ export async function decodePng(
       }
     }
     return { width, height, pixels };
+  }
+  if (wanted === 3) {
+    const rgb = new Uint8Array(width * height * 3);
+    for (let i = 0; i < width * height; i++) {
+      const alpha = channels === 4 ? rows[i * 4 + 3] / 255 : 1;
+      for (let c = 0; c < 3; c++) rgb[3 * i + c] = Math.round(rows[i * channels + c] * alpha);
+    }
+    return { width, height, pixels: rgb };
   }
   for (let i = 0; i < width * height; i++) {
     const p = rows.subarray(i * channels, (i + 1) * channels);

@@ -137,8 +137,7 @@ export async function loadCurveSets(
   evaluation: EvaluationOptions,
   log: (line: string) => void,
 ): Promise<CurveSets> {
-  const { height, width } = run.model.image;
-  const inSet = await loadTestSet(run.training.dataset, height, width, { dataDir: evaluation.dataDir });
+  const inSet = await loadTestSet(run.training.dataset, run.model.image, { dataDir: evaluation.dataDir });
   const { loaded } = await resolveOodSets(
     { ...evaluation, ood: c.ood },
     run.training.dataset,

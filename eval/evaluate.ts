@@ -19,9 +19,10 @@ import { completedEpochs } from "../store/run_lifecycle.ts";
 import { writeFilesAtomic } from "../data/files.ts";
 import { type GenerateMode, type ImageScores, passColumns, scoreNames } from "../models/scores.ts";
 import { type Likelihood, likelihoodOf } from "../models/likelihood.ts";
+import { imageChannels } from "../models/hvae.ts";
 import { type Detection, detectionMetrics } from "./metrics.ts";
 import { histogramSvg, rocSvg } from "./plots.ts";
-import { imageGrid } from "./grid.ts";
+import { type GridImage, imageGrid } from "./grid.ts";
 import { encodePng } from "../data/png.ts";
 import {
   priorSamples,
@@ -34,12 +35,14 @@ import {
 
 export { REGRET_SCORE, type RegretSettings };
 import {
-  BUILT_IN_SETS,
+  builtInSetsFor,
   type DirectorySet,
   displayName,
   fileKey,
   loadTestSet,
+  oodSetsAskedFor,
   openTestSet,
+  type TestImageShape,
   type TestSet,
   testSetOnGpu,
 } from "./evaluation_sets.ts";
@@ -52,7 +55,8 @@ export const ORIENTATION = "higher = more OOD";
 export interface EvaluationOptions {
   /**
    * The OOD test sets: built-in names (eval/evaluation_sets.ts) or directories; "all" for every built-in
-   * set available here (the others are skipped, each with its reason).
+   * set available here (the others are skipped, each with its reason); none for the paper's pair of
+   * the training data (`pairedOodSet`: MNIST, or SVHN for CIFAR-10).
    */
   ood: string[];
   /** Independent draws per image, scores averaged. */
@@ -292,16 +296,17 @@ export function checkFinite(dir: string, sets: readonly { name: string; scores: 
 export async function resolveOodSets(
   o: EvaluationOptions,
   inName: DatasetName,
-  image: { height: number; width: number },
+  image: TestImageShape,
   log: (line: string) => void,
 ): Promise<{ loaded: (TestSet | DirectorySet)[]; skipped: { set: string; why: string }[] }> {
-  const load = (name: string) => openTestSet(name, image.height, image.width, { dataDir: o.dataDir });
+  const load = (name: string) => openTestSet(name, image, { dataDir: o.dataDir, inDistribution: inName });
   const loaded: (TestSet | DirectorySet)[] = [], skipped: { set: string; why: string }[] = [];
-  if (!o.ood.includes("all")) {
-    for (const name of o.ood) loaded.push(await load(name));
+  const asked = oodSetsAskedFor(o.ood, inName);
+  if (!asked.includes("all")) {
+    for (const name of asked) loaded.push(await load(name));
     return { loaded, skipped };
   }
-  const wanted = [...BUILT_IN_SETS.filter((n) => n !== inName), ...o.ood.filter((n) => n !== "all")];
+  const wanted = [...builtInSetsFor(inName), ...o.ood.filter((n) => n !== "all")];
   for (const name of wanted) {
     try {
       loaded.push(await load(name));
@@ -330,7 +335,9 @@ export async function resolveOodSets(
 export function holdsEvaluation(previous: OodReport | null, o: EvaluationOptions, epochs: number): boolean {
   if (!previous?.sets || !previous.diagnostics) return false;
   const tried = [...Object.keys(previous.sets), ...(previous.skipped ?? []).map((x) => x.set)];
-  const wanted = o.ood.flatMap((s) => s === "all" ? BUILT_IN_SETS.filter((b) => b !== previous.in) : [s]);
+  const wanted = oodSetsAskedFor(o.ood, previous.in).flatMap((s) =>
+    s === "all" ? builtInSetsFor(previous.in) : [s]
+  );
   const images = previous.diagnostics[previous.in]?.images;
   return wanted.every((s) => tried.includes(s)) && previous.epochs === epochs &&
     previous.samples === o.samples && previous.iw === o.iw && previous.generate === o.generate &&
@@ -428,7 +435,8 @@ function detectionResults(
   text: (name: string, body: string) => void,
 ): { results: OodResult[]; diagnostics: Record<string, Diagnostics> } {
   const cfg = run.config.model, L = cfg.layers.length, inName = run.config.training.dataset;
-  const pixels = cfg.image.height * cfg.image.width;
+  // Dimensions: pixels times channels (bits per dimension count each colour value).
+  const pixels = cfg.image.height * cfg.image.width * imageChannels(cfg);
   const inScores = scored[0].scores;
   const results: OodResult[] = [];
   const diagnostics: Record<string, Diagnostics> = {
@@ -475,16 +483,16 @@ async function evaluationPictures(
     columns.push(...(await reconstructions(run.params, cfg, set, ids, seed)));
   }
   const { height: h, width: w } = cfg.image;
+  const channels = imageChannels(cfg) === 3 ? 3 : 1;
   const rows = Array.from({ length: L + 1 }, (_, r) => columns.map((c) => c[r]));
-  const recon = imageGrid(rows, h, w, { scale: 2 });
+  const recon = imageGrid(rows, h, w, { scale: 2, channels });
   const samples = await priorSamples(run.params, cfg, 64, seed);
   const grid = imageGrid(Array.from({ length: 8 }, (_, r) => samples.slice(8 * r, 8 * r + 8)), h, w, {
     scale: 2,
+    channels,
   });
-  return [
-    [`${run.dir}/reconstructions.png`, await encodePng(recon.pixels, recon.width, recon.height)],
-    [`${run.dir}/samples.png`, await encodePng(grid.pixels, grid.width, grid.height)],
-  ];
+  const png = (g: GridImage) => encodePng(g.pixels, g.width, g.height, g.channels);
+  return [[`${run.dir}/reconstructions.png`, await png(recon)], [`${run.dir}/samples.png`, await png(grid)]];
 }
 
 /** Prints the evaluation: a table per OOD set, one across sets, the skipped sets, the diagnostics, the files. */
@@ -529,7 +537,7 @@ export async function evaluateRun(run: LoadedRun, o: EvaluationOptions): Promise
   const started = performance.now();
   const cfg = run.config.model;
   const inName = run.config.training.dataset;
-  const inSet = await loadTestSet(inName, cfg.image.height, cfg.image.width, { dataDir: o.dataDir });
+  const inSet = await loadTestSet(inName, cfg.image, { dataDir: o.dataDir });
   const { loaded: oodSets, skipped } = await resolveOodSets(o, inName, cfg.image, log);
   // Every score of the model, and Likelihood Regret when asked for.
   const names = [...scoreNames(cfg.layers.length), ...(o.regret ? [REGRET_SCORE] : [])];

@@ -3,10 +3,14 @@
  *   fashion-mnist, mnist, kmnist   the datasets' test splits (data/datasets.ts);
  *   notmnist, omniglot, smallnorb  the paper's other OOD sets, from their official files, prepared as
  *                                  hvae-oodd prepares them (data/extra_datasets.ts);
- *   fashion-mnist-hflip, -vflip    Fashion-MNIST's test images mirrored left-right, upside down;
- *   fashion-mnist-inverted         255 - pixel: light clothes on black become dark on white;
- *   noise                          Bernoulli noise: each pixel 255 with probability m, else 0, where m is
- *                                  Fashion-MNIST's mean test intensity (10000 images, a fixed seed);
+ *   cifar10, svhn                  the colour pair's test sets (data/colour_datasets.ts), 32x32 RGB;
+ *   fashion-mnist-hflip, -vflip    Fashion-MNIST's test images mirrored left-right, upside down
+ *   (cifar10-hflip, -vflip)        (CIFAR-10's, for a colour model);
+ *   fashion-mnist-inverted         255 - pixel: light clothes on black become dark on white
+ *   (cifar10-inverted)             (CIFAR-10's colours inverted);
+ *   noise                          Bernoulli noise: each value 255 with probability m, else 0, where m is
+ *                                  the in-distribution set's mean test intensity (10000 images, a fixed
+ *                                  seed; Fashion-MNIST's for a grayscale model, CIFAR-10's for RGB);
  *   blank                          10000 all-black images;
  *   a directory                    the PNG and IDX image files in it and below it, at the model's size
  *                                  (a user's own set, data/image_inputs.ts), read a batch at a time.
@@ -14,7 +18,9 @@
  * they cost nothing and need no download, and they are the same on every machine.
  */
 
-import { DATASET_NAMES, type DatasetName, loadSplit } from "../data/datasets.ts";
+import { type DatasetName, loadSplit } from "../data/datasets.ts";
+import { DATASET_DISPLAY, DATASET_IMAGES, IDX_DATASET_NAMES } from "../data/dataset_names.ts";
+import { type ColourDataOptions, loadColourSplit } from "../data/colour_datasets.ts";
 import {
   EXTRA_DATASET_NAMES,
   type ExtraDataOptions,
@@ -22,7 +28,7 @@ import {
   loadExtraDataset,
 } from "../data/extra_datasets.ts";
 import type { IdxArray } from "../data/idx.ts";
-import { collectImages, type ImageInputs, openImageInputs } from "../data/image_inputs.ts";
+import { collectImages, type ImageInputs, openImageInputs, shapeName } from "../data/image_inputs.ts";
 import { type ImageSet, imageSetFromPixels } from "../data/loader.ts";
 import { createRng } from "../models/rng.ts";
 
@@ -32,7 +38,7 @@ export interface TestSet {
   name: string;
   /** A name for tables and figures. */
   display: string;
-  /** Images: dims [N, rows, cols], bytes. */
+  /** Images: dims [N, rows, cols] (grayscale) or [N, rows, cols, 3] (RGB), bytes. */
   images: IdxArray;
   /** Labels: dims [N] (0 where a set has none). */
   labels: IdxArray;
@@ -66,18 +72,63 @@ export const DERIVED_SETS = [
 
 /** Every built-in OOD set for a Fashion-MNIST model, in the order `--ood all` scores them. */
 export const BUILT_IN_SETS: readonly string[] = [
-  ...DATASET_NAMES.filter((n) => n !== "fashion-mnist"),
+  ...IDX_DATASET_NAMES.filter((n) => n !== "fashion-mnist"),
   ...EXTRA_DATASET_NAMES,
   ...DERIVED_SETS,
 ];
 
+/** Every built-in OOD set for a CIFAR-10 model (32x32 RGB), in the order `--ood all` scores them. */
+export const COLOUR_BUILT_IN_SETS: readonly string[] = [
+  "svhn",
+  "cifar10-hflip",
+  "cifar10-vflip",
+  "cifar10-inverted",
+  "noise",
+  "blank",
+];
+
+/** The paper's OOD set for a model trained on `inName`: MNIST for the grayscale sets, SVHN for CIFAR-10. */
+export function pairedOodSet(inName: DatasetName): string {
+  return DATASET_IMAGES[inName].channels === 3 ? "svhn" : "mnist";
+}
+
+/** The OOD sets asked for, or (none asked for) the paper's pair of the training data. */
+export function oodSetsAskedFor(ood: readonly string[], inName: DatasetName): readonly string[] {
+  return ood.length > 0 ? ood : [pairedOodSet(inName)];
+}
+
+/** The built-in OOD sets `--ood all` scores for a model trained on `inName`, its own set left out. */
+export function builtInSetsFor(inName: DatasetName): readonly string[] {
+  return DATASET_IMAGES[inName].channels === 3
+    ? COLOUR_BUILT_IN_SETS
+    : BUILT_IN_SETS.filter((n) => n !== inName);
+}
+
+/** The image shape a test set is loaded at: the model's (channels 1 when absent). */
+export interface TestImageShape {
+  /** Rows. */
+  height: number;
+  /** Columns. */
+  width: number;
+  /** Values per pixel: 1 (grayscale, the default) or 3 (RGB). */
+  channels?: number;
+}
+
+/** Where test sets come from, and which set the model was trained on (the noise set's mean). */
+export interface TestSetOptions extends ExtraDataOptions, ColourDataOptions {
+  /** The in-distribution dataset (default: Fashion-MNIST for grayscale, CIFAR-10 for RGB). */
+  inDistribution?: DatasetName;
+}
+
 const DISPLAY: Record<string, string> = {
-  "fashion-mnist": "Fashion-MNIST",
-  mnist: "MNIST",
-  kmnist: "KMNIST",
+  ...DATASET_DISPLAY,
   notmnist: "notMNIST",
   omniglot: "Omniglot",
   smallnorb: "SmallNORB",
+  svhn: "SVHN",
+  "cifar10-hflip": "CIFAR-10 h-flip",
+  "cifar10-vflip": "CIFAR-10 v-flip",
+  "cifar10-inverted": "CIFAR-10 inverted",
   "fashion-mnist-hflip": "FMNIST h-flip",
   "fashion-mnist-vflip": "FMNIST v-flip",
   "fashion-mnist-inverted": "FMNIST inverted",
@@ -92,7 +143,8 @@ const SYNTHETIC_COUNT = 10000;
 
 /** Whether `name` is a built-in set (else it is taken for a directory). */
 export function isBuiltInSet(name: string): boolean {
-  return name === "fashion-mnist" || BUILT_IN_SETS.includes(name);
+  return name === "fashion-mnist" || name === "cifar10" || BUILT_IN_SETS.includes(name) ||
+    COLOUR_BUILT_IN_SETS.includes(name);
 }
 
 /** The display name of a set (a directory's last path component). */
@@ -102,93 +154,106 @@ export function displayName(name: string): string {
 
 const idx = (dims: number[], data: Uint8Array): IdxArray => ({ dims, data });
 
-/** Applies `f(image, row, col) -> source pixel index` to every image of a split. */
+/** Applies `f(row, col) -> source pixel index` to every image of a split (every channel of a pixel). */
 function remapped(
   images: IdxArray,
   f: (r: number, c: number, rows: number, cols: number) => number,
 ): IdxArray {
   const [n, rows, cols] = images.dims;
+  const channels = images.dims[3] ?? 1;
   const out = new Uint8Array(images.data.length);
   for (let i = 0; i < n; i++) {
-    const base = i * rows * cols;
+    const base = i * rows * cols * channels;
     for (let r = 0; r < rows; r++) {
-      for (let c = 0; c < cols; c++) out[base + r * cols + c] = images.data[base + f(r, c, rows, cols)];
+      for (let c = 0; c < cols; c++) {
+        const to = base + (r * cols + c) * channels, from = base + f(r, c, rows, cols) * channels;
+        out.set(images.data.subarray(from, from + channels), to);
+      }
     }
   }
   return idx(images.dims, out);
 }
 
 /**
- * Loads a test set by name (see the module comment) at `height` x `width`; errors name the set and,
- * for datasets, every place looked at.
+ * Loads a test set by name (see the module comment) at the model's image shape; errors name the set
+ * and, for datasets, every place looked at.
  */
 export async function loadTestSet(
   name: string,
-  height: number,
-  width: number,
-  options: ExtraDataOptions = {},
+  image: TestImageShape,
+  options: TestSetOptions = {},
 ): Promise<TestSet> {
+  const { height, width } = image, channels = image.channels ?? 1;
   const display = displayName(name);
   if ((EXTRA_DATASET_NAMES as readonly string[]).includes(name)) {
     const set = await loadExtraDataset(name as ExtraDatasetName, options);
     return { name, display, ...set };
   }
-  if ((DATASET_NAMES as readonly string[]).includes(name)) {
+  if (name === "svhn") {
+    const split = await loadColourSplit("svhn", "test", options);
+    return { name, display, images: split.images, labels: split.labels, source: split.source };
+  }
+  if (Object.hasOwn(DATASET_IMAGES, name)) {
     const split = await loadSplit(name as DatasetName, "test", options);
     return { name, display, images: split.images, labels: split.labels, source: split.source };
   }
-  if (name.startsWith("fashion-mnist-")) {
-    const split = await loadSplit("fashion-mnist", "test", options);
-    const images = name === "fashion-mnist-hflip"
+  const derived = name.match(/^(fashion-mnist|cifar10)-(hflip|vflip|inverted)$/);
+  if (derived) {
+    const base = derived[1] as DatasetName;
+    const split = await loadSplit(base, "test", options);
+    const images = derived[2] === "hflip"
       ? remapped(split.images, (r, c, _, cols) => r * cols + (cols - 1 - c))
-      : name === "fashion-mnist-vflip"
+      : derived[2] === "vflip"
       ? remapped(split.images, (r, c, rows, cols) => (rows - 1 - r) * cols + c)
       : idx(split.images.dims, split.images.data.map((v) => 255 - v));
-    const how =
-      { "fashion-mnist-hflip": "mirrored left-right", "fashion-mnist-vflip": "upside down" }[name] ??
-        "inverted (255 - pixel)";
+    const how = { hflip: "mirrored left-right", vflip: "upside down" }[derived[2]] ??
+      "inverted (255 - value)";
     return {
       name,
       display,
       images,
       labels: split.labels,
-      source: `Fashion-MNIST test (${split.source}), ${how}`,
+      source: `${displayName(base)} test (${split.source}), ${how}`,
     };
   }
-  const dims = [SYNTHETIC_COUNT, height, width];
+  const dims = channels === 1 ? [SYNTHETIC_COUNT, height, width] : [SYNTHETIC_COUNT, height, width, channels];
+  const values = SYNTHETIC_COUNT * height * width * channels;
   const none = idx([SYNTHETIC_COUNT], new Uint8Array(SYNTHETIC_COUNT));
   if (name === "blank") {
     return {
       name,
       display,
-      images: idx(dims, new Uint8Array(SYNTHETIC_COUNT * height * width)),
+      images: idx(dims, new Uint8Array(values)),
       labels: none,
       source: "all-black images",
     };
   }
   if (name === "noise") {
-    const fashion = await loadSplit("fashion-mnist", "test", options);
+    const inName = options.inDistribution ?? (channels === 3 ? "cifar10" : "fashion-mnist");
+    const test = await loadSplit(inName, "test", options);
     let sum = 0;
-    for (const v of fashion.images.data) sum += v;
-    const mean = sum / fashion.images.data.length / 255;
+    for (const v of test.images.data) sum += v;
+    const mean = sum / test.images.data.length / 255;
     const rng = createRng(NOISE_SEED);
-    const data = new Uint8Array(SYNTHETIC_COUNT * height * width);
+    const data = new Uint8Array(values);
     for (let i = 0; i < data.length; i++) data[i] = rng.uniform() < mean ? 255 : 0;
     return {
       name,
       display,
       images: idx(dims, data),
       labels: none,
-      source: `Bernoulli(${mean.toFixed(4)}) noise, Fashion-MNIST's mean test intensity, seed ${NOISE_SEED}`,
+      source: `Bernoulli(${mean.toFixed(4)}) noise, ${
+        displayName(inName)
+      }'s mean test intensity, seed ${NOISE_SEED}`,
     };
   }
-  const dir = await directorySet(name, height, width);
-  const read = await collectImages(dir.inputs, height * width);
+  const dir = await directorySet(name, image);
+  const read = await collectImages(dir.inputs, height * width * channels);
   const count = read.names.length;
   return {
     name,
     display,
-    images: idx([count, height, width], read.pixels),
+    images: idx(dims.with(0, count), read.pixels),
     labels: idx([count], new Uint8Array(count)),
     source: dir.source,
   };
@@ -200,27 +265,29 @@ export async function loadTestSet(
  */
 export async function openTestSet(
   name: string,
-  height: number,
-  width: number,
-  options: ExtraDataOptions = {},
+  image: TestImageShape,
+  options: TestSetOptions = {},
 ): Promise<TestSet | DirectorySet> {
-  if (isBuiltInSet(name)) return await loadTestSet(name, height, width, options);
-  return await directorySet(name, height, width);
+  if (isBuiltInSet(name)) return await loadTestSet(name, image, options);
+  return await directorySet(name, image);
 }
 
 /** A user's directory of PNG and IDX image files (recursively, in name order) as a test set. */
-async function directorySet(dir: string, height: number, width: number): Promise<DirectorySet> {
+async function directorySet(dir: string, image: TestImageShape): Promise<DirectorySet> {
   let info: Deno.FileInfo | null = null;
   try {
     info = await Deno.stat(dir);
   } catch (error) {
+    const sets = (image.channels ?? 1) === 3
+      ? ["cifar10", ...COLOUR_BUILT_IN_SETS]
+      : ["fashion-mnist", ...BUILT_IN_SETS];
     throw new Error(
-      `--ood ${dir}: not a built-in set (${["fashion-mnist", ...BUILT_IN_SETS].join(", ")}) nor a readable ` +
+      `--ood ${dir}: not a built-in set (${sets.join(", ")}) nor a readable ` +
         `directory (${(error as Error).message})`,
     );
   }
   if (!info.isDirectory) throw new Error(`--ood ${dir}: not a built-in set nor a directory`);
-  const inputs = await openImageInputs([dir], height, width);
+  const inputs = await openImageInputs([dir], image.height, image.width, image.channels ?? 1);
   return {
     name: dir,
     display: displayName(dir),
@@ -231,31 +298,43 @@ async function directorySet(dir: string, height: number, width: number): Promise
 
 /**
  * Uploads the first `limit` images (all by default) of a test set (a directory's are read first);
- * images of another size than `expect` are an error naming the set, its source and both sizes.
+ * images of another shape than `expect` are an error naming the set, its source and both shapes.
  */
 export async function testSetOnGpu(
   t: TestSet | DirectorySet,
   limit: number | undefined,
-  expect: { height: number; width: number },
+  expect: TestImageShape,
 ): Promise<ImageSet> {
+  const channels = expect.channels ?? 1;
   if ("inputs" in t) {
-    const { pixels, names } = await collectImages(t.inputs, expect.height * expect.width, limit);
-    return imageSetFromPixels(t.display, pixels, expect.height, expect.width, new Uint8Array(names.length));
+    const { pixels, names } = await collectImages(t.inputs, expect.height * expect.width * channels, limit);
+    return imageSetFromPixels(
+      t.display,
+      pixels,
+      expect.height,
+      expect.width,
+      new Uint8Array(names.length),
+      channels,
+    );
   }
   const [count, height, width] = t.images.dims;
-  if (height !== expect.height || width !== expect.width) {
+  const have = t.images.dims[3] ?? 1;
+  if (height !== expect.height || width !== expect.width || have !== channels) {
     throw new Error(
-      `${t.display} (from ${t.source}): the images are ${height}x${width}; the model takes ${expect.height}x${expect.width}`,
+      `${t.display} (from ${t.source}): the images are ${shapeName(height, width, have)}; the model takes ${
+        shapeName(expect.height, expect.width, channels)
+      }`,
     );
   }
   if (count < 1) throw new Error(`${t.display} (from ${t.source}): the set holds no images`);
   const n = Math.min(count, limit ?? count);
   return imageSetFromPixels(
     t.display,
-    t.images.data.subarray(0, n * height * width),
+    t.images.data.subarray(0, n * height * width * channels),
     height,
     width,
     t.labels.data.slice(0, n),
+    channels,
   );
 }
 

@@ -13,6 +13,7 @@
  *                 OverSmooth, the LVAE and the informative loss, three scores against MNIST (Tables 6, 7).
  */
 
+import { DATASET_IMAGES } from "../data/dataset_names.ts";
 import type { Diagnostics, OodReport } from "./evaluate.ts";
 import type { WaicReport } from "./ensemble.ts";
 
@@ -178,7 +179,10 @@ function layersExperiment(
     table: (runs, paper) => {
       const rows = (paper.tables[table]?.rows ?? {}) as Record<string, number[]>;
       const valuesOf = (loss: string) => {
-        const mine = ofLoss(runs, loss).map((r) => of(r.report.diagnostics[r.report.in], 784));
+        const mine = ofLoss(runs, loss).map((r) => {
+          const { height, width, channels } = DATASET_IMAGES[r.report.in];
+          return of(r.report.diagnostics[r.report.in], height * width * channels);
+        });
         const n = Math.max(0, ...mine.map((v) => v.length));
         return Array.from({ length: n }, (_, k) => meanStd(mine.map((v) => v[k])).mean);
       };

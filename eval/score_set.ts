@@ -14,7 +14,7 @@ import { noGrad } from "../autograd/tape.ts";
 import { dispose, dryRun, read, readAll, scope, type Tensor } from "../kernels/tensor.ts";
 import { likelihoodRegret } from "../models/regret.ts";
 import { type ImageSet, inputBatch } from "../data/loader.ts";
-import { generate, type HvaeConfig, type HvaeParams } from "../models/hvae.ts";
+import { generate, type HvaeConfig, type HvaeParams, imageChannels } from "../models/hvae.ts";
 import { likelihoodOf, meanImage } from "../models/likelihood.ts";
 import {
   combinePasses,
@@ -127,7 +127,7 @@ export async function reconstructions(
   );
   const values = await readAll(tensors);
   dispose(tensors);
-  const hw = set.height * set.width;
+  const hw = set.height * set.width * set.channels;
   return Array.from(
     indices,
     (_, i) => values.map((v) => Float32Array.from(v.subarray(i * hw, (i + 1) * hw))),
@@ -154,7 +154,7 @@ export async function priorSamples(
   );
   const [values] = await readAll([probs]);
   probs.dispose();
-  const hw = cfg.image.height * cfg.image.width;
+  const hw = cfg.image.height * cfg.image.width * imageChannels(cfg);
   return Array.from({ length: count }, (_, i) => Float32Array.from(values.subarray(i * hw, (i + 1) * hw)));
 }
 

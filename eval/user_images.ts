@@ -14,13 +14,15 @@ import type { LoadedRun } from "../store/load_run.ts";
 import type { ImageBatch, ImageInputs } from "../data/image_inputs.ts";
 import { dispose } from "../kernels/tensor.ts";
 import { emptyScores, type ImageScores } from "../models/scores.ts";
+import { imageChannels } from "../models/hvae.ts";
 import { REGRET_SCORE, regretSet, type RegretSettings, scoreSet, type ScoreSetOptions } from "./score_set.ts";
 
 /** How user images are scored: the passes, the batch size, and Likelihood Regret when given. */
 export type UserScoreOptions = Omit<ScoreSetOptions, "seed" | "onBatch"> & { regret?: RegretSettings | null };
 
 /**
- * Scores images given as gray levels (`count` x height x width) with every score, and with
+ * Scores images given as bytes (`count` x height x width x the model's channels: gray levels, or RGB
+ * triples) with every score, and with
  * Likelihood Regret (`regret`, models/regret.ts) when its settings are given.
  */
 export async function scoreImages(
@@ -29,7 +31,8 @@ export async function scoreImages(
   o: UserScoreOptions,
 ): Promise<ImageScores> {
   const { height, width } = run.config.model.image;
-  const set = imageSetFromPixels("scoreImages: user images", pixels, height, width);
+  const channels = imageChannels(run.config.model);
+  const set = imageSetFromPixels("scoreImages: user images", pixels, height, width, undefined, channels);
   try {
     const seed = run.config.training.seed;
     const scored = await scoreSet(run.params, run.config.model, set, { ...o, seed, eachImageAlone: true });

@@ -84,10 +84,13 @@ import {
 import {
   checkLikelihoodFields,
   headOutput,
+  imageChannels,
   type LikelihoodName,
   likelihoodOf,
   reconstruction,
 } from "./likelihood.ts";
+
+export { imageChannels } from "./likelihood.ts";
 import type { Rng } from "./rng.ts";
 import { MAX_LAYERS, posteriorStream, priorStream, topDownPosteriorStream } from "./streams.ts";
 
@@ -130,8 +133,8 @@ export interface LayerSpec {
 export interface HvaeConfig {
   /** The preset's name. */
   preset: string;
-  /** Image size. */
-  image: { height: number; width: number };
+  /** Image size, and its channels: 1 (grayscale, the default when absent, as in older runs) or 3 (RGB). */
+  image: { height: number; width: number; channels?: number };
   /** Feature channels of every stage. */
   channels: number;
   /** The activation of blocks and heads. */
@@ -282,6 +285,7 @@ function checkConfigFields(cfg: HvaeConfig): void {
   };
   size("image.height", cfg.image?.height, CONFIG_LIMITS.image);
   size("image.width", cfg.image?.width, CONFIG_LIMITS.image);
+  if (cfg.image?.channels !== undefined) oneOf("image.channels", cfg.image.channels, [1, 3]);
   size("channels", cfg.channels, CONFIG_LIMITS.channels);
   size("headKernel", cfg.headKernel, CONFIG_LIMITS.kernel);
   oneOf("activation", cfg.activation, ["relu", "silu"]);
@@ -409,7 +413,7 @@ export function initHvae(cfg: HvaeConfig, rng: Rng): HvaeParams {
   // head, [BIVA: BU projection, fromTd, TD blocks, fromBu, TD head,] decoder, projection, prior head;
   // then the likelihood head): a seed gives the same weights, and BIVA's extra draws leave the other
   // wirings' weights as they were.
-  if (cfg.stem) encoder.stem = initConv(cfg.stem.kernel, 1, C, rng, wn);
+  if (cfg.stem) encoder.stem = initConv(cfg.stem.kernel, imageChannels(cfg), C, rng, wn);
   cfg.layers.forEach((layer, l) => {
     const stage: StageParams = initBlocks(layer.encoder, cfg, rng);
     const below = cfg.layers[l - 1];

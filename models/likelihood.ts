@@ -18,6 +18,7 @@
 import {
   add,
   bernoulliLogLik,
+  concat,
   div,
   exp,
   full,
@@ -31,13 +32,19 @@ import {
   slice,
   sub,
   sum,
+  tanh,
 } from "../autograd/ops.ts";
 import { unitScaleU } from "../kernels/distributions.ts";
-import { MAX_COMPONENTS } from "../kernels/logistic_mixture.ts";
+import { MAX_COMPONENTS, mixtureHeadChannels } from "../kernels/logistic_mixture.ts";
 import type { ByteImageMode } from "../kernels/random.ts";
 import type { Tensor } from "../kernels/tensor.ts";
 import type { HvaeConfig, HvaeParams } from "./hvae.ts";
 import { activate, convLayer } from "./layers.ts";
+
+/** The image's channels: 1 (grayscale) or 3 (RGB); configurations without the field are grayscale. */
+export function imageChannels(cfg: HvaeConfig): number {
+  return cfg.image.channels ?? 1;
+}
 
 /** The likelihoods by name (`--likelihood`, `HvaeConfig.likelihood`). */
 export const LIKELIHOOD_NAMES = ["bernoulli", "gaussian", "logistic-mixture"] as const;
@@ -63,15 +70,15 @@ export interface Likelihood {
   input: ByteImageMode;
   /** What that input is, in a caption ("the binarised input"). */
   inputCaption: string;
-  /** The input as a picture, [B, H, W, 1] in [0, 1]. */
+  /** The input as a picture, [B, H, W, C] in [0, 1]. */
   shownInput(x: Tensor): Tensor;
   /** Channels of the output head `out` per pixel. */
   headChannels(cfg: HvaeConfig): number;
   /** The head convolution's kernel size. */
   headKernel(cfg: HvaeConfig): number;
-  /** log p(x | z) per pixel [B, H, W, 1] from the head's output and the target x. */
+  /** log p(x | z) per pixel [B, H, W, 1] (or per value, [B, H, W, C]) from the head's output and the target x. */
   logProb(params: HvaeParams, cfg: HvaeConfig, out: Tensor, x: Tensor): Tensor;
-  /** The image shown for the head's output, [B, H, W, 1] in [0, 1] (its mean). */
+  /** The image shown for the head's output, [B, H, W, C] in [0, 1] (its mean). */
   shownImage(cfg: HvaeConfig, out: Tensor): Tensor;
   /**
    * Nats per dimension to add to -log p(x | z) so that it is the negative log-probability of the
@@ -89,7 +96,7 @@ const bernoulli: Likelihood = {
   input: "binarize",
   inputCaption: "the binarised input",
   shownInput: (x) => x,
-  headChannels: () => 1,
+  headChannels: imageChannels,
   headKernel: (cfg) => cfg.headKernel,
   logProb: (_params, _cfg, out, x) => bernoulliLogLik(out, x),
   shownImage: (_cfg, out) => sigmoid(out),
@@ -102,7 +109,7 @@ const gaussian: Likelihood = {
   input: "dequantize",
   inputCaption: "the dequantised input",
   shownInput: (x) => x,
-  headChannels: () => 1,
+  headChannels: imageChannels,
   headKernel: (cfg) => cfg.headKernel,
   logProb: (params, cfg, out, x) => {
     if (!params.likelihood) {
@@ -125,20 +132,28 @@ const logisticMixture: Likelihood = {
   input: "levels",
   inputCaption: "the 8-bit input",
   shownInput: (x) => div(add(x, 1), 2),
-  headChannels: (cfg) => 3 * componentsOf(cfg),
+  headChannels: (cfg) => mixtureHeadChannels(imageChannels(cfg) === 3 ? 3 : 1, componentsOf(cfg)),
   // A 1x1 convolution, as hvae-oodd's DiscretizedLogisticMixLikelihoodConv2d (its kernel_size=1): the
   // 3K channels are per pixel, and a 3x3 head would cost 9x the FLOPs three times per informative step.
   headKernel: () => 1,
   logProb: (_params, cfg, out, x) => logisticMixtureLogLik(out, x, componentsOf(cfg)),
-  // The mixture's mean sum_k pi_k clamp(mu_k, -1, 1), back on [0, 1].
+  // The mixture's mean per channel, sum_k pi_k clamp(mu_ck, -1, 1), back on [0, 1]; for RGB the means
+  // of green and blue follow the component's means before them through the coupling (the mean of
+  // each component's channel given the means of the channels before it).
   shownImage: (cfg, out) => {
     const K = componentsOf(cfg);
     const lead = out.shape.slice(0, -1);
     const part = (j: number) => slice(out, [...lead.map(() => 0), j * K], [...lead, (j + 1) * K]);
     const logits = part(0);
     const pi = exp(sub(logits, logsumexp(logits, [-1], true)));
-    const mu = minimum(maximum(part(1), -1), 1);
-    return div(add(sum(mul(pi, mu), [-1], true), 1), 2);
+    const shown = (mu: Tensor) => div(add(sum(mul(pi, minimum(maximum(mu, -1), 1)), [-1], true), 1), 2);
+    if (imageChannels(cfg) === 1) return shown(part(1));
+    // Blocks of 3K per channel after the K logits: K means, K log-scales, K coefficients (tanh).
+    const mean = (c: number) => part(1 + 3 * c), coefficient = (c: number) => tanh(part(3 + 3 * c));
+    const red = mean(0);
+    const green = add(mean(1), mul(coefficient(0), red));
+    const blue = add(add(mean(2), mul(coefficient(1), red)), mul(coefficient(2), green));
+    return concat([shown(red), shown(green), shown(blue)], -1);
   },
   binNatsPerDim: 0,
 };
@@ -220,7 +235,7 @@ export function logLikelihood(params: HvaeParams, cfg: HvaeConfig, out: Tensor, 
   return likelihoodOf(cfg).logProb(params, cfg, out, x);
 }
 
-/** The image shown for the head's output: [B, H, W, 1] in [0, 1]. */
+/** The image shown for the head's output: [B, H, W, C] in [0, 1]. */
 export function meanImage(cfg: HvaeConfig, out: Tensor): Tensor {
   return likelihoodOf(cfg).shownImage(cfg, out);
 }

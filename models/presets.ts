@@ -18,10 +18,17 @@
  *          stack beside the bottom-up one; the decoder reads [z^TD, z^BU].
  *   <name>-oversmooth: the same model with a Gaussian likelihood and one learned scale sigma_x on
  *          dequantised images in [0, 1) ("OverSmooth", the paper's Appendix J, after Takida et al.).
+ *   small-cifar, tiny-cifar: `small` and `tiny` on CIFAR-10's 32x32 RGB images (z1 at 16x16, the dense
+ *          latents on 8x8 stages); -lvae and -biva as above.
  */
 
 import { SIGMA_LOG2, SIGMA_SOFTPLUS } from "../kernels/distributions.ts";
 import type { HvaeConfig } from "./hvae.ts";
+
+/** Fashion-MNIST's and MNIST's images. */
+const GRAYSCALE_28 = { height: 28, width: 28 };
+/** CIFAR-10's and SVHN's images. */
+const RGB_32 = { height: 32, width: 32, channels: 3 };
 
 /**
  * `small`'s shape: z[0] a conv latent at 14x14, z[1] dense after a stride-2 block (7x7), every further
@@ -32,10 +39,13 @@ function smallLike(
   C: number,
   z: number[],
   inference: "ladder" | "topdown" | "bidirectional" = "ladder",
+  image: HvaeConfig["image"] = GRAYSCALE_28,
 ): HvaeConfig {
+  // The 7x7 stages of 28x28 images (8x8 for CIFAR's 32x32): two halvings.
+  const quarter: [number, number] = [Math.ceil(image.height / 4), Math.ceil(image.width / 4)];
   return {
     preset,
-    image: { height: 28, width: 28 },
+    image,
     channels: C,
     activation: "silu",
     sigma: SIGMA_SOFTPLUS,
@@ -54,13 +64,13 @@ function smallLike(
         latent: { kind: "dense", size: z[1] },
         encoder: [{ kind: "down", kernel: 3 }],
         decoder: [{ kind: "up", kernel: 3 }],
-        projection: [7, 7],
+        projection: quarter,
       },
       ...z.slice(2).map((size) => ({
         latent: { kind: "dense" as const, size },
         encoder: [{ kind: "res" as const, kernel: 3 }],
         decoder: [{ kind: "res" as const, kernel: 3 }],
-        projection: [7, 7] as [number, number],
+        projection: quarter,
       })),
     ],
     headKernel: 3,
@@ -167,6 +177,11 @@ export const PRESETS: Record<string, () => HvaeConfig> = {
   "havtorn3-oversmooth": () => gaussian(havtornLike("havtorn3-oversmooth", [8, 16, 8])),
   "paper3-oversmooth": () => gaussian(havtornLike("paper3-oversmooth", [16, 8, 4])),
   "paper5-oversmooth": () => gaussian(havtornLike("paper5-oversmooth", [32, 24, 16, 8, 4])),
+  // CIFAR-10's 32x32 RGB images: `small` and `tiny` on them (z1 at 16x16, dense latents on 8x8 stages).
+  "small-cifar": () => smallLike("small-cifar", 16, [8, 16, 8], "ladder", RGB_32),
+  "tiny-cifar": () => smallLike("tiny-cifar", 4, [2, 4, 2], "ladder", RGB_32),
+  "small-cifar-lvae": () => smallLike("small-cifar-lvae", 16, [8, 16, 8], "topdown", RGB_32),
+  "small-cifar-biva": () => smallLike("small-cifar-biva", 16, [8, 16, 8], "bidirectional", RGB_32),
 };
 
 /** `cfg` with the Gaussian likelihood N(x | mu(z), sigma_x^2 I) on dequantised images (models/hvae.ts). */

@@ -4,11 +4,11 @@
  */
 
 import type { EvaluationOptions } from "../eval/evaluate.ts";
-import { BUILT_IN_SETS, isBuiltInSet } from "../eval/evaluation_sets.ts";
+import { BUILT_IN_SETS, COLOUR_BUILT_IN_SETS, isBuiltInSet } from "../eval/evaluation_sets.ts";
 import { intFlag, numberFlag, usageError } from "./cli.ts";
 
 export const EVALUATION_FLAGS = {
-  ood: { type: "string", default: "mnist" },
+  ood: { type: "string" },
   samples: { type: "string", default: "1" },
   iw: { type: "string", default: "1" },
   generate: { type: "string", default: "mean" },
@@ -19,10 +19,11 @@ export const EVALUATION_FLAGS = {
   "regret-iw": { type: "string", default: "16" },
 } as const;
 
-export const EVALUATION_USAGE = `  --ood LIST             OOD test sets, comma-separated (default mnist): ${
-  BUILT_IN_SETS.join(", ")
-},
-                         a directory of 28x28 PNG or IDX files, or all (every built-in set available
+export const EVALUATION_USAGE =
+  `  --ood LIST             OOD test sets, comma-separated (default: the paper's pair, mnist for a
+                         grayscale model, svhn for a CIFAR-10 one). Grayscale: ${BUILT_IN_SETS.join(", ")};
+                         colour: ${COLOUR_BUILT_IN_SETS.join(", ")}; a directory of PNG or IDX files at
+                         the model's size, or all (every built-in set of the model's kind available
                          here; the others are skipped with their reasons)
   --samples N            draws per image, scores averaged (default 1, as the paper)
   --iw S                 passes per draw for importance-weighted L_x and L>k (default 1)
@@ -42,8 +43,10 @@ export function evaluationOptions(
   limitFlag: string,
 ): EvaluationOptions {
   // Names not built in are directories, checked when they are read (data/evaluation_sets.ts).
-  const ood = String(flags.ood).split(",").map((s) => s.trim()).filter(Boolean);
-  if (ood.length === 0) usageError(tool, usage, "--ood needs at least one set");
+  const ood = flags.ood === undefined
+    ? []
+    : String(flags.ood).split(",").map((s) => s.trim()).filter(Boolean);
+  if (flags.ood !== undefined && ood.length === 0) usageError(tool, usage, "--ood needs at least one set");
   for (const name of ood) {
     if (name === "all" || isBuiltInSet(name)) continue;
     let directory = false;
@@ -56,7 +59,9 @@ export function evaluationOptions(
       usageError(
         tool,
         usage,
-        `--ood: '${name}' is neither a set (${BUILT_IN_SETS.join(", ")}, all) nor a directory`,
+        `--ood: '${name}' is neither a set (${
+          [...BUILT_IN_SETS, ...COLOUR_BUILT_IN_SETS].join(", ")
+        }, all) nor a directory`,
       );
     }
   }

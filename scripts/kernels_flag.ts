@@ -11,7 +11,7 @@ import { dispose, keep, tensor } from "../kernels/tensor.ts";
 import { recordConvShapes, tuneKernels, type TuneRow } from "../kernels/tuner.ts";
 import { describeTuning, setTuning, type Tuning } from "../kernels/tuning_choices.ts";
 import { adapterIdentity, loadCachedTuning, presetOf, saveTuning } from "../store/tuning_cache.ts";
-import { type HvaeConfig, hvaeObjective, type HvaeParams, initHvae } from "../models/hvae.ts";
+import { type HvaeConfig, hvaeObjective, type HvaeParams, imageChannels, initHvae } from "../models/hvae.ts";
 import { createRng } from "../models/rng.ts";
 import { usageError } from "./cli.ts";
 
@@ -32,13 +32,13 @@ export async function tuneForWorkload(
 ): Promise<{ tuning: Tuning; rows: TuneRow[] }> {
   const params = keep(initHvae(w.cfg, createRng(1)));
   const rng = createRng(2);
-  const { height, width } = w.cfg.image;
+  const { height, width } = w.cfg.image, channels = imageChannels(w.cfg);
   const x = keep(greater(
-    tensor(Float32Array.from({ length: 2 * height * width }, () => rng.uniform()), [
+    tensor(Float32Array.from({ length: 2 * height * width * channels }, () => rng.uniform()), [
       2,
       height,
       width,
-      1,
+      channels,
     ]),
     0.6,
   ));

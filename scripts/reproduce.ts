@@ -153,8 +153,7 @@ async function makeFigures(runs: RunOutcome[]): Promise<Record<string, string>> 
   for (const first of firsts) {
     const variant = first.variant && first.variant !== "hvae" ? `${first.variant}-` : "";
     const run = await loadRun(first.dir);
-    const { height, width } = run.config.model.image;
-    const test = await loadTestSet(run.config.training.dataset, height, width, { dataDir });
+    const test = await loadTestSet(run.config.training.dataset, run.config.model.image, { dataDir });
     const set = await testSetOnGpu(test, 1000, run.config.model.image);
     try {
       figures[`latents-${variant}${first.loss}-seed${first.seed}.svg`] = await latentFigure(

@@ -32,6 +32,7 @@ import {
 import { initGpu } from "../kernels/runtime/device.ts";
 import { dispose } from "../kernels/tensor.ts";
 import { scoreNames } from "../models/scores.ts";
+import { imageChannels } from "../models/hvae.ts";
 import { numberFlag, onStopSignals, parseFlags, pathFlag, runCommand, usageError } from "./cli.ts";
 import { EVALUATION_FLAGS, EVALUATION_USAGE, evaluationOptions } from "./evaluation_flags.ts";
 import { applyKernelsMode, KERNELS_FLAG, KERNELS_USAGE, kernelsMode } from "./kernels_flag.ts";
@@ -125,7 +126,7 @@ await runCommand("score", async () => {
     const chosen = flags.score!;
     const { height, width } = run.config.model.image;
     // Every input found, counted and checked before the calibration's minutes are spent.
-    const images = await openImageInputs(inputs, height, width);
+    const images = await openImageInputs(inputs, height, width, imageChannels(run.config.model));
     const header = verdictColumns(names).join(",");
     const done = csvExists && flags.resume ? await readVerdictCsv(csvPath!, header) : null;
     if (done) await checkResumedInputs(csvPath!, done, images);

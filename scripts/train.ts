@@ -156,7 +156,7 @@ await runCommand("train", async () => {
     // Size the default evaluation by time as well, at this machine's scoring speed.
     const fit = evaluationLimitFor(
       result,
-      1 + evaluation.ood.length,
+      1 + Math.max(1, evaluation.ood.length),
       DEFAULT_EVAL_SECONDS,
       SCORING_OVER_TRAINING_SPEED,
     );

@@ -13,7 +13,14 @@ import {
   withLikelihood,
 } from "../models/likelihood.ts";
 import { prepareNewRunDir, runDirState } from "../store/run_lifecycle.ts";
-import { defaultRunDir, newRunConfig, readSavedConfig, resumedRun } from "../store/training_run.ts";
+import {
+  datasetMismatch,
+  defaultRunDir,
+  newRunConfig,
+  readSavedConfig,
+  resumedRun,
+} from "../store/training_run.ts";
+import { DATASET_NAMES, type DatasetName } from "../data/dataset_names.ts";
 import { durationFlag, intFlag, numberFlag, parseFlags, pathFlag, usageError } from "./cli.ts";
 import { EVALUATION_FLAGS, EVALUATION_USAGE, evaluationOptions } from "./evaluation_flags.ts";
 import { LIKELIHOOD_FLAGS, likelihoodChoice } from "./likelihood_flags.ts";
@@ -48,6 +55,8 @@ export const USAGE = `usage: deno task train [flags]
   --seed N               seed of initialisation, shuffling, binarisation and sampling, 0..4294967295
                          (default 1)
   --train-limit N        train on the first N images only (default: all 60000; see below)
+  --dataset NAME         the training data: ${DATASET_NAMES.join(", ")} (default fashion-mnist, or
+                         cifar10 for the -cifar presets); its images must be the preset's size
   --data-dir DIR         read the dataset files from here (and only here)
   --out DIR              run directory (default runs/<preset>-<loss>-seed<seed>)
   --resume DIR           continue the run in DIR from its last checkpoint (or start it over if it has
@@ -88,6 +97,8 @@ export async function runToTrain(cli: TrainCommandLine, software: boolean, adapt
     cli.given,
     adapter,
   );
+  const mismatch = datasetMismatch(run.model, run.training.dataset);
+  if (mismatch) cli.usage(mismatch);
   const dir = cli.out ?? defaultRunDir(run);
   // Checked now, before the data is read, and again under the lock.
   const { state } = await runDirState(dir);
@@ -114,6 +125,15 @@ export function noFlagsMessage(preset: string, software: boolean): string {
       : `       The paper's schedule: deno task train --preset ${preset} --epochs 1000 (README, Training).`);
 }
 
+/** `--dataset`, checked against the names (undefined when absent). */
+function datasetFlag(value: unknown): DatasetName | undefined {
+  if (value === undefined) return undefined;
+  if (!(DATASET_NAMES as readonly unknown[]).includes(value)) {
+    usageError("train", USAGE, `--dataset must be one of ${DATASET_NAMES.join(", ")}, got '${value}'`);
+  }
+  return value as DatasetName;
+}
+
 /** Parses `Deno.args` as `deno task train`'s flags; exits with the usage on a bad one. */
 export async function trainCommandLine() {
   const flags = parseFlags("train", USAGE, {
@@ -129,6 +149,7 @@ export async function trainCommandLine() {
     "free-bits-epochs": { type: "string" },
     seed: { type: "string" },
     "train-limit": { type: "string" },
+    dataset: { type: "string" },
     "data-dir": { type: "string" },
     out: { type: "string" },
     resume: { type: "string" },
@@ -183,6 +204,7 @@ export async function trainCommandLine() {
       ? undefined
       : intFlag("train", USAGE, "train-limit", flags["train-limit"], 1),
     loss: flags.loss as "elbo" | "informative" | undefined,
+    dataset: datasetFlag(flags.dataset),
     ...likelihoodChoice("train", USAGE, flags),
   };
 

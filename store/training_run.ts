@@ -10,7 +10,7 @@ import { writeFileAtomic } from "../data/files.ts";
 import { stopProfile } from "../kernels/engine.ts";
 import { measureCeiling } from "../kernels/ceiling.ts";
 import { formatProfile } from "../kernels/runtime/profiler.ts";
-import { flattenParams, type HvaeConfig } from "../models/hvae.ts";
+import { flattenParams, type HvaeConfig, imageChannels } from "../models/hvae.ts";
 import { likelihoodOf, runTag } from "../models/likelihood.ts";
 import { keep } from "../kernels/tensor.ts";
 import { adamInit } from "../models/adam.ts";
@@ -25,7 +25,9 @@ import {
   type StepReport,
   type TrainState,
 } from "../models/training.ts";
-import { loadSplit } from "../data/datasets.ts";
+import { type DatasetName, loadSplit } from "../data/datasets.ts";
+import { DATASET_IMAGES } from "../data/dataset_names.ts";
+import { shapeName } from "../data/image_inputs.ts";
 import { type ImageSet, imageSetOnGpu } from "../data/loader.ts";
 import { loadCheckpoint, readSafetensors, recoverCheckpoint, saveCheckpoint } from "./checkpoint.ts";
 import { readRunConfig } from "./load_run.ts";
@@ -37,6 +39,28 @@ export type GivenSettings = Partial<TrainingConfig> & {
   likelihood?: string;
   components?: number;
 };
+
+/** The dataset a model trains on when none is named: Fashion-MNIST for grayscale, CIFAR-10 for RGB. */
+export function defaultDataset(model: HvaeConfig): DatasetName {
+  return imageChannels(model) === 3 ? "cifar10" : "fashion-mnist";
+}
+
+/**
+ * Why `dataset` cannot train `model` (its images are of another size or channel count), or null.
+ * Said before any data is read.
+ */
+export function datasetMismatch(model: HvaeConfig, dataset: DatasetName): string | null {
+  const want = DATASET_IMAGES[dataset], { height, width } = model.image, channels = imageChannels(model);
+  if (want.height === height && want.width === width && want.channels === channels) return null;
+  const other = Object.entries(DATASET_IMAGES).filter(([, d]) =>
+    d.height === height && d.width === width && d.channels === channels
+  ).map(([n]) => n);
+  return `--dataset ${dataset} holds ${
+    shapeName(want.height, want.width, want.channels)
+  } images; preset '${model.preset}' takes ${shapeName(height, width, channels)}${
+    other.length ? ` (its datasets: ${other.join(", ")})` : ""
+  }`;
+}
 
 /** A new run's configuration: `model`, the settings given (defaults elsewhere), the adapter and versions. */
 export function newRunConfig(model: HvaeConfig, given: GivenSettings, adapter: unknown): RunConfig {
@@ -52,7 +76,7 @@ export function newRunConfig(model: HvaeConfig, given: GivenSettings, adapter: u
       freeBitsEpochs: given.freeBitsEpochs ?? 0,
       seed: given.seed ?? 1,
       trainLimit: given.trainLimit ?? null,
-      dataset: "fashion-mnist",
+      dataset: given.dataset ?? defaultDataset(model),
     },
     adapter,
     versions: { deno: Deno.version.deno, v8: Deno.version.v8, typescript: Deno.version.typescript },
@@ -161,6 +185,7 @@ export function resumedRun(
     ["free-bits", given.freeBits, t.freeBits],
     ["free-bits-epochs", given.freeBitsEpochs, t.freeBitsEpochs ?? 0],
     ["train-limit", given.trainLimit, t.trainLimit ?? undefined],
+    ["dataset", given.dataset, t.dataset],
   ];
   const clash = fixed.find(([, value, was]) => value !== undefined && value !== was);
   const conflict = clash

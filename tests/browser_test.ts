@@ -11,6 +11,7 @@ import { encodePng } from "../data/png.ts";
 import { grayLevels, histogramSvg } from "../web/page_parts.ts";
 import { Browser, findChromium } from "./browser.ts";
 import { command, runTask } from "./commands.ts";
+import { colourDataDir } from "./official_formats.ts";
 
 Deno.test("page parts: Rec. 601 gray levels as data/png.ts reads colour; the histogram marks the image", () => {
   assert.deepEqual([...grayLevels([255, 255, 255, 255, 0, 0, 0, 255, 255, 0, 0, 255, 10, 20, 30, 255])], [
@@ -112,78 +113,138 @@ const chromium = findChromium();
 const saved = `(() => { const href = document.getElementById("download").href; ` +
   `return JSON.parse(decodeURIComponent(href.slice(href.indexOf(",") + 1))); })()`;
 
-Deno.test({
-  name: "browser: a stroke drawn on the page is scored as deno task score scores the same image",
-  ignore: chromium === null,
-  sanitizeOps: false,
-  sanitizeResources: false,
-  fn: async () => {
-    const { root, run } = await trainedTinyRun(
-      ["--train-limit", "128", "--batch-size", "64", "--eval-limit", "64", "--eval-batch-size", "32"],
-    );
-    const { url, server } = await startServe(["--run", run, "--port", "0"]);
-    const browser = await Browser.launch(chromium!);
-    try {
-      await browser.send("Page.enable");
-      await browser.send("Page.navigate", { url });
-      await browser.waitFor(`["scored", "error", "no-webgpu"].includes(document.body.dataset.state)`);
-      const state = await browser.evaluate<string>("document.body.dataset.state");
-      assert.equal(
-        state,
-        "scored",
-        await browser.evaluate<string>("document.getElementById('error').textContent"),
-      );
-      assert.match(
-        await browser.evaluate<string>("document.getElementById('run').textContent"),
-        /preset tiny/,
-      );
-      // A stroke across the pad, then wait until the last scoring is of the finished drawing.
-      const rect = await browser.evaluate<{ x: number; y: number }>(
-        "(() => { const r = document.getElementById('pad').getBoundingClientRect(); return { x: r.x, y: r.y }; })()",
-      );
-      const points = [[70, 60], [140, 120], [150, 200], [210, 230]];
-      await browser.mouse("mousePressed", rect.x + points[0][0], rect.y + points[0][1]);
-      for (const [x, y] of points.slice(1)) await browser.mouse("mouseMoved", rect.x + x, rect.y + y);
-      await browser.mouse("mouseReleased", rect.x + points[3][0], rect.y + points[3][1]);
-      await new Promise((r) => setTimeout(r, 500));
-      await browser.waitFor(
-        `document.body.dataset.state === "scored" && ${saved}.pixels.some((p) => p > 0)`,
-      );
-      await new Promise((r) => setTimeout(r, 1500));
-      await browser.waitFor(`document.body.dataset.state === "scored"`);
-      const last = await browser.evaluate<{ pixels: number[]; scores: Record<string, number> }>(saved);
-      assert.ok(last.pixels.filter((p) => p > 0).length > 20, "the stroke reached the image");
-      assert.match(
-        await browser.evaluate<string>("document.getElementById('verdict').textContent"),
-        /Fashion-MNIST/,
-      );
-      assert.equal(await browser.evaluate<number>("document.querySelectorAll('#recon canvas').length"), 4);
-      const shot = await browser.screenshot();
-      assert.deepEqual([...shot.subarray(1, 4)], [0x50, 0x4e, 0x47]);
-      const keep = Deno.env.get("HVAE_SCREENSHOT");
-      if (keep) await Deno.writeFile(keep, shot);
-
-      // The same image through the command line.
-      const png = `${root}/drawn.png`;
-      await Deno.writeFile(png, await encodePng(Uint8Array.from(last.pixels), 28, 28));
-      const scored = await runTask("score", ["--run", run, "--input", png, "--json"]);
-      assert.equal(scored.code, 0, scored.out + scored.err);
-      const cli = JSON.parse(scored.out.trim().split("\n").at(-1)!).scores as Record<string, number>;
-      const gaps = Object.entries(last.scores).map(([name, value]) =>
-        `${name} ${Math.abs(value - cli[name]).toExponential(1)}`
-      );
-      console.log(`page (SwiftShader) vs deno task score: |difference| ${gaps.join(", ")}`);
-      for (const [name, value] of Object.entries(last.scores)) {
-        assert.ok(
-          Math.abs(value - cli[name]) <= 1e-3 * Math.max(1, Math.abs(cli[name])),
-          `${name}: page ${value}, deno task score ${cli[name]}`,
-        );
-      }
-    } finally {
-      await browser.close();
-      server.kill();
-      await server.status;
-      await Deno.remove(root, { recursive: true });
-    }
+/**
+ * A model's page in Chromium: a stroke drawn on the pad is scored as `deno task score` scores the same
+ * image saved as a PNG (gray, or RGB for a colour model), and the page names the training set.
+ */
+function strokeTest(
+  name: string,
+  train: () => Promise<{ root: string; run: string }>,
+  expect: {
+    preset: RegExp;
+    dataset: RegExp;
+    channels: 1 | 3;
+    size: number;
+    dataFlags: (root: string) => string[];
   },
-});
+): void {
+  Deno.test({
+    name,
+    ignore: chromium === null,
+    sanitizeOps: false,
+    sanitizeResources: false,
+    fn: async () => {
+      const { root, run } = await train();
+      const { url, server } = await startServe(["--run", run, "--port", "0", ...expect.dataFlags(root)]);
+      const browser = await Browser.launch(chromium!);
+      try {
+        await browser.send("Page.enable");
+        await browser.send("Page.navigate", { url });
+        await browser.waitFor(`["scored", "error", "no-webgpu"].includes(document.body.dataset.state)`);
+        const state = await browser.evaluate<string>("document.body.dataset.state");
+        assert.equal(
+          state,
+          "scored",
+          await browser.evaluate<string>("document.getElementById('error').textContent"),
+        );
+        assert.match(
+          await browser.evaluate<string>("document.getElementById('run').textContent"),
+          expect.preset,
+        );
+        // A stroke across the pad, then wait until the last scoring is of the finished drawing.
+        const rect = await browser.evaluate<{ x: number; y: number }>(
+          "(() => { const r = document.getElementById('pad').getBoundingClientRect(); return { x: r.x, y: r.y }; })()",
+        );
+        const points = [[70, 60], [140, 120], [150, 200], [210, 230]];
+        await browser.mouse("mousePressed", rect.x + points[0][0], rect.y + points[0][1]);
+        for (const [x, y] of points.slice(1)) await browser.mouse("mouseMoved", rect.x + x, rect.y + y);
+        await browser.mouse("mouseReleased", rect.x + points[3][0], rect.y + points[3][1]);
+        await new Promise((r) => setTimeout(r, 500));
+        await browser.waitFor(
+          `document.body.dataset.state === "scored" && ${saved}.pixels.some((p) => p > 0)`,
+        );
+        await new Promise((r) => setTimeout(r, 1500));
+        await browser.waitFor(`document.body.dataset.state === "scored"`);
+        const last = await browser.evaluate<{ pixels: number[]; scores: Record<string, number> }>(saved);
+        assert.equal(last.pixels.length, expect.size * expect.size * expect.channels);
+        assert.ok(last.pixels.filter((p) => p > 0).length > 20, "the stroke reached the image");
+        assert.match(
+          await browser.evaluate<string>("document.getElementById('verdict').textContent"),
+          expect.dataset,
+        );
+        assert.equal(await browser.evaluate<number>("document.querySelectorAll('#recon canvas').length"), 4);
+        const shot = await browser.screenshot();
+        assert.deepEqual([...shot.subarray(1, 4)], [0x50, 0x4e, 0x47]);
+        const keep = Deno.env.get("HVAE_SCREENSHOT");
+        if (keep) await Deno.writeFile(keep.replace(/\.png$/, `-${expect.channels}.png`), shot);
+
+        // The same image through the command line.
+        const png = `${root}/drawn.png`;
+        const bytes = Uint8Array.from(last.pixels);
+        await Deno.writeFile(png, await encodePng(bytes, expect.size, expect.size, expect.channels));
+        const scored = await runTask("score", [
+          "--run",
+          run,
+          "--input",
+          png,
+          "--json",
+          ...expect.dataFlags(root),
+        ]);
+        assert.equal(scored.code, 0, scored.out + scored.err);
+        const cli = JSON.parse(scored.out.trim().split("\n").at(-1)!).scores as Record<string, number>;
+        const gaps = Object.entries(last.scores).map(([name, value]) =>
+          `${name} ${Math.abs(value - cli[name]).toExponential(1)}`
+        );
+        console.log(`page (SwiftShader) vs deno task score: |difference| ${gaps.join(", ")}`);
+        for (const [name, value] of Object.entries(last.scores)) {
+          assert.ok(
+            Math.abs(value - cli[name]) <= 1e-3 * Math.max(1, Math.abs(cli[name])),
+            `${name}: page ${value}, deno task score ${cli[name]}`,
+          );
+        }
+      } finally {
+        await browser.close();
+        server.kill();
+        await server.status;
+        await Deno.remove(root, { recursive: true });
+      }
+    },
+  });
+}
+
+strokeTest(
+  "browser: a stroke drawn on the page is scored as deno task score scores the same image",
+  () =>
+    trainedTinyRun([
+      "--train-limit",
+      "128",
+      "--batch-size",
+      "64",
+      "--eval-limit",
+      "64",
+      "--eval-batch-size",
+      "32",
+    ]),
+  { preset: /preset tiny,/, dataset: /Fashion-MNIST/, channels: 1, size: 28, dataFlags: () => [] },
+);
+
+strokeTest(
+  "browser: a colour model's page reads the pad as RGB and scores it as deno task score does",
+  async () => {
+    const root = await colourDataDir();
+    const run = `${root}/run`;
+    const trained = await runTask("train", [
+      ...["--preset", "tiny-cifar", "--data-dir", root, "--epochs", "1", "--batch-size", "20", "--no-eval"],
+      ...["--out", run],
+    ]);
+    assert.equal(trained.code, 0, trained.out + trained.err);
+    return { root, run };
+  },
+  {
+    preset: /preset tiny-cifar/,
+    dataset: /CIFAR-10/,
+    channels: 3,
+    size: 32,
+    dataFlags: (root) => ["--data-dir", root],
+  },
+);

@@ -28,9 +28,9 @@ const at = (data: Uint8Array, i: number, r: number, c: number) => data[i * H * W
 
 Deno.test("test sets: flipped and inverted Fashion-MNIST, pixel by pixel, with their labels", async () => {
   const dir = await fashionDir();
-  const h = await loadTestSet("fashion-mnist-hflip", H, W, options(dir));
-  const v = await loadTestSet("fashion-mnist-vflip", H, W, options(dir));
-  const inv = await loadTestSet("fashion-mnist-inverted", H, W, options(dir));
+  const h = await loadTestSet("fashion-mnist-hflip", { height: H, width: W }, options(dir));
+  const v = await loadTestSet("fashion-mnist-vflip", { height: H, width: W }, options(dir));
+  const inv = await loadTestSet("fashion-mnist-inverted", { height: H, width: W }, options(dir));
   for (const set of [h, v, inv]) {
     assert.deepEqual(set.images.dims, [N, H, W]);
     assert.deepEqual([...set.labels.data], [3, 1, 4, 1]);
@@ -49,11 +49,11 @@ Deno.test("test sets: flipped and inverted Fashion-MNIST, pixel by pixel, with t
 
 Deno.test("test sets: blank is black; noise is Bernoulli at the in-distribution mean, the same every time", async () => {
   const dir = await fashionDir();
-  const blank = await loadTestSet("blank", H, W, options(dir));
+  const blank = await loadTestSet("blank", { height: H, width: W }, options(dir));
   assert.deepEqual(blank.images.dims, [10000, H, W]);
   assert.ok(blank.images.data.every((p) => p === 0));
-  const noise = await loadTestSet("noise", H, W, options(dir));
-  const again = await loadTestSet("noise", H, W, options(dir));
+  const noise = await loadTestSet("noise", { height: H, width: W }, options(dir));
+  const again = await loadTestSet("noise", { height: H, width: W }, options(dir));
   assert.deepEqual(noise.images.data, again.images.data);
   assert.ok(noise.images.data.every((p) => p === 0 || p === 255));
   const mean = pixels.reduce((a, b) => a + b, 0) / pixels.length / 255;
@@ -71,7 +71,7 @@ Deno.test("test sets: a directory of PNG and IDX files; names, keys and errors",
   await Deno.writeFile(`${dir}/b.png`, await encodePng(pixels.subarray(0, H * W), W, H));
   await Deno.writeFile(`${dir}/a.idx`, encodeIdx([2, H, W], pixels.subarray(H * W, 3 * H * W)));
   await Deno.writeTextFile(`${dir}/notes.txt`, "not an image");
-  const set = await loadTestSet(dir, H, W);
+  const set = await loadTestSet(dir, { height: H, width: W });
   // Files in name order (a.idx's two images, then b.png); other files ignored.
   assert.deepEqual(set.images.dims, [3, H, W]);
   assert.deepEqual(set.images.data.subarray(0, 2 * H * W), pixels.subarray(H * W, 3 * H * W));
@@ -82,13 +82,16 @@ Deno.test("test sets: a directory of PNG and IDX files; names, keys and errors",
   assert.equal(fileKey("noise"), "noise");
   assert.ok(BUILT_IN_SETS.every(isBuiltInSet) && !isBuiltInSet(dir));
   await assert.rejects(
-    loadTestSet(`${dir}/nothing`, H, W),
+    loadTestSet(`${dir}/nothing`, { height: H, width: W }),
     /--ood .*nothing: not a built-in set .* nor a readable directory/,
   );
   const empty = await Deno.makeTempDir();
-  await assert.rejects(loadTestSet(empty, H, W), /holds no \.png or IDX image files/);
+  await assert.rejects(loadTestSet(empty, { height: H, width: W }), /holds no \.png or IDX image files/);
   await Deno.writeFile(`${empty}/wrong.png`, await encodePng(new Uint8Array(4), 2, 2));
-  await assert.rejects(loadTestSet(empty, H, W), /wrong\.png: the image is 2x2; the model takes 5x3/);
+  await assert.rejects(
+    loadTestSet(empty, { height: H, width: W }),
+    /wrong\.png: the image is 2x2; the model takes 5x3/,
+  );
 });
 
 Deno.test("test sets: KMNIST downloads from its official address with its checksums (on 127.0.0.1)", async () => {
@@ -97,7 +100,10 @@ Deno.test("test sets: KMNIST downloads from its official address with its checks
     encodeIdx([N], new Uint8Array(N)),
     async ({ baseUrl, md5 }) => {
       const cacheDir = await Deno.makeTempDir();
-      const set = await loadTestSet("kmnist", H, W, { cacheDir, official: { kmnist: { baseUrl, md5 } } });
+      const set = await loadTestSet("kmnist", { height: H, width: W }, {
+        cacheDir,
+        official: { kmnist: { baseUrl, md5 } },
+      });
       assert.equal(set.display, "KMNIST");
       assert.equal(set.source, `download into ${cacheDir}/kmnist`);
       assert.deepEqual(set.images.data, pixels);

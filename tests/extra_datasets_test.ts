@@ -151,7 +151,7 @@ Deno.test("Omniglot: a zip of 105x105 1-bit PNGs, stored and deflated, resized b
     ["images_evaluation/Angelic/character01/0965_02.png", await bitPng(105, strokes[1])],
   ]);
   await Deno.writeFile(`${dir}/images_evaluation.zip`, archive);
-  const set = await loadTestSet("omniglot", 28, 28, { dataDir: dir });
+  const set = await loadTestSet("omniglot", { height: 28, width: 28 }, { dataDir: dir });
   assert.equal(set.display, "Omniglot");
   assert.deepEqual(set.images.dims, [3, 28, 28]);
   // Entries in name order: character01's two drawings, then character02's.

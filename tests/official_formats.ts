@@ -140,3 +140,12 @@ export async function svhnMat({ images, labels }: ColourImages, compress = true)
   const matrices = [matMatrix("X", 9, [32, 32, 3, n], 2, X), matMatrix("y", 6, [n, 1], 2, y)];
   return matFile(compress ? await Promise.all(matrices.map(compressed)) : matrices);
 }
+
+/** A data directory holding a small CIFAR-10 archive (5 x 8 training images, 20 test) and SVHN's file. */
+export async function colourDataDir(): Promise<string> {
+  const dir = await Deno.makeTempDir();
+  const train = [1, 2, 3, 4, 5].map((seed) => colourImages(8, seed));
+  await Deno.writeFile(`${dir}/cifar-10-binary.tar.gz`, await cifarArchive(train, colourImages(20, 9)));
+  await Deno.writeFile(`${dir}/test_32x32.mat`, await svhnMat(colourImages(20, 40)));
+  return dir;
+}

@@ -158,6 +158,6 @@ gpuTest("ood: train evaluates at its end, ood reproduces it, score rates user im
   );
   assert.equal((await task("ood")).code, 2);
   assert.equal((await task("ood", "--run", run, "--generate", "median")).code, 2);
-  assert.equal((await task("ood", "--run", run, "--ood", "cifar10")).code, 2);
+  assert.equal((await task("ood", "--run", run, "--ood", "cifar100")).code, 2);
   await Deno.remove(root, { recursive: true });
 });

@@ -55,7 +55,7 @@ Deno.test("png: encoded files have valid chunks and decode to the same pixels", 
     assert.deepEqual([back.width, back.height], [w, h]);
     assert.deepEqual(back.pixels, pixels);
   }
-  await assert.rejects(encodePng(new Uint8Array(5), 2, 2), /5 pixels for 2x2/);
+  await assert.rejects(encodePng(new Uint8Array(5), 2, 2), /5 bytes for 2x2x1/);
 });
 
 Deno.test("png: the decoder undoes all five filters, joins IDAT chunks, and converts colour to gray", async () => {

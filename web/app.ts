@@ -22,7 +22,9 @@ import type { LoadedRun } from "../models/run_from_bytes.ts";
 import { scoreNames } from "../models/scores.ts";
 import { reconstructions, scoreSet } from "../eval/score_set.ts";
 import { thresholdAtFpr } from "../eval/metrics.ts";
-import { type Calibration, grayLevels, histogramSvg, type RunInfo } from "./page_parts.ts";
+import { type Calibration, histogramSvg, modelPixels, type RunInfo } from "./page_parts.ts";
+import { imageChannels } from "../models/hvae.ts";
+import { DATASET_DISPLAY } from "../data/dataset_names.ts";
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
 
@@ -61,6 +63,7 @@ function showScores(
   chosen: string,
   rate: number,
   rateText: string,
+  dataset: string,
 ): void {
   $("fprValue").textContent = rateText;
   const rows = names.map((name) => {
@@ -76,10 +79,16 @@ function showScores(
   const ood = last.scores[chosen] > threshold;
   const verdict = $("verdict");
   verdict.textContent = ood
-    ? `Not like Fashion-MNIST (${chosen} ${last.scores[chosen].toFixed(1)} > ${threshold.toFixed(1)})`
-    : `Looks like Fashion-MNIST (${chosen} ${last.scores[chosen].toFixed(1)} ≤ ${threshold.toFixed(1)})`;
+    ? `Not like ${dataset} (${chosen} ${last.scores[chosen].toFixed(1)} > ${threshold.toFixed(1)})`
+    : `Looks like ${dataset} (${chosen} ${last.scores[chosen].toFixed(1)} ≤ ${threshold.toFixed(1)})`;
   verdict.className = ood ? "ood" : "in";
-  $("histogram").innerHTML = histogramSvg(calibration.scores[chosen], last.scores[chosen], threshold, chosen);
+  $("histogram").innerHTML = histogramSvg(
+    calibration.scores[chosen],
+    last.scores[chosen],
+    threshold,
+    chosen,
+    dataset,
+  );
 }
 
 /**
@@ -92,8 +101,11 @@ function offerDownload(last: Scored): void {
   link.hidden = false;
 }
 
-/** The input and its reconstructions from p(x | z>k), one small canvas each (H x W gray levels in [0, 1]). */
-function showReconstructions(images: readonly Float32Array[], H: number, W: number): void {
+/**
+ * The input and its reconstructions from p(x | z>k), one small canvas each (H x W x channels values
+ * in [0, 1]: gray levels or RGB).
+ */
+function showReconstructions(images: readonly Float32Array[], H: number, W: number, channels: number): void {
   const recon = $("recon");
   recon.innerHTML = "";
   images.forEach((image, i) => {
@@ -101,10 +113,13 @@ function showReconstructions(images: readonly Float32Array[], H: number, W: numb
     const c = document.createElement("canvas");
     [c.width, c.height] = [W, H];
     const data = new ImageData(W, H);
-    image.forEach((v, p) => {
-      const g = Math.round(255 * Math.min(1, Math.max(0, v)));
-      data.data.set([g, g, g, 255], 4 * p);
-    });
+    const byte = (v: number) => Math.round(255 * Math.min(1, Math.max(0, v)));
+    for (let p = 0; p < H * W; p++) {
+      const rgb = channels === 3
+        ? [0, 1, 2].map((c) => byte(image[3 * p + c]))
+        : new Array(3).fill(byte(image[p]));
+      data.data.set([...rgb, 255], 4 * p);
+    }
     c.getContext("2d")!.putImageData(data, 0, 0);
     const caption = Object.assign(document.createElement("figcaption"), {
       textContent: i === 0 ? "input" : `k = ${i - 1}`,
@@ -193,20 +208,32 @@ async function main(): Promise<void> {
   setTuning(defaultTuning(false));
   const run: LoadedRun = runFromBytes(config, modelBytes, info.dir);
   const cfg = run.config.model;
-  // The model's image size (28x28 for every preset today): the pad and dropped images are read at it.
+  // The model's image size and channels (28x28 gray, or 32x32 RGB for the -cifar presets): the pad and
+  // dropped images are read at it.
   const { height: H, width: W } = cfg.image;
+  const channels = imageChannels(cfg);
+  const dataset = DATASET_DISPLAY[run.config.training.dataset] ?? run.config.training.dataset;
+  document.title = `Is it ${dataset}? An informative HVAE decides`;
+  $("title").textContent = `Is it ${dataset}? An informative hierarchical VAE decides`;
+  $("howto").textContent = channels === 3
+    ? `Drop a colour image, or draw on black. Images are read as ${H}×${W} RGB, as deno task score reads PNGs.`
+    : `Draw bright strokes on black, as in Fashion-MNIST and MNIST. Images are converted to ${H}×${W} gray ` +
+      `levels as deno task score converts PNGs.`;
+  $("higher").textContent =
+    `Higher = more unlike ${dataset}. A threshold flags the chosen share of ${dataset} test images.`;
   const L = cfg.layers.length;
   const names = scoreNames(L);
   $("run").textContent = `Run ${info.dir}: preset ${cfg.preset}, ${run.config.training.loss} loss, ` +
     `${info.epochs} epoch(s), seed ${run.config.training.seed}; WebGPU adapter: ${adapterName()}. ` +
-    `Thresholds from ${calibration.images} Fashion-MNIST test images (${calibration.source}).`;
+    `Thresholds from ${calibration.images} ${dataset} test images (${calibration.source}).`;
 
   const select = $<HTMLSelectElement>("score");
   for (const name of names) select.add(new Option(name, name, name === "llr_ada", name === "llr_ada"));
   const fpr = $<HTMLInputElement>("fpr");
 
-  // The drawing pad: 280x280 on screen, read as H x W gray levels.
+  // The drawing pad: 280x280 on screen, read as H x W gray levels (or RGB).
   const pad = $<HTMLCanvasElement>("pad");
+  pad.setAttribute("aria-label", `drawing pad, ${H} by ${W} pixels shown enlarged`);
   const ctx = pad.getContext("2d")!;
   const clear = () => {
     ctx.fillStyle = "#000";
@@ -222,13 +249,15 @@ async function main(): Promise<void> {
     smallCtx.imageSmoothingEnabled = true;
     smallCtx.imageSmoothingQuality = "high";
     smallCtx.drawImage(pad, 0, 0, W, H);
-    return grayLevels(smallCtx.getImageData(0, 0, W, H).data);
+    return modelPixels(smallCtx.getImageData(0, 0, W, H).data, channels);
   };
 
   let last: Scored | null = null;
   let busy = false, again: Uint8Array | null = null;
   const show = () => {
-    if (last) showScores(last, names, calibration, select.value, Number(fpr.value) / 100, `${fpr.value}%`);
+    if (last) {
+      showScores(last, names, calibration, select.value, Number(fpr.value) / 100, `${fpr.value}%`, dataset);
+    }
   };
   const score = async (pixels: Uint8Array): Promise<void> => {
     if (busy) {
@@ -237,7 +266,7 @@ async function main(): Promise<void> {
     }
     busy = true;
     setState("scoring");
-    const set = imageSetFromPixels("your image", pixels, H, W);
+    const set = imageSetFromPixels("your image", pixels, H, W, undefined, channels);
     try {
       const seed = run.config.training.seed;
       const s = await scoreSet(run.params, cfg, set, {
@@ -254,7 +283,7 @@ async function main(): Promise<void> {
         scores: Object.fromEntries(names.map((n) => [n, s.scores[n][0]])),
       };
       offerDownload(last);
-      showReconstructions(images, H, W);
+      showReconstructions(images, H, W, channels);
       show();
     } catch (error) {
       fail(`scoring failed: ${(error as Error).message}`);
@@ -280,7 +309,8 @@ async function main(): Promise<void> {
   select.addEventListener("change", show);
   fpr.addEventListener("input", show);
 
-  // Files: decoded by the browser, drawn onto black at 28x28 (resized if needed), gray by Rec. 601.
+  // Files: decoded by the browser, drawn onto black at the model's size (resized if needed), gray by
+  // Rec. 601 for a grayscale model.
   const load = async (file: Blob) => {
     const bitmap = await createImageBitmap(file);
     clear();
@@ -290,7 +320,7 @@ async function main(): Promise<void> {
     smallCtx.fillRect(0, 0, W, H);
     smallCtx.imageSmoothingEnabled = true;
     smallCtx.drawImage(bitmap, 0, 0, W, H);
-    await score(grayLevels(smallCtx.getImageData(0, 0, W, H).data));
+    await score(modelPixels(smallCtx.getImageData(0, 0, W, H).data, channels));
   };
   wireFiles(load);
 

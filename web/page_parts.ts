@@ -36,6 +36,18 @@ export function grayLevels(rgba: ArrayLike<number>): Uint8Array {
   return out;
 }
 
+/** The RGB triples of RGBA canvas pixels (alpha dropped: the canvas is painted on black first). */
+export function rgbTriples(rgba: ArrayLike<number>): Uint8Array {
+  const out = new Uint8Array((rgba.length / 4) * 3);
+  for (let i = 0; i < out.length / 3; i++) out.set([rgba[4 * i], rgba[4 * i + 1], rgba[4 * i + 2]], 3 * i);
+  return out;
+}
+
+/** A canvas's RGBA pixels as the model reads them: gray levels (1 channel) or RGB triples (3). */
+export function modelPixels(rgba: ArrayLike<number>, channels: number): Uint8Array {
+  return channels === 3 ? rgbTriples(rgba) : grayLevels(rgba);
+}
+
 /**
  * An SVG histogram of the in-distribution scores (40 bins over their range and the image's), a dashed
  * line at the threshold and a red one at the image's score.
@@ -45,6 +57,7 @@ export function histogramSvg(
   mine: number,
   threshold: number,
   name: string,
+  dataset = "Fashion-MNIST",
 ): string {
   const [W, H, pad] = [420, 150, 28];
   const finite = values.filter(Number.isFinite);
@@ -64,7 +77,7 @@ export function histogramSvg(
   const line = (v: number, style: string) =>
     `<line x1="${x(v).toFixed(1)}" x2="${x(v).toFixed(1)}" y1="${pad - 8}" y2="${H - pad}" ${style}/>`;
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" font-size="11">` +
-    `<text x="${pad}" y="14">${name} of ${finite.length} Fashion-MNIST test images; red: yours</text>` +
+    `<text x="${pad}" y="14">${name} of ${finite.length} ${dataset} test images; red: yours</text>` +
     bars.join("") + line(threshold, 'stroke="#333" stroke-dasharray="4 3"') +
     line(mine, 'stroke="#c33" stroke-width="2"') +
     `<text x="${pad}" y="${H - 8}">${lo.toFixed(1)}</text>` +
