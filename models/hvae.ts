@@ -105,8 +105,13 @@ export interface BlockSpec {
   kind: BlockKind;
   /** Kernel size. */
   kernel: number;
-  /** Input channels when they are not the model's width (the first block reading x or z). */
+  /**
+   * Input channels of a stage's first block when they are not what its input has by default (the
+   * first block reading x or z); later blocks read the block before.
+   */
   in?: number;
+  /** Output channels when they are not the model's width (stages that widen, as Havtorn's CIFAR backbone). */
+  out?: number;
   /** act(x) before the first conv (default true). */
   preact?: boolean;
   /** Add the shortcut (default true). */
@@ -225,11 +230,67 @@ export function generativeLatent(cfg: HvaeConfig, l: number): LatentSpec {
 export const inferenceReadsSamples = (cfg: HvaeConfig): boolean =>
   cfg.inference === "markov" || cfg.inference === "bidirectional";
 
-function initHead(cfg: HvaeConfig, latent: LatentSpec, at: Size, rng: Rng): LinearParams {
-  const C = cfg.channels;
+/** A Gaussian head reading `width`-channel features of size `at`. */
+function initHead(cfg: HvaeConfig, latent: LatentSpec, at: Size, width: number, rng: Rng): LinearParams {
   return latent.kind === "conv"
-    ? initConv(cfg.headKernel, C, 2 * latent.channels, rng, cfg.weightNorm)
-    : initDense(at.h * at.w * C, 2 * latent.size, rng, cfg.weightNorm);
+    ? initConv(cfg.headKernel, width, 2 * latent.channels, rng, cfg.weightNorm)
+    : initDense(at.h * at.w * width, 2 * latent.size, rng, cfg.weightNorm);
+}
+
+/** The channels of a stage: its input's, every block's in and out, and the features it ends with. */
+export interface StageWidths {
+  /** Channels of what the stage's first block reads. */
+  input: number;
+  /** Each block's input and output channels. */
+  blocks: { in: number; out: number }[];
+  /** Channels of the stage's last output (its input's when it has no block). */
+  end: number;
+}
+
+function stageWidths(cfg: HvaeConfig, blocks: BlockSpec[], input: number): StageWidths {
+  let c = input;
+  const widths = blocks.map((b) => {
+    const w = { in: b.in ?? c, out: b.out ?? cfg.channels };
+    c = w.out;
+    return w;
+  });
+  return { input, blocks: widths, end: c };
+}
+
+/**
+ * The encoder's channels per layer. A stage reads: the image (or the stem's C channels) at the
+ * bottom; above it, the features below (ladder, LVAE, BIVA), or the sample below (Havtorn's
+ * backbone: z itself when it is a conv latent, a dense projection of it to the first block's `in`
+ * channels when it is dense).
+ */
+export function encoderWidths(cfg: HvaeConfig): StageWidths[] {
+  const out: StageWidths[] = [];
+  cfg.layers.forEach((layer, l) => {
+    const below = cfg.layers[l - 1];
+    const input = l === 0
+      ? (cfg.stem ? cfg.channels : imageChannels(cfg))
+      : cfg.inference !== "markov"
+      ? out[l - 1].end
+      : below.latent.kind === "conv"
+      ? below.latent.channels
+      : layer.encoder[0]?.in ?? cfg.channels;
+    out.push(stageWidths(cfg, layer.encoder, input));
+  });
+  return out;
+}
+
+/**
+ * The decoder's channels per layer: a stage reads z_l as it is (a conv latent without projection) or
+ * its projection to the first block's `in` channels (the model's width by default).
+ */
+export function decoderWidths(cfg: HvaeConfig): StageWidths[] {
+  return cfg.layers.map((layer, l) => {
+    const z = generativeLatent(cfg, l);
+    const input = z.kind === "conv" && layer.decoderProjection === "none"
+      ? z.channels
+      : layer.decoder[0]?.in ?? cfg.channels;
+    return stageWidths(cfg, layer.decoder, input);
+  });
 }
 
 /** Decoder sizes per layer: where proj(z_l) starts, and the output of each decoder block. */
@@ -317,6 +378,7 @@ function checkConfigFields(cfg: HvaeConfig): void {
         oneOf(`${at}.${part}[${j}].kind`, b?.kind, ["res", "down", "up"]);
         size(`${at}.${part}[${j}].kernel`, b.kernel, CONFIG_LIMITS.kernel);
         if (b.in !== undefined) size(`${at}.${part}[${j}].in`, b.in, CONFIG_LIMITS.channels);
+        if (b.out !== undefined) size(`${at}.${part}[${j}].out`, b.out, CONFIG_LIMITS.channels);
       });
     }
     if (layer.projection !== undefined) pair(`${at}.projection`, layer.projection);
@@ -344,14 +406,32 @@ export function validateConfig(cfg: HvaeConfig): void {
   });
   const enc = featureShapes(cfg);
   const dec = decoderShapes(cfg);
+  const encW = encoderWidths(cfg), decW = decoderWidths(cfg);
+  // BIVA's joins (the BU sample's projection, fromTd, fromBu) are built at the model's width.
+  if (
+    cfg.inference === "bidirectional" &&
+    cfg.layers.some((layer) =>
+      [...layer.encoder, ...layer.decoder].some((b) => (b.out ?? cfg.channels) !== cfg.channels)
+    )
+  ) {
+    throw new Error(
+      `${where}: BIVA's stages keep the model's width (${cfg.channels} channels): no block's out may differ`,
+    );
+  }
   cfg.layers.forEach((layer, l) => {
     const z = generativeLatent(cfg, l);
-    const first = layer.decoder[0]?.in ?? cfg.channels;
+    const first = decW[l].blocks[0]?.in ?? decW[l].input;
     if (z.kind === "conv" && layer.decoderProjection === "none" && first !== z.channels) {
       throw new Error(
         `${where}: z${l + 1} enters dec.stage${
           l + 1
         } as it is (${z.channels} channels), its first block reads ${first}`,
+      );
+    }
+    const reads = encW[l].blocks[0]?.in;
+    if (reads !== undefined && reads !== encW[l].input) {
+      throw new Error(
+        `${where}: enc.stage${l + 1}'s first block reads ${reads} channels, its input has ${encW[l].input}`,
       );
     }
     const end = dec[l].end;
@@ -371,24 +451,26 @@ export function validateConfig(cfg: HvaeConfig): void {
   });
 }
 
+/** A stage's blocks with their channels (`widths`); block i adds a skip from `skipWidths[i]` channels (0: none). */
 function initBlocks(
   specs: BlockSpec[],
   cfg: HvaeConfig,
   rng: Rng,
-  skips: boolean[] = [],
+  widths: StageWidths,
+  skipWidths: number[] = [],
 ): Record<string, BlockParams> {
-  const C = cfg.channels;
   const out: Record<string, BlockParams> = {};
   specs.forEach((b, i) => {
+    const { in: ci, out: co } = widths.blocks[i];
     out[`block${i}`] = initBlock(
       b.kind,
       b.kernel,
-      b.in ?? C,
-      C,
+      ci,
+      co,
       rng,
       cfg.weightNorm,
       cfg.blockStyle,
-      skips[i] ? C : 0,
+      skipWidths[i] ?? 0,
     );
   });
   return out;
@@ -401,6 +483,7 @@ export function initHvae(cfg: HvaeConfig, rng: Rng): HvaeParams {
   const enc = featureShapes(cfg);
   const dec = decoderShapes(cfg);
   const skips = skipPlan(cfg);
+  const encW = encoderWidths(cfg), decW = decoderWidths(cfg);
   const encoder: HvaeParams["enc"] = {};
   const posterior: HvaeParams["q"] = {};
   const topDownStages: NonNullable<HvaeParams["encTd"]> = {};
@@ -415,14 +498,14 @@ export function initHvae(cfg: HvaeConfig, rng: Rng): HvaeParams {
   // wirings' weights as they were.
   if (cfg.stem) encoder.stem = initConv(cfg.stem.kernel, imageChannels(cfg), C, rng, wn);
   cfg.layers.forEach((layer, l) => {
-    const stage: StageParams = initBlocks(layer.encoder, cfg, rng);
+    const stage: StageParams = initBlocks(layer.encoder, cfg, rng, encW[l]);
     const below = cfg.layers[l - 1];
     if (cfg.inference === "markov" && below?.latent.kind === "dense") {
       const [h, w] = layer.inputMap!;
-      stage.proj = initDense(below.latent.size, h * w * C, rng, wn);
+      stage.proj = initDense(below.latent.size, h * w * encW[l].input, rng, wn);
     }
     encoder[`stage${l + 1}`] = stage;
-    posterior[`z${l + 1}`] = initHead(cfg, layer.latent, enc[l], rng);
+    posterior[`z${l + 1}`] = initHead(cfg, layer.latent, enc[l], encW[l].end, rng);
     if (bidirectional) {
       // BIVA: the BU sample below enters at the features below; the TD stack and its estimate head.
       if (l > 0) {
@@ -434,24 +517,26 @@ export function initHvae(cfg: HvaeConfig, rng: Rng): HvaeParams {
       if (l === L - 1 && L > 1) stage.fromTd = initConv(1, C, C, rng, wn);
       if (l < L - 1) {
         topDownStages[`stage${l + 1}`] = {
-          ...initBlocks(layer.encoder, cfg, rng),
+          ...initBlocks(layer.encoder, cfg, rng, encW[l]),
           fromBu: initConv(1, C, C, rng, wn),
         };
-        topDownHeads[`z${l + 1}`] = initHead(cfg, layer.latent, enc[l], rng);
+        topDownHeads[`z${l + 1}`] = initHead(cfg, layer.latent, enc[l], encW[l].end, rng);
       }
     }
-    const decStage: StageParams = initBlocks(layer.decoder, cfg, rng, skips[l]);
+    // Block j's skip reads block j's output in the stage above.
+    const skipWidths = skips[l].map((s, j) => s ? decW[l + 1].blocks[j].out : 0);
+    const decStage: StageParams = initBlocks(layer.decoder, cfg, rng, decW[l], skipWidths);
     const z = generativeLatent(cfg, l);
     if (z.kind === "dense") {
-      decStage.proj = initDense(z.size, dec[l].start.h * dec[l].start.w * C, rng, wn);
+      decStage.proj = initDense(z.size, dec[l].start.h * dec[l].start.w * decW[l].input, rng, wn);
     } else if ((layer.decoderProjection ?? "conv") === "conv") {
-      decStage.proj = initConv(cfg.headKernel, z.channels, C, rng, wn);
+      decStage.proj = initConv(cfg.headKernel, z.channels, decW[l].input, rng, wn);
     }
     decoder[`stage${l + 1}`] = decStage;
-    if (l > 0) priors[`z${l}`] = initHead(cfg, generativeLatent(cfg, l - 1), dec[l].end, rng);
+    if (l > 0) priors[`z${l}`] = initHead(cfg, generativeLatent(cfg, l - 1), dec[l].end, decW[l].end, rng);
   });
   const likelihood = likelihoodOf(cfg);
-  const out = initConv(likelihood.headKernel(cfg), C, likelihood.headChannels(cfg), rng, wn);
+  const out = initConv(likelihood.headKernel(cfg), decW[0].end, likelihood.headChannels(cfg), rng, wn);
   const params: HvaeParams = { enc: encoder, q: posterior, dec: decoder, p: priors, out };
   if (bidirectional) Object.assign(params, { encTd: topDownStages, qTd: topDownHeads });
   // The likelihood's own parameters draw nothing from rng: the other weights of a seed are those of
@@ -580,9 +665,9 @@ function head(p: LinearParams, latent: LatentSpec, h: Tensor, cfg: HvaeConfig): 
   return { mu: slice(raw, begin, endMu), u: slice(raw, beginU) };
 }
 
-/** dense(z) viewed as a [B, h, w, C] feature map. */
-function projectDense(p: LinearParams, z: Tensor, [h, w]: [number, number], C: number): Tensor {
-  return reshape(dense(p, z), [z.shape[0], h, w, C]);
+/** dense(z) viewed as a [B, h, w, channels] feature map (its width sets the channels). */
+function projectDense(p: LinearParams, z: Tensor, [h, w]: [number, number]): Tensor {
+  return reshape(dense(p, z), [z.shape[0], h, w, -1]);
 }
 
 /**
@@ -593,7 +678,7 @@ function decode(params: HvaeParams, cfg: HvaeConfig, l: number, z: Tensor, skips
   const layer = cfg.layers[l];
   const p = decoderStage(params, l);
   let x = z;
-  if (layer.latent.kind === "dense") x = projectDense(p.proj!, z, layer.projection!, cfg.channels);
+  if (layer.latent.kind === "dense") x = projectDense(p.proj!, z, layer.projection!);
   else if (p.proj) x = convLayer(p.proj, z);
   return runBlocks(p, layer.decoder, x, cfg, skips);
 }
@@ -631,9 +716,7 @@ export function encode(
     const stage = encoderStage(params, l);
     if (cfg.inference === "markov" && l > 0) {
       const z = out[l - 1].z;
-      h = cfg.layers[l - 1].latent.kind === "dense"
-        ? projectDense(stage.proj!, z, layer.inputMap!, cfg.channels)
-        : z;
+      h = cfg.layers[l - 1].latent.kind === "dense" ? projectDense(stage.proj!, z, layer.inputMap!) : z;
     }
     if (bidirectional && l > 0) {
       // BIVA's bottom-up path is stochastic: the sample below joins the features below; the top
@@ -642,7 +725,7 @@ export function encode(
       h = add(
         h,
         cfg.layers[l - 1].latent.kind === "dense"
-          ? projectDense(stage.proj!, z, [h.shape[1], h.shape[2]], cfg.channels)
+          ? projectDense(stage.proj!, z, [h.shape[1], h.shape[2]])
           : convLayer(stage.proj!, z),
       );
       if (l === L - 1) h = add(h, convLayer(stage.fromTd!, activate(cfg.activation, hTd)));

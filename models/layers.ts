@@ -34,6 +34,7 @@ import {
   relu,
   reshape,
   silu,
+  slice,
   sqrt,
   square,
   sub,
@@ -207,7 +208,8 @@ export type BlockKind = "res" | "down" | "up";
  *              upsampling shortcut up, 1x1 conv where channels change;
  *   "havtorn"  the reference backbone's (hvae-oodd; docs/design.md section 1): TF-"same" strided
  *              conv, AvgPool k3 s2 "same" (divisor 9) shortcut down, no shortcut up, zero-padded channels
- *              where they grow; with `skip`, a transposed conv (stride 2) of act(skip) from the stage
+ *              where they grow, the first channels kept where they shrink (hvae-oodd's
+ *              ResidualConnectionConv2d); with `skip`, a transposed conv (stride 2) of act(skip) from the stage
  *              above is added after conv1.
  * `preact` applies act(x) before conv1; `residual` adds the shortcut. Both on by default.
  */
@@ -287,6 +289,8 @@ export function block(
   const C = y.shape[3];
   if (p.shortcut) short = convLayer(p.shortcut, short, 1, 0);
   else if (short.shape[3] < C) short = pad4(short, C - short.shape[3]);
+  // Fewer channels out than in ("havtorn" style, a narrowing decoder): the shortcut keeps the first C.
+  else if (short.shape[3] > C) short = slice(short, [0, 0, 0, 0], [...short.shape.slice(0, 3), C]);
   if (kind === "down") {
     short = havtorn
       ? avgPool2d(short, { kernel: 3, stride: 2, padding: "same" })

@@ -20,6 +20,9 @@
  *          dequantised images in [0, 1) ("OverSmooth", the paper's Appendix J, after Takida et al.).
  *   small-cifar, tiny-cifar: `small` and `tiny` on CIFAR-10's 32x32 RGB images (z1 at 16x16, the dense
  *          latents on 8x8 stages); -lvae and -biva as above.
+ *   havtorn-cifar3, cifar3, cifar5: Havtorn et al.'s CIFAR-10 backbone (below: stages that widen from
+ *          32 to 256 channels, conv latents) with latents [8, 16, 32], [128, 64, 32] and
+ *          [128, 64, 32, 28, 24]; -lvae as above.
  */
 
 import { SIGMA_LOG2, SIGMA_SOFTPLUS } from "../kernels/distributions.ts";
@@ -146,6 +149,95 @@ function havtornLike(
   };
 }
 
+/**
+ * Havtorn et al.'s CIFAR-10 backbone (hvae-oodd's README, "CIFAR10/SVHN"): the reference's blocks and
+ * weight normalisation on 32x32 RGB, with stages that widen, 5x5 blocks of 32 channels then a
+ * stride-2 block to 64 (16x16), 3x3 blocks of 64 then 128 (8x8), of 128 then 256 (4x4), and a conv
+ * latent after each (z1 at 16x16, z2 at 8x8, z3 at 4x4). The generative path mirrors each stage
+ * (a stride-2 transposed block from z to the wider width, then two blocks at the narrower one) with
+ * skips from the stage above. Beyond three layers the extra stages repeat three 3x3 blocks of 256
+ * channels at 4x4 (our reading of the paper's 5-layer CIFAR model; its appendix does not give the
+ * backbone). `latents` gives the latent channels bottom to top: the README's [8, 16, 32], or the
+ * paper's [128, 64, 32] and [128, 64, 32, 28, 24] (section 5, "Implementation Details").
+ */
+function havtornCifarLike(
+  preset: string,
+  latents: number[],
+  inference: "markov" | "topdown" = "markov",
+  narrower = 1,
+): HvaeConfig {
+  const first = { preact: false, residual: false };
+  const markov = inference === "markov";
+  // Channels of each stage: inside it, and after its stride-2 block (`narrower` divides them: tests).
+  const widths = [[32, 64], [64, 128], [128, 256]].map((w) => w.map((c) => c / narrower));
+  const top = 256 / narrower;
+  const stage = (l: number) => widths[Math.min(l, 2)];
+  const kernel = (l: number) => (l === 0 ? 5 : 3);
+  return {
+    preset,
+    image: RGB_32,
+    channels: top,
+    activation: "relu",
+    sigma: SIGMA_LOG2,
+    weightNorm: true,
+    blockStyle: "havtorn",
+    inference,
+    decoderSkips: true,
+    stem: null,
+    layers: latents.map((z, l) => {
+      const [inner, outer] = stage(l), k = kernel(l);
+      // The stage's first block reads x (bottom), the sample below (Havtorn's q(z_l | z_{l-1})) or,
+      // for the LVAE, the features below.
+      const reads = l === 0 ? { in: 3, ...first } : markov ? { in: latents[l - 1] } : {};
+      const deep = l >= 3;
+      return {
+        latent: { kind: "conv" as const, channels: z },
+        encoder: deep
+          ? [{ kind: "res" as const, kernel: 3, out: top, ...reads }, {
+            kind: "res" as const,
+            kernel: 3,
+            out: top,
+          }, {
+            kind: "res" as const,
+            kernel: 3,
+            out: top,
+          }]
+          : [{ kind: "res" as const, kernel: k, out: inner, ...reads }, {
+            kind: "res" as const,
+            kernel: k,
+            out: inner,
+          }, {
+            kind: "down" as const,
+            kernel: k,
+            out: outer,
+          }],
+        decoder: deep
+          ? [{ kind: "res" as const, kernel: 3, in: z, out: top, ...first }, {
+            kind: "res" as const,
+            kernel: 3,
+            out: top,
+          }, {
+            kind: "res" as const,
+            kernel: 3,
+            out: top,
+          }]
+          : [{ kind: "up" as const, kernel: k, in: z, out: outer, ...first }, {
+            kind: "res" as const,
+            kernel: k,
+            out: inner,
+          }, {
+            kind: "res" as const,
+            kernel: k,
+            out: inner,
+          }],
+        decoderProjection: "none" as const,
+      };
+    }),
+    headKernel: 3,
+    kl: "analytic",
+  };
+}
+
 /** Every preset by name (docs/design.md section 1). */
 export const PRESETS: Record<string, () => HvaeConfig> = {
   small: () => smallLike("small", 16, [8, 16, 8]),
@@ -182,6 +274,17 @@ export const PRESETS: Record<string, () => HvaeConfig> = {
   "tiny-cifar": () => smallLike("tiny-cifar", 4, [2, 4, 2], "ladder", RGB_32),
   "small-cifar-lvae": () => smallLike("small-cifar-lvae", 16, [8, 16, 8], "topdown", RGB_32),
   "small-cifar-biva": () => smallLike("small-cifar-biva", 16, [8, 16, 8], "bidirectional", RGB_32),
+  // Havtorn et al.'s CIFAR-10 backbone (widening stages, conv latents) with the README's latents and
+  // the paper's 3- and 5-layer sizes; their LVAEs. (BIVA's joins assume one width: no -biva here.)
+  "havtorn-cifar3": () => havtornCifarLike("havtorn-cifar3", [8, 16, 32]),
+  cifar3: () => havtornCifarLike("cifar3", [128, 64, 32]),
+  cifar5: () => havtornCifarLike("cifar5", [128, 64, 32, 28, 24]),
+  "havtorn-cifar3-lvae": () => havtornCifarLike("havtorn-cifar3-lvae", [8, 16, 32], "topdown"),
+  "cifar3-lvae": () => havtornCifarLike("cifar3-lvae", [128, 64, 32], "topdown"),
+  "cifar5-lvae": () => havtornCifarLike("cifar5-lvae", [128, 64, 32, 28, 24], "topdown"),
+  // The same backbone 8x narrower (4 to 32 channels), five layers: for tests.
+  "tiny-havtorn-cifar": () => havtornCifarLike("tiny-havtorn-cifar", [2, 4, 4, 3, 2], "markov", 8),
+  "tiny-havtorn-cifar-lvae": () => havtornCifarLike("tiny-havtorn-cifar-lvae", [2, 4, 4, 3, 2], "topdown", 8),
 };
 
 /** `cfg` with the Gaussian likelihood N(x | mu(z), sigma_x^2 I) on dequantised images (models/hvae.ts). */

@@ -12,6 +12,11 @@ import { COLOUR_BUILT_IN_SETS } from "../eval/evaluation_sets.ts";
 import { runTask } from "./commands.ts";
 import { gpuTest } from "./helpers.ts";
 import { colourDataDir } from "./official_formats.ts";
+import { decoderWidths, encoderWidths, featureShapes, initHvae, validateConfig } from "../models/hvae.ts";
+import { presetConfig } from "../models/presets.ts";
+import { withLikelihood } from "../models/likelihood.ts";
+import { createRng } from "../models/rng.ts";
+import { directionalCheck } from "./gradient_check.ts";
 
 gpuTest(
   "colour: train tiny-cifar on CIFAR-10's archive, ood against SVHN and the colour sets, score RGB PNGs",
@@ -82,5 +87,49 @@ gpuTest(
       /--dataset cifar10 holds 32x32 RGB images; preset 'tiny' takes 28x28 \(its datasets: fashion-mnist, mnist, kmnist\)/,
     );
     await Deno.remove(data, { recursive: true });
+  },
+);
+
+gpuTest(
+  "cifar presets: Havtorn's widening backbone, its shapes, and exact gradients through widths and skips",
+  async () => {
+    // The README's backbone: 32 -> 64 -> 128 -> 256 channels, conv latents at 16x16, 8x8 and 4x4.
+    const cfg = withLikelihood(presetConfig("cifar3"), "logistic-mixture");
+    const enc = encoderWidths(cfg), dec = decoderWidths(cfg);
+    assert.deepEqual(enc.map((s) => [s.input, ...s.blocks.map((b) => b.out)]), [
+      [3, 32, 32, 64],
+      [128, 64, 64, 128],
+      [64, 128, 128, 256],
+    ]);
+    assert.deepEqual(dec.map((s) => [s.input, s.end]), [[128, 32], [64, 64], [32, 128]]);
+    assert.deepEqual(featureShapes(cfg), [{ h: 16, w: 16 }, { h: 8, w: 8 }, { h: 4, w: 4 }]);
+    assert.deepEqual(
+      presetConfig("cifar5").layers.map((l) => l.latent),
+      [128, 64, 32, 28, 24].map((channels) => ({
+        kind: "conv",
+        channels,
+      })),
+    );
+    const params = initHvae(cfg, createRng(1));
+    assert.deepEqual(params.q.z1.weight.shape, [3, 3, 64, 256], "q(z1) reads stage 1's 64 channels");
+    assert.deepEqual(params.p.z2.weight.shape, [3, 3, 128, 128], "p(z2 | z3) reads stage 3's 128 channels");
+    assert.deepEqual(
+      params.out.weight.shape,
+      [1, 1, 32, 100],
+      "the RGB mixture head: 10 x 10 channels from 32",
+    );
+    // Block 1 of stage 1's decoder (32x32) takes a skip from block 1 of stage 2's (64 channels at 16x16).
+    assert.deepEqual(params.dec.stage1.block1.skip!.weight.shape, [5, 5, 32, 64]);
+    // Gradients: the same backbone 8x narrower, every layer widening, narrowing and skipping, against
+    // finite differences (without weight norm, whose fresh KLs are too curved for float32 differences).
+    for (const preset of ["tiny-havtorn-cifar", "tiny-havtorn-cifar-lvae"]) {
+      const model = { ...presetConfig(preset), weightNorm: false };
+      await directionalCheck(model, "informative", 0, 1);
+      await directionalCheck(model, "elbo", 2, 0.5);
+    }
+    assert.throws(
+      () => validateConfig({ ...presetConfig("tiny-havtorn-cifar"), inference: "bidirectional" }),
+      /BIVA's stages keep the model's width/,
+    );
   },
 );

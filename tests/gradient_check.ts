@@ -26,7 +26,7 @@ export async function directionalCheck(
   beta: number,
 ): Promise<void> {
   const params = keep(initHvae(cfg, createRng(13)));
-  const x = keep(syntheticBatch(4, likelihoodOf(cfg).input));
+  const x = keep(syntheticBatch(4, likelihoodOf(cfg).input, cfg.image));
   const f = (p: HvaeParams) => hvaeObjective(p, cfg, x, { loss, beta, freeBits, keyOf }).loss;
   const flat = flattenParams(params);
   const rng = createRng(17);

@@ -5,7 +5,7 @@
 
 import { parseIdx } from "../data/idx.ts";
 import { crc32 } from "../data/png.ts";
-import { type ImageSet, imageSetOnGpu, inputBatch } from "../data/loader.ts";
+import { type ImageSet, imageSetFromPixels, imageSetOnGpu, inputBatch } from "../data/loader.ts";
 import type { ByteImageMode } from "../kernels/random.ts";
 import type { Tensor } from "../kernels/tensor.ts";
 
@@ -34,9 +34,41 @@ export function syntheticSet(n: number): ImageSet {
   });
 }
 
-/** `n` blob images [n, 28, 28, 1] as a likelihood reads them (binarised by default). */
-export function syntheticBatch(n: number, mode: ByteImageMode = "binarize"): Tensor {
-  const set = syntheticSet(n);
+/** The bytes of `n` blob images of `image`'s shape (each channel's blob shifted its own way), NHWC. */
+export function syntheticColourPixels(n: number, image: { height: number; width: number; channels: number }) {
+  const { height: H, width: W, channels: C } = image;
+  const pixels = new Uint8Array(n * H * W * C);
+  for (let i = 0; i < n; i++) {
+    for (let p = 0; p < H * W; p++) {
+      for (let c = 0; c < C; c++) {
+        const r = Math.floor(p / W) - H / 2 + ((i + c) % 3), q = (p % W) - W / 2 + ((i + 2 * c) % 5);
+        pixels[(i * H * W + p) * C + c] = Math.max(0, 255 - 3 * (r * r + q * q));
+      }
+    }
+  }
+  return pixels;
+}
+
+/**
+ * `n` blob images [n, 28, 28, 1] (or of `image`'s shape) as a likelihood reads them (binarised by
+ * default).
+ */
+export function syntheticBatch(
+  n: number,
+  mode: ByteImageMode = "binarize",
+  image?: { height: number; width: number; channels?: number },
+): Tensor {
+  const channels = image?.channels ?? 1;
+  const set = image && (image.height !== 28 || image.width !== 28 || channels !== 1)
+    ? imageSetFromPixels(
+      "synthetic",
+      syntheticColourPixels(n, { ...image, channels }),
+      image.height,
+      image.width,
+      undefined,
+      channels,
+    )
+    : syntheticSet(n);
   return inputBatch(
     set,
     Uint32Array.from({ length: n }, (_, i) => i),
