@@ -19,10 +19,11 @@
  *   <name>-oversmooth: the same model with a Gaussian likelihood and one learned scale sigma_x on
  *          dequantised images in [0, 1) ("OverSmooth", the paper's Appendix J, after Takida et al.).
  *   small-cifar, tiny-cifar: `small` and `tiny` on CIFAR-10's 32x32 RGB images (z1 at 16x16, the dense
- *          latents on 8x8 stages); -lvae and -biva as above.
+ *          latents on 8x8 stages); -lvae, -biva and -oversmooth as above.
  *   havtorn-cifar3, cifar3, cifar5: Havtorn et al.'s CIFAR-10 backbone (below: stages that widen from
  *          32 to 256 channels, conv latents) with latents [8, 16, 32], [128, 64, 32] and
- *          [128, 64, 32, 28, 24]; -lvae as above.
+ *          [128, 64, 32, 28, 24]; -lvae and -oversmooth as above (no -biva: BIVA's joins are built at one
+ *          width).
  */
 
 import { SIGMA_LOG2, SIGMA_SOFTPLUS } from "../kernels/distributions.ts";
@@ -274,6 +275,11 @@ export const PRESETS: Record<string, () => HvaeConfig> = {
   "tiny-cifar": () => smallLike("tiny-cifar", 4, [2, 4, 2], "ladder", RGB_32),
   "small-cifar-lvae": () => smallLike("small-cifar-lvae", 16, [8, 16, 8], "topdown", RGB_32),
   "small-cifar-biva": () => smallLike("small-cifar-biva", 16, [8, 16, 8], "bidirectional", RGB_32),
+  "small-cifar-oversmooth": () =>
+    gaussian(smallLike("small-cifar-oversmooth", 16, [8, 16, 8], "ladder", RGB_32)),
+  "tiny-cifar-lvae": () => smallLike("tiny-cifar-lvae", 4, [2, 4, 2], "topdown", RGB_32),
+  "tiny-cifar-biva": () => smallLike("tiny-cifar-biva", 4, [2, 4, 2], "bidirectional", RGB_32),
+  "tiny-cifar-oversmooth": () => gaussian(smallLike("tiny-cifar-oversmooth", 4, [2, 4, 2], "ladder", RGB_32)),
   // Havtorn et al.'s CIFAR-10 backbone (widening stages, conv latents) with the README's latents and
   // the paper's 3- and 5-layer sizes; their LVAEs. (BIVA's joins assume one width: no -biva here.)
   "havtorn-cifar3": () => havtornCifarLike("havtorn-cifar3", [8, 16, 32]),
@@ -282,6 +288,9 @@ export const PRESETS: Record<string, () => HvaeConfig> = {
   "havtorn-cifar3-lvae": () => havtornCifarLike("havtorn-cifar3-lvae", [8, 16, 32], "topdown"),
   "cifar3-lvae": () => havtornCifarLike("cifar3-lvae", [128, 64, 32], "topdown"),
   "cifar5-lvae": () => havtornCifarLike("cifar5-lvae", [128, 64, 32, 28, 24], "topdown"),
+  "havtorn-cifar3-oversmooth": () => gaussian(havtornCifarLike("havtorn-cifar3-oversmooth", [8, 16, 32])),
+  "cifar3-oversmooth": () => gaussian(havtornCifarLike("cifar3-oversmooth", [128, 64, 32])),
+  "cifar5-oversmooth": () => gaussian(havtornCifarLike("cifar5-oversmooth", [128, 64, 32, 28, 24])),
   // The same backbone 8x narrower (4 to 32 channels), five layers: for tests.
   "tiny-havtorn-cifar": () => havtornCifarLike("tiny-havtorn-cifar", [2, 4, 4, 3, 2], "markov", 8),
   "tiny-havtorn-cifar-lvae": () => havtornCifarLike("tiny-havtorn-cifar-lvae", [2, 4, 4, 3, 2], "topdown", 8),

@@ -21,6 +21,9 @@ import {
   type RunSpec,
 } from "../eval/experiments.ts";
 import { presetConfig, PRESETS } from "../models/presets.ts";
+import { type DatasetName, loadSplit } from "../data/datasets.ts";
+import { loadColourSplit } from "../data/colour_datasets.ts";
+import { datasetMismatch } from "../store/training_run.ts";
 import {
   DEFAULT_COMPONENTS,
   DEFAULT_LIKELIHOOD,
@@ -50,7 +53,8 @@ const USAGE = `usage: deno task reproduce NAME [flags]
   NAME                   ${
   Object.values(EXPERIMENTS).map((e) => `${e.name}: ${e.about}`).join("\n                         ")
 }
-  --preset NAME          model preset (default: small on a software adapter, havtorn3 on a GPU)
+  --preset NAME          model preset (default: small on a software adapter, havtorn3 on a GPU; for
+                         the cifar- experiments small-cifar and cifar3)
   --likelihood NAME      p(x | z) of every run but OverSmooth's: ${LIKELIHOOD_NAMES.join(", ")} (default
                          ${DEFAULT_LIKELIHOOD}; models/likelihood.ts)
   --components K         the logistic mixture's components (default ${DEFAULT_COMPONENTS})
@@ -170,6 +174,27 @@ async function makeFigures(runs: RunOutcome[]): Promise<Record<string, string>> 
   return figures;
 }
 
+/**
+ * Why the experiment's data cannot be had (its training set, or a paper OOD set it names), in one line,
+ * or null: each set is looked for as training and evaluation would, a download included.
+ */
+async function missingData(
+  dataset: DatasetName,
+  ood: readonly string[],
+  dataDir?: string,
+): Promise<string | null> {
+  const wanted = [dataset, ...ood.filter((s) => s === "svhn")];
+  for (const set of wanted) {
+    try {
+      if (set === "svhn") await loadColourSplit("svhn", "test", { dataDir });
+      else await loadSplit(set as DatasetName, "test", { dataDir });
+    } catch (error) {
+      return `${set}: ${(error as Error).message.split("\n")[0]}`;
+    }
+  }
+  return null;
+}
+
 // The commit of the code that runs: read now, not at the end (a checkout may change meanwhile).
 const startCommit = await commit();
 
@@ -275,7 +300,20 @@ await runCommand("reproduce", async () => {
   await initGpuOrExit("reproduce");
   const adapter = adapterInfo();
   const software = adapter.isFallbackAdapter || /llvmpipe|swiftshader|software/i.test(adapter.description);
-  const preset = flags.preset ?? (software ? "small" : "havtorn3");
+  const dataset = experiment.dataset ?? "fashion-mnist";
+  const colour = dataset === "cifar10";
+  const preset = flags.preset ??
+    (software ? (colour ? "small-cifar" : "small") : (colour ? "cifar3" : "havtorn3"));
+  if (!PRESETS[preset]) usageError("reproduce", USAGE, `--preset: unknown preset '${preset}'`);
+  const mismatch = datasetMismatch(presetConfig(preset), dataset);
+  if (mismatch) usageError("reproduce", USAGE, `${name} trains on ${dataset}: ${mismatch}`);
+  // The data first: an experiment whose datasets cannot be had stops here, in one line, before any
+  // training (CIFAR-10 and SVHN come from their official files: README, "CIFAR-10 and SVHN").
+  const missing = await missingData(dataset, experiment.ood, dataDir);
+  if (missing) {
+    console.error(`reproduce: ${name} cannot run here: ${missing}`);
+    Deno.exit(1);
+  }
   const epochs = int("epochs", 1) ?? (software ? 3 : 1000);
   const tag = runTag(withLikelihood(presetConfig(preset), likelihood, components));
   const out = pathFlag("reproduce", USAGE, "out", flags.out) ?? `runs/reproduce-${name}-${preset}${tag}`;

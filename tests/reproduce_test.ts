@@ -17,6 +17,7 @@ import {
 } from "../eval/experiments.ts";
 import { klFigure, pca2 } from "../eval/figures.ts";
 import { runTask } from "./commands.ts";
+import { colourDataDir } from "./official_formats.ts";
 import { gpuTest } from "./helpers.ts";
 
 const paper: PaperValues = JSON.parse(await Deno.readTextFile("docs/paper_values.json"));
@@ -202,13 +203,13 @@ gpuTest("reproduce: a two-seed experiment trains, evaluates, tabulates, and skip
   assert.equal(bad.code, 2);
   assert.match(
     bad.err,
-    /name one experiment \(table2, table12, table3, table5, table6, table14, bits-per-dim\), got 'table99'/,
+    /name one experiment \(table2, table12, table3, table5, table6, table14, bits-per-dim, cifar-table2, cifar-table7, cifar-table3\), got 'table99'/,
   );
 });
 
 gpuTest("reproduce: every experiment runs end to end on tiny and writes its table and figures", async () => {
   const root = await Deno.makeTempDir();
-  for (const name of Object.keys(EXPERIMENTS).filter((n) => n !== "table5")) {
+  for (const name of Object.keys(EXPERIMENTS).filter((n) => n !== "table5" && !n.startsWith("cifar-"))) {
     const out = `${root}/${name}`;
     const r = await runTask("reproduce", [
       name,
@@ -263,3 +264,54 @@ gpuTest("reproduce: every experiment runs end to end on tiny and writes its tabl
   );
   assert.ok(sets.includes("noise") && sets.includes("blank"), sets.join(" "));
 });
+
+gpuTest(
+  "reproduce: the CIFAR-10 tables on tiny-cifar from files in the official formats; without the data, one line",
+  async () => {
+    const data = await colourDataDir();
+    for (const name of Object.keys(EXPERIMENTS).filter((n) => n.startsWith("cifar-"))) {
+      const out = `${data}/${name}`;
+      const r = await runTask("reproduce", [
+        name,
+        ...["--preset", "tiny-cifar", "--epochs", "1", "--data-dir", data, "--eval-limit", "8"],
+        ...["--eval-batch-size", "8", "--out", out],
+      ]);
+      assert.equal(r.code, 0, r.out + r.err);
+      const json = JSON.parse(await Deno.readTextFile(`${out}/results.json`));
+      assert.equal(json.preset, "tiny-cifar");
+      assert.ok(json.table.rows.length > 0, name);
+      const md = await Deno.readTextFile(`${out}/results.md`);
+      assert.match(md, /CIFAR-10 \(in\)/);
+      if (name === "cifar-table2") assert.match(md, /\| llr>2 \| \d+\.\d \| 93\.0 \|/);
+      if (name === "cifar-table7") {
+        assert.match(md, /\| BIVA \(bidirectional inference\) \| \d+\.\d \/ 13\.3 \|/);
+      }
+      if (name === "cifar-table3") {
+        assert.match(md, /\| ours \(informative\) \| \d+\.\d \/ 92\.6 \|/);
+        assert.match(md, /– \/ 83\.0 \|$/m, "LFWPeople: the paper's figure alone");
+      }
+    }
+    const empty = await Deno.makeTempDir();
+    const refused = await runTask("reproduce", [
+      "cifar-table2",
+      "--preset",
+      "tiny-cifar",
+      "--data-dir",
+      empty,
+    ]);
+    assert.equal(refused.code, 1, refused.out + refused.err);
+    assert.match(
+      refused.err,
+      /^reproduce: cifar-table2 cannot run here: cifar10: --data-dir .* does not hold cifar10's cifar-10-binary\.tar\.gz/m,
+    );
+    assert.equal(refused.err.trim().split("\n").length, 1, refused.err);
+    const gray = await runTask("reproduce", ["cifar-table2", "--preset", "tiny", "--data-dir", data]);
+    assert.equal(gray.code, 2);
+    assert.match(
+      gray.err,
+      /cifar-table2 trains on cifar10: --dataset cifar10 holds 32x32 RGB images; preset 'tiny' takes 28x28/,
+    );
+    await Deno.remove(data, { recursive: true });
+    await Deno.remove(empty, { recursive: true });
+  },
+);
