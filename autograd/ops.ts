@@ -204,35 +204,31 @@ export function ones(shape: Shape): Tensor {
   return mv.full(shape, 1);
 }
 
+/** A convolution op: input x, filter w, an optional bias and the stride and padding options. */
+export type ConvolutionOp = (x: Tensor, w: Tensor, bias?: Tensor | null, options?: Conv2dOptions) => Tensor;
+
+/** A convolution's operands as the tape records them: the bias only when there is one. */
+const convOperands = (x: Tensor, w: Tensor, bias: Tensor | null) => (bias ? [x, w, bias] : [x, w]);
+
 /**
  * 2-D convolution of NHWC input x [B, H, W, Ci] with filter w [kh, kw, Ci, Co], plus bias [Co].
  * See kernels/conv.ts for the layout and the padding rules.
  */
-export function conv2d(
-  x: Tensor,
-  w: Tensor,
-  bias: Tensor | null = null,
-  options: Conv2dOptions = {},
-): Tensor {
+export const conv2d: ConvolutionOp = (x, w, bias = null, options = {}): Tensor => {
   const geometry = conv2dGeometry(x.shape, w.shape, bias?.shape ?? null, options);
-  return record("conv2d", bias ? [x, w, bias] : [x, w], convForward(x, w, bias, geometry), { geometry });
-}
+  return record("conv2d", convOperands(x, w, bias), convForward(x, w, bias, geometry), { geometry });
+};
 
 /**
  * Transposed 2-D convolution of x [B, H, W, Cin] with filter w [kh, kw, Cout, Cin] (TensorFlow's
  * layout), plus bias [Cout]: output [B, (H - 1) s + kh - crop, ..., Cout]. Its forward pass is the
  * convolution's input gradient.
  */
-export function conv2dTranspose(
-  x: Tensor,
-  w: Tensor,
-  bias: Tensor | null = null,
-  options: Conv2dOptions = {},
-): Tensor {
+export const conv2dTranspose: ConvolutionOp = (x, w, bias = null, options = {}): Tensor => {
   const geometry = conv2dTransposeGeometry(x.shape, w.shape, bias?.shape ?? null, options);
   const out = convBackwardInput(x, w, bias, geometry);
-  return record("conv2dTranspose", bias ? [x, w, bias] : [x, w], out, { geometry });
-}
+  return record("conv2dTranspose", convOperands(x, w, bias), out, { geometry });
+};
 
 function dist(op: DistributionOp, inputs: Tensor[], sigma: SigmaMap, key?: RandomKey): Tensor {
   return record("distribution", inputs, distribution(op, inputs, sigma, key), { op, sigma, key });

@@ -306,6 +306,19 @@ function remediesExperiment(
   };
 }
 
+/**
+ * The OOD-set columns of a Table 3: the sets our runs were scored on, then the paper's that are not
+ * available here (columns of its figures only).
+ */
+function setColumns(runs: RunOutcome[], paperRows: Record<string, Record<string, unknown>>): string[] {
+  return [
+    ...new Set([
+      ...runs.flatMap((r) => r.report.results.map((x) => x.ood)),
+      ...Object.values(paperRows).flatMap((r) => Object.keys(r)),
+    ]),
+  ];
+}
+
 /** Table 3's CIFAR-10 rows: the model, its loss and variant, and its key in the paper's table. */
 const CIFAR_MODELS: { variant: Variant; loss: RunSpec["loss"]; name: string; paper: string }[] = [
   { variant: "hvae", loss: "elbo", name: "HVAE (ELBO)", paper: "hvae" },
@@ -343,13 +356,7 @@ export const EXPERIMENTS: Record<string, Experiment> = {
         string,
         Record<string, Record<Metric, number>>
       >;
-      // Our sets, then the paper's that are not available here (a column of its figures only).
-      const sets = [
-        ...new Set([
-          ...runs.flatMap((r) => r.report.results.map((x) => x.ood)),
-          ...Object.values(rows).flatMap((r) => Object.keys(r)),
-        ]),
-      ];
+      const sets = setColumns(runs, rows);
       return {
         title: "LLR^ada by OOD set (AUROC %, ours / paper), Fashion-MNIST (in)",
         columns: ["model", ...sets],
@@ -466,13 +473,7 @@ export const EXPERIMENTS: Record<string, Experiment> = {
     dataset: "cifar10",
     table: (runs, paper) => {
       const rows = (paper.tables["3c"]?.rows ?? {}) as Record<string, Record<string, Record<Metric, number>>>;
-      // Our sets (SVHN and the colour sanity sets), then the paper's, which this project cannot load.
-      const sets = [
-        ...new Set([
-          ...runs.flatMap((r) => r.report.results.map((x) => x.ood)),
-          ...Object.values(rows).flatMap((r) => Object.keys(r)),
-        ]),
-      ];
+      const sets = setColumns(runs, rows);
       return {
         title: "LLR^ada by OOD set (AUROC %, ours / paper), CIFAR-10 (in)",
         columns: ["model", ...sets],

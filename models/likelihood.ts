@@ -90,27 +90,33 @@ export interface Likelihood {
   initParams?(cfg: HvaeConfig): NonNullable<HvaeParams["likelihood"]>;
 }
 
+/**
+ * What the likelihoods of one head value per image value share: the input is shown as it is, and the
+ * head has the image's channels through the configuration's head kernel.
+ */
+const perValue = {
+  shownInput: (x: Tensor) => x,
+  headChannels: imageChannels,
+  headKernel: (cfg: HvaeConfig) => cfg.headKernel,
+};
+
 const bernoulli: Likelihood = {
+  ...perValue,
   name: "bernoulli",
   summary: "Bernoulli on binarised images",
   input: "binarize",
   inputCaption: "the binarised input",
-  shownInput: (x) => x,
-  headChannels: imageChannels,
-  headKernel: (cfg) => cfg.headKernel,
   logProb: (_params, _cfg, out, x) => bernoulliLogLik(out, x),
   shownImage: (_cfg, out) => sigmoid(out),
   binNatsPerDim: 0,
 };
 
 const gaussian: Likelihood = {
+  ...perValue,
   name: "gaussian",
   summary: "Gaussian with one learned scale on dequantised images (OverSmooth)",
   input: "dequantize",
   inputCaption: "the dequantised input",
-  shownInput: (x) => x,
-  headChannels: imageChannels,
-  headKernel: (cfg) => cfg.headKernel,
   logProb: (params, cfg, out, x) => {
     if (!params.likelihood) {
       throw new Error(`preset '${cfg.preset}': the Gaussian likelihood needs likelihood.u`);

@@ -27,12 +27,27 @@
  */
 
 import { SIGMA_LOG2, SIGMA_SOFTPLUS } from "../kernels/distributions.ts";
-import type { HvaeConfig } from "./hvae.ts";
+import type { BlockSpec, HvaeConfig } from "./hvae.ts";
 
 /** Fashion-MNIST's and MNIST's images. */
 const GRAYSCALE_28 = { height: 28, width: 28 };
 /** CIFAR-10's and SVHN's images. */
 const RGB_32 = { height: 32, width: 32, channels: 3 };
+
+/**
+ * What Havtorn et al.'s backbones share (hvae-oodd): ReLU, sigma = log2(1 + 2^u), weight-normalised
+ * layers, its residual blocks with skips from the stage above in the generative path, no stem, 3x3 heads.
+ */
+const HAVTORN_WIRING = {
+  activation: "relu",
+  sigma: SIGMA_LOG2,
+  weightNorm: true,
+  blockStyle: "havtorn",
+  decoderSkips: true,
+  stem: null,
+  headKernel: 3,
+  kl: "analytic",
+} as const;
 
 /**
  * `small`'s shape: z[0] a conv latent at 14x14, z[1] dense after a stride-2 block (7x7), every further
@@ -114,16 +129,11 @@ function havtornLike(
     ...(markov ? { inputMap: [7, 7] as [number, number] } : {}),
   }));
   return {
+    ...HAVTORN_WIRING,
     preset,
-    image: { height: 28, width: 28 },
+    image: GRAYSCALE_28,
     channels: 64,
-    activation: "relu",
-    sigma: SIGMA_LOG2,
-    weightNorm: true,
-    blockStyle: "havtorn",
     inference,
-    decoderSkips: true,
-    stem: null,
     layers: [
       {
         latent: { kind: "conv", channels: latents[0] },
@@ -145,8 +155,6 @@ function havtornLike(
       },
       ...top,
     ],
-    headKernel: 3,
-    kl: "analytic",
   };
 }
 
@@ -175,67 +183,28 @@ function havtornCifarLike(
   const stage = (l: number) => widths[Math.min(l, 2)];
   const kernel = (l: number) => (l === 0 ? 5 : 3);
   return {
+    ...HAVTORN_WIRING,
     preset,
     image: RGB_32,
     channels: top,
-    activation: "relu",
-    sigma: SIGMA_LOG2,
-    weightNorm: true,
-    blockStyle: "havtorn",
     inference,
-    decoderSkips: true,
-    stem: null,
     layers: latents.map((z, l) => {
       const [inner, outer] = stage(l), k = kernel(l);
       // The stage's first block reads x (bottom), the sample below (Havtorn's q(z_l | z_{l-1})) or,
       // for the LVAE, the features below.
       const reads = l === 0 ? { in: 3, ...first } : markov ? { in: latents[l - 1] } : {};
+      // Stages above the third stay at 4x4: three size-keeping blocks at the top width.
       const deep = l >= 3;
+      const [w0, w1] = deep ? [top, top] : [inner, outer];
+      const blocks = (...list: [BlockSpec["kind"], number, object][]): BlockSpec[] =>
+        list.map(([kind, out, extra]) => ({ kind, kernel: deep ? 3 : k, out, ...extra }));
       return {
         latent: { kind: "conv" as const, channels: z },
-        encoder: deep
-          ? [{ kind: "res" as const, kernel: 3, out: top, ...reads }, {
-            kind: "res" as const,
-            kernel: 3,
-            out: top,
-          }, {
-            kind: "res" as const,
-            kernel: 3,
-            out: top,
-          }]
-          : [{ kind: "res" as const, kernel: k, out: inner, ...reads }, {
-            kind: "res" as const,
-            kernel: k,
-            out: inner,
-          }, {
-            kind: "down" as const,
-            kernel: k,
-            out: outer,
-          }],
-        decoder: deep
-          ? [{ kind: "res" as const, kernel: 3, in: z, out: top, ...first }, {
-            kind: "res" as const,
-            kernel: 3,
-            out: top,
-          }, {
-            kind: "res" as const,
-            kernel: 3,
-            out: top,
-          }]
-          : [{ kind: "up" as const, kernel: k, in: z, out: outer, ...first }, {
-            kind: "res" as const,
-            kernel: k,
-            out: inner,
-          }, {
-            kind: "res" as const,
-            kernel: k,
-            out: inner,
-          }],
+        encoder: blocks(["res", w0, reads], ["res", w0, {}], [deep ? "res" : "down", w1, {}]),
+        decoder: blocks([deep ? "res" : "up", w1, { in: z, ...first }], ["res", w0, {}], ["res", w0, {}]),
         decoderProjection: "none" as const,
       };
     }),
-    headKernel: 3,
-    kl: "analytic",
   };
 }
 

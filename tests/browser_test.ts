@@ -10,7 +10,7 @@ import assert from "node:assert/strict";
 import { encodePng } from "../data/png.ts";
 import { grayLevels, histogramSvg } from "../web/page_parts.ts";
 import { Browser, findChromium } from "./browser.ts";
-import { command, runTask } from "./commands.ts";
+import { command, runTask, trainTinyColourRun } from "./commands.ts";
 import { colourDataDir } from "./official_formats.ts";
 
 Deno.test("page parts: Rec. 601 gray levels as data/png.ts reads colour; the histogram marks the image", () => {
@@ -232,12 +232,7 @@ strokeTest(
   "browser: a colour model's page reads the pad as RGB and scores it as deno task score does",
   async () => {
     const root = await colourDataDir();
-    const run = `${root}/run`;
-    const trained = await runTask("train", [
-      ...["--preset", "tiny-cifar", "--data-dir", root, "--epochs", "1", "--batch-size", "20", "--no-eval"],
-      ...["--out", run],
-    ]);
-    assert.equal(trained.code, 0, trained.out + trained.err);
+    const run = await trainTinyColourRun(root, ["--no-eval"]);
     return { root, run };
   },
   {

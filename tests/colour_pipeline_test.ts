@@ -9,7 +9,7 @@
 import assert from "node:assert/strict";
 import { encodePng } from "../data/png.ts";
 import { COLOUR_BUILT_IN_SETS } from "../eval/evaluation_sets.ts";
-import { runTask } from "./commands.ts";
+import { runTask, trainTinyColourRun } from "./commands.ts";
 import { gpuTest } from "./helpers.ts";
 import { colourDataDir } from "./official_formats.ts";
 import { decoderWidths, encoderWidths, featureShapes, initHvae, validateConfig } from "../models/hvae.ts";
@@ -22,16 +22,11 @@ gpuTest(
   "colour: train tiny-cifar on CIFAR-10's archive, ood against SVHN and the colour sets, score RGB PNGs",
   async () => {
     const data = await colourDataDir();
-    const run = `${data}/run`;
-    const trained = await runTask("train", [
-      ...["--preset", "tiny-cifar", "--data-dir", data, "--epochs", "1", "--batch-size", "20"],
-      ...["--eval-limit", "20", "--eval-batch-size", "20", "--out", run],
-    ]);
-    assert.equal(trained.code, 0, trained.out + trained.err);
-    assert.match(trained.out, /40 cifar10 training images from /);
+    const run = await trainTinyColourRun(data, ["--eval-limit", "20", "--eval-batch-size", "20"]);
     const config = JSON.parse(await Deno.readTextFile(`${run}/config.json`));
     assert.deepEqual(config.model.image, { height: 32, width: 32, channels: 3 });
     assert.equal(config.training.dataset, "cifar10");
+    assert.equal(config.data.images, 40, "the five training batches of 8");
     assert.equal(config.model.likelihood, "logistic-mixture");
     const report = JSON.parse(await Deno.readTextFile(`${run}/ood.json`));
     assert.equal(report.in, "cifar10");

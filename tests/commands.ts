@@ -87,6 +87,21 @@ export interface TinyRun {
 }
 
 /**
+ * `deno task train --preset tiny-cifar` for one epoch (batches of 20) on the CIFAR-10 files in `data`
+ * (tests/official_formats.ts `colourDataDir`) into `data`/run, with `extra` flags; returns the run's
+ * directory.
+ */
+export async function trainTinyColourRun(data: string, extra: string[]): Promise<string> {
+  const run = `${data}/run`;
+  const trained = await runTask("train", [
+    ...["--preset", "tiny-cifar", "--data-dir", data, "--epochs", "1", "--batch-size", "20", ...extra],
+    ...["--out", run],
+  ]);
+  if (trained.code !== 0) throw new Error(`train --preset tiny-cifar failed:\n${trained.out}${trained.err}`);
+  return run;
+}
+
+/**
  * `deno task train --preset <preset> [extra flags]` on 128 training images for one epoch, then its evaluation on 24
  * test images of each set (batches of 12): the end-to-end check of each model variant.
  */
