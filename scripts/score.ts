@@ -39,9 +39,10 @@ import { applyKernelsMode, KERNELS_FLAG, KERNELS_USAGE, kernelsMode } from "./ke
 
 const USAGE = `usage: deno task score --run DIR --input PATH [--input PATH ...] [flags]
   --run DIR              a run directory written by 'deno task train' (required)
-  --input PATH           a PNG at the model's size (28x28 grayscale: bright strokes on black, like MNIST),
-                         an IDX image file (raw or .gz), or a directory of them (searched recursively,
-                         in name order); repeat for more (required)
+  --input PATH           a PNG at the model's size (28x28 grayscale: bright strokes on black, like MNIST;
+                         32x32 RGB for a CIFAR-10 model), an IDX image file (raw or .gz; N x rows x cols,
+                         or N x rows x cols x 3), or a directory of them (searched recursively, in name
+                         order); repeat for more (required)
   --score NAME           elbo, llr>1, ..., llr_optk, llr_ada (default llr_ada), or regret (Likelihood
                          Regret, implies --regret: calibrate it on few images, e.g.
                          --calibration-limit 500); higher = more OOD
