@@ -407,17 +407,6 @@ export function validateConfig(cfg: HvaeConfig): void {
   const enc = featureShapes(cfg);
   const dec = decoderShapes(cfg);
   const encW = encoderWidths(cfg), decW = decoderWidths(cfg);
-  // BIVA's joins (the BU sample's projection, fromTd, fromBu) are built at the model's width.
-  if (
-    cfg.inference === "bidirectional" &&
-    cfg.layers.some((layer) =>
-      [...layer.encoder, ...layer.decoder].some((b) => (b.out ?? cfg.channels) !== cfg.channels)
-    )
-  ) {
-    throw new Error(
-      `${where}: BIVA's stages keep the model's width (${cfg.channels} channels): no block's out may differ`,
-    );
-  }
   cfg.layers.forEach((layer, l) => {
     const z = generativeLatent(cfg, l);
     const first = decW[l].blocks[0]?.in ?? decW[l].input;
@@ -507,18 +496,19 @@ export function initHvae(cfg: HvaeConfig, rng: Rng): HvaeParams {
     encoder[`stage${l + 1}`] = stage;
     posterior[`z${l + 1}`] = initHead(cfg, layer.latent, enc[l], encW[l].end, rng);
     if (bidirectional) {
-      // BIVA: the BU sample below enters at the features below; the TD stack and its estimate head.
+      // BIVA: the BU sample below enters at the features below (at their width); the TD stack, which
+      // has the bottom-up stack's widths, and its estimate head.
       if (l > 0) {
-        const at = enc[l - 1];
+        const at = enc[l - 1], width = encW[l - 1].end;
         stage.proj = below.latent.kind === "conv"
-          ? initConv(1, below.latent.channels, C, rng, wn)
-          : initDense(below.latent.size, at.h * at.w * C, rng, wn);
+          ? initConv(1, below.latent.channels, width, rng, wn)
+          : initDense(below.latent.size, at.h * at.w * width, rng, wn);
       }
-      if (l === L - 1 && L > 1) stage.fromTd = initConv(1, C, C, rng, wn);
+      if (l === L - 1 && L > 1) stage.fromTd = initConv(1, encW[l - 1].end, encW[l - 1].end, rng, wn);
       if (l < L - 1) {
         topDownStages[`stage${l + 1}`] = {
           ...initBlocks(layer.encoder, cfg, rng, encW[l]),
-          fromBu: initConv(1, C, C, rng, wn),
+          fromBu: initConv(1, encW[l].end, encW[l].end, rng, wn),
         };
         topDownHeads[`z${l + 1}`] = initHead(cfg, layer.latent, enc[l], encW[l].end, rng);
       }

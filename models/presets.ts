@@ -22,8 +22,7 @@
  *          latents on 8x8 stages); -lvae, -biva and -oversmooth as above.
  *   havtorn-cifar3, cifar3, cifar5: Havtorn et al.'s CIFAR-10 backbone (below: stages that widen from
  *          32 to 256 channels, conv latents) with latents [8, 16, 32], [128, 64, 32] and
- *          [128, 64, 32, 28, 24]; -lvae and -oversmooth as above (no -biva: BIVA's joins are built at one
- *          width).
+ *          [128, 64, 32, 28, 24]; -lvae, -biva and -oversmooth as above.
  */
 
 import { SIGMA_LOG2, SIGMA_SOFTPLUS } from "../kernels/distributions.ts";
@@ -172,11 +171,11 @@ function havtornLike(
 function havtornCifarLike(
   preset: string,
   latents: number[],
-  inference: "markov" | "topdown" = "markov",
+  inference: "markov" | "topdown" | "bidirectional" = "markov",
   narrower = 1,
 ): HvaeConfig {
   const first = { preact: false, residual: false };
-  const markov = inference === "markov";
+  const markov = inference === "markov", biva = inference === "bidirectional";
   // Channels of each stage: inside it, and after its stride-2 block (`narrower` divides them: tests).
   const widths = [[32, 64], [64, 128], [128, 256]].map((w) => w.map((c) => c / narrower));
   const top = 256 / narrower;
@@ -201,7 +200,15 @@ function havtornCifarLike(
       return {
         latent: { kind: "conv" as const, channels: z },
         encoder: blocks(["res", w0, reads], ["res", w0, {}], [deep ? "res" : "down", w1, {}]),
-        decoder: blocks([deep ? "res" : "up", w1, { in: z, ...first }], ["res", w0, {}], ["res", w0, {}]),
+        // BIVA's generative path reads both latents under the top, [z^TD, z^BU].
+        decoder: blocks([deep ? "res" : "up", w1, {
+          in: biva && l < latents.length - 1 ? 2 * z : z,
+          ...first,
+        }], [
+          "res",
+          w0,
+          {},
+        ], ["res", w0, {}]),
         decoderProjection: "none" as const,
       };
     }),
@@ -250,19 +257,24 @@ export const PRESETS: Record<string, () => HvaeConfig> = {
   "tiny-cifar-biva": () => smallLike("tiny-cifar-biva", 4, [2, 4, 2], "bidirectional", RGB_32),
   "tiny-cifar-oversmooth": () => gaussian(smallLike("tiny-cifar-oversmooth", 4, [2, 4, 2], "ladder", RGB_32)),
   // Havtorn et al.'s CIFAR-10 backbone (widening stages, conv latents) with the README's latents and
-  // the paper's 3- and 5-layer sizes; their LVAEs. (BIVA's joins assume one width: no -biva here.)
+  // the paper's 3- and 5-layer sizes; their LVAEs, BIVAs and OverSmooths.
   "havtorn-cifar3": () => havtornCifarLike("havtorn-cifar3", [8, 16, 32]),
   cifar3: () => havtornCifarLike("cifar3", [128, 64, 32]),
   cifar5: () => havtornCifarLike("cifar5", [128, 64, 32, 28, 24]),
   "havtorn-cifar3-lvae": () => havtornCifarLike("havtorn-cifar3-lvae", [8, 16, 32], "topdown"),
   "cifar3-lvae": () => havtornCifarLike("cifar3-lvae", [128, 64, 32], "topdown"),
   "cifar5-lvae": () => havtornCifarLike("cifar5-lvae", [128, 64, 32, 28, 24], "topdown"),
+  "havtorn-cifar3-biva": () => havtornCifarLike("havtorn-cifar3-biva", [8, 16, 32], "bidirectional"),
+  "cifar3-biva": () => havtornCifarLike("cifar3-biva", [128, 64, 32], "bidirectional"),
+  "cifar5-biva": () => havtornCifarLike("cifar5-biva", [128, 64, 32, 28, 24], "bidirectional"),
   "havtorn-cifar3-oversmooth": () => gaussian(havtornCifarLike("havtorn-cifar3-oversmooth", [8, 16, 32])),
   "cifar3-oversmooth": () => gaussian(havtornCifarLike("cifar3-oversmooth", [128, 64, 32])),
   "cifar5-oversmooth": () => gaussian(havtornCifarLike("cifar5-oversmooth", [128, 64, 32, 28, 24])),
   // The same backbone 8x narrower (4 to 32 channels), five layers: for tests.
   "tiny-havtorn-cifar": () => havtornCifarLike("tiny-havtorn-cifar", [2, 4, 4, 3, 2], "markov", 8),
   "tiny-havtorn-cifar-lvae": () => havtornCifarLike("tiny-havtorn-cifar-lvae", [2, 4, 4, 3, 2], "topdown", 8),
+  "tiny-havtorn-cifar-biva": () =>
+    havtornCifarLike("tiny-havtorn-cifar-biva", [2, 4, 4, 3, 2], "bidirectional", 8),
 };
 
 /** `cfg` with the Gaussian likelihood N(x | mu(z), sigma_x^2 I) on dequantised images (models/hvae.ts). */
