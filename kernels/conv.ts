@@ -17,8 +17,8 @@
  *   dW       dW[m = (ky, kx, ci), co] = sum_{k = (b, oh, ow)} X[b, oh*s + ky - pad, ...ci] dY[k, co]
  *            K = batch x pixels is huge and M x N small, so it is split over workgroups (split-K)
  *            into partial sums that a reduction adds up: never one thread per weight over the batch.
- * On a CPU adapter up to 64 channels (`havtorn3`'s), on a GPU up to 32 (the `small` preset's 16, the
- * likelihood head's 1), the same three directions run as direct kernels instead: each thread
+ * On a CPU adapter at every width (kernels/tuning_choices.ts `SOFTWARE_DIRECT_COLUMNS`), on a GPU up
+ * to 32 channels (the `small` preset's 16, the likelihood head's 1), the same three directions run as direct kernels instead: each thread
  * computes a register block (output pixels x channels, or for the weight gradient input x output
  * channels) with no workgroup memory (`directSpec`,
  * `directFilterSpec`). `convPlan` chooses per call among naive, direct and GEMM, with its reasons in

@@ -4,7 +4,9 @@
  * benchmark mode: measure on the machine at hand rather than guess from a model of it.
  *
  * Families, in order (each starts from the choices made before it):
- *   direct/GEMM split  directColumns 32 or 64, on the shapes with 33-64 output columns (havtorn3's);
+ *   direct/GEMM split  directColumns 32, 64, 128, 256 or 1024, on the shapes with more than 32 output
+ *                      columns (havtorn3's 64, the CIFAR backbone's up to 256, the RGB mixture's head's
+ *                      100);
  *   direct forward     output pixels per thread (1..16), then columns per thread (4, 8, 16), on the
  *                      forward and input-gradient shapes that run direct;
  *   direct dW          input channels per thread (1..16), then the threads the K split aims for;
@@ -172,9 +174,9 @@ const directShape = (t: Tuning) => `${t.direct.pixels} pixels x ${t.direct.cols}
 const FAMILIES: Family[] = [
   {
     name: "direct/GEMM split",
-    candidates: (best) => [32, 64].map((directColumns) => ({ ...best, directColumns })),
+    candidates: (best) => [32, 64, 128, 256, 1024].map((directColumns) => ({ ...best, directColumns })),
     describe: (t) => `direct up to ${t.directColumns} channels`,
-    select: (s) => columnsOf(s) > 32 && columnsOf(s) <= 64,
+    select: (s) => columnsOf(s) > 32,
   },
   {
     name: "direct fwd/dX pixels",

@@ -71,6 +71,16 @@ export const WIDE_TILING: GemmTiling = { WM: 8, WN: 8, TM: 8, TN: 8, TK: 16 };
 export const NARROW_TILING: GemmTiling = { WM: 16, WN: 4, TM: 8, TN: 4, TK: 16 };
 
 /**
+ * Channel count up to which a software adapter runs the direct kernels: all of them in practice. The
+ * GEMM tile lost at every width measured on Zen 5 (docs/design.md section 8.1), batch 32, each direction
+ * fwd / dX / dW in ms, direct against GEMM: 3x3 128 -> 128 at 8x8, 36 / 34 / 34 against 142 / 160 /
+ * 138; 3x3 128 -> 256 at 8x8, 54 / 49 / 58 against 258 / 302 / 268 (Havtorn et al.'s CIFAR widths); and
+ * at batch 128 the RGB mixture's 1x1 head 16 -> 100 at 32x32, 349 / 62 / 50 against 460 / 504 / 476.
+ * `deno task tune` still measures the split on the shapes of the preset in use.
+ */
+export const SOFTWARE_DIRECT_COLUMNS = 1024;
+
+/**
  * The defaults. On a CPU adapter (llvmpipe) each invocation is a SIMD lane and spills to L1 are cheap,
  * so the biggest direct block wins: 16 pixels x 16 columns ran the 16-channel 14x14 k3 forward at 8.1
  * GFLOP/s against 1.6 with one pixel (Zen 4 of docs/design.md section 8.1, `deno task bench`), and its
@@ -89,7 +99,7 @@ export function defaultTuning(softwareAdapter: boolean): Tuning {
     direct: softwareAdapter
       ? { pixels: 16, rows: 16, cols: 16, dwThreads: 1024 }
       : { pixels: 4, rows: 4, cols: 4, dwThreads: 65536 },
-    directColumns: softwareAdapter ? 64 : 32,
+    directColumns: softwareAdapter ? SOFTWARE_DIRECT_COLUMNS : 32,
   };
 }
 
