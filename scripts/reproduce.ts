@@ -60,7 +60,7 @@ const USAGE = `usage: deno task reproduce NAME [flags]
   --components K         the logistic mixture's components (default ${DEFAULT_COMPONENTS})
   --epochs N             epochs per run (default: 3 on a software adapter, 1000 on a GPU)
   --seeds K              seeds per loss (default: the experiment's, 5 for table5, else 1)
-  --train-limit N        train on the first N images only (default: all 60000)
+  --train-limit N        train on the first N images only (default: all: 60000, 50000 for CIFAR-10)
   --eval-limit N         evaluate on the first N images of each test set (default: all)
   --eval-batch-size N    images per scoring batch (default 250)
   --eval-every N         record AUROC curves every N epochs in each run (curves.svg; default 0: off)

@@ -54,7 +54,7 @@ export const USAGE = `usage: deno task train [flags]
                          --free-bits-epochs 400 --warmup-epochs 200)
   --seed N               seed of initialisation, shuffling, binarisation and sampling, 0..4294967295
                          (default 1)
-  --train-limit N        train on the first N images only (default: all 60000; see below)
+  --train-limit N        train on the first N images only (default: all: 60000, 50000 for CIFAR-10; see below)
   --dataset NAME         the training data: ${DATASET_NAMES.join(", ")} (default fashion-mnist, or
                          cifar10 for the -cifar presets); its images must be the preset's size
   --data-dir DIR         read the dataset files from here (and only here)
