@@ -159,7 +159,8 @@ class ShapeTimer {
 /** One family of candidates the tuner times, in order, each from the best tuning so far. */
 interface Family {
   name: string;
-  candidates: (best: Tuning) => Tuning[];
+  /** The candidates, from the best tuning so far and the shapes they will be timed on. */
+  candidates: (best: Tuning, shapes: readonly ConvShape[]) => Tuning[];
   describe: (t: Tuning) => string;
   /** The shapes it is timed on (under the best tuning so far). */
   select: (s: ConvShape) => boolean;
@@ -174,7 +175,15 @@ const directShape = (t: Tuning) => `${t.direct.pixels} pixels x ${t.direct.cols}
 const FAMILIES: Family[] = [
   {
     name: "direct/GEMM split",
-    candidates: (best) => [32, 64, 128, 256, 1024].map((directColumns) => ({ ...best, directColumns })),
+    // A threshold that sends the same shapes direct as a smaller one would be timed twice for
+    // nothing (64 through 1024 are one candidate for havtorn3's 64 columns): one per distinct split.
+    candidates: (best, shapes) => {
+      const seen = new Set<string>();
+      return [32, 64, 128, 256, 1024].filter((c) => {
+        const split = shapes.map((s) => columnsOf(s) <= c).join();
+        return !seen.has(split) && seen.add(split);
+      }).map((directColumns) => ({ ...best, directColumns }));
+    },
     describe: (t) => `direct up to ${t.directColumns} channels`,
     select: (s) => columnsOf(s) > 32,
   },
@@ -278,7 +287,7 @@ export async function tuneKernels(
         log(`${family.name}: no shapes in use, default kept`);
         continue;
       }
-      const timed = await timeFamily(timer, family, family.candidates(best), subset, reps);
+      const timed = await timeFamily(timer, family, family.candidates(best, subset), subset, reps);
       rows.push(...timed.rows);
       best = timed.winner;
       setTuning(best);

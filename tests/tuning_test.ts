@@ -174,6 +174,11 @@ gpuTest(
       [...families].join(),
     );
     assert.ok(rows.every((r) => r.ms > 0));
+    // The 40-column shapes split one way at 32 and another at every larger threshold: two candidates.
+    assert.deepEqual(rows.filter((r) => r.family === "direct/GEMM split").map((r) => r.candidate), [
+      "direct up to 32 channels",
+      "direct up to 64 channels",
+    ]);
 
     // The pick computes what the oracle computes, exactly.
     const expected = [];
