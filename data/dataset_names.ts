@@ -42,3 +42,8 @@ export const DATASET_IMAGES: Record<DatasetName, ImageShape> = {
 /** "28x28" for grayscale, "32x32 RGB" for three channels: how errors name an image shape. */
 export const shapeName = (height: number, width: number, channels: number): string =>
   `${height}x${width}${channels === 3 ? " RGB" : channels === 1 ? "" : `x${channels}`}`;
+
+/** The paper's OOD set for a model trained on `inName`: MNIST for the grayscale sets, SVHN for CIFAR-10. */
+export function pairedOodSet(inName: DatasetName): string {
+  return DATASET_IMAGES[inName].channels === 3 ? "svhn" : "mnist";
+}

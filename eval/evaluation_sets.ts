@@ -19,7 +19,9 @@
  */
 
 import { type DatasetName, loadSplit } from "../data/datasets.ts";
-import { DATASET_DISPLAY, DATASET_IMAGES, IDX_DATASET_NAMES } from "../data/dataset_names.ts";
+import { DATASET_DISPLAY, DATASET_IMAGES, IDX_DATASET_NAMES, pairedOodSet } from "../data/dataset_names.ts";
+
+export { pairedOodSet } from "../data/dataset_names.ts";
 import { type ColourDataOptions, loadColourSplit } from "../data/colour_datasets.ts";
 import {
   EXTRA_DATASET_NAMES,
@@ -86,11 +88,6 @@ export const COLOUR_BUILT_IN_SETS: readonly string[] = [
   "noise",
   "blank",
 ];
-
-/** The paper's OOD set for a model trained on `inName`: MNIST for the grayscale sets, SVHN for CIFAR-10. */
-export function pairedOodSet(inName: DatasetName): string {
-  return DATASET_IMAGES[inName].channels === 3 ? "svhn" : "mnist";
-}
 
 /** The OOD sets asked for, or (none asked for) the paper's pair of the training data. */
 export function oodSetsAskedFor(ood: readonly string[], inName: DatasetName): readonly string[] {
