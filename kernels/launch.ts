@@ -62,8 +62,12 @@ export function elementType(per: ElementsPerThread): "f32" | "vec4<f32>" {
 }
 
 /** The grid for `n` elements, `per` to a thread. */
-export function elementwiseGrid(n: number, per: ElementsPerThread = 1): [number, number] {
-  return grid(Math.ceil(n / per / ELEMENTWISE_WORKGROUP));
+export function elementwiseGrid(
+  n: number,
+  per: ElementsPerThread = 1,
+  size = ELEMENTWISE_WORKGROUP,
+): [number, number] {
+  return grid(Math.ceil(n / per / size));
 }
 
 /**
@@ -71,10 +75,10 @@ export function elementwiseGrid(n: number, per: ElementsPerThread = 1): [number,
  * its vec4 of elements), and threads past the `P.n` elements return. The caller writes the rest of
  * the body and the closing brace.
  */
-export function elementwiseMain(per: ElementsPerThread = 1): string {
-  return `@compute @workgroup_size(${ELEMENTWISE_WORKGROUP})
+export function elementwiseMain(per: ElementsPerThread = 1, size = ELEMENTWISE_WORKGROUP): string {
+  return `@compute @workgroup_size(${size})
 fn main(${GRID_BUILTINS}) {
-  let i = ${GROUP_INDEX} * ${ELEMENTWISE_WORKGROUP}u + lid;
+  let i = ${GROUP_INDEX} * ${size}u + lid;
   if (i >= ${per === 4 ? "(P.n + 3u) / 4u" : "P.n"}) { return; }`;
 }
 
