@@ -38,6 +38,14 @@ import { reduce } from "./reduce.ts";
 import { type KernelBody, memoSpec, type UniformType, type Variant } from "./runtime/program.ts";
 import { emptyTensor, type Tensor, viewOf } from "./tensor.ts";
 import { tuning } from "./tuning_choices.ts";
+import {
+  ROW_FORWARD_PIXELS,
+  ROW_INPUT_PIXELS,
+  ROW_WORKGROUP,
+  rowForward,
+  rowInput,
+  rowPixels,
+} from "./conv_row.ts";
 import { type ConvGeometry, GEOMETRY_UNIFORMS } from "./conv_geometry.ts";
 
 /**
@@ -216,14 +224,10 @@ interface DirectVariant extends Variant {
   cols: number;
   pixels: number;
   vec4: boolean;
-  narrow: boolean;
 }
 
-function directSpec({ direction, bias, cols, pixels, vec4, narrow }: DirectVariant): KernelBody {
+function directSpec({ direction, bias, cols, pixels, vec4 }: DirectVariant): KernelBody {
   const fwd = direction === "fwd";
-  if (narrow && (!fwd || cols !== 1 || vec4)) {
-    throw new Error("conv direct: narrow is forward, one column only");
-  }
   // fwd: outputs co at output pixels (B, oH, oW), reducing ci of X; weights [ky, kx, ci, co].
   // dx: outputs ci at input pixels (B, H, W), reducing co of DY; the same weights.
   const outC = fwd ? "P.Co" : "P.Ci";
@@ -243,15 +247,7 @@ function directSpec({ direction, bias, cols, pixels, vec4, narrow }: DirectVaria
   // The reduction over channels r. Scalar: per r, `cols` weights and one value per pixel. vec4 (every
   // channel count a multiple of 4): per 4 channels, 4 x cols/4 (fwd) or cols (dx) weight vec4s and
   // one vec4 per pixel, a quarter of the loads for the same multiply-adds.
-  // narrow (one output channel, Ci a multiple of 4: the likelihood head's 16 -> 1): the weights of
-  // the one column are contiguous over ci, so input and weights are read as vec4s over ci and each
-  // pixel takes a dot product: a quarter of the loads of the scalar loop.
-  const reduction = narrow
-    ? `for (var r = 0u; r < P.Ci / 4u; r++) {
-        let w0 = Wt[tap / 4u + r];
-        ${unroll(pixels, (p) => `a${p}_0 += dot(X[s${p} / 4u + r] * m${p}, w0);`, "\n        ")}
-      }`
-    : !vec4
+  const reduction = !vec4
     ? `for (var r = 0u; r < ${redC}; r++) {
         let wr = tap + ${fwd ? "r * P.Co" : "r"};
         ${unroll(cols, (c) => `let w${c} = Wt[wr + ${fwd ? `${c}u` : `${c}u * P.Co`}];`, " ")}
@@ -314,10 +310,9 @@ function directSpec({ direction, bias, cols, pixels, vec4, narrow }: DirectVaria
         " ",
       )
       : unroll(cols, (c) => `Out[d + ${c}u] = a${p}_${c}${bias ? ` + b${c}` : ""};`, " ");
-  const In = narrow ? "vec4<f32>" : T;
   return {
     uniforms: [["n", "u32"], ["pixelsTotal", "u32"], ...GEOMETRY_UNIFORMS, ...(fwd ? [] : PHASE_UNIFORMS)],
-    inputs: [[src, In], ["Wt", In], ...(bias ? [["Bias", T] as const] : [])],
+    inputs: [[src, T], ["Wt", T], ...(bias ? [["Bias", T] as const] : [])],
     outputs: [["Out", T]],
     body: `
 ${elementwiseMain()}
@@ -595,8 +590,9 @@ export type ConvPlan =
     cols: number;
     vec4: boolean;
     /**
-     * One output channel (Co = 1) with Ci a multiple of 4, forward or weight gradient: the input
-     * channels are read four at a time though the output's are not (`directSpec`).
+     * One output channel (Co = 1) with Ci a multiple of 4: the forward and (at stride 1) the input
+     * gradient run the row kernels of kernels/conv_row.ts, which load each input pixel once per
+     * kernel row; the weight gradient reads the input channels four at a time (`directFilterSpec`).
      */
     narrow: boolean;
     reason: string;
@@ -642,8 +638,8 @@ export function convPlan(direction: ConvDirection, g: ConvGeometry): ConvPlan {
     const rows = direction === "dw" ? blockFor(g.Ci, blocks.rows) : blocks.pixels;
     const cols = blockFor(columns, blocks.cols);
     const vec4 = g.Ci % 4 === 0 && g.Co % 4 === 0 && cols % 4 === 0 && (direction !== "dw" || rows % 4 === 0);
-    const narrow = direction !== "dx" && g.Co === 1 && g.Ci % 4 === 0 &&
-      (direction !== "dw" || rows % 4 === 0);
+    const narrow = g.Co === 1 && g.Ci % 4 === 0 &&
+      (direction === "fwd" || (direction === "dx" ? g.sy === 1 && g.sx === 1 : rows % 4 === 0));
     return {
       kernel: "direct",
       rows,
@@ -721,7 +717,6 @@ function launchDirect(
       cols: plan.cols,
       pixels: plan.rows,
       vec4: plan.vec4,
-      narrow: plan.narrow,
     }),
     inputs,
     [out],
@@ -751,7 +746,20 @@ export function convForward(x: Tensor, w: Tensor, bias: Tensor | null, g: ConvGe
   const y = emptyTensor([g.B, g.oH, g.oW, g.Co], "f32", "conv2d");
   const inputs = bias ? [x, w, bias] : [x, w];
   const plan = convPlan("fwd", g);
-  if (plan.kernel === "direct") {
+  if (plan.kernel === "direct" && plan.narrow) {
+    const pixels = rowPixels(g.oW, ROW_FORWARD_PIXELS);
+    const rowBlocks = Math.ceil(g.oW / pixels);
+    const threads = g.B * g.oH * rowBlocks;
+    launch(
+      rowForward({ pixels, kw: g.kw, sx: g.sx, bias: !!bias }),
+      inputs,
+      [y],
+      { n: threads, rowBlocks, ...g },
+      elementwiseGrid(threads, 1, ROW_WORKGROUP),
+      "conv2d",
+      convFlops(g),
+    );
+  } else if (plan.kernel === "direct") {
     launchDirect(plan, "fwd", inputs, y, g, g.B * g.oH * g.oW, convFlops(g));
   } else if (plan.kernel !== "gemm") {
     launchNaive("fwd", inputs, y, g);
@@ -782,6 +790,22 @@ export function convBackwardInput(dy: Tensor, w: Tensor, bias: Tensor | null, g:
   const plan = convPlan("dx", g);
   if (plan.kernel !== "direct" && plan.kernel !== "gemm") {
     launchNaive("dx", inputs, dx, g);
+    return dx;
+  }
+  if (plan.kernel === "direct" && plan.narrow) {
+    const cols = g.Ci % 16 === 0 ? 16 : g.Ci % 8 === 0 ? 8 : 4;
+    const pixels = rowPixels(g.W, ROW_INPUT_PIXELS);
+    const rowBlocks = Math.ceil(g.W / pixels);
+    const threads = g.B * g.H * rowBlocks * (g.Ci / cols);
+    launch(
+      rowInput({ pixels, kw: g.kw, cols, bias: !!bias }),
+      inputs,
+      [dx],
+      { n: threads, rowBlocks, ...g },
+      elementwiseGrid(threads, 1, ROW_WORKGROUP),
+      "conv2d-dx",
+      convFlops(g),
+    );
     return dx;
   }
   for (const phase of stridePhases(g)) {

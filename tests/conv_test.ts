@@ -61,10 +61,16 @@ const CONV_CASES: Case[] = [
   { B: 2, H: 6, W: 5, Ci: 12, Co: 12, k: 3, s: 1, padding: "same" },
   { B: 2, H: 9, W: 8, Ci: 16, Co: 24, k: 3, s: 2, padding: "same" },
   { B: 1, H: 7, W: 7, Ci: 32, Co: 32, k: 5, s: 2, padding: 2 },
-  // One output channel from a multiple of 4 (the Bernoulli head 16 -> 1): the "narrow" forward and
-  // weight gradient that read the input channels as vec4s; stride 2 with 8 channels too.
+  // One output channel from a multiple of 4 (the Bernoulli head 16 -> 1): the row kernels for the
+  // forward and the stride-1 input gradient (kernels/conv_row.ts) and the "narrow" weight gradient
+  // that reads the input channels as vec4s; stride 2 with 8 channels too. The head's 28-pixel rows
+  // (one block of 28 forward, four of 7 backward), a prime width (a masked last block of 8), 4 and 8
+  // channels per thread, a 5x5 and a 1x1 kernel.
   { B: 2, H: 6, W: 7, Ci: 16, Co: 1, k: 3, s: 1, padding: "same" },
   { B: 1, H: 9, W: 8, Ci: 8, Co: 1, k: 3, s: 2, padding: 1 },
+  { B: 2, H: 5, W: 28, Ci: 16, Co: 1, k: 3, s: 1, padding: 1 },
+  { B: 1, H: 6, W: 19, Ci: 4, Co: 1, k: 5, s: 1, padding: "same" },
+  { B: 1, H: 4, W: 30, Ci: 8, Co: 1, k: 1, s: 1, padding: "valid" },
 ];
 
 function refOptions(c: Case, H: number, W: number): ref.ConvRefOptions {

@@ -1,0 +1,182 @@
+/**
+ * The forward convolution to one output channel (the Bernoulli likelihood head, 16 -> 1 at 28x28)
+ * on a CPU adapter, reading each input pixel once per kernel row instead of once per tap.
+ *
+ * Why a kernel of its own: with one output channel each loaded input vec4 serves a single dot
+ * product, so the direct kernel (kernels/conv.ts `directSpec`, "narrow") spends nearly all its time
+ * loading: per tap and 4 input channels, one vec4 load per output pixel. Here a thread owns `pixels`
+ * neighbouring outputs of one output row; for each kernel row ky it loads the (pixels - 1) * sx + kw
+ * input columns that row's taps reach once, and every tap kx reuses them from registers: at 3x3,
+ * stride 1 and 8 pixels, 10 loads per kernel row instead of 24. The kernel width and stride are
+ * compile-time constants (the register indices of the reuse are), so each (kw, sx) is one pipeline.
+ *
+ *   Y[b, oh, ow] = bias + sum_{ky, kx, ci} X[b, oh*sy + ky - padT, ow*sx + kx - padL, ci] W[ky, kx, ci, 0]
+ */
+
+import { elementwiseMain } from "./launch.ts";
+import { type KernelBody, type KernelSpec, memoSpec, type Variant } from "./runtime/program.ts";
+import { GEOMETRY_UNIFORMS } from "./conv_geometry.ts";
+
+/** Threads per workgroup: small, so that the threads of a small batch still reach every core. */
+export const ROW_WORKGROUP = 64;
+
+/**
+ * At most this many pixels per thread, forward and input gradient. The forward keeps one scalar sum
+ * per pixel, so a whole row fits: 16 -> 1 at 28x28, batch 128 (Zen 5, docs/design.md section 8.1, one
+ * run of 20 calls each): 5.9 ms in the direct kernel, 3.5 / 3.2 / 2.9 / 2.6 ms with 8 / 10 / 14 / 28
+ * pixels. The input gradient keeps 4 vec4 sums per pixel (16 channels): 7.8 ms direct, 2.8 ms with
+ * 7 pixels, 3.5 with 14 (the sums no longer fit in registers).
+ */
+export const ROW_FORWARD_PIXELS = 32;
+export const ROW_INPUT_PIXELS = 8;
+
+/**
+ * Pixels per thread for rows of `width`: the largest divisor of the width up to `max` (no thread
+ * computes padding), unless the best divisor is under max / 2: then `max`, with a masked last block.
+ */
+export function rowPixels(width: number, max: number): number {
+  for (let d = Math.min(width, max); d >= max / 2; d--) if (width % d === 0) return d;
+  return Math.min(width, max);
+}
+
+/** A one-output-channel forward variant. */
+export interface RowVariant extends Variant {
+  /** Output pixels per thread, along the row. */
+  pixels: number;
+  /** Kernel width (a compile-time constant: the reuse indexes registers by it). */
+  kw: number;
+  /** Horizontal stride (likewise). */
+  sx: number;
+  bias: boolean;
+}
+
+const lines = (count: number, line: (i: number) => string, sep = "\n  ") =>
+  Array.from({ length: count }, (_, i) => line(i)).join(sep);
+
+function rowForwardSpec({ pixels, kw, sx, bias }: RowVariant): KernelBody {
+  const columns = (pixels - 1) * sx + kw;
+  return {
+    uniforms: [["n", "u32"], ["rowBlocks", "u32"], ...GEOMETRY_UNIFORMS],
+    inputs: [["X", "vec4<f32>"], ["Wt", "vec4<f32>"], ...(bias ? [["Bias", "f32"] as const] : [])],
+    outputs: [["Out", "f32"]],
+    body: `
+${elementwiseMain(1, ROW_WORKGROUP)}
+  let row = i / P.rowBlocks;
+  let ow0 = (i % P.rowBlocks) * ${pixels}u;
+  let oh = row % P.oH;
+  let b = row / P.oH;
+  let iw0 = i32(ow0 * ${sx}u) - i32(P.padL);
+  let groups = P.Ci / 4u;
+  // Input column t of the window: its offset (0 where it is padding) and a 0/1 mask.
+  ${
+      lines(columns, (t) =>
+        `let ok${t} = iw0 + ${t} >= 0 && iw0 + ${t} < i32(P.W); let m${t} = select(0.0, 1.0, ok${t}); let c${t} = select(0u, u32(iw0 + ${t}), ok${t});`)
+    }
+  ${lines(pixels, (p) => `var a${p} = 0.0;`, " ")}
+  for (var ky = 0u; ky < P.kh; ky++) {
+    let ih = i32(oh * P.sy + ky) - i32(P.padT);
+    if (ih < 0 || ih >= i32(P.H)) { continue; }
+    let base = (b * P.H + u32(ih)) * P.W;
+    let tap = ky * ${kw}u * groups;
+    for (var r = 0u; r < groups; r++) {
+      ${lines(columns, (t) => `let x${t} = X[(base + c${t}) * groups + r] * m${t};`, " ")}
+      ${lines(kw, (kx) => `let w${kx} = Wt[tap + ${kx}u * groups + r];`, " ")}
+      ${lines(pixels, (p) => lines(kw, (kx) => `a${p} += dot(x${p * sx + kx}, w${kx});`, " "), "\n      ")}
+    }
+  }
+  ${bias ? "let bias = Bias[0];" : ""}
+  ${
+      lines(pixels, (p) =>
+        `if (ow0 + ${p}u < P.oW) { Out[row * P.oW + ow0 + ${p}u] = a${p}${bias ? " + bias" : ""}; }`)
+    }
+}`,
+  };
+}
+
+/** The pipeline spec of a one-output-channel forward variant. */
+export const rowForward = (variant: RowVariant): KernelSpec => memoSpec("conv-row", variant, rowForwardSpec);
+
+/** A one-output-channel input-gradient variant (stride 1). */
+export interface RowInputVariant extends Variant {
+  /** Input pixels per thread, along the row. */
+  pixels: number;
+  kw: number;
+  /** Input channels per thread, a multiple of 4. */
+  cols: number;
+  bias: boolean;
+}
+
+/**
+ * The input gradient of a stride-1 convolution to one output channel, the same reuse read the other
+ * way: dX[b, ih, iw, ci] = sum_{ky, kx} dY[b, ih + padT - ky, iw + padL - kx] W[ky, kx, ci, 0]. A
+ * thread owns `pixels` input pixels of one row and `cols` channels; per kernel row it loads the
+ * pixels + kw - 1 gradient values its taps reach once, and the weights of each tap as vec4s over ci
+ * (contiguous when Co = 1).
+ */
+function rowInputSpec({ pixels, kw, cols, bias }: RowInputVariant): KernelBody {
+  const columns = pixels + kw - 1;
+  const quads = cols / 4;
+  return {
+    uniforms: [["n", "u32"], ["rowBlocks", "u32"], ...GEOMETRY_UNIFORMS],
+    inputs: [["DY", "f32"], ["Wt", "vec4<f32>"], ...(bias ? [["Bias", "vec4<f32>"] as const] : [])],
+    outputs: [["Out", "vec4<f32>"]],
+    body: `
+${elementwiseMain(1, ROW_WORKGROUP)}
+  let colGroups = P.Ci / ${cols}u;
+  let q0 = (i % colGroups) * ${quads}u;
+  let rest = i / colGroups;
+  let row = rest / P.rowBlocks;
+  let iw0 = (rest % P.rowBlocks) * ${pixels}u;
+  let ih = row % P.H;
+  let b = row / P.H;
+  let ow0 = i32(iw0 + P.padL) - ${kw - 1};
+  // Gradient column t of the window: output column ow0 + t, its offset (0 outside) and a 0/1 mask.
+  ${
+      lines(columns, (t) =>
+        `let ok${t} = ow0 + ${t} >= 0 && ow0 + ${t} < i32(P.oW); let m${t} = select(0.0, 1.0, ok${t}); let c${t} = select(0u, u32(ow0 + ${t}), ok${t});`)
+    }
+  ${lines(pixels, (p) => lines(quads, (h) => `var a${p}_${h} = vec4<f32>(0.0);`, " "))}
+  for (var ky = 0u; ky < P.kh; ky++) {
+    let oh = i32(ih + P.padT) - i32(ky);
+    if (oh < 0 || oh >= i32(P.oH)) { continue; }
+    let base = (b * P.oH + u32(oh)) * P.oW;
+    ${lines(columns, (t) => `let d${t} = DY[base + c${t}] * m${t};`, " ")}
+    ${
+      lines(
+        kw,
+        (kx) =>
+          lines(
+            quads,
+            (h) => `let w${kx}_${h} = Wt[(ky * ${kw}u + ${kx}u) * (P.Ci / 4u) + q0 + ${h}u];`,
+            " ",
+          ),
+        "\n    ",
+      )
+    }
+    ${
+      lines(
+        pixels,
+        (p) =>
+          lines(
+            kw,
+            (kx) => lines(quads, (h) => `a${p}_${h} += d${p + kw - 1 - kx} * w${kx}_${h};`, " "),
+            " ",
+          ),
+        "\n    ",
+      )
+    }
+  }
+  ${
+      lines(pixels, (p) =>
+        `if (iw0 + ${p}u < P.W) { let at = (row * P.W + iw0 + ${p}u) * (P.Ci / 4u) + q0; ${
+          lines(quads, (h) =>
+            `Out[at + ${h}u] = a${p}_${h}${bias ? ` + Bias[q0 + ${h}u]` : ""};`, " ")
+        } }`)
+    }
+}`,
+  };
+}
+
+/** The pipeline spec of a one-output-channel input-gradient variant. */
+export const rowInput = (variant: RowInputVariant): KernelSpec =>
+  memoSpec("conv-row-dx", variant, rowInputSpec);
