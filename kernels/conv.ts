@@ -197,6 +197,16 @@ fn storeC(z: u32, m: u32, n: u32, v: f32) { Partial[(z * P.M + m) * P.N + n] = v
 
 // ---------------------------------------------------------------- direct variants
 
+/**
+ * Threads per workgroup of the direct kernels. Small: llvmpipe hands whole workgroups to its threads,
+ * so a dispatch of a few hundred threads in 256-thread workgroups leaves a core idle at the end (a
+ * 7x7 stage at batch 128 and 8 pixels per thread is 784 threads: 4 workgroups of 256, 13 of 64).
+ * Measured on Zen 5 (docs/design.md section 8.1), 16 channels, batch 128, 5-20 calls per run and
+ * sync: 7x7 k3 forward and input gradient 7% faster, weight gradient 28%; 14x14 weight gradient 10%,
+ * the stride-2 14 -> 7 forward 10%; 14x14 forward and input gradient unchanged.
+ */
+const DIRECT_WORKGROUP = 64;
+
 /** `count` WGSL lines from `line(index)`, joined with `sep`. */
 const unroll = (count: number, line: (index: number) => string, sep = "\n  ") =>
   Array.from({ length: count }, (_, index) => line(index)).join(sep);
@@ -315,7 +325,7 @@ function directSpec({ direction, bias, cols, pixels, vec4 }: DirectVariant): Ker
     inputs: [[src, T], ["Wt", T], ...(bias ? [["Bias", T] as const] : [])],
     outputs: [["Out", T]],
     body: `
-${elementwiseMain()}
+${elementwiseMain(1, DIRECT_WORKGROUP)}
   let groups = ${outC} / ${cols}u;
   let c0 = (i % groups) * ${cols}u;
   let first = (i / groups) * ${pixels}u;
@@ -458,7 +468,7 @@ function directFilterSpec({ rows, cols, vec4, bias, narrow }: DirectFilterVarian
     inputs: [["X", narrow ? "vec4<f32>" : T], ["DY", T]],
     outputs: [["Partial", T], ...(bias ? [["BiasPartial", T] as const] : [])],
     body: `
-${elementwiseMain()}
+${elementwiseMain(1, DIRECT_WORKGROUP)}
   let colGroups = P.Co / ${cols}u;
   let c0 = (i % colGroups) * ${cols}u;
   let rowGroups = P.kh * P.kw * (P.Ci / ${rows}u);
@@ -721,7 +731,7 @@ function launchDirect(
     inputs,
     [out],
     { n: threads, pixelsTotal, ...g, ...phase },
-    elementwiseGrid(threads),
+    elementwiseGrid(threads, 1, DIRECT_WORKGROUP),
     d === "fwd" ? "conv2d" : "conv2d-dx",
     flops,
   );
@@ -904,7 +914,7 @@ function backwardFilterAndBias(
       [x, dy],
       biasPartial ? [partial, biasPartial] : [partial],
       { n: threads, kChunk, ...g },
-      elementwiseGrid(threads),
+      elementwiseGrid(threads, 1, DIRECT_WORKGROUP),
       "conv2d-dw",
       convFlops(g),
     );
