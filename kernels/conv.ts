@@ -39,9 +39,11 @@ import { type KernelBody, memoSpec, type UniformType, type Variant } from "./run
 import { emptyTensor, type Tensor, viewOf } from "./tensor.ts";
 import { tuning } from "./tuning_choices.ts";
 import {
+  ROW_FILTER_THREADS,
   ROW_FORWARD_PIXELS,
   ROW_INPUT_PIXELS,
   ROW_WORKGROUP,
+  rowFilter,
   rowForward,
   rowInput,
   rowPixels,
@@ -198,14 +200,18 @@ fn storeC(z: u32, m: u32, n: u32, v: f32) { Partial[(z * P.M + m) * P.N + n] = v
 // ---------------------------------------------------------------- direct variants
 
 /**
- * Threads per workgroup of the direct kernels. Small: llvmpipe hands whole workgroups to its threads,
- * so a dispatch of a few hundred threads in 256-thread workgroups leaves a core idle at the end (a
- * 7x7 stage at batch 128 and 8 pixels per thread is 784 threads: 4 workgroups of 256, 13 of 64).
- * Measured on Zen 5 (docs/design.md section 8.1), 16 channels, batch 128, 5-20 calls per run and
- * sync: 7x7 k3 forward and input gradient 7% faster, weight gradient 28%; 14x14 weight gradient 10%,
- * the stride-2 14 -> 7 forward 10%; 14x14 forward and input gradient unchanged.
+ * Threads per workgroup of the direct kernels: two SIMD rows of llvmpipe's 8 lanes. Small, because
+ * llvmpipe hands whole workgroups to its threads, so a dispatch of a few hundred threads in
+ * 256-thread workgroups leaves a core idle at the end (a 7x7 stage at batch 128 and 8 pixels per
+ * thread is 784 threads: 4 workgroups of 256, 49 of 16). Measured on Zen 5 (docs/design.md section
+ * 8.1), 16 channels, batch 128, 5-20 calls per run: against 256, the 7x7 k3 forward and input
+ * gradient 7% faster, weight gradient 28%; 14x14 weight gradient 10%; 14x14 forward and input
+ * gradient unchanged (16, 32 and 64 within 8% of each other). It also keeps the tuner honest: it
+ * times at batch 16, where 16 pixels per thread made a single 256-thread workgroup of a 7x7 stage
+ * and lost to 8 (91 against 66 ms); with 16-thread workgroups 16 pixels win there too (64 against
+ * 73 ms), as they do at batch 128 (`deno task tune --preset small`).
  */
-const DIRECT_WORKGROUP = 64;
+const DIRECT_WORKGROUP = 16;
 
 /** `count` WGSL lines from `line(index)`, joined with `sep`. */
 const unroll = (count: number, line: (index: number) => string, sep = "\n  ") =>
@@ -885,6 +891,7 @@ function backwardFilterAndBias(
     : plan.kernel === "gemm"
     ? filterSplits(M, N, K)
     : Math.max(1, Math.min(Math.floor(K / 256), Math.ceil(aim / threadsPerSlice)));
+  if (plan.kernel === "direct" && plan.narrow && g.sx === 1) return rowFilterAndBias(x, dy, g, withBias);
   const step = plan.kernel === "gemm" ? t.TK : 1;
   const kChunk = Math.ceil(Math.ceil(K / splits) / step) * step;
   const slices = Math.ceil(K / kChunk);
@@ -939,6 +946,53 @@ function backwardFilterAndBias(
   partial.dispose();
   const dw = viewOf(summed, [g.kh, g.kw, g.Ci, g.Co]);
   summed.dispose();
+  return { dw, db };
+}
+
+/**
+ * The weight (and bias) gradient of a one-output-channel convolution with horizontal stride 1 on the
+ * sliding-window kernel (kernels/conv_row.ts `rowFilter`): slices of output rows, about
+ * `ROW_FILTER_THREADS` threads in all, then a sum over the slices.
+ */
+function rowFilterAndBias(
+  x: Tensor,
+  dy: Tensor,
+  g: ConvGeometry,
+  withBias: boolean,
+): { dw: Tensor; db: Tensor | null } {
+  const cols = g.Ci % 16 === 0 ? 16 : g.Ci % 8 === 0 ? 8 : 4;
+  const threadsPerSlice = g.kh * (g.Ci / cols);
+  const rows = g.B * g.oH;
+  const rowsPerSlice = Math.ceil(
+    rows / Math.max(1, Math.min(rows, Math.ceil(ROW_FILTER_THREADS / threadsPerSlice))),
+  );
+  const slices = Math.ceil(rows / rowsPerSlice);
+  const partial = emptyTensor(
+    slices === 1 ? [g.kh, g.kw, g.Ci, 1] : [slices, g.kh * g.kw * g.Ci],
+    "f32",
+    "conv2d-dw",
+  );
+  const biasPartial = withBias ? emptyTensor(slices === 1 ? [1] : [slices, 1], "f32", "conv2d-db") : null;
+  const threads = slices * threadsPerSlice;
+  launch(
+    rowFilter({ kw: g.kw, cols, bias: withBias }),
+    [x, dy],
+    biasPartial ? [partial, biasPartial] : [partial],
+    { n: threads, rowsPerSlice, ...g },
+    elementwiseGrid(threads, 1, ROW_WORKGROUP),
+    "conv2d-dw",
+    convFlops(g),
+  );
+  if (slices === 1) return { dw: partial, db: biasPartial };
+  const summed = reduce("sum", partial, 0);
+  partial.dispose();
+  const dw = viewOf(summed, [g.kh, g.kw, g.Ci, 1]);
+  summed.dispose();
+  let db = biasPartial;
+  if (biasPartial) {
+    db = reduce("sum", biasPartial, 0);
+    biasPartial.dispose();
+  }
   return { dw, db };
 }
 

@@ -28,6 +28,8 @@ export const ROW_WORKGROUP = 64;
  * 7 pixels, 3.5 with 14 (the sums no longer fit in registers).
  */
 export const ROW_FORWARD_PIXELS = 32;
+/** Threads the weight gradient's slices of output rows aim for (a few hundred fill two cores). */
+export const ROW_FILTER_THREADS = 512;
 export const ROW_INPUT_PIXELS = 8;
 
 /**
@@ -180,3 +182,81 @@ ${elementwiseMain(1, ROW_WORKGROUP)}
 /** The pipeline spec of a one-output-channel input-gradient variant. */
 export const rowInput = (variant: RowInputVariant): KernelSpec =>
   memoSpec("conv-row-dx", variant, rowInputSpec);
+
+/** A one-output-channel weight-gradient variant (stride 1 along rows). */
+export interface RowFilterVariant extends Variant {
+  kw: number;
+  /** Input channels per thread, a multiple of 4. */
+  cols: number;
+  bias: boolean;
+}
+
+/**
+ * The weight gradient of a convolution to one output channel, horizontal stride 1:
+ * dW[ky, kx, ci, 0] = sum_{b, oh, ow} X[b, oh*sy + ky - padT, ow + kx - padL, ci] dY[b, oh, ow].
+ * A thread owns one kernel row ky, `cols` channels and a slice of output rows; along each row it
+ * keeps the kw input columns its taps see in registers and slides them one column per output pixel,
+ * so a pixel costs one gradient value and cols / 4 input vec4s for kw x cols multiply-adds (the
+ * direct kernel's "narrow" variant loads the input again for every tap). Partial sums per slice,
+ * [slices, kh, kw, Ci] (and with `bias` the slice's sum of dY, from the threads of ky = 0 and the
+ * first channels), are added up by a reduction.
+ */
+function rowFilterSpec({ kw, cols, bias }: RowFilterVariant): KernelBody {
+  const quads = cols / 4;
+  const window = (kx: number, h: number) => `x${kx}_${h}`;
+  return {
+    uniforms: [["n", "u32"], ["rowsPerSlice", "u32"], ...GEOMETRY_UNIFORMS],
+    inputs: [["X", "vec4<f32>"], ["DY", "f32"]],
+    outputs: [["Partial", "vec4<f32>"], ...(bias ? [["BiasPartial", "f32"] as const] : [])],
+    body: `
+${elementwiseMain(1, ROW_WORKGROUP)}
+  let groups = P.Ci / 4u;
+  let colGroups = P.Ci / ${cols}u;
+  let q0 = (i % colGroups) * ${quads}u;
+  let ky = (i / colGroups) % P.kh;
+  let slice = i / (colGroups * P.kh);
+  let rowEnd = min(P.B * P.oH, (slice + 1u) * P.rowsPerSlice);
+  ${lines(kw, (kx) => lines(quads, (h) => `var a${kx}_${h} = vec4<f32>(0.0);`, " "))}
+  ${bias ? "var bsum = 0.0;\n  let biasThread = ky == 0u && q0 == 0u;" : ""}
+  for (var row = slice * P.rowsPerSlice; row < rowEnd; row++) {
+    let oh = row % P.oH;
+    let b = row / P.oH;
+    let ih = i32(oh * P.sy + ky) - i32(P.padT);
+    let valid = ih >= 0 && ih < i32(P.H);
+    if (!valid${bias ? " && !biasThread" : ""}) { continue; }
+    let base = (b * P.H + u32(max(ih, 0))) * P.W;
+    let m = select(0.0, 1.0, valid);
+    // The window: input columns ow + kx - padL for kx < kw (zero outside the row), first for ow = 0.
+    ${
+      lines(kw - 1, (kx) =>
+        `let c${kx} = i32(${kx}) - i32(P.padL); let k${kx} = select(0.0, m, c${kx} >= 0 && c${kx} < i32(P.W)); ${
+          lines(quads, (h) =>
+            `var ${window(kx + 1, h)} = X[(base + u32(max(c${kx}, 0))) * groups + q0 + ${h}u] * k${kx};`, " ")
+        }`)
+    }
+    ${lines(quads, (h) => `var ${window(0, h)} = vec4<f32>(0.0);`, " ")}
+    let dRow = row * P.oW;
+    for (var ow = 0u; ow < P.oW; ow++) {
+      // Slide: drop column ow - 1 - padL, take column ow + kw - 1 - padL.
+      let c = i32(ow + ${kw - 1}u) - i32(P.padL);
+      let k = select(0.0, m, c >= 0 && c < i32(P.W));
+      let at = (base + u32(clamp(c, 0, i32(P.W) - 1))) * groups + q0;
+      ${
+      lines(kw - 1, (kx) => lines(quads, (h) => `${window(kx, h)} = ${window(kx + 1, h)};`, " "), "\n      ")
+    }
+      ${lines(quads, (h) => `${window(kw - 1, h)} = X[at + ${h}u] * k;`, " ")}
+      let d = DY[dRow + ow];
+      ${bias ? "bsum += d;" : ""}
+      ${lines(kw, (kx) => lines(quads, (h) => `a${kx}_${h} += d * ${window(kx, h)};`, " "), "\n      ")}
+    }
+  }
+  let dst = (slice * P.kh + ky) * ${kw}u * groups + q0;
+  ${lines(kw, (kx) => lines(quads, (h) => `Partial[dst + ${kx}u * groups + ${h}u] = a${kx}_${h};`, " "))}
+  ${bias ? "if (biasThread) { BiasPartial[slice] = bsum; }" : ""}
+}`,
+  };
+}
+
+/** The pipeline spec of a one-output-channel weight-gradient variant. */
+export const rowFilter = (variant: RowFilterVariant): KernelSpec =>
+  memoSpec("conv-row-dw", variant, rowFilterSpec);
