@@ -84,7 +84,8 @@ export const SOFTWARE_DIRECT_COLUMNS = 1024;
  * The defaults. On a CPU adapter (llvmpipe) each invocation is a SIMD lane and spills to L1 are cheap,
  * so the biggest direct block wins: 16 pixels x 16 columns ran the 16-channel 14x14 k3 forward at 8.1
  * GFLOP/s against 1.6 with one pixel (Zen 4 of docs/design.md section 8.1, `deno task bench`), and its
- * 2 cores need only ~1K threads.
+ * 2 cores need few threads: the weight gradient's K split aims for 256 (16-thread workgroups, 8 per
+ * core), since every slice adds partial sums for the reduction (kernels/tuner.ts, "direct dW threads").
  * Direct beats the GEMM tile at 64 channels too: havtorn3's 64-channel 28x28 k5 convolution ran at
  * 27-29 GFLOP/s direct against 4.4-5.2 as a GEMM in all three directions (batch 32, Zen 5, `deno task
  * tune`; the GEMM's workgroup barriers are coroutine switches there), and its ELBO step went from 157 s
@@ -97,7 +98,7 @@ export function defaultTuning(softwareAdapter: boolean): Tuning {
     gemmWide: WIDE_TILING,
     gemmNarrow: NARROW_TILING,
     direct: softwareAdapter
-      ? { pixels: 16, rows: 16, cols: 16, dwThreads: 1024 }
+      ? { pixels: 16, rows: 16, cols: 16, dwThreads: 256 }
       : { pixels: 4, rows: 4, cols: 4, dwThreads: 65536 },
     directColumns: softwareAdapter ? SOFTWARE_DIRECT_COLUMNS : 32,
   };
