@@ -9,7 +9,8 @@
  *                      100);
  *   direct forward     output pixels per thread (1..16), then columns per thread (4, 8, 16), on the
  *                      forward and input-gradient shapes that run direct;
- *   direct dW          input channels per thread (1..16), then the threads the K split aims for;
+ *   direct dW          input channels per thread (1..16), then the threads the K split aims for (GPUs
+ *                      only: see the family);
  *   GEMM tiles         wide (> 32 columns) and narrow tiles, on the shapes that run as GEMMs.
  * A family with no shape in use keeps its default. Every candidate gives the same results (the conv
  * tests run the direct kernels with several blocks); only time differs. Reductions and elementwise
@@ -164,6 +165,8 @@ interface Family {
   describe: (t: Tuning) => string;
   /** The shapes it is timed on (under the best tuning so far). */
   select: (s: ConvShape) => boolean;
+  /** false: not timed on a software adapter, whose timing batch cannot show the difference. */
+  cpu?: boolean;
 }
 
 const columnsOf = (s: ConvShape) => s.direction === "dx" ? s.g.Ci : s.g.Co;
@@ -205,12 +208,14 @@ const FAMILIES: Family[] = [
     describe: (t) => `${t.direct.rows} input x ${t.direct.cols} output channels per thread`,
     select: plannedAs("direct", ["dw"]),
   },
-  // Fewest threads first: at the batch the tuner times (16 on a CPU) the K split is capped by the
-  // slice length and the candidates tie, while at the workload's batch more threads mean more
-  // partial sums for the reduction (16 -> 16 k3 at 14x14, batch 128, Zen 5: 4.8 ms with ~256
-  // threads, 5.4 with ~1024); a tie keeps the first (`TIE`).
+  // Not timed on a CPU adapter: at the batch the tuner times there (16) the K split is capped by the
+  // slice length and fewer threads starve a core, while at the workload's batch fewer threads mean
+  // fewer partial sums for the reduction (16 -> 16 k3 at 14x14, batch 128, Zen 5: 4.8 ms with ~256
+  // threads, 5.4 with ~1024; at batch 16 ~1024 won, 29.6 against 32.7 ms over small's shapes). The
+  // default stands there (kernels/tuning_choices.ts).
   {
     name: "direct dW threads",
+    cpu: false,
     candidates: (best) =>
       [256, 1024, 8192, 65536].map((dwThreads) => ({ ...best, direct: { ...best.direct, dwThreads } })),
     describe: (t) => `K split for ~${t.direct.dwThreads} threads`,
@@ -296,6 +301,10 @@ export async function tuneKernels(
   try {
     for (const family of FAMILIES) {
       setTuning(best);
+      if (software && family.cpu === false) {
+        log(`${family.name}: not timed on a CPU adapter, default kept`);
+        continue;
+      }
       const subset = timedShapes.filter(family.select);
       if (subset.length === 0) {
         log(`${family.name}: no shapes in use, default kept`);
