@@ -86,7 +86,7 @@ export {
 } from "./autograd/tape.ts";
 /** Every differentiable op: `ops.add`, `ops.conv2d`, `ops.gaussianKl`, ... (autograd/ops.ts). */
 export * as ops from "./autograd/ops.ts";
-export type { MatmulOptions } from "./kernels/matmul.ts";
+export type { MatmulKernel, MatmulOptions } from "./kernels/matmul.ts";
 export type { Conv2dOptions, Padding2d } from "./kernels/conv_geometry.ts";
 export type { RandomKey } from "./kernels/philox.ts";
 export type { ByteImageMode } from "./kernels/random.ts";
