@@ -10,8 +10,13 @@
 
 import { binary, type BinaryOp, where as whereKernel } from "../kernels/binary.ts";
 import { matmul as matmulKernel, type MatmulOptions } from "../kernels/matmul.ts";
-import { convBackwardInput, convForward } from "../kernels/conv.ts";
-import { conv2dGeometry, type Conv2dOptions, conv2dTransposeGeometry } from "../kernels/conv_geometry.ts";
+import { convBackwardInput, convForward, type InputActivation } from "../kernels/conv.ts";
+import {
+  conv2dGeometry,
+  type Conv2dOptions,
+  conv2dTransposeGeometry,
+  type ConvGeometry,
+} from "../kernels/conv_geometry.ts";
 import * as mv from "../kernels/movement.ts";
 import { reduce } from "../kernels/reduce.ts";
 import { distribution, type DistributionOp, SIGMA_LOG2, type SigmaMap } from "../kernels/distributions.ts";
@@ -204,8 +209,27 @@ export function ones(shape: Shape): Tensor {
   return mv.full(shape, 1);
 }
 
-/** A convolution op: input x, filter w, an optional bias and the stride and padding options. */
-export type ConvolutionOp = (x: Tensor, w: Tensor, bias?: Tensor | null, options?: Conv2dOptions) => Tensor;
+/**
+ * Options of a convolution op: stride and padding, and `activation`: convolve act(x) instead of x, as
+ * one differentiable op whose input gradient applies act' on the way out (kernels/conv.ts
+ * `ActivationGrad`: one pass over the gradient fewer than `conv2d(silu(x), ...)`, the same values).
+ */
+export interface ConvOptions extends Conv2dOptions {
+  activation?: InputActivation;
+}
+
+/** A convolution op: input x, filter w, an optional bias and the stride, padding and activation options. */
+export type ConvolutionOp = (x: Tensor, w: Tensor, bias?: Tensor | null, options?: ConvOptions) => Tensor;
+
+/** act(x) for a convolution's `activation` option (not recorded: the convolution records x). */
+function activated(x: Tensor, activation: InputActivation | undefined): Tensor {
+  return activation ? unary(activation, x) : x;
+}
+
+/** The attributes of a convolution: its geometry, and the activated input when there is one. */
+function convAttrs(geometry: ConvGeometry, input: Tensor, activation: InputActivation | undefined) {
+  return activation ? { geometry, activation: { op: activation, input } } : { geometry };
+}
 
 /** A convolution's operands as the tape records them: the bias only when there is one. */
 const convOperands = (x: Tensor, w: Tensor, bias: Tensor | null) => (bias ? [x, w, bias] : [x, w]);
@@ -216,7 +240,9 @@ const convOperands = (x: Tensor, w: Tensor, bias: Tensor | null) => (bias ? [x, 
  */
 export const conv2d: ConvolutionOp = (x, w, bias = null, options = {}): Tensor => {
   const geometry = conv2dGeometry(x.shape, w.shape, bias?.shape ?? null, options);
-  return record("conv2d", convOperands(x, w, bias), convForward(x, w, bias, geometry), { geometry });
+  const input = activated(x, options.activation);
+  const y = convForward(input, w, bias, geometry);
+  return record("conv2d", convOperands(x, w, bias), y, convAttrs(geometry, input, options.activation));
 };
 
 /**
@@ -226,8 +252,14 @@ export const conv2d: ConvolutionOp = (x, w, bias = null, options = {}): Tensor =
  */
 export const conv2dTranspose: ConvolutionOp = (x, w, bias = null, options = {}): Tensor => {
   const geometry = conv2dTransposeGeometry(x.shape, w.shape, bias?.shape ?? null, options);
-  const out = convBackwardInput(x, w, bias, geometry);
-  return record("conv2dTranspose", convOperands(x, w, bias), out, { geometry });
+  const input = activated(x, options.activation);
+  const out = convBackwardInput(input, w, bias, geometry);
+  return record(
+    "conv2dTranspose",
+    convOperands(x, w, bias),
+    out,
+    convAttrs(geometry, input, options.activation),
+  );
 };
 
 function dist(op: DistributionOp, inputs: Tensor[], sigma: SigmaMap, key?: RandomKey): Tensor {

@@ -15,6 +15,7 @@ import {
   convBackwardFilterAndBias,
   convBackwardInput,
   convForward,
+  type InputActivation,
 } from "../kernels/conv.ts";
 import type { ConvGeometry } from "../kernels/conv_geometry.ts";
 import { broadcastTo, pad, permute, reshape, slice } from "../kernels/movement.ts";
@@ -29,6 +30,19 @@ import { isTensor, type Tensor } from "../kernels/tensor.ts";
 import { UNARY, unary, type UnaryOp, unaryVjp } from "../kernels/unary.ts";
 
 type Operand = Tensor | number;
+
+/** The activation derivative a convolution's input gradient applies (none without an activation). */
+const activationGrad = (attrs: ConvAttrs, x: Operand) =>
+  attrs.activation ? { op: attrs.activation.op, x: t(x) } : null;
+
+/**
+ * A convolution's attributes: its geometry, and with an `activation` option (autograd/ops.ts) the
+ * activation and the activated input act(x) that was convolved (the weight gradient reads it).
+ */
+interface ConvAttrs {
+  geometry: ConvGeometry;
+  activation?: { op: InputActivation; input: Tensor };
+}
 
 /** The axes of a reduction and whether they were kept. */
 interface ReduceAttrs {
@@ -51,8 +65,8 @@ export interface PrimitiveAttrs {
   pad: { pads: [number, number][] };
   concat: { axis: number };
   matmul: { transA: boolean; transB: boolean };
-  conv2d: { geometry: ConvGeometry };
-  conv2dTranspose: { geometry: ConvGeometry };
+  conv2d: ConvAttrs;
+  conv2dTranspose: ConvAttrs;
   avgPool2d: { geometry: ConvGeometry; divisor: PoolDivisor };
   weightNorm: { axis: number };
   distribution: { op: DistributionOp; sigma: SigmaMap; key?: RandomKey };
@@ -237,20 +251,23 @@ export const VJP: { [P in PrimitiveName]: Rule<AttrsOf<P>> } = {
   // y = conv(x, w) + b: dx is the transposed convolution of g with w, dw correlates x with g over
   // batch and pixels, db sums g over batch and pixels (kernels/conv.ts; dw and db in one pass over g
   // where the kernel allows).
+  // With an activation, y = conv(act(x), w) + b: the filter correlates act(x) with g, and dx takes
+  // act'(x) from the input-gradient kernel itself.
   conv2d: ({ g, inputs: [x, w], attrs, needs }) => {
-    const { geometry } = attrs;
+    const { geometry, activation } = attrs;
+    const input = activation?.input ?? t(x);
     const [dw, db] = needs[1] && needs[2]
-      ? convBackwardFilterAndBias(t(x), g, geometry)
-      : [needs[1] ? convBackwardFilter(t(x), g, geometry) : null, needs[2] ? convBackwardBias(g) : null];
-    return [needs[0] ? convBackwardInput(g, t(w), null, geometry) : null, dw, db];
+      ? convBackwardFilterAndBias(input, g, geometry)
+      : [needs[1] ? convBackwardFilter(input, g, geometry) : null, needs[2] ? convBackwardBias(g) : null];
+    return [needs[0] ? convBackwardInput(g, t(w), null, geometry, activationGrad(attrs, x)) : null, dw, db];
   },
   // y = conv^T(x, w) + b is the adjoint of a convolution whose input is y: dx = conv(g, w),
   // dw correlates g (that convolution's input) with x (its output), db sums g.
   conv2dTranspose: ({ g, inputs: [x, w], attrs, needs }) => {
-    const { geometry } = attrs;
+    const { geometry, activation } = attrs;
     return [
-      needs[0] ? convForward(g, t(w), null, geometry) : null,
-      needs[1] ? convBackwardFilter(g, t(x), geometry) : null,
+      needs[0] ? convForward(g, t(w), null, geometry, activationGrad(attrs, x)) : null,
+      needs[1] ? convBackwardFilter(g, activation?.input ?? t(x), geometry) : null,
       needs[2] ? convBackwardBias(g) : null,
     ];
   },

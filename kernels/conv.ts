@@ -38,6 +38,7 @@ import { reduce } from "./reduce.ts";
 import { type KernelBody, memoSpec, type UniformType, type Variant } from "./runtime/program.ts";
 import { emptyTensor, type Tensor, viewOf } from "./tensor.ts";
 import { tuning } from "./tuning_choices.ts";
+import { unaryVjp } from "./unary.ts";
 import {
   ROW_FILTER_THREADS,
   ROW_FORWARD_PIXELS,
@@ -240,9 +241,11 @@ interface DirectVariant extends Variant {
   cols: number;
   pixels: number;
   vec4: boolean;
+  /** An activation's derivative at H multiplies each output (`ActivationGrad`), or none. */
+  dact: InputActivation | "none";
 }
 
-function directSpec({ direction, bias, cols, pixels, vec4 }: DirectVariant): KernelBody {
+function directSpec({ direction, bias, cols, pixels, vec4, dact }: DirectVariant): KernelBody {
   const fwd = direction === "fwd";
   // fwd: outputs co at output pixels (B, oH, oW), reducing ci of X; weights [ky, kx, ci, co].
   // dx: outputs ci at input pixels (B, H, W), reducing co of DY; the same weights.
@@ -315,22 +318,35 @@ function directSpec({ direction, bias, cols, pixels, vec4 }: DirectVariant): Ker
       )
     }
       }`;
+  // With an activation derivative (`dact`), each output is multiplied by act'(H) at its own index.
+  const scaled = (value: string, at: string) => dact === "none" ? value : `(${value}) * dact_(H[${at}])`;
   const store = (p: number) =>
     vec4
       ? unroll(
         cols / 4,
         (h) =>
-          `Out[d / 4u + ${h}u] = vec4<f32>(${unroll(4, (k) => `a${p}_${4 * h + k}`, ", ")})${
-            bias ? ` + Bias[c0 / 4u + ${h}u]` : ""
+          `Out[d / 4u + ${h}u] = ${
+            scaled(
+              `vec4<f32>(${unroll(4, (k) => `a${p}_${4 * h + k}`, ", ")})${
+                bias ? ` + Bias[c0 / 4u + ${h}u]` : ""
+              }`,
+              `d / 4u + ${h}u`,
+            )
           };`,
         " ",
       )
-      : unroll(cols, (c) => `Out[d + ${c}u] = a${p}_${c}${bias ? ` + b${c}` : ""};`, " ");
+      : unroll(cols, (c) =>
+        `Out[d + ${c}u] = ${scaled(`a${p}_${c}${bias ? ` + b${c}` : ""}`, `d + ${c}u`)};`, " ");
   return {
     uniforms: [["n", "u32"], ["pixelsTotal", "u32"], ...GEOMETRY_UNIFORMS, ...(fwd ? [] : PHASE_UNIFORMS)],
-    inputs: [[src, T], ["Wt", T], ...(bias ? [["Bias", T] as const] : [])],
+    inputs: [
+      [src, T],
+      ["Wt", T],
+      ...(bias ? [["Bias", T] as const] : []),
+      ...(dact === "none" ? [] : [["H", T] as const]),
+    ],
     outputs: [["Out", T]],
-    body: `
+    body: `${dact === "none" ? "" : ACTIVATION_GRAD_WGSL[dact](T)}
 ${elementwiseMain(1, DIRECT_WORKGROUP)}
   let groups = ${outC} / ${cols}u;
   let c0 = (i % groups) * ${cols}u;
@@ -382,6 +398,29 @@ ${split3}
 }
 
 const XYZW = ["x", "y", "z", "w"];
+
+/** An activation whose derivative a convolution's input gradient can apply on the way out. */
+export type InputActivation = "relu" | "silu";
+
+/**
+ * `act'(x)` for an input gradient that goes on through the activation that made the convolution's
+ * input: dL/dh = conv_dx(g) * act'(h) for a convolution of act(h). Applied as the direct kernels
+ * store each output (the `dact` variants), it saves the separate pass of the activation's VJP
+ * (kernels/unary.ts), which reads and writes the whole gradient once more.
+ */
+export interface ActivationGrad {
+  op: InputActivation;
+  /** The pre-activation h, the shape of the gradient. */
+  x: Tensor;
+}
+
+/** WGSL `dact_(h)`: the derivative of each activation, for element type `T`. */
+const ACTIVATION_GRAD_WGSL: Record<InputActivation, (T: string) => string> = {
+  relu: (T) => `fn dact_(h: ${T}) -> ${T} { return select(${T}(0.0), ${T}(1.0), h > ${T}(0.0)); }\n`,
+  // d/dh h sigmoid(h) = s (1 + h (1 - s)); for h < -88 exp overflows to inf and s = 0 (no NaN).
+  silu: (T) =>
+    `fn dact_(h: ${T}) -> ${T} { let s = 1.0 / (1.0 + exp(-h)); return s * (1.0 + h * (1.0 - s)); }\n`,
+};
 
 /**
  * Direct weight gradient for few channels: one thread per (K slice, tap ky kx, group of `rows`
@@ -723,6 +762,7 @@ function launchDirect(
   pixelsTotal: number,
   flops: number,
   phase: Partial<StridePhase> = {},
+  act: ActivationGrad | null = null,
 ): void {
   const columns = d === "fwd" ? g.Co : g.Ci;
   const threads = Math.ceil(pixelsTotal / plan.rows) * (columns / plan.cols);
@@ -733,14 +773,26 @@ function launchDirect(
       cols: plan.cols,
       pixels: plan.rows,
       vec4: plan.vec4,
+      dact: act?.op ?? "none",
     }),
-    inputs,
+    act ? [...inputs, act.x] : inputs,
     [out],
     { n: threads, pixelsTotal, ...g, ...phase },
     elementwiseGrid(threads, 1, DIRECT_WORKGROUP),
     d === "fwd" ? "conv2d" : "conv2d-dx",
     flops,
   );
+}
+
+/**
+ * `act`'s derivative applied to a finished gradient `d` (disposed) in a pass of its own: for the
+ * kernels that have no `dact` variant. The activation's VJP reads only g and x, so x stands in for y.
+ */
+function applyActivationGrad(d: Tensor, act: ActivationGrad | null): Tensor {
+  if (!act) return d;
+  const out = unaryVjp(act.op, d, act.x, act.x);
+  d.dispose();
+  return out;
 }
 
 /** Records the naive kernel (one thread per output) for a forward or input-gradient direction. */
@@ -756,12 +808,25 @@ function launchNaive(d: "fwd" | "dx", inputs: Tensor[], out: Tensor, g: ConvGeom
   );
 }
 
-/** Y[B, oH, oW, Co] = conv(X[B, H, W, Ci], W[kh, kw, Ci, Co]) (+ bias[Co]); no validation (see ops). */
-export function convForward(x: Tensor, w: Tensor, bias: Tensor | null, g: ConvGeometry): Tensor {
+/**
+ * Y[B, oH, oW, Co] = conv(X[B, H, W, Ci], W[kh, kw, Ci, Co]) (+ bias[Co]); no validation (see ops).
+ * With `act` (a transposed convolution's input gradient), Y is multiplied by act'(act.x).
+ */
+export function convForward(
+  x: Tensor,
+  w: Tensor,
+  bias: Tensor | null,
+  g: ConvGeometry,
+  act: ActivationGrad | null = null,
+): Tensor {
   observer?.("fwd", g);
   const y = emptyTensor([g.B, g.oH, g.oW, g.Co], "f32", "conv2d");
   const inputs = bias ? [x, w, bias] : [x, w];
   const plan = convPlan("fwd", g);
+  if (act && plan.kernel === "direct" && !plan.narrow) {
+    launchDirect(plan, "fwd", inputs, y, g, g.B * g.oH * g.oW, convFlops(g), {}, act);
+    return y;
+  }
   if (plan.kernel === "direct" && plan.narrow) {
     const pixels = rowPixels(g.oW, ROW_FORWARD_PIXELS);
     const rowBlocks = Math.ceil(g.oW / pixels);
@@ -792,21 +857,28 @@ export function convForward(x: Tensor, w: Tensor, bias: Tensor | null, g: ConvGe
       2 * M * N * K,
     );
   }
-  return y;
+  return applyActivationGrad(y, act);
 }
 
 /**
  * dX[B, H, W, Ci] from dY[B, oH, oW, Co] and W (+ bias[Ci], for transposed convolutions). The
- * direct and GEMM kernels run once per phase of the stride (see `stridePhases`).
+ * direct and GEMM kernels run once per phase of the stride (see `stridePhases`). With `act`, dX is
+ * multiplied by act'(act.x): the gradient of the pre-activation of a convolution of act(x).
  */
-export function convBackwardInput(dy: Tensor, w: Tensor, bias: Tensor | null, g: ConvGeometry): Tensor {
+export function convBackwardInput(
+  dy: Tensor,
+  w: Tensor,
+  bias: Tensor | null,
+  g: ConvGeometry,
+  act: ActivationGrad | null = null,
+): Tensor {
   observer?.("dx", g);
   const dx = emptyTensor([g.B, g.H, g.W, g.Ci], "f32", "conv2d-dx");
   const inputs = bias ? [dy, w, bias] : [dy, w];
   const plan = convPlan("dx", g);
   if (plan.kernel !== "direct" && plan.kernel !== "gemm") {
     launchNaive("dx", inputs, dx, g);
-    return dx;
+    return applyActivationGrad(dx, act);
   }
   if (plan.kernel === "direct" && plan.narrow) {
     const cols = g.Ci % 16 === 0 ? 16 : g.Ci % 8 === 0 ? 8 : 4;
@@ -822,12 +894,12 @@ export function convBackwardInput(dy: Tensor, w: Tensor, bias: Tensor | null, g:
       "conv2d-dx",
       convFlops(g),
     );
-    return dx;
+    return applyActivationGrad(dx, act);
   }
   for (const phase of stridePhases(g)) {
     const M = g.B * phase.Hz * phase.Wz, N = g.Ci, K = phase.Jy * phase.Jx * g.Co;
     if (plan.kernel === "direct") {
-      launchDirect(plan, "dx", inputs, dx, g, M, 2 * M * N * K, phase);
+      launchDirect(plan, "dx", inputs, dx, g, M, 2 * M * N * K, phase, act);
       continue;
     }
     const t = plan.tiling;
@@ -841,7 +913,7 @@ export function convBackwardInput(dy: Tensor, w: Tensor, bias: Tensor | null, g:
       2 * M * N * K,
     );
   }
-  return dx;
+  return plan.kernel === "direct" ? dx : applyActivationGrad(dx, act);
 }
 
 /**

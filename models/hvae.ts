@@ -644,8 +644,9 @@ function runBlocks(
 
 /** A Gaussian head on act(h): (mu, u) split along the last axis. */
 function head(p: LinearParams, latent: LatentSpec, h: Tensor, cfg: HvaeConfig): Gaussian {
-  const a = activate(cfg.activation, h);
-  const raw = latent.kind === "conv" ? convLayer(p, a) : dense(p, reshape(a, [a.shape[0], -1]));
+  const raw = latent.kind === "conv"
+    ? convLayer(p, h, 1, "same", cfg.activation)
+    : dense(p, reshape(activate(cfg.activation, h), [h.shape[0], -1]));
   const n = latentSize(latent);
   const last = raw.rank - 1;
   const begin = raw.shape.map(() => 0), endMu = [...raw.shape];
@@ -718,7 +719,7 @@ export function encode(
           ? projectDense(stage.proj!, z, [h.shape[1], h.shape[2]])
           : convLayer(stage.proj!, z),
       );
-      if (l === L - 1) h = add(h, convLayer(stage.fromTd!, activate(cfg.activation, hTd)));
+      if (l === L - 1) h = add(h, convLayer(stage.fromTd!, hTd, 1, "same", cfg.activation));
     }
     h = last(runBlocks(stage, layer.encoder, h, cfg)) ?? h;
     const q = head(posteriorHead(params, l), layer.latent, h, cfg);
@@ -730,7 +731,7 @@ export function encode(
       const tdStage = params.encTd![`stage${l + 1}`];
       hTd = add(
         last(runBlocks(tdStage, layer.encoder, hTd, cfg)) ?? hTd,
-        convLayer(tdStage.fromBu!, activate(cfg.activation, h)),
+        convLayer(tdStage.fromBu!, h, 1, "same", cfg.activation),
       );
       out.push({ ...q, z, td: head(params.qTd![`z${l + 1}`], layer.latent, hTd, cfg) });
     } else out.push({ ...q, z });

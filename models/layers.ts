@@ -175,16 +175,29 @@ export function initWeightNormFromData<T>(forward: () => T): T {
  * A convolution layer: stride 1 and "same" padding by default (with weight norm where the layer has
  * a gain).
  */
-export function convLayer(p: LinearParams, x: Tensor, stride = 1, padding: "same" | number = "same"): Tensor {
-  return linearOutput(p, 3, (w, b) => conv2d(x, w, b, { stride, padding }));
+/** conv(x) + b, or with `activation` conv(act(x)) + b as one op (autograd/ops.ts `ConvOptions`). */
+export function convLayer(
+  p: LinearParams,
+  x: Tensor,
+  stride = 1,
+  padding: "same" | number = "same",
+  activation?: Activation,
+): Tensor {
+  return linearOutput(p, 3, (w, b) => conv2d(x, w, b, { stride, padding, activation }));
 }
 
 /**
  * Transposed conv with the crop rules of kernels/conv.ts ("same": output = input x stride); PyTorch's
  * padding p with output_padding q is the crop [[p, p - q], [p, p - q]].
  */
-export function convTransposeLayer(p: LinearParams, x: Tensor, stride: number, padding: Padding2d): Tensor {
-  return linearOutput(p, 2, (w, b) => conv2dTranspose(x, w, b, { stride, padding }));
+export function convTransposeLayer(
+  p: LinearParams,
+  x: Tensor,
+  stride: number,
+  padding: Padding2d,
+  activation?: Activation,
+): Tensor {
+  return linearOutput(p, 2, (w, b) => conv2dTranspose(x, w, b, { stride, padding, activation }));
 }
 
 /** y = x W + b over the last axis. */
@@ -274,16 +287,16 @@ export function block(
   const k = p.conv1.weight.shape[0];
   const pad = Math.floor(k / 2);
   const havtorn = o.style === "havtorn";
-  let h = convLayer(p.conv1, o.preact ? activate(act, x) : x, 1, "same");
+  // Each activation feeds one convolution, so it goes in as the convolution's `activation` option.
+  let h = convLayer(p.conv1, x, 1, "same", o.preact ? act : undefined);
   if (p.skip && skip) {
-    h = add(h, convTransposeLayer(p.skip, activate(act, skip), 2, "same"));
+    h = add(h, convTransposeLayer(p.skip, skip, 2, "same", act));
   }
-  const a = activate(act, h);
   let y: Tensor;
   let short: Tensor | null = null;
-  if (kind === "res") y = convLayer(p.conv2, a, 1, "same");
-  else if (kind === "down") y = convLayer(p.conv2, a, 2, havtorn ? "same" : pad);
-  else y = convTransposeLayer(p.conv2, a, 2, havtorn ? "same" : [[pad, pad - 1], [pad, pad - 1]]);
+  if (kind === "res") y = convLayer(p.conv2, h, 1, "same", act);
+  else if (kind === "down") y = convLayer(p.conv2, h, 2, havtorn ? "same" : pad, act);
+  else y = convTransposeLayer(p.conv2, h, 2, havtorn ? "same" : [[pad, pad - 1], [pad, pad - 1]], act);
   if (!o.residual || (havtorn && kind === "up")) return y;
   short = x;
   const C = y.shape[3];

@@ -39,7 +39,7 @@ import { MAX_COMPONENTS, mixtureHeadChannels } from "../kernels/logistic_mixture
 import type { ByteImageMode } from "../kernels/random.ts";
 import type { Tensor } from "../kernels/tensor.ts";
 import type { HvaeConfig, HvaeParams } from "./hvae.ts";
-import { activate, convLayer } from "./layers.ts";
+import { convLayer } from "./layers.ts";
 
 /** The image's channels: 1 (grayscale) or 3 (RGB); configurations without the field are grayscale. */
 export function imageChannels(cfg: HvaeConfig): number {
@@ -233,7 +233,7 @@ export function runTag(cfg: HvaeConfig): string {
 
 /** The likelihood head's output [B, H, W, channels] from d_1 (Bernoulli logits, the Gaussian's mean, the mixture's 3K). */
 export function headOutput(params: HvaeParams, cfg: HvaeConfig, d: Tensor): Tensor {
-  return convLayer(params.out, activate(cfg.activation, d));
+  return convLayer(params.out, d, 1, "same", cfg.activation);
 }
 
 /** log p(x | z) per pixel [B, H, W, 1] from the head's output (the configuration's likelihood). */

@@ -111,6 +111,12 @@ async function withVariant(v: (typeof VARIANTS)[number], body: () => Promise<voi
 }
 
 const int = { low: -3, high: 3, integer: true };
+
+/** d/dh of h sigmoid(h), in float64. */
+function siluGrad(h: number): number {
+  const s = 1 / (1 + Math.exp(-h));
+  return s * (1 + h * (1 - s));
+}
 const exact = { rtol: 0, atol: 0 };
 
 for (const variant of VARIANTS) {
@@ -148,6 +154,22 @@ for (const variant of VARIANTS) {
             `${label} dW (${slices} K slices)`,
           );
           splitKSeen ||= slices > 1;
+          // dX times an activation's derivative at h (the `activation` option of the ops): applied in
+          // the direct kernels' store, after the others' kernels; exact for ReLU (0 or 1) on integers.
+          const h = randomNd(rng, vjp.dx.shape, int);
+          assertClose(
+            await read(convBackwardInput(tg, tw, null, geometry, { op: "relu", x: toTensor(h) })),
+            vjp.dx.data.map((v, i) => h.data[i] > 0 ? v : 0),
+            exact,
+            `${label} dX * relu'(h)`,
+          );
+          const hs = randomNd(rng, vjp.dx.shape, { low: -6, high: 6 });
+          assertClose(
+            await read(convBackwardInput(tg, tw, null, geometry, { op: "silu", x: toTensor(hs) })),
+            vjp.dx.data.map((v, i) => v * siluGrad(hs.data[i])),
+            { rtol: 1e-5, atol: 1e-5 },
+            `${label} dX * silu'(h)`,
+          );
           assertClose(await read(convBackwardBias(tg)), vjp.db.data, exact, `${label} db`);
           // The fused pass (the direct kernel sums dY for the bias while it correlates).
           const [dw2, db2] = convBackwardFilterAndBias(tx, tg, geometry);
@@ -217,11 +239,21 @@ for (const variant of VARIANTS) {
           const g = randomNd(rng, y.shape, int);
           const adjoint = ref.conv2dVjp(g, w, x, o);
           const tg = toTensor(g);
+          const dx = ref.conv2d(g, w, null, o).data;
+          assertClose(await read(convForward(tg, tw, null, geometry)), dx, exact, `${label} dX`);
+          const h = randomNd(rng, x.shape, int);
           assertClose(
-            await read(convForward(tg, tw, null, geometry)),
-            ref.conv2d(g, w, null, o).data,
+            await read(convForward(tg, tw, null, geometry, { op: "relu", x: toTensor(h) })),
+            dx.map((v, i) => h.data[i] > 0 ? v : 0),
             exact,
-            `${label} dX`,
+            `${label} dX * relu'(h)`,
+          );
+          const hs = randomNd(rng, x.shape, { low: -6, high: 6 });
+          assertClose(
+            await read(convForward(tg, tw, null, geometry, { op: "silu", x: toTensor(hs) })),
+            dx.map((v, i) => v * siluGrad(hs.data[i])),
+            { rtol: 1e-5, atol: 1e-5 },
+            `${label} dX * silu'(h)`,
           );
           assertClose(
             await read(convBackwardFilter(tg, tx, geometry)),
@@ -233,6 +265,60 @@ for (const variant of VARIANTS) {
       }),
   );
 }
+
+gpuTest(
+  "conv2d and conv2dTranspose with an activation: the values of conv(act(x)), gradients against finite differences",
+  async () => {
+    const rng = createRng(313);
+    // SiLU's derivative in the kernels' store (16 channels: the vec4 direct kernel) and after the
+    // others' (3 channels: scalar; 1 output channel: the row kernels).
+    const cases: [number[], number[], Conv2dOptions][] = [
+      [[2, 5, 4, 16], [3, 3, 16, 8], { stride: 1, padding: "same" }],
+      [[1, 6, 5, 3], [3, 3, 3, 2], { stride: 2, padding: "same" }],
+      [[1, 5, 6, 8], [3, 3, 8, 1], { stride: 1, padding: "same" }],
+    ];
+    const silu = (v: number) => v / (1 + Math.exp(-v));
+    for (const activation of ["silu", "relu"] as const) {
+      const act = activation === "silu" ? silu : (v: number) => Math.max(v, 0);
+      for (const [xs, ws, options] of cases) {
+        const g = conv2dGeometry(xs, ws, null, options);
+        const o: ref.ConvRefOptions = {
+          stride: [g.sy, g.sx],
+          pads: [[g.padT, (g.oH - 1) * g.sy + g.kh - g.H - g.padT], [
+            g.padL,
+            (g.oW - 1) * g.sx + g.kw - g.W - g.padL,
+          ]],
+        };
+        const activated = (x: ref.Nd) => ({ shape: x.shape, data: x.data.map(act) });
+        // Finite differences through ReLU's kink are not a derivative: the ReLU case checks values only
+        // (its gradient is exact in the integer tests above).
+        await checkOp({
+          name: `conv2d(${activation}(x)) ${JSON.stringify(xs)} * ${JSON.stringify(ws)} ${
+            JSON.stringify(options)
+          }`,
+          inputs: [randomNd(rng, xs), randomNd(rng, ws), randomNd(rng, [ws[3]])],
+          gpu: (x, w, b) => ops.conv2d(x, w, b, { ...options, activation }),
+          ref: (x, w, b) => ref.conv2d(activated(x), w, b, o),
+          tol: { rtol: 1e-5, atol: 1e-5 },
+          grad: activation === "silu" ? undefined : false,
+        });
+        const ts = [xs[0], xs[1], xs[2], ws[2]];
+        const tw = [ws[0], ws[1], ws[3], ws[2]];
+        const crop = cropOf({ ...TRANSPOSE_CASES[0], k: ws[0], s: g.sy, crop: "same" });
+        const to: ref.ConvRefOptions = { stride: [g.sy, g.sx], pads: crop };
+        await checkOp({
+          name: `conv2dTranspose(${activation}(x)) ${JSON.stringify(ts)} * ${JSON.stringify(tw)}`,
+          inputs: [randomNd(rng, ts), randomNd(rng, tw), randomNd(rng, [tw[2]])],
+          gpu: (x, w, b) =>
+            ops.conv2dTranspose(x, w, b, { stride: options.stride, padding: "same", activation }),
+          ref: (x, w, b) => ref.conv2dTranspose(activated(x), w, b, to),
+          tol: { rtol: 1e-5, atol: 1e-5 },
+          grad: activation === "silu" ? undefined : false,
+        });
+      }
+    }
+  },
+);
 
 gpuTest("conv2d and conv2dTranspose: gradients of x, w and bias against finite differences", async () => {
   const rng = createRng(311);

@@ -85,41 +85,54 @@ gpuTest("matmul: gradients for every transpose combination and a broadcast batch
   });
 });
 
-gpuTest("matmul: both kernel families, exact on small integers, every transpose, batches and K split into slices", async () => {
-  const rng = createRng(89);
-  // [M, K, N, batch of A, batch of B]: off-tile shapes, a long K (the direct kernel splits it into
-  // slices and sums them: [128 x 784] @ [784 x 16] is the dense layers' shape), a shared B, K = 1.
-  const cases: [number, number, number, number[], number[]][] = [
-    [3, 5, 7, [], []],
-    [65, 17, 129, [], []],
-    [128, 784, 16, [], []],
-    [9, 300, 6, [3], [3]],
-    [7, 130, 5, [2], []],
-    [5, 1, 3, [], []],
-  ];
-  for (const [M, K, N, batchA, batchB] of cases) {
-    for (const transA of [false, true]) {
-      for (const transB of [false, true]) {
-        const a = randomNd(rng, [...batchA, ...(transA ? [K, M] : [M, K])], { low: -3, high: 3, integer: true });
-        const b = randomNd(rng, [...batchB, ...(transB ? [N, K] : [K, N])], { low: -3, high: 3, integer: true });
-        const expected = ref.matmul(a, b, transA, transB);
-        const [ta, tb] = [toTensor(a), toTensor(b)];
-        for (const kernel of ["gemm", "direct"] as const) {
-          const c = matmulKernel(ta, tb, { transA, transB, kernel });
-          assert.deepEqual(c.shape, expected.shape);
-          assertClose(
-            await read(c),
-            expected.data,
-            { rtol: 0, atol: 0 },
-            `${kernel} ${JSON.stringify(a.shape)}${transA ? "^T" : ""} @ ${JSON.stringify(b.shape)}${transB ? "^T" : ""}`,
-          );
-          c.dispose();
+gpuTest(
+  "matmul: both kernel families, exact on small integers, every transpose, batches and K split into slices",
+  async () => {
+    const rng = createRng(89);
+    // [M, K, N, batch of A, batch of B]: off-tile shapes, a long K (the direct kernel splits it into
+    // slices and sums them: [128 x 784] @ [784 x 16] is the dense layers' shape), a shared B, K = 1.
+    const cases: [number, number, number, number[], number[]][] = [
+      [3, 5, 7, [], []],
+      [65, 17, 129, [], []],
+      [128, 784, 16, [], []],
+      [9, 300, 6, [3], [3]],
+      [7, 130, 5, [2], []],
+      [5, 1, 3, [], []],
+    ];
+    for (const [M, K, N, batchA, batchB] of cases) {
+      for (const transA of [false, true]) {
+        for (const transB of [false, true]) {
+          const a = randomNd(rng, [...batchA, ...(transA ? [K, M] : [M, K])], {
+            low: -3,
+            high: 3,
+            integer: true,
+          });
+          const b = randomNd(rng, [...batchB, ...(transB ? [N, K] : [K, N])], {
+            low: -3,
+            high: 3,
+            integer: true,
+          });
+          const expected = ref.matmul(a, b, transA, transB);
+          const [ta, tb] = [toTensor(a), toTensor(b)];
+          for (const kernel of ["gemm", "direct"] as const) {
+            const c = matmulKernel(ta, tb, { transA, transB, kernel });
+            assert.deepEqual(c.shape, expected.shape);
+            assertClose(
+              await read(c),
+              expected.data,
+              { rtol: 0, atol: 0 },
+              `${kernel} ${JSON.stringify(a.shape)}${transA ? "^T" : ""} @ ${JSON.stringify(b.shape)}${
+                transB ? "^T" : ""
+              }`,
+            );
+            c.dispose();
+          }
+          dispose([ta, tb]);
         }
-        dispose([ta, tb]);
       }
     }
-  }
-});
+  },
+);
 
 gpuTest("matmul: every tiling variant agrees with the reference", async () => {
   const rng = createRng(79);
