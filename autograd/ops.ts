@@ -215,6 +215,7 @@ export function ones(shape: Shape): Tensor {
  * `ActivationGrad`: one pass over the gradient fewer than `conv2d(silu(x), ...)`, the same values).
  */
 export interface ConvOptions extends Conv2dOptions {
+  /** Convolve act(x): "relu" or "silu"; none by default. */
   activation?: InputActivation;
 }
 
