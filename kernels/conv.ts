@@ -23,7 +23,10 @@
  * channels) with no workgroup memory (`directSpec`,
  * `directFilterSpec`). `convPlan` chooses per call among naive, direct and GEMM, with its reasons in
  * one place; the block sizes and the channel count where GEMMs take over are per-adapter choices
- * (kernels/tuning_choices.ts, measured by kernels/tuner.ts).
+ * (kernels/tuning_choices.ts, measured by kernels/tuner.ts). One output channel (the Bernoulli head)
+ * goes to the row kernels of kernels/conv_row.ts. The input gradient of a convolution of act(x) can
+ * apply act'(x) as it stores each value (`ActivationGrad`; the direct kernels do it in place, the
+ * others in a pass after).
  * A naive kernel for each direction (one thread per output element) is kept as an on-GPU oracle:
  * `setConvImplementation("naive")` routes every convolution through it.
  *
@@ -39,17 +42,8 @@ import { type KernelBody, memoSpec, type UniformType, type Variant } from "./run
 import { emptyTensor, type Tensor, viewOf } from "./tensor.ts";
 import { tuning } from "./tuning_choices.ts";
 import { unaryVjp } from "./unary.ts";
-import {
-  ROW_FILTER_THREADS,
-  ROW_FORWARD_PIXELS,
-  ROW_INPUT_PIXELS,
-  ROW_WORKGROUP,
-  rowFilter,
-  rowForward,
-  rowInput,
-  rowPixels,
-} from "./conv_row.ts";
-import { type ConvGeometry, GEOMETRY_UNIFORMS } from "./conv_geometry.ts";
+import { launchRowForward, launchRowInput, rowFilterAndBias } from "./conv_row.ts";
+import { convFlops, type ConvGeometry, GEOMETRY_UNIFORMS } from "./conv_geometry.ts";
 
 /**
  * WGSL shared by every conv kernel, GEMM or naive: the three ways of reading an operand.
@@ -436,6 +430,18 @@ export interface ActivationGrad {
   x: Tensor;
 }
 
+/**
+ * A forward or input-gradient direction: (its input, the filter, the bias or null, the geometry, an
+ * activation derivative to apply or null) -> its output. No validation (see autograd/ops.ts).
+ */
+export type ConvDirection2d = (
+  input: Tensor,
+  w: Tensor,
+  bias: Tensor | null,
+  g: ConvGeometry,
+  act?: ActivationGrad | null,
+) => Tensor;
+
 /** WGSL `dact_(h)`: the derivative of each activation, for element type `T`. */
 const ACTIVATION_GRAD_WGSL: Record<InputActivation, (T: string) => string> = {
   relu: (T) => `fn dact_(h: ${T}) -> ${T} { return select(${T}(0.0), ${T}(1.0), h > ${T}(0.0)); }\n`,
@@ -751,11 +757,6 @@ export function convPlan(direction: ConvDirection, g: ConvGeometry): ConvPlan {
   return { kernel: "gemm", tiling: tilingFor(columns), reason: "implicit GEMM" };
 }
 
-/** Multiply-adds x 2 of one direction of a convolution (all three do the same work). */
-function convFlops(g: ConvGeometry): number {
-  return 2 * g.B * g.oH * g.oW * g.Co * g.kh * g.kw * g.Ci;
-}
-
 /** One phase of the stride for the input gradient (see `PHASE_UNIFORMS`). */
 interface StridePhase {
   py: number;
@@ -856,13 +857,7 @@ function launchNaive(d: "fwd" | "dx", inputs: Tensor[], out: Tensor, g: ConvGeom
  * Y[B, oH, oW, Co] = conv(X[B, H, W, Ci], W[kh, kw, Ci, Co]) (+ bias[Co]); no validation (see ops).
  * With `act` (a transposed convolution's input gradient), Y is multiplied by act'(act.x).
  */
-export function convForward(
-  x: Tensor,
-  w: Tensor,
-  bias: Tensor | null,
-  g: ConvGeometry,
-  act: ActivationGrad | null = null,
-): Tensor {
+export const convForward: ConvDirection2d = (x, w, bias, g, act = null) => {
   observer?.("fwd", g);
   const y = emptyTensor([g.B, g.oH, g.oW, g.Co], "f32", "conv2d");
   const inputs = bias ? [x, w, bias] : [x, w];
@@ -872,18 +867,7 @@ export function convForward(
     return y;
   }
   if (plan.kernel === "direct" && plan.narrow) {
-    const pixels = rowPixels(g.oW, ROW_FORWARD_PIXELS);
-    const rowBlocks = Math.ceil(g.oW / pixels);
-    const threads = g.B * g.oH * rowBlocks;
-    launch(
-      rowForward({ pixels, kw: g.kw, sx: g.sx, bias: !!bias }),
-      inputs,
-      [y],
-      { n: threads, rowBlocks, ...g },
-      elementwiseGrid(threads, 1, ROW_WORKGROUP),
-      "conv2d",
-      convFlops(g),
-    );
+    launchRowForward(inputs, y, g);
   } else if (plan.kernel === "direct") {
     launchDirect(plan, "fwd", inputs, y, g, g.B * g.oH * g.oW, convFlops(g));
   } else if (plan.kernel !== "gemm") {
@@ -902,20 +886,14 @@ export function convForward(
     );
   }
   return applyActivationGrad(y, act);
-}
+};
 
 /**
  * dX[B, H, W, Ci] from dY[B, oH, oW, Co] and W (+ bias[Ci], for transposed convolutions). The
  * direct and GEMM kernels run once per phase of the stride (see `stridePhases`). With `act`, dX is
  * multiplied by act'(act.x): the gradient of the pre-activation of a convolution of act(x).
  */
-export function convBackwardInput(
-  dy: Tensor,
-  w: Tensor,
-  bias: Tensor | null,
-  g: ConvGeometry,
-  act: ActivationGrad | null = null,
-): Tensor {
+export const convBackwardInput: ConvDirection2d = (dy, w, bias, g, act = null) => {
   observer?.("dx", g);
   const dx = emptyTensor([g.B, g.H, g.W, g.Ci], "f32", "conv2d-dx");
   const inputs = bias ? [dy, w, bias] : [dy, w];
@@ -925,19 +903,7 @@ export function convBackwardInput(
     return applyActivationGrad(dx, act);
   }
   if (plan.kernel === "direct" && plan.narrow) {
-    const cols = g.Ci % 16 === 0 ? 16 : g.Ci % 8 === 0 ? 8 : 4;
-    const pixels = rowPixels(g.W, ROW_INPUT_PIXELS);
-    const rowBlocks = Math.ceil(g.W / pixels);
-    const threads = g.B * g.H * rowBlocks * (g.Ci / cols);
-    launch(
-      rowInput({ pixels, kw: g.kw, cols, bias: !!bias }),
-      inputs,
-      [dx],
-      { n: threads, rowBlocks, ...g },
-      elementwiseGrid(threads, 1, ROW_WORKGROUP),
-      "conv2d-dx",
-      convFlops(g),
-    );
+    launchRowInput(inputs, dx, g);
     return applyActivationGrad(dx, act);
   }
   for (const phase of stridePhases(g)) {
@@ -958,7 +924,7 @@ export function convBackwardInput(
     );
   }
   return plan.kernel === "direct" ? dx : applyActivationGrad(dx, act);
-}
+};
 
 /**
  * How many K slices the weight gradient uses: enough workgroups to fill a GPU (~512) when the
@@ -1063,53 +1029,6 @@ function backwardFilterAndBias(
   partial.dispose();
   const dw = viewOf(summed, [g.kh, g.kw, g.Ci, g.Co]);
   summed.dispose();
-  return { dw, db };
-}
-
-/**
- * The weight (and bias) gradient of a one-output-channel convolution with horizontal stride 1 on the
- * sliding-window kernel (kernels/conv_row.ts `rowFilter`): slices of output rows, about
- * `ROW_FILTER_THREADS` threads in all, then a sum over the slices.
- */
-function rowFilterAndBias(
-  x: Tensor,
-  dy: Tensor,
-  g: ConvGeometry,
-  withBias: boolean,
-): { dw: Tensor; db: Tensor | null } {
-  const cols = g.Ci % 16 === 0 ? 16 : g.Ci % 8 === 0 ? 8 : 4;
-  const threadsPerSlice = g.kh * (g.Ci / cols);
-  const rows = g.B * g.oH;
-  const rowsPerSlice = Math.ceil(
-    rows / Math.max(1, Math.min(rows, Math.ceil(ROW_FILTER_THREADS / threadsPerSlice))),
-  );
-  const slices = Math.ceil(rows / rowsPerSlice);
-  const partial = emptyTensor(
-    slices === 1 ? [g.kh, g.kw, g.Ci, 1] : [slices, g.kh * g.kw * g.Ci],
-    "f32",
-    "conv2d-dw",
-  );
-  const biasPartial = withBias ? emptyTensor(slices === 1 ? [1] : [slices, 1], "f32", "conv2d-db") : null;
-  const threads = slices * threadsPerSlice;
-  launch(
-    rowFilter({ kw: g.kw, cols, bias: withBias }),
-    [x, dy],
-    biasPartial ? [partial, biasPartial] : [partial],
-    { n: threads, rowsPerSlice, ...g },
-    elementwiseGrid(threads, 1, ROW_WORKGROUP),
-    "conv2d-dw",
-    convFlops(g),
-  );
-  if (slices === 1) return { dw: partial, db: biasPartial };
-  const summed = reduce("sum", partial, 0);
-  partial.dispose();
-  const dw = viewOf(summed, [g.kh, g.kw, g.Ci, 1]);
-  summed.dispose();
-  let db = biasPartial;
-  if (biasPartial) {
-    db = reduce("sum", biasPartial, 0);
-    biasPartial.dispose();
-  }
   return { dw, db };
 }
 

@@ -224,3 +224,8 @@ export function conv2dTransposeGeometry(
   }
   return { B, H: oH, W: oW, Ci: Cout, oH: H, oW: W, Co: Cin, kh, kw, sy, sx, padT: cT, padL: cL };
 }
+
+/** Multiply-adds x 2 of one direction of a convolution (all three do the same work). */
+export function convFlops(g: ConvGeometry): number {
+  return 2 * g.B * g.oH * g.oW * g.Co * g.kh * g.kw * g.Ci;
+}

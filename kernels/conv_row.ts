@@ -1,42 +1,54 @@
 /**
- * The forward convolution to one output channel (the Bernoulli likelihood head, 16 -> 1 at 28x28)
- * on a CPU adapter, reading each input pixel once per kernel row instead of once per tap.
+ * Convolutions to one output channel (the Bernoulli likelihood head, 16 -> 1 at 28x28) on the direct
+ * path, each input pixel loaded once per kernel row instead of once per tap: the forward, the
+ * stride-1 input gradient and the (horizontal stride 1) weight gradient, and their launchers, which
+ * kernels/conv.ts calls where `convPlan` says `narrow`.
  *
- * Why a kernel of its own: with one output channel each loaded input vec4 serves a single dot
- * product, so the direct kernel (kernels/conv.ts `directSpec`, "narrow") spends nearly all its time
- * loading: per tap and 4 input channels, one vec4 load per output pixel. Here a thread owns `pixels`
- * neighbouring outputs of one output row; for each kernel row ky it loads the (pixels - 1) * sx + kw
- * input columns that row's taps reach once, and every tap kx reuses them from registers: at 3x3,
- * stride 1 and 8 pixels, 10 loads per kernel row instead of 24. The kernel width and stride are
- * compile-time constants (the register indices of the reuse are), so each (kw, sx) is one pipeline.
+ * Why kernels of their own: with one output channel each loaded input vec4 serves a single dot
+ * product, so a per-tap kernel spends nearly all its time loading (on llvmpipe every per-invocation
+ * load is a gather). Here a thread owns `pixels` neighbouring outputs of one output row; for each
+ * kernel row ky it loads the (pixels - 1) * sx + kw input columns that row's taps reach once, and
+ * every tap kx reuses them from registers: at 3x3, stride 1 and 8 pixels, 10 loads per kernel row
+ * instead of 24. The kernel width and stride are compile-time constants (the register indices of the
+ * reuse are), so each (kw, sx) is one pipeline.
  *
  *   Y[b, oh, ow] = bias + sum_{ky, kx, ci} X[b, oh*sy + ky - padT, ow*sx + kx - padL, ci] W[ky, kx, ci, 0]
  */
 
-import { elementwiseMain } from "./launch.ts";
-import { type KernelBody, type KernelSpec, memoSpec, type Variant } from "./runtime/program.ts";
-import { GEOMETRY_UNIFORMS } from "./conv_geometry.ts";
+import { elementwiseGrid, elementwiseMain, launch } from "./launch.ts";
+import { reduce } from "./reduce.ts";
+import {
+  type ElementType,
+  type KernelBody,
+  type KernelSpec,
+  memoSpec,
+  type UniformType,
+  type UniformValues,
+  type Variant,
+} from "./runtime/program.ts";
+import { convFlops, type ConvGeometry, GEOMETRY_UNIFORMS } from "./conv_geometry.ts";
+import { emptyTensor, type Tensor, viewOf } from "./tensor.ts";
 
 /** Threads per workgroup: small, so that the threads of a small batch still reach every core. */
-export const ROW_WORKGROUP = 64;
+const ROW_WORKGROUP = 64;
 
 /**
  * At most this many pixels per thread, forward and input gradient. The forward keeps one scalar sum
- * per pixel, so a whole row fits: 16 -> 1 at 28x28, batch 128 (Zen 5, docs/design.md section 8.1, one
- * run of 20 calls each): 5.9 ms in the direct kernel, 3.5 / 3.2 / 2.9 / 2.6 ms with 8 / 10 / 14 / 28
- * pixels. The input gradient keeps 4 vec4 sums per pixel (16 channels): 7.8 ms direct, 2.8 ms with
- * 7 pixels, 3.5 with 14 (the sums no longer fit in registers).
+ * per pixel, so a whole row fits: 16 -> 1 at 28x28, batch 128 (Zen 5, docs/design.md section 8.1, 20
+ * calls per readback): 6.4 ms per call in the direct kernel, 4.1 / 3.7 / 3.4 / 3.2 ms with 8 / 10 / 14 /
+ * 28 pixels. The input gradient keeps 4 vec4 sums per pixel (16 channels): 8.4 ms direct, 3.4 ms with
+ * 7 pixels, 4.4 with 8 and 4.0 with 14 (the sums no longer fit in registers).
  */
-export const ROW_FORWARD_PIXELS = 32;
+const ROW_FORWARD_PIXELS = 32;
+const ROW_INPUT_PIXELS = 8;
 /** Threads the weight gradient's slices of output rows aim for (a few hundred fill two cores). */
-export const ROW_FILTER_THREADS = 512;
-export const ROW_INPUT_PIXELS = 8;
+const ROW_FILTER_THREADS = 512;
 
 /**
  * Pixels per thread for rows of `width`: the largest divisor of the width up to `max` (no thread
  * computes padding), unless the best divisor is under max / 2: then `max`, with a masked last block.
  */
-export function rowPixels(width: number, max: number): number {
+function rowPixels(width: number, max: number): number {
   for (let d = Math.min(width, max); d >= max / 2; d--) if (width % d === 0) return d;
   return Math.min(width, max);
 }
@@ -52,17 +64,38 @@ export interface RowVariant extends Variant {
   bias: boolean;
 }
 
+/** The uniforms of the forward and input-gradient row kernels: threads, blocks per row, the geometry. */
+const ROW_UNIFORMS: [string, UniformType][] = [["n", "u32"], ["rowBlocks", "u32"], ...GEOMETRY_UNIFORMS];
+
+/**
+ * A forward or input-gradient row kernel: `ROW_UNIFORMS`; the input `source`, the weights as vec4s and
+ * a bias of element `bias` (none when null); an output `Out` of element `out`; `body` after the thread
+ * index i.
+ */
+function rowKernel(
+  source: readonly [string, ElementType],
+  bias: ElementType | null,
+  out: ElementType,
+  body: string,
+): KernelBody {
+  return {
+    uniforms: ROW_UNIFORMS,
+    inputs: [source, ["Wt", "vec4<f32>"], ...(bias ? [["Bias", bias] as const] : [])],
+    outputs: [["Out", out]],
+    body: `\n${elementwiseMain(1, ROW_WORKGROUP)}${body}`,
+  };
+}
+
 const lines = (count: number, line: (i: number) => string, sep = "\n  ") =>
   Array.from({ length: count }, (_, i) => line(i)).join(sep);
 
 function rowForwardSpec({ pixels, kw, sx, bias }: RowVariant): KernelBody {
   const columns = (pixels - 1) * sx + kw;
-  return {
-    uniforms: [["n", "u32"], ["rowBlocks", "u32"], ...GEOMETRY_UNIFORMS],
-    inputs: [["X", "vec4<f32>"], ["Wt", "vec4<f32>"], ...(bias ? [["Bias", "f32"] as const] : [])],
-    outputs: [["Out", "f32"]],
-    body: `
-${elementwiseMain(1, ROW_WORKGROUP)}
+  return rowKernel(
+    ["X", "vec4<f32>"],
+    bias ? "f32" : null,
+    "f32",
+    `
   let row = i / P.rowBlocks;
   let ow0 = (i % P.rowBlocks) * ${pixels}u;
   let oh = row % P.oH;
@@ -71,8 +104,11 @@ ${elementwiseMain(1, ROW_WORKGROUP)}
   let groups = P.Ci / 4u;
   // Input column t of the window: its offset (0 where it is padding) and a 0/1 mask.
   ${
-      lines(columns, (t) =>
-        `let ok${t} = iw0 + ${t} >= 0 && iw0 + ${t} < i32(P.W); let m${t} = select(0.0, 1.0, ok${t}); let c${t} = select(0u, u32(iw0 + ${t}), ok${t});`)
+      lines(
+        columns,
+        (t) =>
+          `let ok${t} = iw0 + ${t} >= 0 && iw0 + ${t} < i32(P.W); let m${t} = select(0.0, 1.0, ok${t}); let c${t} = select(0u, u32(iw0 + ${t}), ok${t});`,
+      )
     }
   ${lines(pixels, (p) => `var a${p} = 0.0;`, " ")}
   for (var ky = 0u; ky < P.kh; ky++) {
@@ -88,15 +124,17 @@ ${elementwiseMain(1, ROW_WORKGROUP)}
   }
   ${bias ? "let bias = Bias[0];" : ""}
   ${
-      lines(pixels, (p) =>
-        `if (ow0 + ${p}u < P.oW) { Out[row * P.oW + ow0 + ${p}u] = a${p}${bias ? " + bias" : ""}; }`)
+      lines(
+        pixels,
+        (p) => `if (ow0 + ${p}u < P.oW) { Out[row * P.oW + ow0 + ${p}u] = a${p}${bias ? " + bias" : ""}; }`,
+      )
     }
 }`,
-  };
+  );
 }
 
 /** The pipeline spec of a one-output-channel forward variant. */
-export const rowForward = (variant: RowVariant): KernelSpec => memoSpec("conv-row", variant, rowForwardSpec);
+const rowForward = (variant: RowVariant): KernelSpec => memoSpec("conv-row", variant, rowForwardSpec);
 
 /** A one-output-channel input-gradient variant (stride 1). */
 export interface RowInputVariant extends Variant {
@@ -118,12 +156,11 @@ export interface RowInputVariant extends Variant {
 function rowInputSpec({ pixels, kw, cols, bias }: RowInputVariant): KernelBody {
   const columns = pixels + kw - 1;
   const quads = cols / 4;
-  return {
-    uniforms: [["n", "u32"], ["rowBlocks", "u32"], ...GEOMETRY_UNIFORMS],
-    inputs: [["DY", "f32"], ["Wt", "vec4<f32>"], ...(bias ? [["Bias", "vec4<f32>"] as const] : [])],
-    outputs: [["Out", "vec4<f32>"]],
-    body: `
-${elementwiseMain(1, ROW_WORKGROUP)}
+  return rowKernel(
+    ["DY", "f32"],
+    bias ? "vec4<f32>" : null,
+    "vec4<f32>",
+    `
   let colGroups = P.Ci / ${cols}u;
   let q0 = (i % colGroups) * ${quads}u;
   let rest = i / colGroups;
@@ -134,8 +171,11 @@ ${elementwiseMain(1, ROW_WORKGROUP)}
   let ow0 = i32(iw0 + P.padL) - ${kw - 1};
   // Gradient column t of the window: output column ow0 + t, its offset (0 outside) and a 0/1 mask.
   ${
-      lines(columns, (t) =>
-        `let ok${t} = ow0 + ${t} >= 0 && ow0 + ${t} < i32(P.oW); let m${t} = select(0.0, 1.0, ok${t}); let c${t} = select(0u, u32(ow0 + ${t}), ok${t});`)
+      lines(
+        columns,
+        (t) =>
+          `let ok${t} = ow0 + ${t} >= 0 && ow0 + ${t} < i32(P.oW); let m${t} = select(0.0, 1.0, ok${t}); let c${t} = select(0u, u32(ow0 + ${t}), ok${t});`,
+      )
     }
   ${lines(pixels, (p) => lines(quads, (h) => `var a${p}_${h} = vec4<f32>(0.0);`, " "))}
   for (var ky = 0u; ky < P.kh; ky++) {
@@ -169,19 +209,20 @@ ${elementwiseMain(1, ROW_WORKGROUP)}
     }
   }
   ${
-      lines(pixels, (p) =>
-        `if (iw0 + ${p}u < P.W) { let at = (row * P.W + iw0 + ${p}u) * (P.Ci / 4u) + q0; ${
-          lines(quads, (h) =>
-            `Out[at + ${h}u] = a${p}_${h}${bias ? ` + Bias[q0 + ${h}u]` : ""};`, " ")
-        } }`)
+      lines(
+        pixels,
+        (p) =>
+          `if (iw0 + ${p}u < P.W) { let at = (row * P.W + iw0 + ${p}u) * (P.Ci / 4u) + q0; ${
+            lines(quads, (h) => `Out[at + ${h}u] = a${p}_${h}${bias ? ` + Bias[q0 + ${h}u]` : ""};`, " ")
+          } }`,
+      )
     }
 }`,
-  };
+  );
 }
 
 /** The pipeline spec of a one-output-channel input-gradient variant. */
-export const rowInput = (variant: RowInputVariant): KernelSpec =>
-  memoSpec("conv-row-dx", variant, rowInputSpec);
+const rowInput = (variant: RowInputVariant): KernelSpec => memoSpec("conv-row-dx", variant, rowInputSpec);
 
 /** A one-output-channel weight-gradient variant (stride 1 along rows). */
 export interface RowFilterVariant extends Variant {
@@ -258,5 +299,93 @@ ${elementwiseMain(1, ROW_WORKGROUP)}
 }
 
 /** The pipeline spec of a one-output-channel weight-gradient variant. */
-export const rowFilter = (variant: RowFilterVariant): KernelSpec =>
-  memoSpec("conv-row-dw", variant, rowFilterSpec);
+const rowFilter = (variant: RowFilterVariant): KernelSpec => memoSpec("conv-row-dw", variant, rowFilterSpec);
+
+// ---------------------------------------------------------------- launchers (kernels/conv.ts routes here)
+
+/** Input channels per thread of the input and weight gradients: 16, 8 or 4 (Ci is a multiple of 4). */
+const channelBlock = (Ci: number) => Ci % 16 === 0 ? 16 : Ci % 8 === 0 ? 8 : 4;
+
+/** Records a row kernel of `threads` threads with the geometry's uniforms and `uniforms`. */
+function launchRow(
+  spec: KernelSpec,
+  inputs: readonly Tensor[],
+  outputs: readonly Tensor[],
+  threads: number,
+  uniforms: UniformValues,
+  g: ConvGeometry,
+  label: string,
+): void {
+  launch(
+    spec,
+    inputs,
+    outputs,
+    { n: threads, ...uniforms, ...g },
+    elementwiseGrid(threads, 1, ROW_WORKGROUP),
+    label,
+    convFlops(g),
+  );
+}
+
+/** The forward of a one-output-channel convolution into `y`; `inputs`: X, W and the bias if any. */
+export function launchRowForward(inputs: readonly Tensor[], y: Tensor, g: ConvGeometry): void {
+  const pixels = rowPixels(g.oW, ROW_FORWARD_PIXELS);
+  const rowBlocks = Math.ceil(g.oW / pixels);
+  const spec = rowForward({ pixels, kw: g.kw, sx: g.sx, bias: inputs.length === 3 });
+  launchRow(spec, inputs, [y], g.B * g.oH * rowBlocks, { rowBlocks }, g, "conv2d");
+}
+
+/** The stride-1 input gradient of a one-output-channel convolution into `dx`; `inputs`: dY, W, bias. */
+export function launchRowInput(inputs: readonly Tensor[], dx: Tensor, g: ConvGeometry): void {
+  const cols = channelBlock(g.Ci);
+  const pixels = rowPixels(g.W, ROW_INPUT_PIXELS);
+  const rowBlocks = Math.ceil(g.W / pixels);
+  const spec = rowInput({ pixels, kw: g.kw, cols, bias: inputs.length === 3 });
+  launchRow(spec, inputs, [dx], g.B * g.H * rowBlocks * (g.Ci / cols), { rowBlocks }, g, "conv2d-dx");
+}
+
+/**
+ * The weight (and bias) gradient of a one-output-channel convolution with horizontal stride 1 on the
+ * sliding-window kernel (`rowFilter`): slices of output rows, about
+ * `ROW_FILTER_THREADS` threads in all, then a sum over the slices.
+ */
+export function rowFilterAndBias(
+  x: Tensor,
+  dy: Tensor,
+  g: ConvGeometry,
+  withBias: boolean,
+): { dw: Tensor; db: Tensor | null } {
+  const cols = channelBlock(g.Ci);
+  const threadsPerSlice = g.kh * (g.Ci / cols);
+  const rows = g.B * g.oH;
+  const rowsPerSlice = Math.ceil(
+    rows / Math.max(1, Math.min(rows, Math.ceil(ROW_FILTER_THREADS / threadsPerSlice))),
+  );
+  const slices = Math.ceil(rows / rowsPerSlice);
+  const partial = emptyTensor(
+    slices === 1 ? [g.kh, g.kw, g.Ci, 1] : [slices, g.kh * g.kw * g.Ci],
+    "f32",
+    "conv2d-dw",
+  );
+  const biasPartial = withBias ? emptyTensor(slices === 1 ? [1] : [slices, 1], "f32", "conv2d-db") : null;
+  launchRow(
+    rowFilter({ kw: g.kw, cols, bias: withBias }),
+    [x, dy],
+    biasPartial ? [partial, biasPartial] : [partial],
+    slices * threadsPerSlice,
+    { rowsPerSlice },
+    g,
+    "conv2d-dw",
+  );
+  if (slices === 1) return { dw: partial, db: biasPartial };
+  const summed = reduce("sum", partial, 0);
+  partial.dispose();
+  const dw = viewOf(summed, [g.kh, g.kw, g.Ci, 1]);
+  summed.dispose();
+  let db = biasPartial;
+  if (biasPartial) {
+    db = reduce("sum", biasPartial, 0);
+    biasPartial.dispose();
+  }
+  return { dw, db };
+}

@@ -21,6 +21,7 @@ import {
   conv2dGeometry,
   type Conv2dOptions,
   conv2dTransposeGeometry,
+  type ConvGeometry,
   samePadding,
 } from "../kernels/conv_geometry.ts";
 import { defaultTuning, type DirectBlocks, setTuning } from "../kernels/tuning_choices.ts";
@@ -73,6 +74,17 @@ const CONV_CASES: Case[] = [
   { B: 1, H: 4, W: 30, Ci: 8, Co: 1, k: 1, s: 1, padding: "valid" },
 ];
 
+/** The reference's stride and explicit pads (bottom/right from the output size) of a geometry. */
+function refOptionsOf(g: ConvGeometry): ref.ConvRefOptions {
+  return {
+    stride: [g.sy, g.sx],
+    pads: [[g.padT, (g.oH - 1) * g.sy + g.kh - g.H - g.padT], [
+      g.padL,
+      (g.oW - 1) * g.sx + g.kw - g.W - g.padL,
+    ]],
+  };
+}
+
 function refOptions(c: Case, H: number, W: number): ref.ConvRefOptions {
   const pads: [[number, number], [number, number]] = c.padding === "same"
     ? [samePadding(H, c.k, c.s), samePadding(W, c.k, c.s)]
@@ -112,6 +124,19 @@ async function withVariant(v: (typeof VARIANTS)[number], body: () => Promise<voi
 
 const int = { low: -3, high: 3, integer: true };
 
+/**
+ * A random integer input, filter and bias (the length of the filter's axis `biasAxis`: 3 for a
+ * convolution's [kh, kw, Ci, Co], 2 for a transposed one's [kh, kw, Co, Ci]).
+ */
+function integerOperands(
+  rng: ReturnType<typeof createRng>,
+  xs: number[],
+  ws: number[],
+  biasAxis = 3,
+): ref.Nd[] {
+  return [randomNd(rng, xs, int), randomNd(rng, ws, int), randomNd(rng, [ws[biasAxis]], int)];
+}
+
 /** d/dh of h sigmoid(h), in float64. */
 function siluGrad(h: number): number {
   const s = 1 / (1 + Math.exp(-h));
@@ -128,9 +153,7 @@ for (const variant of VARIANTS) {
         const rng = createRng(301);
         for (const c of CONV_CASES) {
           const label = `${variant.name} ${JSON.stringify(c)}`;
-          const x = randomNd(rng, [c.B, c.H, c.W, c.Ci], int);
-          const w = randomNd(rng, [c.k, c.k, c.Ci, c.Co], int);
-          const bias = randomNd(rng, [c.Co], int);
+          const [x, w, bias] = integerOperands(rng, [c.B, c.H, c.W, c.Ci], [c.k, c.k, c.Ci, c.Co]);
           const o = refOptions(c, c.H, c.W);
           const y = ref.conv2d(x, w, bias, o);
           const g = randomNd(rng, y.shape, int);
@@ -221,9 +244,7 @@ for (const variant of VARIANTS) {
         const rng = createRng(307);
         for (const c of TRANSPOSE_CASES) {
           const label = `${variant.name} ${JSON.stringify(c)}`;
-          const x = randomNd(rng, [c.B, c.H, c.W, c.Cin], int);
-          const w = randomNd(rng, [c.k, c.k, c.Cout, c.Cin], int);
-          const bias = randomNd(rng, [c.Cout], int);
+          const [x, w, bias] = integerOperands(rng, [c.B, c.H, c.W, c.Cin], [c.k, c.k, c.Cout, c.Cin], 2);
           const o: ref.ConvRefOptions = { stride: [c.s, c.s], pads: cropOf(c) };
           const y = ref.conv2dTranspose(x, w, bias, o);
           const [tx, tw, tb] = [x, w, bias].map(toTensor);
@@ -282,13 +303,7 @@ gpuTest(
       const act = activation === "silu" ? silu : (v: number) => Math.max(v, 0);
       for (const [xs, ws, options] of cases) {
         const g = conv2dGeometry(xs, ws, null, options);
-        const o: ref.ConvRefOptions = {
-          stride: [g.sy, g.sx],
-          pads: [[g.padT, (g.oH - 1) * g.sy + g.kh - g.H - g.padT], [
-            g.padL,
-            (g.oW - 1) * g.sx + g.kw - g.W - g.padL,
-          ]],
-        };
+        const o = refOptionsOf(g);
         const activated = (x: ref.Nd) => ({ shape: x.shape, data: x.data.map(act) });
         // Finite differences through ReLU's kink are not a derivative: the ReLU case checks values only
         // (its gradient is exact in the integer tests above).
@@ -328,14 +343,7 @@ gpuTest("conv2d and conv2dTranspose: gradients of x, w and bias against finite d
     [[1, 4, 4, 1], [1, 1, 1, 2], { stride: 2 }],
   ];
   for (const [xs, ws, options] of cases) {
-    const pads = conv2dGeometry(xs, ws, null, options);
-    const o: ref.ConvRefOptions = {
-      stride: [pads.sy, pads.sx],
-      pads: [[pads.padT, (pads.oH - 1) * pads.sy + pads.kh - pads.H - pads.padT], [
-        pads.padL,
-        (pads.oW - 1) * pads.sx + pads.kw - pads.W - pads.padL,
-      ]],
-    };
+    const o = refOptionsOf(conv2dGeometry(xs, ws, null, options));
     await checkOp({
       name: `conv2d ${JSON.stringify(xs)} * ${JSON.stringify(ws)} ${JSON.stringify(options)}`,
       inputs: [randomNd(rng, xs), randomNd(rng, ws), randomNd(rng, [ws[3]])],
