@@ -41,6 +41,7 @@ import { reduce } from "./reduce.ts";
 import { type KernelBody, memoSpec, type UniformType, type Variant } from "./runtime/program.ts";
 import { emptyTensor, type Tensor, viewOf } from "./tensor.ts";
 import { tuning } from "./tuning_choices.ts";
+import { gpu } from "./runtime/device.ts";
 import { unaryVjp } from "./unary.ts";
 import { launchRowForward, launchRowInput, rowFilterAndBias } from "./conv_row.ts";
 import { convFlops, type ConvGeometry, GEOMETRY_UNIFORMS } from "./conv_geometry.ts";
@@ -195,7 +196,7 @@ fn storeC(z: u32, m: u32, n: u32, v: f32) { Partial[(z * P.M + m) * P.N + n] = v
 // ---------------------------------------------------------------- direct variants
 
 /**
- * Threads per workgroup of the direct kernels: two SIMD rows of llvmpipe's 8 lanes. Small, because
+ * Threads per workgroup of the direct kernels on a CPU adapter: two SIMD rows of llvmpipe's 8 lanes. Small, because
  * llvmpipe hands whole workgroups to its threads, so a dispatch of a few hundred threads in
  * 256-thread workgroups leaves a core idle at the end (a 7x7 stage at batch 128 and 8 pixels per
  * thread is 784 threads: 4 workgroups of 256, 49 of 16). Measured on Zen 5 (docs/design.md section
@@ -206,7 +207,11 @@ fn storeC(z: u32, m: u32, n: u32, v: f32) { Partial[(z * P.M + m) * P.N + n] = v
  * and lost to 8 (91 against 66 ms); with 16-thread workgroups 16 pixels win there too (64 against
  * 73 ms), as they do at batch 128 (`deno task tune --preset small`).
  */
-const DIRECT_WORKGROUP = 16;
+const CPU_DIRECT_WORKGROUP = 16;
+/** On a GPU: 256 as before, until a GPU measures otherwise (16 would leave half of a 32-wide warp idle). */
+const GPU_DIRECT_WORKGROUP = 256;
+/** The direct kernels' workgroup size on this process's adapter (fixed for its life, so not in the key). */
+const directWorkgroup = () => gpu().adapter.isFallbackAdapter ? CPU_DIRECT_WORKGROUP : GPU_DIRECT_WORKGROUP;
 
 /** `count` WGSL lines from `line(index)`, joined with `sep`. */
 const unroll = (count: number, line: (index: number) => string, sep = "\n  ") =>
@@ -363,7 +368,7 @@ function directSpec({ direction, bias, cols, pixels, vec4, wide, dact }: DirectV
     ],
     outputs: [["Out", T]],
     body: `${dact === "none" ? "" : ACTIVATION_GRAD_WGSL[dact](T)}
-${elementwiseMain(1, DIRECT_WORKGROUP)}
+${elementwiseMain(1, directWorkgroup())}
   let groups = ${outC} / ${cols}u;
   let c0 = (i % groups) * ${cols}u;
   let first = (i / groups) * ${pixels}u;
@@ -552,7 +557,7 @@ function directFilterSpec({ rows, cols, vec4, wide, bias, narrow }: DirectFilter
     inputs: [["X", narrow || vec4 ? "vec4<f32>" : "f32"], ["DY", T]],
     outputs: [["Partial", T], ...(bias ? [["BiasPartial", T] as const] : [])],
     body: `
-${elementwiseMain(1, DIRECT_WORKGROUP)}
+${elementwiseMain(1, directWorkgroup())}
   let colGroups = P.Co / ${cols}u;
   let c0 = (i % colGroups) * ${cols}u;
   let rowGroups = P.kh * P.kw * (P.Ci / ${rows}u);
@@ -823,7 +828,7 @@ function launchDirect(
     act ? [...inputs, act.x] : inputs,
     [out],
     { n: threads, pixelsTotal, ...g, ...phase },
-    elementwiseGrid(threads, 1, DIRECT_WORKGROUP),
+    elementwiseGrid(threads, 1, directWorkgroup()),
     d === "fwd" ? "conv2d" : "conv2d-dx",
     flops,
   );
@@ -1004,7 +1009,7 @@ function backwardFilterAndBias(
       [x, dy],
       biasPartial ? [partial, biasPartial] : [partial],
       { n: threads, kChunk, ...g },
-      elementwiseGrid(threads, 1, DIRECT_WORKGROUP),
+      elementwiseGrid(threads, 1, directWorkgroup()),
       "conv2d-dw",
       convFlops(g),
     );
