@@ -182,8 +182,11 @@ export function concat(parts: readonly Tensor[], axis = 0): Tensor {
   return record("concat", parts, out, { axis: axis < 0 ? axis + parts[0].rank : axis });
 }
 
-/** op(a) @ op(b) over the last two axes, broadcasting batch axes (see kernels/matmul.ts). */
-export function matmul(a: Tensor, b: Tensor, options: Omit<MatmulOptions, "tiling"> = {}): Tensor {
+/**
+ * op(a) @ op(b) over the last two axes, broadcasting batch axes (see kernels/matmul.ts); the kernel
+ * family and tile are the adapter's (the kernel's own `tiling` and `kernel` options are for tests).
+ */
+export function matmul(a: Tensor, b: Tensor, options: Omit<MatmulOptions, "tiling" | "kernel"> = {}): Tensor {
   const transA = options.transA ?? false;
   const transB = options.transB ?? false;
   return record("matmul", [a, b], matmulKernel(a, b, { transA, transB }), { transA, transB });

@@ -37,9 +37,9 @@
 import { wgsl } from "wgsl-preprocessor";
 import { gemmGrid, gemmSpec, type GemmTiling, tilingFor } from "./gemm.ts";
 import { elementwiseGrid, elementwiseMain, launch } from "./launch.ts";
-import { reduce } from "./reduce.ts";
+import { reduce, sumSlices } from "./reduce.ts";
 import { type KernelBody, memoSpec, type UniformType, type Variant } from "./runtime/program.ts";
-import { emptyTensor, type Tensor, viewOf } from "./tensor.ts";
+import { emptyTensor, type Tensor } from "./tensor.ts";
 import { tuning } from "./tuning_choices.ts";
 import { gpu } from "./runtime/device.ts";
 import { unaryVjp } from "./unary.ts";
@@ -1024,17 +1024,11 @@ function backwardFilterAndBias(
       convFlops(g),
     );
   }
-  let db = biasPartial;
-  if (biasPartial && slices > 1) {
-    db = reduce("sum", biasPartial, 0);
-    biasPartial.dispose();
-  }
-  if (slices === 1) return { dw: partial, db };
-  const summed = reduce("sum", partial, 0);
-  partial.dispose();
-  const dw = viewOf(summed, [g.kh, g.kw, g.Ci, g.Co]);
-  summed.dispose();
-  return { dw, db };
+  if (slices === 1) return { dw: partial, db: biasPartial };
+  return {
+    dw: sumSlices(partial, 0, [g.kh, g.kw, g.Ci, g.Co]),
+    db: biasPartial && sumSlices(biasPartial, 0, [g.Co]),
+  };
 }
 
 /** d(bias)[Co] = sum of dY over batch and pixels. */

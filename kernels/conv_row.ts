@@ -16,7 +16,7 @@
  */
 
 import { elementwiseGrid, elementwiseMain, launch } from "./launch.ts";
-import { reduce } from "./reduce.ts";
+import { sumSlices } from "./reduce.ts";
 import {
   type ElementType,
   type KernelBody,
@@ -27,7 +27,7 @@ import {
   type Variant,
 } from "./runtime/program.ts";
 import { convFlops, type ConvGeometry, GEOMETRY_UNIFORMS } from "./conv_geometry.ts";
-import { emptyTensor, type Tensor, viewOf } from "./tensor.ts";
+import { emptyTensor, type Tensor } from "./tensor.ts";
 
 /** Threads per workgroup: small, so that the threads of a small batch still reach every core. */
 const ROW_WORKGROUP = 64;
@@ -378,14 +378,8 @@ export function rowFilterAndBias(
     "conv2d-dw",
   );
   if (slices === 1) return { dw: partial, db: biasPartial };
-  const summed = reduce("sum", partial, 0);
-  partial.dispose();
-  const dw = viewOf(summed, [g.kh, g.kw, g.Ci, 1]);
-  summed.dispose();
-  let db = biasPartial;
-  if (biasPartial) {
-    db = reduce("sum", biasPartial, 0);
-    biasPartial.dispose();
-  }
-  return { dw, db };
+  return {
+    dw: sumSlices(partial, 0, [g.kh, g.kw, g.Ci, 1]),
+    db: biasPartial && sumSlices(biasPartial, 0, [1]),
+  };
 }

@@ -10,11 +10,11 @@
 
 import { gemmGrid, gemmSpec, type GemmTiling, tilingFor } from "./gemm.ts";
 import { elementwiseGrid, elementwiseMain, launch } from "./launch.ts";
-import { reduce } from "./reduce.ts";
+import { sumSlices } from "./reduce.ts";
 import { gpu } from "./runtime/device.ts";
 import { type KernelBody, type KernelSpec, memoSpec, type Variant } from "./runtime/program.ts";
 import { broadcastShapes, shapeString, sizeOf } from "./shape.ts";
-import { emptyTensor, type Tensor, viewOf } from "./tensor.ts";
+import { emptyTensor, type Tensor } from "./tensor.ts";
 import { broadcastTo } from "./movement.ts";
 
 function matmulSpec(
@@ -243,13 +243,7 @@ export function matmul(a: Tensor, b: Tensor, options: MatmulOptions = {}): Tenso
       "matmul",
       2 * nBatch * M * N * K,
     );
-    if (slices === 1) out = partial;
-    else {
-      const summed = reduce("sum", partial, 1);
-      partial.dispose();
-      out = viewOf(summed, [...batch, M, N]);
-      summed.dispose();
-    }
+    out = slices === 1 ? partial : sumSlices(partial, 1, [...batch, M, N]);
   } else {
     out = emptyTensor([...batch, M, N], "f32", "matmul");
     launch(

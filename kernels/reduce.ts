@@ -186,3 +186,15 @@ export function reduce(
   flat.dispose();
   return out;
 }
+
+/**
+ * The sum over `axis` of split-K partial sums (a weight gradient's or a matmul's slices), as a tensor
+ * of `shape` (the remaining axes, reshaped); `partial` is disposed.
+ */
+export function sumSlices(partial: Tensor, axis: number, shape: readonly number[]): Tensor {
+  const summed = reduce("sum", partial, axis);
+  partial.dispose();
+  const out = viewOf(summed, shape);
+  summed.dispose();
+  return out;
+}
